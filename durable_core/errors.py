@@ -1,0 +1,253 @@
+"""Every error durable_core raises, and the control-flow signals it uses.
+
+Invariants:
+- Errors derive from :class:`DurableError` (an ``Exception``) and carry the context a user
+  needs to act: execution id, operation name, attempt.
+- Control-flow signals derive from ``BaseException`` so that a user's ``except Exception``
+  cannot swallow them. User code must never catch them.
+- This module imports nothing from the rest of the package.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class DurableError(Exception):
+    """Base class of every error raised by durable_core."""
+
+
+# --- usage errors (raised at the call, nothing recorded) -----------------------------------
+
+
+class ValidationError(DurableError, ValueError):
+    """An argument given to the library is invalid (empty name, duration out of range, ...)."""
+
+
+class InvalidDurationError(ValidationError):
+    """A duration is outside the range an operation accepts."""
+
+
+class SerializationError(DurableError):
+    """A value could not be serialized or deserialized for the journal.
+
+    Names the operation whose value is at fault.
+    """
+
+    def __init__(self, message: str, *, operation: str | None = None) -> None:
+        super().__init__(message)
+        self.operation = operation
+
+
+class PayloadTooLargeError(SerializationError):
+    """A serialized value exceeds the configured size limit."""
+
+
+class FunctionNotFoundError(DurableError, LookupError):
+    """A durable function name could not be resolved to a function."""
+
+
+# --- store / execution state ---------------------------------------------------------------
+
+
+class StoreError(DurableError):
+    """The store failed or holds data this version cannot use."""
+
+
+class CorruptRecordError(StoreError):
+    """A journal row read back from the store does not parse."""
+
+
+class SchemaVersionError(StoreError):
+    """The store was written by a newer (or unknown) schema version."""
+
+
+class ExecutionNotFoundError(DurableError, LookupError):
+    """No execution with the given id exists in the store."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(
+            f"No execution with id {execution_id!r} in this store. "
+            "Check the id (`durable list` shows known executions) and the --store path."
+        )
+        self.execution_id = execution_id
+
+
+class ExecutionConflictError(DurableError):
+    """An execution id is already used by a different function or input."""
+
+
+class LeaseLostError(DurableError):
+    """Another worker took over this execution; this invocation must stop writing.
+
+    Raised when a write is fenced off: the lease token held by this invocation is stale.
+    """
+
+
+class ExecutionNotRunningError(DurableError):
+    """An action needs a running execution but it has already finished."""
+
+
+class VersionMismatchError(DurableError):
+    """An execution started under one code version is resumed by another."""
+
+
+# --- callbacks ------------------------------------------------------------------------------
+
+
+class CallbackError(DurableError):
+    """Base for callback problems."""
+
+
+class CallbackNotFoundError(CallbackError, LookupError):
+    """No callback has this token (forged, mistyped, or from another store)."""
+
+
+class CallbackAlreadyCompletedError(CallbackError):
+    """The callback was already completed, failed or timed out; nothing was changed."""
+
+
+class CallbackTimeoutError(CallbackError):
+    """The callback was not completed (or heartbeated) in time."""
+
+
+class CallbackFailedError(CallbackError):
+    """The external system reported failure for the callback."""
+
+    def __init__(self, message: str, *, error_type: str | None = None, data: str | None = None):
+        super().__init__(message)
+        self.error_type = error_type
+        self.data = data
+
+
+# --- operation outcomes ---------------------------------------------------------------------
+
+
+class StepFailedError(DurableError):
+    """A step failed for good (its retry policy gave up).
+
+    The same error is raised on the first run and on every replay, rebuilt from the journal:
+    ``error_type`` is the qualified name of the original exception class, ``message`` its text
+    and ``traceback`` the formatted traceback of the last attempt. On the first run the
+    original exception is also on ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str,
+        error_type: str,
+        attempts: int,
+        traceback: str | None = None,
+        execution_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.step = step
+        self.error_type = error_type
+        self.attempts = attempts
+        self.traceback = traceback
+        self.execution_id = execution_id
+
+    def __str__(self) -> str:
+        return (
+            f"step {self.step!r} failed after {self.attempts} attempt(s): "
+            f"{self.error_type}: {self.args[0]}"
+        )
+
+
+class StepInterruptedError(DurableError):
+    """An at-most-once step attempt was started but never finished (the process died).
+
+    The attempt counts as failed; the retry policy decides what happens next.
+    """
+
+
+class ConditionTimeoutError(DurableError):
+    """``wait_for_condition`` reached its deadline before the condition held."""
+
+
+class ChildContextError(DurableError):
+    """A child context failed; rebuilt from the journal on replay."""
+
+    def __init__(self, message: str, *, name: str, error_type: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.error_type = error_type
+
+
+class InvokeError(DurableError):
+    """An invoked durable function failed."""
+
+    def __init__(self, message: str, *, function: str, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.function = function
+        self.error_type = error_type
+
+
+class ExecutionCancelledError(DurableError):
+    """The execution was cancelled (or its deadline passed).
+
+    Raised at the next operation boundary after the request. It is an ordinary exception so
+    code may clean up (sagas compensate); if it escapes the function the execution ends
+    CANCELLED. Operations started after it was raised run normally.
+    """
+
+    def __init__(self, message: str, *, reason: str = "cancelled") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class NonDeterminismError(DurableError):
+    """The code asked for a different operation than the journal recorded at this position.
+
+    Replaying it would return a result that belongs to another operation, so the execution
+    fails instead. Fix: restore the previous code for in-flight executions (pin a version),
+    or start a new execution.
+    """
+
+    def __init__(
+        self,
+        *,
+        execution_id: str,
+        position: str,
+        expected: str,
+        found: str,
+    ) -> None:
+        super().__init__(
+            f"Non-deterministic replay in execution {execution_id!r} at position {position}: "
+            f"expected {expected} (recorded in the journal), but the code asked for {found}. "
+            "Code between operations must be deterministic; do not reorder, rename or remove "
+            "operations while executions are in flight (pin the code version instead)."
+        )
+        self.execution_id = execution_id
+        self.position = position
+        self.expected = expected
+        self.found = found
+
+
+# --- control-flow signals (BaseException: never catch these) -------------------------------
+
+
+class SuspendExecution(BaseException):  # noqa: N818 - a signal, not an error
+    """Signal: the invocation cannot make progress now and must end PENDING.
+
+    Derived from ``BaseException`` so ``except Exception`` in user code cannot swallow it.
+    User code must not catch it.
+    """
+
+    def __init__(self, reason: str, *, wake_at: datetime | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.wake_at = wake_at
+
+
+class ReplayBoundary(BaseException):  # noqa: N818 - a signal, not an error
+    """Signal used by the always-replay test mode to restart the function after a checkpoint.
+
+    User code must not catch it.
+    """
+
+
+class SimulatedCrash(BaseException):  # noqa: N818 - a signal, not an error
+    """Signal injected by the testing kit to simulate a process dying. Never catch it."""

@@ -1,0 +1,204 @@
+"""The journal record: one shape for every backend.
+
+An :class:`Operation` is modeled on the Lambda durable execution service's ``Operation``
+(Id, ParentId, Type, SubType, Name, Status, result payload, error, attempt, timestamps and
+wait/callback details), so the Lambda backend is a translation, not a second engine.
+
+Invariants:
+- Records are immutable values; a change is a new record with the same id (``evolve``).
+- Payloads (``result``, ``payload``) are JSON text produced by :mod:`durable_core.serde`;
+  nothing here is ever pickled.
+- This module depends on pydantic and the standard library only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class OperationType(StrEnum):
+    """What kind of operation a record is (the service's ``Type``)."""
+
+    EXECUTION = "EXECUTION"
+    STEP = "STEP"
+    WAIT = "WAIT"
+    CALLBACK = "CALLBACK"
+    CONTEXT = "CONTEXT"
+    CHAINED_INVOKE = "CHAINED_INVOKE"
+
+
+class OperationStatus(StrEnum):
+    """Where an operation is in its life (the service's ``Status``)."""
+
+    STARTED = "STARTED"
+    PENDING = "PENDING"  # a retry or poll is scheduled at next_attempt_at
+    READY = "READY"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMED_OUT = "TIMED_OUT"
+    STOPPED = "STOPPED"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the operation can no longer change."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {
+        OperationStatus.SUCCEEDED,
+        OperationStatus.FAILED,
+        OperationStatus.CANCELLED,
+        OperationStatus.TIMED_OUT,
+        OperationStatus.STOPPED,
+    }
+)
+
+
+class ExecutionStatus(StrEnum):
+    """The status of a whole execution."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the execution has finished."""
+        return self is not ExecutionStatus.RUNNING
+
+
+class ErrorInfo(BaseModel):
+    """A recorded error: enough to re-raise it the same way on replay."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    message: str
+    traceback: str | None = None
+    data: str | None = None
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, *, with_traceback: bool = True) -> ErrorInfo:
+        """Capture an exception's qualified type, message and formatted traceback."""
+        import traceback as tb
+
+        klass = type(exc)
+        qualname = (
+            klass.__qualname__
+            if klass.__module__ == "builtins"
+            else f"{klass.__module__}.{klass.__qualname__}"
+        )
+        trace = "".join(tb.format_exception(exc)) if with_traceback else None
+        return cls(type=qualname, message=str(exc), traceback=trace)
+
+
+class Operation(BaseModel):
+    """One journal record.
+
+    Only the fields that matter for an operation's type are set; the rest stay ``None``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64)
+    parent_id: str | None = None
+    type: OperationType
+    sub_type: str | None = None
+    name: str | None = None
+    status: OperationStatus
+    attempt: int = 0
+    result: str | None = None
+    """JSON text of the operation's result (step value, callback payload, child result)."""
+    payload: str | None = None
+    """JSON text of an input: a retried poll's state, an invoke's payload."""
+    error: ErrorInfo | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    """When a PENDING step retry or condition poll is due."""
+    scheduled_end: datetime | None = None
+    """When a WAIT completes."""
+    callback_id: str | None = None
+    """The unguessable token an external system uses to complete a CALLBACK."""
+    timeout_at: datetime | None = None
+    """When a CALLBACK (or CONTEXT with a deadline) times out."""
+    heartbeat_timeout_s: float | None = None
+    heartbeat_deadline: datetime | None = None
+    child_execution_id: str | None = None
+    """For CHAINED_INVOKE: the execution started for the invoked function."""
+
+    def evolve(self, **changes: Any) -> Self:
+        """Return a copy with ``changes`` applied and validated."""
+        data = self.model_dump()
+        data.update(changes)
+        return type(self).model_validate(data)
+
+
+class Execution(BaseModel):
+    """The summary row of one execution: what runs, its status, and who holds it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, max_length=200)
+    function: str
+    """The durable function's registered name (by default ``module:qualname``)."""
+    input: str
+    """JSON text of the input event."""
+    status: ExecutionStatus = ExecutionStatus.RUNNING
+    result: str | None = None
+    error: ErrorInfo | None = None
+    created_at: datetime
+    updated_at: datetime
+    wake_at: datetime | None = None
+    """When the execution is next due to run; ``None`` while it waits for an event only."""
+    waiting_for: str | None = None
+    """Human-readable reason the execution is suspended (for ``durable show`` and the CLI)."""
+    deadline: datetime | None = None
+    """When the execution is cancelled with reason "deadline" if still running."""
+    cancel_requested: str | None = None
+    """Reason for a pending cancellation request, if any."""
+    version: str | None = None
+    """The code version the execution started with; resuming under another fails."""
+    parent_execution_id: str | None = None
+    lease_owner: str | None = None
+    lease_expires: datetime | None = None
+    fence: int = 0
+    """Incremented on every lease acquisition; writes carry it so stale holders are refused."""
+    signal_seq: int = 0
+    """Incremented by every external event (callback, cancel, child finished)."""
+
+    def evolve(self, **changes: Any) -> Self:
+        """Return a copy with ``changes`` applied and validated."""
+        data = self.model_dump()
+        data.update(changes)
+        return type(self).model_validate(data)
+
+
+class Lease(BaseModel):
+    """Proof that one worker may advance one execution until ``expires``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    execution_id: str
+    owner: str
+    fence: int
+    expires: datetime
+    signal_seq: int = 0
+    """The execution's ``signal_seq`` when the lease was taken."""
+
+
+class CallbackOutcome(BaseModel):
+    """How an external system completed a callback."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    status: OperationStatus
+    result: str | None = None
+    error: ErrorInfo | None = None
