@@ -229,7 +229,7 @@ class NonDeterminismError(DurableError):
 # --- control-flow signals (BaseException: never catch these) -------------------------------
 
 
-class SuspendExecution(BaseException):  # noqa: N818 - a signal, not an error
+class SuspendExecution(BaseException):
     """Signal: the invocation cannot make progress now and must end PENDING.
 
     Derived from ``BaseException`` so ``except Exception`` in user code cannot swallow it.
@@ -242,12 +242,12 @@ class SuspendExecution(BaseException):  # noqa: N818 - a signal, not an error
         self.wake_at = wake_at
 
 
-class ReplayBoundary(BaseException):  # noqa: N818 - a signal, not an error
+class ReplayBoundary(BaseException):
     """Signal used by the always-replay test mode to restart the function after a checkpoint.
 
     User code must not catch it.
     """
 
 
-class SimulatedCrash(BaseException):  # noqa: N818 - a signal, not an error
+class SimulatedCrash(BaseException):
     """Signal injected by the testing kit to simulate a process dying. Never catch it."""

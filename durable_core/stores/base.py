@@ -83,9 +83,7 @@ class Store(Protocol):
         """
         ...
 
-    def claim_due(
-        self, owner: str, now: datetime, ttl: timedelta, limit: int
-    ) -> list[Lease]:
+    def claim_due(self, owner: str, now: datetime, ttl: timedelta, limit: int) -> list[Lease]:
         """Lease up to ``limit`` RUNNING executions that are due (``wake_at <= now``) and free."""
         ...
 

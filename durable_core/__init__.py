@@ -1,0 +1,104 @@
+"""durable_core: write crash-proof workflows as plain Python functions.
+
+A durable function takes a :class:`DurableContext` and an event. Every operation on the
+context (step, wait, callback, condition, child context, parallel, map, invoke) is
+checkpointed; when the function resumes it runs again from the top and completed
+operations return their recorded results.
+"""
+
+from durable_core.clock import Clock, SystemClock
+from durable_core.context import DurableContext
+from durable_core.errors import (
+    CallbackAlreadyCompletedError,
+    CallbackError,
+    CallbackFailedError,
+    CallbackNotFoundError,
+    CallbackTimeoutError,
+    ChildContextError,
+    ConditionTimeoutError,
+    CorruptRecordError,
+    DurableError,
+    ExecutionCancelledError,
+    ExecutionConflictError,
+    ExecutionNotFoundError,
+    ExecutionNotRunningError,
+    FunctionNotFoundError,
+    InvalidDurationError,
+    InvokeError,
+    LeaseLostError,
+    NonDeterminismError,
+    PayloadTooLargeError,
+    SchemaVersionError,
+    SerializationError,
+    StepFailedError,
+    StepInterruptedError,
+    StoreError,
+    SuspendExecution,
+    ValidationError,
+    VersionMismatchError,
+)
+from durable_core.function import DurableFunction, durable
+from durable_core.journal import (
+    ErrorInfo,
+    Execution,
+    ExecutionStatus,
+    Operation,
+    OperationStatus,
+    OperationType,
+)
+from durable_core.operations.callback import Callback
+from durable_core.operations.step import StepContext
+from durable_core.retry import RetryPolicy, StepConfig, StepSemantics
+from durable_core.runtime import Runtime, RuntimeOptions
+from durable_core.stores.base import Store
+from durable_core.stores.memory import MemoryStore
+
+__all__ = [
+    "Callback",
+    "CallbackAlreadyCompletedError",
+    "CallbackError",
+    "CallbackFailedError",
+    "CallbackNotFoundError",
+    "CallbackTimeoutError",
+    "ChildContextError",
+    "Clock",
+    "ConditionTimeoutError",
+    "CorruptRecordError",
+    "DurableContext",
+    "DurableError",
+    "DurableFunction",
+    "ErrorInfo",
+    "Execution",
+    "ExecutionCancelledError",
+    "ExecutionConflictError",
+    "ExecutionNotFoundError",
+    "ExecutionNotRunningError",
+    "ExecutionStatus",
+    "FunctionNotFoundError",
+    "InvalidDurationError",
+    "InvokeError",
+    "LeaseLostError",
+    "MemoryStore",
+    "NonDeterminismError",
+    "Operation",
+    "OperationStatus",
+    "OperationType",
+    "PayloadTooLargeError",
+    "RetryPolicy",
+    "Runtime",
+    "RuntimeOptions",
+    "SchemaVersionError",
+    "SerializationError",
+    "StepConfig",
+    "StepContext",
+    "StepFailedError",
+    "StepInterruptedError",
+    "StepSemantics",
+    "Store",
+    "StoreError",
+    "SuspendExecution",
+    "SystemClock",
+    "ValidationError",
+    "VersionMismatchError",
+    "durable",
+]

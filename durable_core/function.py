@@ -1,0 +1,143 @@
+"""``@durable``: mark a function ``(ctx, event) -> result`` as a durable function.
+
+The decorator checks the signature at decoration time, keeps the function callable as
+written, and carries the options the runtime needs (name, version, timeout). It registers
+nothing globally: a :class:`~durable_core.runtime.Runtime` resolves functions you give it,
+or imports them by their ``module:qualname`` name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from durable_core.errors import FunctionNotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from durable_core.context import DurableContext
+
+E = TypeVar("E")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, eq=False)
+class DurableFunction(Generic[E, R]):
+    """A function ``(ctx, event) -> result`` with the options the runtime needs."""
+
+    fn: Callable[[DurableContext, E], R]
+    """The user's function."""
+    name: str
+    """The name executions record (default ``module:qualname``) and workers resolve."""
+    version: str | None = None
+    """Code version; an execution started under one version is never resumed by another."""
+    timeout: timedelta | None = None
+    """Execution deadline from start; when it passes the execution is cancelled."""
+    input_type: Any = field(default=Any)
+    """Type the input event is validated into (from the ``event`` annotation)."""
+    result_type: Any = field(default=Any)
+    """Type the result is serialized by (from the return annotation)."""
+
+    def __call__(self, ctx: DurableContext, event: E) -> R:
+        return self.fn(ctx, event)
+
+
+def _types(fn: Callable[..., Any]) -> tuple[Any, Any]:
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = {}
+    params = list(inspect.signature(fn).parameters.values())
+    input_type = hints.get(params[1].name, Any) if len(params) > 1 else Any
+    return input_type, hints.get("return", Any)
+
+
+def make_durable(
+    fn: Callable[[DurableContext, E], R],
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    timeout: timedelta | None = None,
+) -> DurableFunction[E, R]:
+    """Wrap ``fn`` after checking it takes ``(ctx, event)``."""
+    if isinstance(fn, DurableFunction):
+        return fn
+    if not callable(fn):
+        raise ValidationError(f"@durable needs a function, got {type(fn).__name__}")
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError) as e:
+        raise ValidationError(f"@durable cannot inspect {fn!r}: {e}") from e
+    required = [
+        p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if len(required) != 2 and not any(p.kind is p.VAR_POSITIONAL for p in sig.parameters.values()):
+        raise ValidationError(
+            f"durable function {getattr(fn, '__qualname__', fn)!r} must take exactly two "
+            f"positional parameters (ctx, event); its signature is {sig}"
+        )
+    if timeout is not None and timeout <= timedelta(0):
+        raise ValidationError(f"durable function timeout must be positive, got {timeout}")
+    input_type, result_type = _types(fn)
+    default_name = f"{fn.__module__}:{fn.__qualname__}"
+    return DurableFunction(
+        fn=fn,
+        name=name or default_name,
+        version=version,
+        timeout=timeout,
+        input_type=input_type,
+        result_type=result_type,
+    )
+
+
+@overload
+def durable(fn: Callable[[DurableContext, E], R], /) -> DurableFunction[E, R]: ...
+@overload
+def durable(
+    *, name: str | None = None, version: str | None = None, timeout: timedelta | None = None
+) -> Callable[[Callable[[DurableContext, E], R]], DurableFunction[E, R]]: ...
+def durable(
+    fn: Callable[[DurableContext, E], R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    timeout: timedelta | None = None,
+) -> DurableFunction[E, R] | Callable[[Callable[[DurableContext, E], R]], DurableFunction[E, R]]:
+    """Declare a durable function; works bare (``@durable``) and called (``@durable(...)``)."""
+    if fn is not None:
+        return make_durable(fn)
+
+    def wrap(f: Callable[[DurableContext, E], R]) -> DurableFunction[E, R]:
+        return make_durable(f, name=name, version=version, timeout=timeout)
+
+    return wrap
+
+
+def import_function(ref: str) -> DurableFunction[Any, Any]:
+    """Resolve ``"package.module:attr"`` to a durable function (wrapping a plain one)."""
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise FunctionNotFoundError(
+            f"{ref!r} is not a function reference; use the form 'package.module:function'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise FunctionNotFoundError(
+            f"cannot import module {module_name!r} for {ref!r}: {e}. Run from the directory "
+            "that contains the package, or install it."
+        ) from e
+    target: Any = module
+    for part in attr.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            raise FunctionNotFoundError(f"module {module_name!r} has no attribute {attr!r}")
+    durable_fn = getattr(target, "durable_function", target)
+    if isinstance(durable_fn, DurableFunction):
+        return durable_fn
+    return make_durable(target, name=ref)

@@ -1,0 +1,143 @@
+"""``ctx.create_callback`` / ``ctx.wait_for_callback``: wait for an external system.
+
+Invariants:
+- The token is minted once (256 random bits from ``secrets``), recorded with the callback,
+  and returned identically on every replay.
+- Completion goes through the store's conditional path: the first success/failure/timeout
+  wins and a second completion is rejected without changing anything.
+- A callback not completed by its timeout (or heartbeat deadline) ends TIMED_OUT and raises
+  :class:`~durable_core.errors.CallbackTimeoutError` on every replay.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from durable_core.errors import (
+    CallbackFailedError,
+    CallbackTimeoutError,
+    SuspendExecution,
+)
+from durable_core.journal import (
+    CallbackOutcome,
+    ErrorInfo,
+    Operation,
+    OperationStatus,
+    OperationType,
+)
+
+if TYPE_CHECKING:
+    from durable_core.replay import Journal, Scope
+
+T = TypeVar("T")
+
+
+def new_token() -> str:
+    """An unguessable callback token: 256 bits from the OS's CSPRNG, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+class Callback(Generic[T]):
+    """A handle on a created callback: send ``token`` out, then call ``result()``."""
+
+    def __init__(self, journal: Journal, op_id: str, name: str, result_type: Any) -> None:
+        self._journal = journal
+        self._op_id = op_id
+        self.name = name
+        self._type = result_type
+
+    @property
+    def token(self) -> str:
+        """The token an external system passes to complete this callback."""
+        op = self._journal.get(self._op_id)
+        assert op is not None and op.callback_id is not None
+        return op.callback_id
+
+    def result(self) -> T:
+        """The payload the external system sent; suspends until there is one.
+
+        Raises:
+            CallbackFailedError: the external system reported failure.
+            CallbackTimeoutError: the timeout or heartbeat deadline passed first.
+        """
+        journal = self._journal
+        op = journal.get(self._op_id)
+        assert op is not None
+        if op.status is OperationStatus.STARTED:
+            op = journal.refresh(self._op_id) or op
+        if op.status is OperationStatus.STARTED:
+            op = self._check_deadlines(op)
+        if op.status is OperationStatus.SUCCEEDED:
+            return journal.serde.load(  # type: ignore[no-any-return]
+                op.result or "null", self._type, what=f"callback {self.name!r}"
+            )
+        err = op.error or ErrorInfo(type="Unknown", message="")
+        if op.status is OperationStatus.TIMED_OUT:
+            raise CallbackTimeoutError(
+                f"callback {self.name!r} of execution {journal.execution_id!r} timed out: "
+                f"{err.message}"
+            )
+        if op.status is OperationStatus.STARTED:
+            raise SuspendExecution(
+                f"callback {self.name!r} (token {op.callback_id})", wake_at=_next_deadline(op)
+            )
+        raise CallbackFailedError(
+            f"callback {self.name!r} failed: {err.message}", error_type=err.type, data=err.data
+        )
+
+    def _check_deadlines(self, op: Operation) -> Operation:
+        now = self._journal.now()
+        reason = None
+        if op.timeout_at is not None and now >= op.timeout_at:
+            reason = f"no completion within the timeout (deadline {op.timeout_at.isoformat()})"
+        elif op.heartbeat_deadline is not None and now >= op.heartbeat_deadline:
+            reason = f"no heartbeat since {op.heartbeat_deadline.isoformat()}"
+        if reason is None:
+            return op
+        outcome = CallbackOutcome(
+            status=OperationStatus.TIMED_OUT,
+            error=ErrorInfo(type="durable_core.CallbackTimeout", message=reason),
+        )
+        return self._journal.complete_callback(op, outcome)
+
+
+def _next_deadline(op: Operation) -> datetime | None:
+    times = [t for t in (op.timeout_at, op.heartbeat_deadline) if t is not None]
+    return min(times) if times else None
+
+
+def create_callback(
+    scope: Scope,
+    name: str,
+    *,
+    timeout: timedelta | None,
+    heartbeat_timeout: timedelta | None,
+    result_type: Any,
+) -> Callback[Any]:
+    """Create (or replay the creation of) a callback and return its handle."""
+    journal = scope.journal
+    slot = scope.begin(OperationType.CALLBACK, name, "Callback")
+    if slot.recorded is None:
+        now = journal.now()
+        journal.checkpoint(
+            Operation(
+                id=slot.id,
+                parent_id=slot.parent_id,
+                type=OperationType.CALLBACK,
+                sub_type="Callback",
+                name=name,
+                status=OperationStatus.STARTED,
+                started_at=now,
+                callback_id=new_token(),
+                timeout_at=now + timeout if timeout is not None else None,
+                heartbeat_timeout_s=heartbeat_timeout.total_seconds()
+                if heartbeat_timeout
+                else None,
+                heartbeat_deadline=now + heartbeat_timeout if heartbeat_timeout else None,
+            )
+        )
+    else:
+        scope.after_replayed()
+    return Callback(journal, slot.id, name, result_type)

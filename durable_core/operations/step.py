@@ -1,0 +1,198 @@
+"""``ctx.step``: run a function once, record its result, retry it durably.
+
+Invariants:
+- A SUCCEEDED record is returned without running the body again.
+- A FAILED record is re-raised as the same :class:`StepFailedError` on every replay.
+- Every failed attempt is recorded (status PENDING, attempt n, the error, when the next
+  attempt is due) before the next attempt, so the attempt count survives crashes.
+- A retry delay above the inline threshold suspends the invocation (a durable timer)
+  instead of sleeping.
+- At-most-once: the attempt's start is recorded before the body runs; an attempt found
+  STARTED on replay counts as failed with StepInterruptedError and is never re-run blindly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from durable_core.errors import (
+    SerializationError,
+    StepFailedError,
+    StepInterruptedError,
+    SuspendExecution,
+)
+from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType
+from durable_core.logging import ReplayAwareLogger
+from durable_core.retry import StepConfig, StepSemantics
+from durable_core.serde import return_type
+
+if TYPE_CHECKING:
+    from durable_core.replay import Journal, Scope, Slot
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a step's body receives."""
+
+    execution_id: str
+    """The execution this step belongs to."""
+    operation_id: str
+    """The step's deterministic operation id."""
+    name: str
+    """The step's name."""
+    attempt: int
+    """1 for the first attempt, 2 for the first retry, ..."""
+    idempotency_key: str
+    """Stable across retries and replays: pass it to external APIs to deduplicate."""
+    logger: ReplayAwareLogger
+    """A structlog logger bound to the execution, step and attempt."""
+
+
+def failed_error(op: Operation, execution_id: str) -> StepFailedError:
+    """Rebuild the StepFailedError recorded in ``op``."""
+    err = op.error or ErrorInfo(type="Unknown", message="(no error recorded)")
+    return StepFailedError(
+        err.message,
+        step=op.name or op.id,
+        error_type=err.type,
+        attempts=op.attempt,
+        traceback=err.traceback,
+        execution_id=execution_id,
+    )
+
+
+def run_step(
+    scope: Scope,
+    logger: ReplayAwareLogger,
+    name: str,
+    fn: Callable[[StepContext], T],
+    config: StepConfig,
+    *,
+    sub_type: str = "Step",
+) -> T:
+    """Run (or replay) one step; see the module docstring for the rules."""
+    journal = scope.journal
+    slot = scope.begin(OperationType.STEP, name, sub_type)
+    type_ = config.result_type if config.result_type is not None else return_type(fn)
+    rec = slot.recorded
+    what = f"step {name!r}"
+    if rec is not None and rec.status is OperationStatus.SUCCEEDED:
+        scope.after_replayed()
+        return journal.serde.load(rec.result or "null", type_, what=what)  # type: ignore[no-any-return]
+    if rec is not None and rec.status is OperationStatus.FAILED:
+        scope.after_replayed()
+        raise failed_error(rec, journal.execution_id)
+
+    run = _StepRun(journal, slot, name, sub_type, config)
+    attempt = 1
+    if rec is not None and rec.status is OperationStatus.PENDING:
+        due = rec.next_attempt_at
+        if due is not None and journal.now() < due:
+            raise SuspendExecution(
+                f"retry of step {name!r} (attempt {rec.attempt + 1})", wake_at=due
+            )
+        attempt = rec.attempt + 1
+    elif rec is not None and rec.status is OperationStatus.STARTED:
+        attempt = rec.attempt
+        if config.semantics is StepSemantics.AT_MOST_ONCE_PER_RETRY:
+            interrupted = StepInterruptedError(
+                f"attempt {attempt} of at-most-once step {name!r} was interrupted before it "
+                "finished; its effect is unknown, so it is not re-run blindly"
+            )
+            attempt = run.after_failure(attempt, interrupted)
+
+    while True:
+        if config.semantics is StepSemantics.AT_MOST_ONCE_PER_RETRY:
+            journal.checkpoint(run.record(OperationStatus.STARTED, attempt))
+        ctx = StepContext(
+            execution_id=journal.execution_id,
+            operation_id=slot.id,
+            name=name,
+            attempt=attempt,
+            idempotency_key=f"{journal.execution_id}:{slot.id}",
+            logger=logger.bind(operation=name, attempt=attempt),
+        )
+        try:
+            value = fn(ctx)
+        except Exception as exc:
+            attempt = run.after_failure(attempt, exc)
+            continue
+        try:
+            text = journal.serde.dump(value, type_, what=what)
+            result = journal.serde.load(text, type_, what=what)
+        except SerializationError as exc:
+            # Retrying cannot make the value serializable: fail for good, naming the step.
+            raise run.fail(attempt, exc) from exc
+        journal.checkpoint(
+            run.record(OperationStatus.SUCCEEDED, attempt, result=text, ended_at=journal.now())
+        )
+        return result  # type: ignore[no-any-return]
+
+
+class _StepRun:
+    """The durable state of one step's attempts within an invocation."""
+
+    def __init__(
+        self, journal: Journal, slot: Slot, name: str, sub_type: str, config: StepConfig
+    ) -> None:
+        self.journal = journal
+        self.slot = slot
+        self.name = name
+        self.sub_type = sub_type
+        self.config = config
+        rec = slot.recorded
+        self.started = rec.started_at if rec is not None and rec.started_at else journal.now()
+
+    def record(self, status: OperationStatus, attempt: int, **fields: Any) -> Operation:
+        return Operation(
+            id=self.slot.id,
+            parent_id=self.slot.parent_id,
+            type=OperationType.STEP,
+            sub_type=self.sub_type,
+            name=self.name,
+            status=status,
+            attempt=attempt,
+            started_at=self.started,
+            **fields,
+        )
+
+    def fail(self, attempt: int, exc: BaseException) -> StepFailedError:
+        """Record the step as failed for good; return the error to raise."""
+        op = self.record(
+            OperationStatus.FAILED,
+            attempt,
+            error=ErrorInfo.from_exception(exc),
+            ended_at=self.journal.now(),
+        )
+        self.journal.checkpoint(op)
+        return failed_error(op, self.journal.execution_id)
+
+    def after_failure(self, attempt: int, exc: BaseException) -> int:
+        """Record a failed attempt; return the next attempt number, suspend, or raise."""
+        journal = self.journal
+        now = journal.now()
+        delay = self.config.retry.next_delay(
+            attempt=attempt, error=exc, elapsed=(now - self.started).total_seconds()
+        )
+        if delay is None:
+            raise self.fail(attempt, exc) from exc
+        due = now + timedelta(seconds=delay)
+        journal.checkpoint(
+            self.record(
+                OperationStatus.PENDING,
+                attempt,
+                error=ErrorInfo.from_exception(exc),
+                next_attempt_at=due,
+            )
+        )
+        if timedelta(seconds=delay) > journal.options.inline_retry_threshold:
+            raise SuspendExecution(
+                f"retry of step {self.name!r} (attempt {attempt + 1})", wake_at=due
+            )
+        journal.clock.sleep(delay)
+        return attempt + 1

@@ -1,0 +1,66 @@
+"""``ctx.wait``: a durable timer from one second to one year.
+
+The timer's end is recorded when it starts; the invocation suspends until then and the
+worker (or the Lambda service) resumes it. A finished timer is recorded SUCCEEDED.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from durable_core.errors import InvalidDurationError, SuspendExecution
+from durable_core.journal import Operation, OperationStatus, OperationType
+
+if TYPE_CHECKING:
+    from durable_core.replay import Scope
+
+MIN_WAIT = timedelta(seconds=1)
+MAX_WAIT = timedelta(days=365)
+
+
+def check_duration(
+    duration: object,
+    what: str,
+    *,
+    low: timedelta = MIN_WAIT,
+    high: timedelta = MAX_WAIT,
+) -> timedelta:
+    """Accept a timedelta or seconds within [low, high]; raise InvalidDurationError otherwise."""
+    if isinstance(duration, bool) or not isinstance(duration, timedelta | int | float):
+        raise InvalidDurationError(
+            f"{what}: duration must be a timedelta or a number of seconds, got {duration!r}"
+        )
+    value = duration if isinstance(duration, timedelta) else timedelta(seconds=duration)
+    if not low <= value <= high:
+        raise InvalidDurationError(
+            f"{what}: duration {value} is out of range; it must be between {low} and {high}."
+        )
+    return value
+
+
+def run_wait(scope: Scope, name: str, duration: timedelta) -> None:
+    """Start (or replay) a durable timer and suspend until it has elapsed."""
+    journal = scope.journal
+    slot = scope.begin(OperationType.WAIT, name, "Wait")
+    rec = slot.recorded
+    if rec is not None and rec.status is OperationStatus.SUCCEEDED:
+        scope.after_replayed()
+        return
+    now = journal.now()
+    if rec is None:
+        rec = Operation(
+            id=slot.id,
+            parent_id=slot.parent_id,
+            type=OperationType.WAIT,
+            sub_type="Wait",
+            name=name,
+            status=OperationStatus.STARTED,
+            started_at=now,
+            scheduled_end=now + duration,
+        )
+        journal.checkpoint(rec)
+    end = rec.scheduled_end or now
+    if now < end:
+        raise SuspendExecution(f"timer {name!r} until {end.isoformat()}", wake_at=end)
+    journal.checkpoint(rec.evolve(status=OperationStatus.SUCCEEDED, ended_at=now))

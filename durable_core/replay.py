@@ -1,0 +1,289 @@
+"""The loaded journal of one invocation: id allocation, consistency checks, replay mode.
+
+Invariants:
+- An operation's id depends only on its parent scope and its position in that scope
+  (``blake2b(parent_id + "-" + n)``), never on timing, so concurrent branches and replays
+  allocate the same ids.
+- Before a recorded operation is used, its type, sub-type and name must match what the code
+  asks for now; otherwise :class:`~durable_core.errors.NonDeterminismError` names the
+  execution, the position, the recorded and the requested operation.
+- ``checkpoint`` returns only after the store has made the records durable; the caller may
+  let user code depend on them only after that. Writes from concurrent branches are
+  serialized by one lock, so no record is lost or interleaved.
+- A cancellation is delivered exactly once, at an operation boundary, and recorded at that
+  position so every replay raises it at the same place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from durable_core.errors import (
+    ExecutionCancelledError,
+    NonDeterminismError,
+    ValidationError,
+)
+from durable_core.journal import (
+    CallbackOutcome,
+    ErrorInfo,
+    Execution,
+    Lease,
+    Operation,
+    OperationStatus,
+    OperationType,
+)
+
+if TYPE_CHECKING:
+    from durable_core.clock import Clock
+    from durable_core.serde import Serde
+    from durable_core.stores.base import Store
+
+CANCEL_ERROR_TYPE = "durable_core.Cancelled"
+CANCEL_SUB_TYPE = "Cancellation"
+MAX_NAME_LENGTH = 256
+
+
+def operation_id(parent_id: str | None, position: int) -> str:
+    """The deterministic id of the ``position``-th operation (1-based) of a scope."""
+    raw = f"{parent_id}-{position}" if parent_id else str(position)
+    return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+
+
+def check_name(name: object, what: str = "operation") -> str:
+    """Validate an operation name: a non-empty printable string of at most 256 characters."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError(
+            f"{what} name must be a non-empty string, got {name!r}. Names identify operations "
+            "in the journal and in `durable show`."
+        )
+    if len(name) > MAX_NAME_LENGTH or not name.isprintable():
+        raise ValidationError(
+            f"{what} name {name[:40]!r}... must be at most {MAX_NAME_LENGTH} printable characters."
+        )
+    return name
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvocationOptions:
+    """Knobs of one invocation, set by the runtime."""
+
+    lease_ttl: timedelta
+    inline_retry_threshold: timedelta
+
+
+class Journal:
+    """The journal of one execution as seen by one invocation (shared by all its scopes)."""
+
+    def __init__(
+        self,
+        *,
+        execution: Execution,
+        operations: Iterable[Operation],
+        store: Store,
+        lease: Lease,
+        clock: Clock,
+        serde: Serde,
+        options: InvocationOptions,
+        services: Any = None,
+    ) -> None:
+        self.execution = execution
+        self.store = store
+        self.lease = lease
+        self.clock = clock
+        self.serde = serde
+        self.options = options
+        self.services = services
+        """The runtime (for ``invoke``); typed loosely to keep this module at the bottom."""
+        self.lock = threading.RLock()
+        self._ops: dict[str, Operation] = {op.id: op for op in operations}
+        self.cancel_delivered = any(
+            op.error is not None and op.error.type == CANCEL_ERROR_TYPE for op in self._ops.values()
+        )
+        self.writes = 0
+
+    @property
+    def execution_id(self) -> str:
+        """The id of the execution being run."""
+        return self.execution.id
+
+    def now(self) -> datetime:
+        """The clock's current time."""
+        return self.clock.now()
+
+    def get(self, op_id: str) -> Operation | None:
+        """The recorded operation with this id, if any."""
+        return self._ops.get(op_id)
+
+    def operations(self) -> list[Operation]:
+        """A snapshot of all records (write order)."""
+        with self.lock:
+            return list(self._ops.values())
+
+    def checkpoint(self, *ops: Operation) -> None:
+        """Durably write ``ops`` (all or nothing), then make them visible to the code."""
+        with self.lock:
+            self.lease = self.store.write_operations(
+                self.lease, ops, self.clock.now(), self.options.lease_ttl
+            )
+            for op in ops:
+                self._ops[op.id] = op
+            self.writes += 1
+
+    def complete_callback(self, op: Operation, outcome: CallbackOutcome) -> Operation:
+        """Complete a callback through the store's conditional path (timeouts, cancels).
+
+        If an external completion won the race, the stored outcome is returned instead.
+        """
+        from durable_core.errors import CallbackAlreadyCompletedError
+
+        assert op.callback_id is not None
+        with self.lock:
+            try:
+                done = self.store.complete_callback(op.callback_id, outcome, self.clock.now())
+            except CallbackAlreadyCompletedError:
+                done = next(
+                    o for o in self.store.load_operations(self.execution_id) if o.id == op.id
+                )
+            self._ops[done.id] = done
+            return done
+
+    def refresh(self, op_id: str) -> Operation | None:
+        """Re-read one record from the store (records that external events change)."""
+        fresh = {o.id: o for o in self.store.load_operations(self.execution_id)}
+        with self.lock:
+            if op_id in fresh:
+                self._ops[op_id] = fresh[op_id]
+            return self._ops.get(op_id)
+
+    def cancel_reason(self) -> str | None:
+        """Why the execution should be cancelled now, if it should and was not yet told."""
+        if self.cancel_delivered:
+            return None
+        ex = self.execution
+        if ex.cancel_requested:
+            return ex.cancel_requested
+        if ex.deadline is not None and self.clock.now() >= ex.deadline:
+            return "deadline"
+        return None
+
+
+@dataclass(frozen=True)
+class Slot:
+    """An allocated position: its id, where it is, and what the journal recorded there."""
+
+    id: str
+    position: str
+    recorded: Operation | None
+    parent_id: str | None
+
+
+class Scope:
+    """The id space of one context: the root, a child context or a batch branch."""
+
+    def __init__(
+        self, journal: Journal, *, parent_id: str | None, path: str, replaying: bool
+    ) -> None:
+        self.journal = journal
+        self.parent_id = parent_id
+        self.path = path
+        self._counter = 0
+        self.replaying = replaying
+
+    def peek_id(self) -> str:
+        """The id the next operation of this scope will get."""
+        return operation_id(self.parent_id, self._counter + 1)
+
+    def begin(self, type_: OperationType, name: str, sub_type: str | None) -> Slot:
+        """Allocate the next position, check it against the journal, deliver a cancellation.
+
+        Raises:
+            NonDeterminismError: the journal recorded a different operation here.
+            ExecutionCancelledError: a cancellation is due (or was recorded) at this position.
+        """
+        self._counter += 1
+        op_id = operation_id(self.parent_id, self._counter)
+        position = f"{self.path}.{self._counter}" if self.path else str(self._counter)
+        journal = self.journal
+        recorded = journal.get(op_id)
+        if recorded is not None and recorded.error is not None:
+            if recorded.error.type == CANCEL_ERROR_TYPE:
+                raise ExecutionCancelledError(
+                    f"execution {journal.execution_id!r} was cancelled ({recorded.error.message})",
+                    reason=recorded.error.message,
+                )
+        if recorded is not None and (
+            recorded.type != type_ or recorded.name != name or recorded.sub_type != sub_type
+        ):
+            raise NonDeterminismError(
+                execution_id=journal.execution_id,
+                position=position,
+                expected=_describe(recorded.type, recorded.name, recorded.sub_type),
+                found=_describe(type_, name, sub_type),
+            )
+        if recorded is None or not recorded.status.is_terminal:
+            self.replaying = False
+            self._deliver_cancel(op_id, type_, name, sub_type, recorded)
+            recorded = journal.get(op_id)  # a lost cancel race may have completed it
+        return Slot(op_id, position, recorded, self.parent_id)
+
+    def after_replayed(self) -> None:
+        """Call after returning a recorded result: leave replay mode at new territory."""
+        if self.replaying and self.journal.get(self.peek_id()) is None:
+            self.replaying = False
+
+    def _deliver_cancel(
+        self,
+        op_id: str,
+        type_: OperationType,
+        name: str,
+        sub_type: str | None,
+        recorded: Operation | None,
+    ) -> None:
+        journal = self.journal
+        with journal.lock:
+            reason = journal.cancel_reason()
+            if reason is None:
+                return
+            journal.cancel_delivered = True
+            now = journal.now()
+            error = ErrorInfo(type=CANCEL_ERROR_TYPE, message=reason)
+            if recorded is not None and recorded.type is OperationType.CALLBACK:
+                done = journal.complete_callback(
+                    recorded, CallbackOutcome(status=OperationStatus.CANCELLED, error=error)
+                )
+                if done.status is not OperationStatus.CANCELLED:
+                    # The external system completed it first: let this operation return its
+                    # result and deliver the cancellation at the next boundary instead.
+                    journal.cancel_delivered = False
+                    return
+            elif recorded is not None:
+                journal.checkpoint(
+                    recorded.evolve(status=OperationStatus.CANCELLED, error=error, ended_at=now)
+                )
+            else:
+                journal.checkpoint(
+                    Operation(
+                        id=op_id,
+                        parent_id=self.parent_id,
+                        type=type_,
+                        sub_type=sub_type,
+                        name=name,
+                        status=OperationStatus.CANCELLED,
+                        error=error,
+                        started_at=now,
+                        ended_at=now,
+                    )
+                )
+        raise ExecutionCancelledError(
+            f"execution {journal.execution_id!r} was cancelled ({reason})", reason=reason
+        )
+
+
+def _describe(type_: OperationType, name: str | None, sub_type: str | None) -> str:
+    kind = f"{type_.value}/{sub_type}" if sub_type else type_.value
+    return f"operation {name!r} of type {kind}"

@@ -1,0 +1,377 @@
+"""Start, resume, inspect and cancel executions on a self-hosted store.
+
+The :class:`Runtime` is the API the CLI, the worker and the testing kit share:
+
+- ``start`` creates an execution idempotently by id; ``run`` starts and drives it.
+- ``run_once`` takes the execution's lease (fencing out any other worker), runs one
+  invocation and records how it ended, atomically with releasing the lease.
+- ``tick`` claims every due execution (timers, retries, completed callbacks, expired leases
+  of dead workers) and runs it; :mod:`durable_core.worker` loops over ``tick``.
+- Callbacks are completed through the store's conditional path; ``cancel`` requests a
+  cancellation that the function sees at its next operation boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from durable_core.clock import Clock, SystemClock
+from durable_core.errors import (
+    ExecutionConflictError,
+    FunctionNotFoundError,
+    LeaseLostError,
+    ValidationError,
+    VersionMismatchError,
+)
+from durable_core.function import DurableFunction, import_function, make_durable
+from durable_core.invocation import run_invocation
+from durable_core.journal import (
+    CallbackOutcome,
+    ErrorInfo,
+    Execution,
+    ExecutionStatus,
+    Lease,
+    Operation,
+    OperationStatus,
+)
+from durable_core.replay import InvocationOptions, Journal
+from durable_core.serde import DEFAULT_MAX_BYTES, PydanticSerde, Serde
+from durable_core.stores.base import InvocationEnd, Store
+
+MAX_CALLBACK_ERROR_BYTES = 32 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeOptions:
+    """Knobs of a runtime."""
+
+    lease_ttl: timedelta = timedelta(seconds=60)
+    """How long a worker owns an execution without renewing; a dead worker's executions are
+    recovered after this."""
+    inline_retry_threshold: timedelta = timedelta(seconds=1)
+    """Retry delays up to this sleep in-process; longer ones become durable timers."""
+    max_payload_bytes: int = DEFAULT_MAX_BYTES
+    """Size limit of one serialized value."""
+    version_retry_delay: timedelta = timedelta(minutes=1)
+    """How soon an execution refused for a version mismatch is offered to workers again."""
+
+    def __post_init__(self) -> None:
+        if self.lease_ttl < timedelta(seconds=1):
+            raise ValidationError("lease_ttl must be at least 1 second")
+        if self.inline_retry_threshold < timedelta(0):
+            raise ValidationError("inline_retry_threshold must not be negative")
+
+
+def default_worker_id() -> str:
+    """host:pid:random, unique per process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Runtime:
+    """Runs durable functions against a store."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        functions: Iterable[DurableFunction[Any, Any] | Any] = (),
+        clock: Clock | None = None,
+        options: RuntimeOptions | None = None,
+        worker_id: str | None = None,
+        serde: Serde | None = None,
+    ) -> None:
+        self.store = store
+        self.clock: Clock = clock or SystemClock()
+        self.options = options or RuntimeOptions()
+        self.worker_id = worker_id or default_worker_id()
+        self.serde: Serde = serde or PydanticSerde(max_bytes=self.options.max_payload_bytes)
+        self._functions: dict[str, DurableFunction[Any, Any]] = {}
+        for fn in functions:
+            self.register(fn)
+
+    # --- functions ------------------------------------------------------------------------
+
+    def register(self, fn: DurableFunction[Any, Any] | Any) -> DurableFunction[Any, Any]:
+        """Make ``fn`` resolvable by name (for workers and ``invoke``)."""
+        durable_fn = getattr(fn, "durable_function", fn)
+        durable_fn = make_durable(durable_fn)
+        self._functions[durable_fn.name] = durable_fn
+        return durable_fn
+
+    def resolve(self, name: str) -> DurableFunction[Any, Any]:
+        """The registered function called ``name``, else import it by ``module:qualname``."""
+        found = self._functions.get(name)
+        if found is not None:
+            return found
+        if ":" not in name:
+            raise FunctionNotFoundError(
+                f"no durable function named {name!r} is registered with this runtime; "
+                "register it (Runtime(functions=[...])) or use a 'module:function' name"
+            )
+        fn = import_function(name)
+        self._functions[name] = fn
+        return fn
+
+    # --- starting and driving -------------------------------------------------------------
+
+    def start(
+        self,
+        fn: DurableFunction[Any, Any] | Any | str,
+        event: Any = None,
+        *,
+        execution_id: str | None = None,
+        parent_execution_id: str | None = None,
+    ) -> Execution:
+        """Create an execution (idempotent by ``execution_id``) without running it.
+
+        Raises:
+            ExecutionConflictError: the id exists for a different function or input.
+        """
+        durable_fn = self.resolve(fn) if isinstance(fn, str) else self.register(fn)
+        text = self.serde.dump(event, durable_fn.input_type, what="execution input")
+        now = self.clock.now()
+        eid = execution_id or uuid.uuid4().hex
+        if not eid.strip() or len(eid) > 200:
+            raise ValidationError(f"execution id must be 1-200 characters, got {eid!r}")
+        record = Execution(
+            id=eid,
+            function=durable_fn.name,
+            input=text,
+            created_at=now,
+            updated_at=now,
+            wake_at=now,
+            version=durable_fn.version,
+            deadline=now + durable_fn.timeout if durable_fn.timeout else None,
+            parent_execution_id=parent_execution_id,
+        )
+        stored, created = self.store.create_execution(record)
+        if not created and (
+            stored.function != record.function or json.loads(stored.input) != json.loads(text)
+        ):
+            raise ExecutionConflictError(
+                f"execution id {eid!r} already exists for {stored.function!r} with a different "
+                "input; an id names one execution. Use a new id to start another."
+            )
+        return stored
+
+    def run_once(self, execution_id: str) -> Execution | None:
+        """Run one invocation if the lease can be taken; ``None`` if someone else holds it."""
+        lease = self.store.acquire_lease(
+            execution_id, self.worker_id, self.clock.now(), self.options.lease_ttl
+        )
+        if lease is None:
+            return None
+        return self._invoke(lease)
+
+    def drive(self, execution_id: str, *, max_invocations: int = 10_000) -> Execution:
+        """Run invocations while the execution is due now; return it when done or waiting."""
+        ex = self.store.get_execution(execution_id)
+        for _ in range(max_invocations):
+            if not self._due(ex):
+                return ex
+            ran = self.run_once(execution_id)
+            ex = ran if ran is not None else self.store.get_execution(execution_id)
+            if ran is None:
+                return ex
+        return ex
+
+    def run(
+        self,
+        fn: DurableFunction[Any, Any] | Any | str,
+        event: Any = None,
+        *,
+        execution_id: str | None = None,
+    ) -> Execution:
+        """Start (idempotently) and drive until the execution finishes or waits."""
+        return self.drive(self.start(fn, event, execution_id=execution_id).id)
+
+    def tick(self, *, limit: int = 16) -> int:
+        """Claim and run due executions once; return how many ran."""
+        leases = self.store.claim_due(
+            self.worker_id, self.clock.now(), self.options.lease_ttl, limit
+        )
+        for lease in leases:
+            self._invoke(lease)
+        return len(leases)
+
+    def _due(self, ex: Execution) -> bool:
+        return (
+            ex.status is ExecutionStatus.RUNNING
+            and ex.wake_at is not None
+            and ex.wake_at <= self.clock.now()
+        )
+
+    def _invoke(self, lease: Lease) -> Execution:
+        store = self.store
+        ex = store.get_execution(lease.execution_id)
+        try:
+            fn = self.resolve(ex.function)
+        except FunctionNotFoundError as e:
+            return self._park(lease, f"function not found: {e}")
+        if fn.version != ex.version:
+            return self._park(
+                lease,
+                str(
+                    VersionMismatchError(
+                        f"execution {ex.id!r} started under version {ex.version!r} but this "
+                        f"worker runs {fn.name!r} version {fn.version!r}; run a worker with "
+                        "the original version (replaying other code could repeat effects)"
+                    )
+                ),
+            )
+        journal = Journal(
+            execution=ex,
+            operations=store.load_operations(ex.id),
+            store=store,
+            lease=lease,
+            clock=self.clock,
+            serde=self.serde,
+            options=InvocationOptions(
+                lease_ttl=self.options.lease_ttl,
+                inline_retry_threshold=self.options.inline_retry_threshold,
+            ),
+            services=self,
+        )
+        keeper = _LeaseKeeper(journal, self.options.lease_ttl)
+        try:
+            end = run_invocation(fn, journal)
+        except LeaseLostError:
+            return store.get_execution(ex.id)
+        finally:
+            keeper.stop()
+        try:
+            return store.finish_invocation(journal.lease, end, self.clock.now())
+        except LeaseLostError:
+            return store.get_execution(ex.id)
+
+    def _park(self, lease: Lease, reason: str) -> Execution:
+        """Leave an execution RUNNING but not due soon, saying why (nothing is lost)."""
+        now = self.clock.now()
+        end = InvocationEnd(
+            status=ExecutionStatus.RUNNING,
+            wake_at=now + self.options.version_retry_delay,
+            waiting_for=reason,
+        )
+        return self.store.finish_invocation(lease, end, now)
+
+    # --- inspecting -----------------------------------------------------------------------
+
+    def get(self, execution_id: str) -> Execution:
+        """The execution record (ExecutionNotFoundError if unknown)."""
+        return self.store.get_execution(execution_id)
+
+    def operations(self, execution_id: str) -> list[Operation]:
+        """The execution's journal, in write order."""
+        return self.store.load_operations(execution_id)
+
+    def result(self, execution_id: str, result_type: Any = None) -> Any:
+        """The deserialized result of a SUCCEEDED execution.
+
+        Raises:
+            ExecutionNotRunningError: it has not succeeded (the message says its status).
+        """
+        from durable_core.errors import ExecutionNotRunningError
+
+        ex = self.get(execution_id)
+        if ex.status is not ExecutionStatus.SUCCEEDED:
+            detail = f": {ex.error.type}: {ex.error.message}" if ex.error else ""
+            raise ExecutionNotRunningError(
+                f"execution {execution_id!r} has no result; it is {ex.status.value}{detail}"
+            )
+        type_ = result_type if result_type is not None else Any
+        return self.serde.load(ex.result or "null", type_, what=f"result of {execution_id!r}")
+
+    # --- external events ------------------------------------------------------------------
+
+    def send_callback_success(self, token: str, result: Any = None) -> Operation:
+        """Complete a callback with a JSON-serializable ``result``."""
+        text = self.serde.dump(result, Any, what="callback result")
+        return self._complete(token, CallbackOutcome(status=OperationStatus.SUCCEEDED, result=text))
+
+    def send_callback_success_json(self, token: str, payload: str) -> Operation:
+        """Complete a callback with raw JSON text (validated as JSON first)."""
+        try:
+            json.loads(payload)
+        except ValueError as e:
+            raise ValidationError(f"callback payload is not valid JSON: {e}") from e
+        return self._complete(
+            token, CallbackOutcome(status=OperationStatus.SUCCEEDED, result=payload)
+        )
+
+    def send_callback_failure(
+        self,
+        token: str,
+        message: str,
+        *,
+        error_type: str = "CallbackFailure",
+        data: str | None = None,
+    ) -> Operation:
+        """Fail a callback; ``callback.result()`` raises CallbackFailedError."""
+        error = ErrorInfo(type=error_type, message=message, data=data)
+        if len(error.model_dump_json()) > MAX_CALLBACK_ERROR_BYTES:
+            raise ValidationError(f"callback error is over {MAX_CALLBACK_ERROR_BYTES} bytes")
+        return self._complete(token, CallbackOutcome(status=OperationStatus.FAILED, error=error))
+
+    def send_callback_heartbeat(self, token: str) -> Operation:
+        """Tell a callback with a heartbeat timeout that the external work is alive."""
+        _check_token(token)
+        return self.store.heartbeat_callback(token, self.clock.now())
+
+    def _complete(self, token: str, outcome: CallbackOutcome) -> Operation:
+        _check_token(token)
+        return self.store.complete_callback(token, outcome, self.clock.now())
+
+    def cancel(self, execution_id: str, reason: str = "cancelled by request") -> Execution:
+        """Ask a running execution to stop at its next operation boundary."""
+        if not reason.strip():
+            raise ValidationError("a cancel reason must not be empty")
+        return self.store.request_cancel(execution_id, reason, self.clock.now())
+
+
+def _check_token(token: object) -> None:
+    from durable_core.errors import CallbackNotFoundError
+
+    if not isinstance(token, str) or not 20 <= len(token) <= 128:
+        raise CallbackNotFoundError(
+            "that is not a callback token (tokens are 43 URL-safe characters); check that it "
+            "was copied whole"
+        )
+
+
+class _LeaseKeeper:
+    """Renews the invocation's lease while user code runs long steps."""
+
+    def __init__(self, journal: Journal, ttl: timedelta) -> None:
+        self._journal = journal
+        self._ttl = ttl
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="durable-lease", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        period = max(0.5, self._ttl.total_seconds() / 3)
+        while not self._stop.wait(period):
+            journal = self._journal
+            with journal.lock:
+                try:
+                    journal.lease = journal.store.renew_lease(
+                        journal.lease, journal.clock.now(), self._ttl
+                    )
+                except Exception:
+                    return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def utcnow_iso(dt: datetime | None) -> str:
+    """ISO text for a datetime, or '-'."""
+    return dt.isoformat(timespec="seconds") if dt else "-"
