@@ -126,7 +126,7 @@ class MemoryStore:
         with self._lock:
             ex = self._check(lease)
             expires = now + ttl
-            self._executions[ex.id] = ex.evolve(lease_expires=expires)
+            self._executions[ex.id] = ex.model_copy(update={"lease_expires": expires})
             return lease.model_copy(update={"expires": expires})
 
     def write_operations(
@@ -139,6 +139,8 @@ class MemoryStore:
                 ops[op.id] = op
                 if op.callback_id is not None:
                     self._callbacks[op.callback_id] = (lease.execution_id, op.id)
+            if lease.expires - now > ttl / 2:
+                return lease  # still comfortably held: skip the renewal write
             return self.renew_lease(lease, now, ttl)
 
     def finish_invocation(self, lease: Lease, end: InvocationEnd, now: datetime) -> Execution:
