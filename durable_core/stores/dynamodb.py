@@ -1,0 +1,718 @@
+"""DynamoDB store: executions and journals in one table, fenced with conditional writes.
+
+For Lambda without the durable execution service and for workers on many machines. Same
+semantics as :class:`~durable_core.stores.memory.MemoryStore` (the contract is in
+:mod:`durable_core.stores.base`); ``docs/dynamodb-store.md`` explains the design.
+
+One table, string keys ``PK``/``SK``:
+
+- execution ``EXEC#<id>`` / ``#META``: ``rec`` (JSON of the fields only the lease holder
+  writes) plus the fields others change concurrently as native attributes (``status fence
+  signal_seq op_count lease_owner lease_exp_us wake_us updated_us cancel``), so every write
+  is a conditional update of just its own fields;
+- operation ``EXEC#<id>`` / ``OP#<op id>``: ``rec`` (Operation JSON) and ``seq``, the
+  first-write position (kept by ``if_not_exists`` on upsert);
+- callback token ``CB#<token>`` / ``#CB``: ``eid``, ``oid`` (strongly consistent lookup);
+- GSI ``due_index`` (sparse: ``due_pk="DUE"`` only while RUNNING with a wake time; sort key
+  ``wake_us``; projects ``lease_exp_us``) makes ``claim_due`` a Query; GSI ``created_index``
+  (``list_pk``/``created_us``, projects ``status``) serves ``list_executions``.
+
+Native timestamps are integer microseconds since the epoch (UTC); ``expires_at`` (TTL) is
+epoch seconds. Nothing is ever pickled. A write under a lease is one TransactWriteItems whose
+update of the execution is conditional on ``fence = :f AND lease_owner = :o``: a stale holder
+gets LeaseLostError and nothing is written. A transaction holds at most 100 items, so one
+``write_operations`` call takes at most 99 items (a record is one, two with a callback token)
+and 4 MB; a bigger call is refused whole (the engine checkpoints 1-2 records at a time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from durable_core.errors import (
+    CallbackAlreadyCompletedError,
+    CallbackNotFoundError,
+    CorruptRecordError,
+    ExecutionNotFoundError,
+    ExecutionNotRunningError,
+    LeaseLostError,
+    PayloadTooLargeError,
+    StoreError,
+)
+from durable_core.journal import (
+    CallbackOutcome,
+    Execution,
+    ExecutionStatus,
+    Lease,
+    Operation,
+    OperationStatus,
+)
+from durable_core.stores.base import InvocationEnd
+
+Item = dict[str, Any]
+ITEM_LIMIT = 400 * 1024
+TRANSACTION_ITEMS = 100
+TRANSACTION_BYTES = 4 * 1024 * 1024
+DUE = "DUE"
+_META, _OP, _CB, _RUN = "#META", "OP#", "#CB", ExecutionStatus.RUNNING.value
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_HOT = {"status", "fence", "signal_seq", "lease_owner", "lease_expires", "wake_at"}
+_HOT |= {"updated_at", "cancel_requested"}
+_FENCED = "fence = :f AND lease_owner = :o"
+_FREE = "(attribute_not_exists(lease_owner) OR lease_exp_us <= :now)"
+_SIGNAL = "SET signal_seq = signal_seq + :one, wake_us = :now, due_pk = :due, updated_us = :now"
+
+
+def _us(dt: datetime) -> int:
+    aware = dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // timedelta(microseconds=1)
+
+
+def _dt(value: str) -> datetime:
+    return _EPOCH + timedelta(microseconds=int(value))
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _opt(item: Item, name: str) -> str | None:
+    value = item.get(name)
+    return None if value is None else str(next(iter(value.values())))
+
+
+def _size(item: Item) -> int:
+    """An item's size as DynamoDB counts it (names + values; numbers counted generously)."""
+    return sum(len(k.encode()) + len(str(next(iter(v.values()))).encode()) for k, v in item.items())
+
+
+def _where(item: Item) -> str:
+    return f"PK={_opt(item, 'PK')!r} SK={_opt(item, 'SK')!r}"
+
+
+class _RejectedError(Exception):
+    """A condition failed or a transaction was cancelled: nothing was written."""
+
+    def __init__(self, response: Item) -> None:
+        super().__init__(response.get("Error", {}).get("Message", ""))
+        self.item: Item | None = response.get("Item")
+        self.reasons = [r.get("Code", "None") for r in response.get("CancellationReasons", [])]
+
+
+class DynamoDBStore:
+    """A :class:`~durable_core.stores.base.Store` on one DynamoDB table.
+
+    ``client`` is a boto3 DynamoDB client; without one, a client is made for
+    ``endpoint_url``/``region_name`` with botocore's standard retry mode (throttling and 5xx
+    are retried). With ``ttl_after_finish``, finished executions, their operations and
+    callback tokens get ``expires_at`` (enable TTL on that attribute; ``create_table`` does).
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        client: Any | None = None,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        ttl_after_finish: timedelta | None = None,
+    ) -> None:
+        self.table_name = table_name
+        self.ttl_after_finish = ttl_after_finish
+        self._own_client = client is None
+        if client is None:  # boto3 is imported only when a DynamoDBStore is made
+            boto3 = importlib.import_module("boto3")
+            config = importlib.import_module("botocore.config").Config(
+                retries={"mode": "standard", "max_attempts": 5}
+            )
+            client = boto3.client(
+                "dynamodb", endpoint_url=endpoint_url, region_name=region_name, config=config
+            )
+        self._client: Any = client
+        self._lock = threading.Lock()
+        self._op_counts: dict[tuple[str, int], int] = {}  # (execution, fence) -> op_count
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _call(self, method: str, **kwargs: Any) -> Item:
+        """One API call; condition failures become _RejectedError, other errors StoreError."""
+        exceptions = importlib.import_module("botocore.exceptions")
+        try:
+            result: Item = getattr(self._client, method)(**kwargs)
+        except exceptions.ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = error.get("Code", "Unknown")
+            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+                raise _RejectedError(dict(exc.response)) from None
+            msg = f"DynamoDB {method} on {self.table_name!r}: {code}: {error.get('Message')}"
+            raise StoreError(msg) from exc
+        except exceptions.BotoCoreError as exc:
+            raise StoreError(f"DynamoDB {method} on {self.table_name!r}: {exc}") from exc
+        return result
+
+    def _transact(self, items: list[Item]) -> None:
+        """TransactWriteItems, retried while it only collides with another transaction."""
+        for attempt in range(8):
+            try:  # the token makes botocore's own retries of one attempt idempotent
+                token = uuid.uuid4().hex
+                self._call("transact_write_items", TransactItems=items, ClientRequestToken=token)
+                return
+            except _RejectedError as rej:
+                only_busy = "TransactionConflict" in rej.reasons and all(
+                    r in ("TransactionConflict", "None") for r in rej.reasons
+                )
+                if not only_busy or attempt == 7:
+                    raise
+                time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311
+
+    def _update(self, pk: str, sk: str, expr: str, cond: str, values: Item) -> Item:
+        names = {"#st": "status"} if "#st" in expr + cond else None
+        update = {
+            "TableName": self.table_name,
+            "Key": {"PK": _s(pk), "SK": _s(sk)},
+            "UpdateExpression": expr,
+            "ConditionExpression": cond,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        return {k: v for k, v in update.items() if v}
+
+    def _get(self, pk: str, sk: str) -> Item | None:
+        key = {"PK": _s(pk), "SK": _s(sk)}
+        found = self._call("get_item", TableName=self.table_name, Key=key, ConsistentRead=True)
+        return found.get("Item")
+
+    def _query(self, **kwargs: Any) -> Iterator[Item]:
+        """Every item a Query matches, following LastEvaluatedKey."""
+        while True:
+            page = self._call("query", TableName=self.table_name, **kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _held(self, lease: Lease) -> Item:
+        """The execution item, if ``lease`` still holds it; LeaseLostError otherwise."""
+        item = self._get(f"EXEC#{lease.execution_id}", _META)
+        if item is None:
+            raise ExecutionNotFoundError(lease.execution_id)
+        if _opt(item, "fence") != str(lease.fence) or _opt(item, "lease_owner") != lease.owner:
+            raise self._lost(lease, item)
+        return item
+
+    def _lost(self, lease: Lease, item: Item | None) -> LeaseLostError | ExecutionNotFoundError:
+        if item is None:
+            return ExecutionNotFoundError(lease.execution_id)
+        return LeaseLostError(
+            f"Lease on execution {lease.execution_id!r} (fence {lease.fence}) was taken over by "
+            f"{_opt(item, 'lease_owner')!r} (fence {_opt(item, 'fence')}); this invocation "
+            "stops writing."
+        )
+
+    # --- records <-> items ----------------------------------------------------------------
+
+    def _exec_item(self, ex: Execution, op_count: int, expires: int | None) -> Item:
+        item: Item = {
+            "PK": _s(f"EXEC#{ex.id}"),
+            "SK": _s(_META),
+            "rec": _s(ex.model_dump_json(exclude=_HOT)),
+            "status": _s(ex.status.value),
+            "fence": _n(ex.fence),
+            "signal_seq": _n(ex.signal_seq),
+            "op_count": _n(op_count),
+            "updated_us": _n(_us(ex.updated_at)),
+            "list_pk": _s("EXEC"),
+            "created_us": _n(_us(ex.created_at)),
+        }
+        if ex.lease_owner is not None and ex.lease_expires is not None:
+            item |= {"lease_owner": _s(ex.lease_owner), "lease_exp_us": _n(_us(ex.lease_expires))}
+        if ex.wake_at is not None and ex.status is ExecutionStatus.RUNNING:
+            item |= {"wake_us": _n(_us(ex.wake_at)), "due_pk": _s(DUE)}
+        if ex.cancel_requested is not None:
+            item["cancel"] = _s(ex.cancel_requested)
+        if expires is not None:
+            item["expires_at"] = _n(expires)
+        if _size(item) > ITEM_LIMIT:
+            raise PayloadTooLargeError(
+                f"execution {ex.id!r} is {_size(item)} bytes as a DynamoDB item (limit 400 KB); "
+                "keep inputs and results small (store large data elsewhere, pass a reference)",
+                operation=ex.id,
+            )
+        return item
+
+    @staticmethod
+    def _execution(item: Item) -> Execution:
+        try:
+            data = json.loads(item["rec"]["S"])
+            lease_exp, wake = _opt(item, "lease_exp_us"), _opt(item, "wake_us")
+            data.update(
+                status=item["status"]["S"],
+                fence=int(item["fence"]["N"]),
+                signal_seq=int(item["signal_seq"]["N"]),
+                lease_owner=_opt(item, "lease_owner"),
+                lease_expires=None if lease_exp is None else _dt(lease_exp),
+                wake_at=None if wake is None else _dt(wake),
+                updated_at=_dt(item["updated_us"]["N"]),
+                cancel_requested=_opt(item, "cancel"),
+            )
+            return Execution.model_validate(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CorruptRecordError(
+                f"execution item {_where(item)} does not parse: {exc}"
+            ) from exc
+
+    @staticmethod
+    def _operation(item: Item) -> Operation:
+        try:
+            return Operation.model_validate_json(item["rec"]["S"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptRecordError(
+                f"operation item {_where(item)} does not parse: {exc}"
+            ) from exc
+
+    @staticmethod
+    def _op_rec(eid: str, op: Operation) -> str:
+        rec = op.model_dump_json()
+        size = len(rec.encode()) + len(eid) + len(op.id) + 64
+        if size > ITEM_LIMIT:
+            raise PayloadTooLargeError(
+                f"operation {op.name or op.id!r} (id {op.id}) of execution {eid!r} is {size} "
+                "bytes as a DynamoDB item; the limit is 400 KB. Return a smaller value (store "
+                "large data elsewhere and return a reference). Nothing was written.",
+                operation=op.name or op.id,
+            )
+        return rec
+
+    # --- table ----------------------------------------------------------------------------
+
+    def create_table(self, *, wait: bool = True) -> None:
+        """Create the table and its two indexes (PAY_PER_REQUEST); a no-op if it exists.
+
+        With ``ttl_after_finish`` set, also enables TTL on ``expires_at``.
+        """
+        types = {"PK": "S", "SK": "S", "due_pk": "S", "wake_us": "N"}
+        types |= {"list_pk": "S", "created_us": "N"}
+
+        def keys(pk: str, sk: str) -> list[Item]:
+            return [
+                {"AttributeName": pk, "KeyType": "HASH"},
+                {"AttributeName": sk, "KeyType": "RANGE"},
+            ]
+
+        def index(name: str, pk: str, sk: str, extra: str) -> Item:
+            proj = {"ProjectionType": "INCLUDE", "NonKeyAttributes": [extra]}
+            return {"IndexName": name, "KeySchema": keys(pk, sk), "Projection": proj}
+
+        try:
+            self._call(
+                "create_table",
+                TableName=self.table_name,
+                BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[
+                    {"AttributeName": a, "AttributeType": t} for a, t in types.items()
+                ],
+                KeySchema=keys("PK", "SK"),
+                GlobalSecondaryIndexes=[
+                    index("due_index", "due_pk", "wake_us", "lease_exp_us"),
+                    index("created_index", "list_pk", "created_us", "status"),
+                ],
+            )
+        except StoreError as exc:
+            if "ResourceInUseException" not in str(exc):
+                raise
+        if wait:
+            waiter = self._client.get_waiter("table_exists")
+            waiter.wait(TableName=self.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        if self.ttl_after_finish is not None:
+            spec = {"Enabled": True, "AttributeName": "expires_at"}
+            try:
+                self._call(
+                    "update_time_to_live", TableName=self.table_name, TimeToLiveSpecification=spec
+                )
+            except StoreError as exc:
+                if "already enabled" not in str(exc).lower():
+                    raise
+
+    # --- executions -----------------------------------------------------------------------
+
+    def create_execution(self, execution: Execution) -> tuple[Execution, bool]:
+        try:
+            self._call(
+                "put_item",
+                TableName=self.table_name,
+                Item=self._exec_item(execution, 0, None),
+                ConditionExpression="attribute_not_exists(PK)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except _RejectedError as rej:
+            existing = self._execution(rej.item) if rej.item else None
+            return existing or self.get_execution(execution.id), False
+        return execution, True
+
+    def get_execution(self, execution_id: str) -> Execution:
+        item = self._get(f"EXEC#{execution_id}", _META)
+        if item is None:
+            raise ExecutionNotFoundError(execution_id)
+        return self._execution(item)
+
+    def list_executions(
+        self, *, status: ExecutionStatus | None = None, limit: int = 100
+    ) -> list[Execution]:
+        """Newest first. The index is eventually consistent on AWS; records are read fresh."""
+        query: Item = {"IndexName": "created_index", "ScanIndexForward": False}
+        query |= {"KeyConditionExpression": "list_pk = :l"}
+        query["ExpressionAttributeValues"] = {":l": _s("EXEC")}
+        if status is not None:
+            query |= {"FilterExpression": "#st = :s", "ExpressionAttributeNames": {"#st": "status"}}
+            query["ExpressionAttributeValues"][":s"] = _s(status.value)
+        out: list[Execution] = []
+        keys: list[Item] = []
+        for key in self._query(**query):
+            if len(out) >= limit:
+                break
+            keys.append({"PK": key["PK"], "SK": key["SK"]})
+            if len(keys) == min(100, limit):
+                out += self._batch_get(keys, status)
+                keys = []
+        if keys and len(out) < limit:
+            out += self._batch_get(keys, status)
+        return out[:limit]
+
+    def _batch_get(self, keys: list[Item], status: ExecutionStatus | None) -> list[Execution]:
+        found: dict[str, Execution] = {}
+        request: Item = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            page = self._call("batch_get_item", RequestItems=request)
+            for item in page.get("Responses", {}).get(self.table_name, []):
+                found[item["PK"]["S"]] = self._execution(item)
+            request = page.get("UnprocessedKeys") or {}
+        ordered = (found.get(k["PK"]["S"]) for k in keys)  # keep the index's newest-first order
+        return [e for e in ordered if e is not None and status in (None, e.status)]
+
+    def load_operations(self, execution_id: str) -> list[Operation]:
+        meta = False
+        ops: list[tuple[int, Operation]] = []
+        pk = {":pk": _s(f"EXEC#{execution_id}")}
+        for item in self._query(
+            KeyConditionExpression="PK = :pk", ExpressionAttributeValues=pk, ConsistentRead=True
+        ):
+            sk = item["SK"]["S"]
+            if sk == _META:
+                meta = True
+            elif sk.startswith(_OP):
+                seq = _opt(item, "seq")
+                if seq is None or not seq.isdigit():
+                    raise CorruptRecordError(f"operation item {_where(item)} has no valid seq")
+                ops.append((int(seq), self._operation(item)))
+        if not meta:
+            raise ExecutionNotFoundError(execution_id)
+        ops.sort(key=lambda pair: pair[0])
+        return [op for _, op in ops]
+
+    # --- leases ---------------------------------------------------------------------------
+
+    def _take(
+        self, execution_id: str, owner: str, now: datetime, ttl: timedelta, due: bool
+    ) -> Lease | None:
+        """Conditionally take the lease (RUNNING, free or expired; due too if ``due``)."""
+        expires = now + ttl
+        cond = f"attribute_exists(PK) AND #st = :run AND {_FREE}"
+        values = {":o": _s(owner), ":e": _n(_us(expires)), ":one": _n(1)}
+        values |= {":now": _n(_us(now)), ":run": _s(_RUN)}
+        if due:  # the due index lags the table: re-check that it is still due
+            cond += " AND due_pk = :due AND wake_us <= :now"
+            values[":due"] = _s(DUE)
+        expr = "SET lease_owner = :o, lease_exp_us = :e, fence = fence + :one, updated_us = :now"
+        try:
+            new = self._call(
+                "update_item",
+                **self._update(f"EXEC#{execution_id}", _META, expr, cond, values),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )["Attributes"]
+        except _RejectedError as rej:
+            if rej.item is None and not due:
+                raise ExecutionNotFoundError(execution_id) from None
+            return None  # held by someone else, finished, or (claim) no longer due
+        fence = int(new["fence"]["N"])
+        with self._lock:
+            if len(self._op_counts) > 10_000:
+                self._op_counts.clear()  # only a cache: a miss costs one read
+            self._op_counts[(execution_id, fence)] = int(new["op_count"]["N"])
+        signal_seq = int(new["signal_seq"]["N"])
+        return Lease(
+            execution_id=execution_id,
+            owner=owner,
+            fence=fence,
+            expires=expires,
+            signal_seq=signal_seq,
+        )
+
+    def acquire_lease(
+        self, execution_id: str, owner: str, now: datetime, ttl: timedelta
+    ) -> Lease | None:
+        return self._take(execution_id, owner, now, ttl, due=False)
+
+    def claim_due(self, owner: str, now: datetime, ttl: timedelta, limit: int) -> list[Lease]:
+        leases: list[Lease] = []
+        if limit <= 0:
+            return leases
+        for key in self._query(
+            IndexName="due_index",
+            KeyConditionExpression="due_pk = :due AND wake_us <= :now",
+            FilterExpression="attribute_not_exists(lease_exp_us) OR lease_exp_us <= :now",
+            ExpressionAttributeValues={":due": _s(DUE), ":now": _n(_us(now))},
+            Limit=max(2 * limit, 25),
+        ):
+            # A competing claimer that got there first makes the conditional update fail.
+            lease = self._take(key["PK"]["S"].removeprefix("EXEC#"), owner, now, ttl, due=True)
+            if lease is not None:
+                leases.append(lease)
+                if len(leases) >= limit:
+                    break
+        return leases
+
+    def renew_lease(self, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
+        expires = now + ttl
+        values = {":f": _n(lease.fence), ":o": _s(lease.owner), ":e": _n(_us(expires))}
+        pk = f"EXEC#{lease.execution_id}"
+        try:
+            self._call(
+                "update_item",
+                **self._update(pk, _META, "SET lease_exp_us = :e", _FENCED, values),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except _RejectedError as rej:
+            raise self._lost(lease, rej.item) from None
+        return lease.model_copy(update={"expires": expires})
+
+    def write_operations(
+        self, lease: Lease, operations: Sequence[Operation], now: datetime, ttl: timedelta
+    ) -> Lease:
+        eid = lease.execution_id
+        latest = {op.id: op for op in operations}  # a transaction may touch an item once
+        tokens = {op.callback_id: op.id for op in latest.values() if op.callback_id}
+        if len(latest) + len(tokens) + 1 > TRANSACTION_ITEMS:
+            raise StoreError(
+                f"write_operations got {len(latest)} records ({len(tokens)} with callback "
+                f"tokens) for execution {eid!r}: DynamoDBStore writes a checkpoint as one "
+                f"transaction of at most {TRANSACTION_ITEMS} items (one per record, one more "
+                "per callback token, one for the execution). Nothing was written."
+            )
+        recs = {op_id: self._op_rec(eid, op) for op_id, op in latest.items()}
+        total = sum(len(rec) for rec in recs.values())
+        if total > TRANSACTION_BYTES:
+            raise PayloadTooLargeError(
+                f"checkpoint of execution {eid!r} is {total} bytes; a DynamoDB transaction "
+                "holds at most 4 MB. Nothing was written.",
+                operation=", ".join(op.name or op.id for op in latest.values()),
+            )
+        renew = lease.expires - now <= ttl / 2  # like MemoryStore: renew past half-life
+        expires = now + ttl if renew else lease.expires
+        for _ in range(5):
+            with self._lock:
+                count = self._op_counts.get((eid, lease.fence))
+            if count is None:
+                count = int(self._held(lease)["op_count"]["N"])
+            values = {":f": _n(lease.fence), ":o": _s(lease.owner), ":c": _n(count)}
+            values[":c2"] = _n(count + len(latest))
+            expr = "SET op_count = :c2"
+            if renew:
+                expr += ", lease_exp_us = :e"
+                values[":e"] = _n(_us(expires))
+            cond = f"{_FENCED} AND op_count = :c"
+            items: list[Item] = [{"Update": self._update(f"EXEC#{eid}", _META, expr, cond, values)}]
+            for seq, (op_id, rec) in enumerate(recs.items(), start=count + 1):
+                expr = "SET rec = :r, seq = if_not_exists(seq, :s)"
+                values = {":r": _s(rec), ":s": _n(seq)}
+                items.append({"Update": self._update(f"EXEC#{eid}", _OP + op_id, expr, "", values)})
+            for token, op_id in tokens.items():
+                item = {"PK": _s(f"CB#{token}"), "SK": _s(_CB), "eid": _s(eid), "oid": _s(op_id)}
+                items.append({"Put": {"TableName": self.table_name, "Item": item}})
+            try:
+                self._transact(items)
+            except _RejectedError as rej:
+                if rej.reasons[:1] != ["ConditionalCheckFailed"]:
+                    raise StoreError(f"checkpoint of {eid!r} cancelled: {rej.reasons}") from None
+                with self._lock:  # the lease is lost or op_count was stale: re-read
+                    self._op_counts.pop((eid, lease.fence), None)
+                continue
+            with self._lock:
+                self._op_counts[(eid, lease.fence)] = count + len(latest)
+            return lease.model_copy(update={"expires": expires}) if renew else lease
+        raise StoreError(f"checkpoint of {eid!r} kept conflicting; nothing was written")
+
+    def finish_invocation(self, lease: Lease, end: InvocationEnd, now: datetime) -> Execution:
+        eid = lease.execution_id
+        for _ in range(10):
+            item = self._held(lease)
+            ex = self._execution(item)
+            running = end.status is ExecutionStatus.RUNNING
+            wake_at = end.wake_at
+            if running and ex.signal_seq != lease.signal_seq:
+                wake_at = now  # an event arrived while we ran: do not sleep through it
+            updated = ex.evolve(
+                status=end.status,
+                result=end.result,
+                error=end.error,
+                wake_at=wake_at if running else None,
+                waiting_for=end.waiting_for,
+                lease_owner=None,
+                lease_expires=None,
+                updated_at=now,
+            )
+            ttl = self.ttl_after_finish
+            expires = int((now + ttl).timestamp()) if ttl and not running else None
+            # A whole-item put is safe: every other writer changes fence or signal_seq.
+            values = {":f": _n(lease.fence), ":o": _s(lease.owner), ":seq": _n(ex.signal_seq)}
+            put = {
+                "TableName": self.table_name,
+                "Item": self._exec_item(updated, int(item["op_count"]["N"]), expires),
+                "ConditionExpression": f"{_FENCED} AND signal_seq = :seq",
+                "ExpressionAttributeValues": values,
+            }
+            items: list[Item] = [{"Put": put}]
+            if not running and ex.parent_execution_id is not None:
+                signal = self._signal_update(ex.parent_execution_id, now)
+                items += [{"Update": signal}] if signal else []
+            try:
+                self._transact(items)
+            except _RejectedError:
+                continue  # re-read: the lease was lost, a signal arrived or the parent changed
+            with self._lock:
+                self._op_counts.pop((eid, lease.fence), None)
+            if expires is not None:
+                self._stamp_expiry(eid, expires)
+            return updated
+        raise StoreError(f"finishing the invocation of {eid!r} kept conflicting")
+
+    def _signal_update(self, execution_id: str, now: datetime) -> Item | None:
+        """The update that wakes a RUNNING execution; None if it is missing or finished."""
+        item = self._get(f"EXEC#{execution_id}", _META)
+        if item is None or _opt(item, "status") != _RUN:
+            return None  # finished stays finished (and the condition re-checks RUNNING)
+        values = {":one": _n(1), ":now": _n(_us(now)), ":due": _s(DUE), ":run": _s(_RUN)}
+        return self._update(f"EXEC#{execution_id}", _META, _SIGNAL, "#st = :run", values)
+
+    def _stamp_expiry(self, execution_id: str, expires: int) -> None:
+        """Give a finished execution's operations and callback tokens ``expires_at``."""
+        for item in self._query(
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :op)",
+            ExpressionAttributeValues={":pk": _s(f"EXEC#{execution_id}"), ":op": _s(_OP)},
+            ProjectionExpression="PK, SK, rec",
+            ConsistentRead=True,
+        ):
+            keys = [(item["PK"]["S"], item["SK"]["S"])]
+            with contextlib.suppress(KeyError, ValueError, AttributeError):
+                token = json.loads(item["rec"]["S"]).get("callback_id")
+                keys += [(f"CB#{token}", _CB)] if token else []
+            for pk, sk in keys:
+                values = {":x": _n(expires)}
+                update = self._update(pk, sk, "SET expires_at = :x", "attribute_exists(PK)", values)
+                with contextlib.suppress(_RejectedError):
+                    self._call("update_item", **update)
+
+    def release_lease(self, lease: Lease) -> None:
+        values = {":f": _n(lease.fence), ":o": _s(lease.owner)}
+        expr = "REMOVE lease_owner, lease_exp_us"
+        with contextlib.suppress(_RejectedError):  # already lost: nothing to give up
+            pk = f"EXEC#{lease.execution_id}"
+            self._call("update_item", **self._update(pk, _META, expr, _FENCED, values))
+        with self._lock:
+            self._op_counts.pop((lease.execution_id, lease.fence), None)
+
+    # --- external events ------------------------------------------------------------------
+
+    def _change_callback(
+        self, callback_id: str, now: datetime, change: Callable[[Operation], Operation], why: str
+    ) -> Operation:
+        ref = self._get(f"CB#{callback_id}", _CB)
+        if ref is None:
+            raise CallbackNotFoundError(
+                "No callback has this token. Check that it was copied whole and comes from "
+                "this store; tokens cannot be guessed or reconstructed."
+            )
+        eid, op_id = ref["eid"]["S"], ref["oid"]["S"]
+        for _ in range(10):
+            item = self._get(f"EXEC#{eid}", _OP + op_id)
+            if item is None:
+                raise CorruptRecordError(f"callback item {_where(ref)} names a missing operation")
+            op = self._operation(item)
+            if op.status is not OperationStatus.STARTED:
+                raise CallbackAlreadyCompletedError(
+                    f"Callback {op.name!r} of execution {eid!r} is already {op.status.value}; "
+                    f"{why}. Nothing was changed."
+                )
+            new = change(op)
+            # Compare-and-set on the whole record: it is still the STARTED one we read.
+            values = {":r": _s(self._op_rec(eid, new)), ":old": item["rec"]}
+            items = [
+                {
+                    "Update": self._update(
+                        f"EXEC#{eid}", _OP + op_id, "SET rec = :r", "rec = :old", values
+                    )
+                }
+            ]
+            signal = self._signal_update(eid, now)
+            items += [{"Update": signal}] if signal else []
+            try:
+                self._transact(items)
+            except _RejectedError:
+                continue  # the record or the execution changed under us: look again
+            return new
+        raise StoreError(f"callback of operation {op_id!r} of {eid!r} kept conflicting")
+
+    def complete_callback(
+        self, callback_id: str, outcome: CallbackOutcome, now: datetime
+    ) -> Operation:
+        def done(op: Operation) -> Operation:
+            changes = {"status": outcome.status, "result": outcome.result, "ended_at": now}
+            return op.evolve(error=outcome.error, **changes)
+
+        return self._change_callback(callback_id, now, done, "a callback completes once")
+
+    def heartbeat_callback(self, callback_id: str, now: datetime) -> Operation:
+        def beat(op: Operation) -> Operation:
+            timeout = op.heartbeat_timeout_s
+            deadline = now + timedelta(seconds=timeout) if timeout is not None else None
+            return op.evolve(heartbeat_deadline=deadline)
+
+        return self._change_callback(callback_id, now, beat, "a heartbeat cannot revive it")
+
+    def request_cancel(self, execution_id: str, reason: str, now: datetime) -> Execution:
+        values = {":one": _n(1), ":now": _n(_us(now)), ":due": _s(DUE), ":run": _s(_RUN)}
+        values[":r"] = _s(reason)
+        expr = _SIGNAL + ", cancel = :r"
+        try:
+            new = self._call(
+                "update_item",
+                **self._update(f"EXEC#{execution_id}", _META, expr, "#st = :run", values),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except _RejectedError as rej:
+            if rej.item is None:
+                raise ExecutionNotFoundError(execution_id) from None
+            raise ExecutionNotRunningError(
+                f"Execution {execution_id!r} already finished ({_opt(rej.item, 'status')}); "
+                "there is nothing to cancel."
+            ) from None
+        return self._execution(new["Attributes"])
+
+    def close(self) -> None:
+        """Close the client this store made (a client passed in stays open)."""
+        if self._own_client:
+            self._client.close()
