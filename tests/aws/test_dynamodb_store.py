@@ -292,6 +292,52 @@ def test_signal_during_an_invocation_keeps_the_execution_due(ddb_store: DynamoDB
     assert [lease.execution_id for lease in claimed] == ["ex-1"]
 
 
+class InterposingClient:
+    """Forwards to a boto3 client, running ``hook`` once just before the first transaction."""
+
+    def __init__(self, client: Any, hook: Any) -> None:
+        self.client = client
+        self.hook = hook
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        hook, self.hook = self.hook, None
+        if hook is not None:
+            hook()
+        return self.client.transact_write_items(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def test_signal_racing_the_finish_is_not_lost(ddb_store: DynamoDBStore) -> None:
+    lease = leased(ddb_store)
+    lease = ddb_store.write_operations(lease, [callback("c", "tok")], T0, TTL)
+    # The callback lands after finish_invocation read the execution, before it writes.
+    racing = InterposingClient(
+        ddb_store._client, lambda: ddb_store.complete_callback("tok", OK, T0)
+    )
+    store = DynamoDBStore(ddb_store.table_name, client=racing)
+    end = InvocationEnd(status=ExecutionStatus.RUNNING, wake_at=None, waiting_for="cb")
+    finished = store.finish_invocation(lease, end, T0 + timedelta(seconds=5))
+    assert finished.wake_at == T0 + timedelta(seconds=5)
+    assert ddb_store.get_execution("ex-1") == finished
+    assert finished.signal_seq == 1
+
+
+def test_takeover_racing_a_checkpoint_writes_nothing(ddb_store: DynamoDBStore) -> None:
+    stale = leased(ddb_store, owner="slow", wake_at=T0)
+    later = T0 + 2 * TTL
+    racing = InterposingClient(
+        ddb_store._client, lambda: ddb_store.acquire_lease("ex-1", "fast", later, TTL)
+    )
+    store = DynamoDBStore(ddb_store.table_name, client=racing)
+    with pytest.raises(LeaseLostError):
+        store.write_operations(stale, [step("1"), callback("2", "tok")], later, TTL)
+    assert ddb_store.load_operations("ex-1") == []
+    with pytest.raises(CallbackNotFoundError):
+        ddb_store.complete_callback("tok", OK, later)
+
+
 def test_cancel_request_wakes_and_refuses_finished(ddb_store: DynamoDBStore) -> None:
     ddb_store.create_execution(execution(wake_at=None))
     ex = ddb_store.request_cancel("ex-1", "operator", T0)
