@@ -1,0 +1,524 @@
+"""The ``durable`` command: run, resume, inspect and signal executions in a SQLite store.
+
+Commands: ``run``, ``worker``, ``list``, ``show``, ``callback succeed|fail|heartbeat`` and
+``cancel`` (``durable --help`` and ``docs/cli.md`` describe each).
+
+Invariants:
+- Exit codes: 0 when the command did what was asked (an execution that succeeded or is
+  suspended), 1 when ``run`` ends with a FAILED or CANCELLED execution, 2 for user errors.
+- A user error (any :class:`~durable_core.errors.DurableError`: unknown id, bad JSON, a
+  forged token, a function that cannot be imported, ...) prints ``error: <message>`` to
+  stderr and exits 2, never a traceback. Anything else is a bug and may traceback.
+- Results and reports go to stdout; logs (structlog, the function's ``ctx.logger``) go to
+  stderr, so stdout can be piped.
+- Commands that only read or signal (``list``, ``show``, ``callback``, ``cancel``) never
+  create a store file; ``run`` and ``worker`` create it (and its directory) if missing.
+- The current directory is put on ``sys.path`` so ``module:function`` references resolve
+  as they do in ``python -c "import module"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from durable_core._render import (
+    PendingWait,
+    fmt_duration,
+    fmt_time,
+    pending_waits,
+    render_execution,
+    render_table,
+)
+from durable_core.errors import DurableError, StoreError, ValidationError
+from durable_core.function import DurableFunction
+from durable_core.journal import Execution, ExecutionStatus
+from durable_core.runtime import Runtime, RuntimeOptions
+from durable_core.stores.base import Store
+from durable_core.worker import Worker
+
+DEFAULT_STORE = Path(".durable") / "durable.sqlite3"
+STORE_ENV = "DURABLE_STORE"
+MAX_FAST_FORWARDS = 10_000
+"""Upper bound on timer skips in one ``run --fast-forward`` (a loop guard, not a limit users
+should meet: a workflow waiting more often than this should be tested with the testing kit)."""
+
+Out = Callable[[str], None]
+
+
+class FastForwardClock:
+    """Wall-clock time plus an offset that ``run --fast-forward`` moves forward.
+
+    Demo and test use only: everything recorded while it runs (start times, timer ends,
+    callback deadlines) follows the virtual time, not the wall clock.
+    """
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        """Wall-clock now plus the skipped time."""
+        return datetime.now(UTC) + self.offset
+
+    def sleep(self, seconds: float) -> None:
+        """Skip ``seconds`` instead of sleeping (inline retry delays pass instantly)."""
+        if seconds > 0:
+            self.offset += timedelta(seconds=seconds)
+
+    def advance_to(self, when: datetime) -> None:
+        """Move virtual time forward to ``when`` (never backwards)."""
+        gap = when - self.now()
+        if gap > timedelta(0):
+            self.offset += gap
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``durable`` command with ``argv`` (default: ``sys.argv[1:]``); return the code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return 2
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    restore = _configure_logging(args.log_level)
+    try:
+        code: int = args.handler(args)
+    except DurableError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        restore()
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``durable`` command."""
+    parser = argparse.ArgumentParser(
+        prog="durable",
+        description="Run and inspect durable executions stored in a SQLite file.",
+    )
+    parser.add_argument(
+        "--store",
+        default=os.environ.get(STORE_ENV) or str(DEFAULT_STORE),
+        help=f"SQLite store file (default: ${STORE_ENV} or {DEFAULT_STORE})",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="level of the logs written to stderr (default: info)",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="start an execution and run it until it finishes or waits")
+    p.add_argument("function", metavar="MODULE:FUNC", help="e.g. myapp.flows:checkout")
+    p.add_argument("--input", default="null", help="the event, as JSON (default: null)")
+    p.add_argument("--id", dest="execution_id", help="execution id (idempotent; default: new)")
+    p.add_argument(
+        "--fast-forward",
+        action="store_true",
+        help="skip timer and retry waits on a virtual clock (demos and tests only)",
+    )
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("worker", help="resume due executions until stopped")
+    p.add_argument("--poll", type=float, default=0.2, help="seconds between idle polls")
+    p.add_argument("--until-idle", action="store_true", help="exit when nothing is due")
+    p.add_argument("--lease-ttl", type=float, default=60.0, help="lease seconds (default 60)")
+    p.add_argument("--batch", type=int, default=16, help="invocations per round (default 16)")
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE and register its durable functions (repeatable)",
+    )
+    p.set_defaults(handler=cmd_worker)
+
+    p = sub.add_parser("list", help="list executions, newest first")
+    p.add_argument("--status", help="RUNNING, SUCCEEDED, FAILED or CANCELLED")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.set_defaults(handler=cmd_list)
+
+    p = sub.add_parser("show", help="an execution's history as a timeline")
+    p.add_argument("execution_id", metavar="ID")
+    p.add_argument("--json", action="store_true", help="print the raw records as JSON")
+    p.set_defaults(handler=cmd_show)
+
+    cb = sub.add_parser("callback", help="complete or heartbeat a callback by its token")
+    cb_sub = cb.add_subparsers(title="actions", metavar="ACTION", required=True)
+    p = cb_sub.add_parser("succeed", help="complete the callback with a JSON payload")
+    p.add_argument("token")
+    p.add_argument("--payload", default="null", help="the result, as JSON (default: null)")
+    p.set_defaults(handler=cmd_callback_succeed)
+    p = cb_sub.add_parser("fail", help="fail the callback (callback.result() raises)")
+    p.add_argument("token")
+    p.add_argument("--message", required=True, help="why it failed")
+    p.add_argument("--type", dest="error_type", default="CallbackFailure", help="error type")
+    p.set_defaults(handler=cmd_callback_fail)
+    p = cb_sub.add_parser("heartbeat", help="report that the external work is still alive")
+    p.add_argument("token")
+    p.set_defaults(handler=cmd_callback_heartbeat)
+
+    p = sub.add_parser("cancel", help="cancel a running execution at its next operation")
+    p.add_argument("execution_id", metavar="ID")
+    p.add_argument("--reason", default="cancelled by request", help="recorded reason")
+    p.set_defaults(handler=cmd_cancel)
+    return parser
+
+
+# --- plumbing ---------------------------------------------------------------------------------
+
+
+class _StderrLoggerFactory:
+    """Loggers that write to whatever ``sys.stderr`` is when they are created."""
+
+    def __call__(self, *args: Any) -> structlog.PrintLogger:
+        return structlog.PrintLogger(sys.stderr)
+
+
+def _configure_logging(level: str) -> Callable[[], None]:
+    """Send structlog to stderr at ``level`` unless the host configured it; return an undo."""
+    if structlog.is_configured():
+        return lambda: None
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=_StderrLoggerFactory(),
+    )
+    return structlog.reset_defaults
+
+
+def open_store(path: str, *, create: bool) -> Store:
+    """Open the SQLite store at ``path``; with ``create=False`` it must already exist."""
+    file = Path(path)
+    if not create and not file.exists():
+        raise StoreError(
+            f"no store at {path!r}. Start an execution first (`durable run ...`), or point "
+            f"--store (or ${STORE_ENV}) at an existing store file."
+        )
+    file.parent.mkdir(parents=True, exist_ok=True)
+    from durable_core.stores.sqlite import SQLiteStore
+
+    return SQLiteStore(str(file))
+
+
+def _command(args: argparse.Namespace) -> str:
+    """How to invoke ``durable`` again on the same store (for printed hints)."""
+    if args.store == os.environ.get(STORE_ENV, str(DEFAULT_STORE)):
+        return "durable"
+    return f"durable --store {shlex.quote(args.store)}"
+
+
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise ValidationError(
+            f"{what} is not valid JSON ({e}); quote it for the shell, e.g. "
+            """--input '{"order_id": "A-1"}'"""
+        ) from e
+
+
+def _out(line: str) -> None:
+    print(line, flush=True)
+
+
+# --- run --------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``durable run MODULE:FUNC``: start idempotently by id, drive, report the outcome."""
+    _parse_json(args.input, "--input")
+    clock = FastForwardClock() if args.fast_forward else None
+    store = open_store(args.store, create=True)
+    try:
+        rt = Runtime(store, clock=clock)
+        fn = rt.resolve(args.function)
+        event = _load_input(args.input, fn)
+        eid = args.execution_id or uuid.uuid4().hex
+        existed = _exists(store, eid)
+        ex = rt.start(fn, event, execution_id=eid)
+        if existed:
+            _out(f"execution {ex.id} already exists ({ex.status.value}); continuing it")
+        else:
+            _out(f"started execution {ex.id} ({fn.name})")
+        ex = drive(rt, ex.id, clock, _out)
+        return report(rt, ex, _command(args), _out)
+    finally:
+        store.close()
+
+
+def _load_input(text: str, fn: DurableFunction[Any, Any]) -> Any:
+    """Validate ``--input`` against the function's event type before anything is stored."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    from durable_core.serde import adapter_for
+
+    try:
+        return adapter_for(fn.input_type).validate_json(text)
+    except PydanticValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in e.errors()
+        )
+        raise ValidationError(
+            f"--input does not fit the event type of {fn.name!r}: {problems}"
+        ) from e
+
+
+def _exists(store: Store, execution_id: str) -> bool:
+    try:
+        store.get_execution(execution_id)
+    except DurableError:
+        return False
+    return True
+
+
+def drive(rt: Runtime, execution_id: str, clock: FastForwardClock | None, out: Out) -> Execution:
+    """Run the execution while it is due; with ``clock``, skip waits that only need time."""
+    ex = rt.drive(execution_id)
+    if clock is None:
+        return ex
+    for _ in range(MAX_FAST_FORWARDS):
+        if ex.status is not ExecutionStatus.RUNNING or _held_elsewhere(rt, ex):
+            return ex
+        waits = pending_waits(rt.operations(ex.id))
+        if ex.wake_at is None or not waits or not all(w.is_timed for w in waits):
+            return ex
+        gap = ex.wake_at - clock.now()
+        if gap > timedelta(0):
+            out(f"fast-forward: skipping {fmt_duration(gap)} {_skipped(waits[0])}")
+            clock.advance_to(ex.wake_at)
+        ex = rt.drive(ex.id)
+    return ex
+
+
+def _skipped(wait: PendingWait) -> str:
+    if wait.kind == "timer":
+        return f"timer {wait.name!r}"
+    if wait.kind == "retry":
+        return f"retry delay of step {wait.name!r} ({wait.detail})"
+    return f"delay before the next poll of condition {wait.name!r}"
+
+
+def _held_elsewhere(rt: Runtime, ex: Execution) -> bool:
+    return (
+        ex.lease_owner is not None
+        and ex.lease_owner != rt.worker_id
+        and ex.lease_expires is not None
+        and ex.lease_expires > rt.clock.now()
+    )
+
+
+def report(rt: Runtime, ex: Execution, command: str, out: Out) -> int:
+    """Print how an execution stands after ``run``; return the exit code."""
+    if ex.status is ExecutionStatus.SUCCEEDED:
+        out("SUCCEEDED")
+        out(json.dumps(json.loads(ex.result or "null"), indent=2, ensure_ascii=False))
+        return 0
+    if ex.status in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED):
+        err = f"{ex.error.type}: {ex.error.message}" if ex.error else "(no error recorded)"
+        out(f"{ex.status.value}: {err}")
+        out(f"the history: {command} show {ex.id}")
+        return 1
+    if _held_elsewhere(rt, ex):
+        out(
+            f"RUNNING: worker {ex.lease_owner} is running it now (lease until "
+            f"{fmt_time(ex.lease_expires)}); follow it with '{command} show {ex.id}'"
+        )
+        return 0
+    waits = pending_waits(rt.operations(ex.id))
+    resume = f"run '{command} worker' to resume it"
+    if not waits:
+        when = f" (next run {fmt_time(ex.wake_at)})" if ex.wake_at else ""
+        out(f"SUSPENDED: {ex.waiting_for or 'waiting'}{when} — {resume}")
+        return 0
+    if len(waits) == 1 and waits[0].kind != "callback":
+        out(f"SUSPENDED: waiting for {waits[0].describe()} — {resume}")
+        return 0
+    out("SUSPENDED: waiting for")
+    for w in waits:
+        out(f"  - {w.describe()}")
+        if w.kind == "callback" and w.token is not None:
+            token = shlex.quote(w.token)
+            out(f"      complete it: {command} callback succeed {token} --payload '<JSON>'")
+            out(f"      or fail it:  {command} callback fail {token} --message '<why>'")
+    out(f"then {resume}")
+    return 0
+
+
+# --- worker -----------------------------------------------------------------------------------
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """``durable worker``: resume due executions until SIGTERM/Ctrl-C (or idle)."""
+    if args.lease_ttl < 1:
+        raise ValidationError(f"--lease-ttl must be at least 1 second, got {args.lease_ttl}")
+    if args.poll <= 0:
+        raise ValidationError(f"--poll must be positive, got {args.poll}")
+    store = open_store(args.store, create=True)
+    try:
+        rt = Runtime(store, options=RuntimeOptions(lease_ttl=timedelta(seconds=args.lease_ttl)))
+        for module in args.imports:
+            _register_module(rt, module)
+        worker = Worker(rt, poll_interval=args.poll, batch=args.batch)
+        worker.run_forever(until_idle=args.until_idle)
+        if args.until_idle:
+            waiting = store.list_executions(status=ExecutionStatus.RUNNING, limit=1_000_000)
+            _out(
+                f"idle: ran {worker.executions_run} invocation(s); "
+                f"{len(waiting)} execution(s) still waiting"
+            )
+        return 0
+    finally:
+        store.close()
+
+
+def _register_module(rt: Runtime, module_name: str) -> None:
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValidationError(f"--import {module_name}: cannot import it: {e}") from e
+    found = [v for v in vars(module).values() if isinstance(v, DurableFunction)]
+    if not found:
+        raise ValidationError(f"--import {module_name}: it defines no @durable functions")
+    for fn in found:
+        rt.register(fn)
+
+
+# --- inspecting -------------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``durable list``: a table of executions, newest first."""
+    status = None
+    if args.status:
+        try:
+            status = ExecutionStatus(args.status.upper())
+        except ValueError:
+            names = ", ".join(s.value for s in ExecutionStatus)
+            raise ValidationError(f"--status {args.status!r} is not one of {names}") from None
+    if args.limit < 1:
+        raise ValidationError(f"--limit must be at least 1, got {args.limit}")
+    store = open_store(args.store, create=False)
+    try:
+        rows = store.list_executions(status=status, limit=args.limit)
+    finally:
+        store.close()
+    if not rows:
+        _out("no executions" + (f" with status {status.value}" if status else ""))
+        return 0
+    _out(render_table(rows))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """``durable show ID``: the header and the operation timeline."""
+    store = open_store(args.store, create=False)
+    try:
+        ex = store.get_execution(args.execution_id)
+        ops = store.load_operations(ex.id)
+    finally:
+        store.close()
+    if args.json:
+        doc = {
+            "execution": ex.model_dump(mode="json"),
+            "operations": [op.model_dump(mode="json") for op in ops],
+        }
+        _out(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        _out(render_execution(ex, ops))
+    return 0
+
+
+# --- signals ----------------------------------------------------------------------------------
+
+
+def _signal(args: argparse.Namespace, action: Callable[[Runtime], str]) -> int:
+    store = open_store(args.store, create=False)
+    try:
+        _out(action(Runtime(store)))
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_callback_succeed(args: argparse.Namespace) -> int:
+    """``durable callback succeed TOKEN --payload JSON``."""
+    _parse_json(args.payload, "--payload")
+
+    def act(rt: Runtime) -> str:
+        op = rt.send_callback_success_json(args.token, args.payload)
+        return _woken(args, f"callback {op.name!r} SUCCEEDED")
+
+    return _signal(args, act)
+
+
+def cmd_callback_fail(args: argparse.Namespace) -> int:
+    """``durable callback fail TOKEN --message MSG [--type T]``."""
+
+    def act(rt: Runtime) -> str:
+        op = rt.send_callback_failure(args.token, args.message, error_type=args.error_type)
+        return _woken(args, f"callback {op.name!r} FAILED ({args.error_type}: {args.message})")
+
+    return _signal(args, act)
+
+
+def cmd_callback_heartbeat(args: argparse.Namespace) -> int:
+    """``durable callback heartbeat TOKEN``."""
+
+    def act(rt: Runtime) -> str:
+        op = rt.send_callback_heartbeat(args.token)
+        deadline = fmt_time(op.heartbeat_deadline) if op.heartbeat_deadline else "none"
+        return f"heartbeat recorded for callback {op.name!r}; next heartbeat due by {deadline}"
+
+    return _signal(args, act)
+
+
+def _woken(args: argparse.Namespace, what: str) -> str:
+    return f"{what}; its execution is due now — run '{_command(args)} worker' to resume it"
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """``durable cancel ID [--reason R]``."""
+
+    def act(rt: Runtime) -> str:
+        ex = rt.cancel(args.execution_id, args.reason)
+        return (
+            f"cancellation of {ex.id} requested ({args.reason}); it takes effect at its next "
+            f"operation when a worker runs it — run '{_command(args)} worker'"
+        )
+
+    return _signal(args, act)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

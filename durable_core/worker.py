@@ -1,0 +1,159 @@
+"""The worker loop: resume due executions (timers, retries, callbacks, dead workers' leases).
+
+A :class:`Worker` repeatedly asks its :class:`~durable_core.runtime.Runtime` to ``tick``:
+claim one due execution, run one invocation of it, record the outcome. Several workers (in
+one process or many) may share a store; the store's leases and fences make sure only one
+of them advances an execution at a time.
+
+Invariants:
+- The stop event is only looked at *between* invocations. An invocation that has started
+  always finishes: its outcome is recorded and its lease released before the loop exits,
+  so a graceful stop never leaves an execution waiting for a lease to expire.
+- Executions are claimed one at a time (``tick(limit=1)``), so a stop request never strands
+  executions that were claimed but not run.
+- Idle waiting is an ``Event.wait``: a stop request wakes the loop at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import datetime
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from durable_core.errors import ValidationError
+from durable_core.journal import ExecutionStatus
+
+if TYPE_CHECKING:
+    from durable_core.runtime import Runtime
+
+MAX_ERROR_BACKOFF_S = 10.0
+"""Longest pause after a tick failed unexpectedly (a store outage, a locked database)."""
+_IDLE_SCAN_LIMIT = 10_000
+
+
+class Worker:
+    """Runs due executions of a runtime until told to stop.
+
+    Example::
+
+        worker = Worker(Runtime(SQLiteStore("durable.sqlite3")))
+        worker.run_forever()  # until SIGTERM / Ctrl-C
+    """
+
+    def __init__(self, runtime: Runtime, *, poll_interval: float = 0.2, batch: int = 16) -> None:
+        """Create a worker.
+
+        Args:
+            runtime: the runtime whose store and functions are used.
+            poll_interval: seconds to wait when nothing is due before looking again.
+            batch: invocations run back to back before the loop yields to an idle check.
+        """
+        if poll_interval <= 0:
+            raise ValidationError(f"poll_interval must be positive, got {poll_interval}")
+        if batch < 1:
+            raise ValidationError(f"batch must be at least 1, got {batch}")
+        self.runtime = runtime
+        self.poll_interval = poll_interval
+        self.batch = batch
+        self.executions_run = 0
+        """Invocations run since this worker was created."""
+        self._log = structlog.get_logger("durable.worker").bind(worker_id=runtime.worker_id)
+
+    def run(self, stop_event: threading.Event | None = None, *, until_idle: bool = False) -> int:
+        """Run due executions until ``stop_event`` is set (or, with ``until_idle``, no work).
+
+        Args:
+            stop_event: set it (from a signal handler or another thread) to stop after the
+                current invocation. A fresh event is used if omitted.
+            until_idle: return once nothing is due and no due execution is held by another
+                worker (a running invocation elsewhere, or a dead worker's lease not yet
+                expired). Useful for tests and ``durable worker --until-idle``.
+
+        Returns:
+            How many invocations this call ran.
+
+        Raises:
+            Exception: with ``until_idle``, whatever a tick raised unexpectedly. Without it
+                the error is logged and the loop backs off and carries on.
+        """
+        stop = stop_event or threading.Event()
+        ran = 0
+        backoff = self.poll_interval
+        self._log.info("worker started", poll_interval=self.poll_interval, until_idle=until_idle)
+        try:
+            while not stop.is_set():
+                try:
+                    n = self._round(stop)
+                except Exception:
+                    if until_idle:
+                        raise
+                    self._log.exception("worker tick failed; backing off", backoff_s=backoff)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, MAX_ERROR_BACKOFF_S)
+                    continue
+                backoff = self.poll_interval
+                ran += n
+                if n:
+                    self._log.info("executions run", count=n, total=self.executions_run)
+                    continue
+                if until_idle and not self._due_elsewhere():
+                    break
+                stop.wait(self.poll_interval)
+        finally:
+            self._log.info("worker stopped", executions_run=ran)
+        return ran
+
+    def _round(self, stop: threading.Event) -> int:
+        """Run up to ``batch`` due executions, one claim at a time; stop early if asked."""
+        n = 0
+        while n < self.batch and not stop.is_set():
+            if self.runtime.tick(limit=1) == 0:
+                break
+            n += 1
+            self.executions_run += 1
+        return n
+
+    def _due_elsewhere(self) -> bool:
+        """True if a RUNNING execution is due but leased (so work remains for someone)."""
+        now: datetime = self.runtime.clock.now()
+        running = self.runtime.store.list_executions(
+            status=ExecutionStatus.RUNNING, limit=_IDLE_SCAN_LIMIT
+        )
+        return any(ex.wake_at is not None and ex.wake_at <= now for ex in running)
+
+    def run_forever(self, *, until_idle: bool = False) -> int:
+        """Run until SIGTERM or SIGINT, then finish the current invocation and return 0.
+
+        A second SIGINT (Ctrl-C twice) aborts at once with ``KeyboardInterrupt``. Must be
+        called from the main thread (Python delivers signals there only).
+
+        Args:
+            until_idle: also return when there is no work (see :meth:`run`).
+
+        Returns:
+            The process exit code: 0.
+        """
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            if stop.is_set() and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self._log.info(
+                "stop requested; finishing the current invocation",
+                signal=signal.Signals(signum).name,
+            )
+            stop.set()
+
+        previous: dict[signal.Signals, Any] = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, on_signal)
+        try:
+            self.run(stop, until_idle=until_idle)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return 0
