@@ -1,28 +1,21 @@
 """DynamoDB store: executions and journals in one table, fenced with conditional writes.
 
-For Lambda without the durable execution service and for workers on many machines. Same
-semantics as :class:`~durable_core.stores.memory.MemoryStore` (the contract is in
-:mod:`durable_core.stores.base`); ``docs/dynamodb-store.md`` explains the design.
+For Lambda without the durable execution service and for workers on many machines; same
+semantics as :class:`~durable_core.stores.memory.MemoryStore` (contract in
+:mod:`durable_core.stores.base`). ``docs/dynamodb-store.md`` documents the design:
 
-One table, string keys ``PK``/``SK``:
+- execution ``EXEC#<id>``/``#META``: ``rec`` (JSON of the fields only the lease holder
+  writes) + native attributes for fields others change concurrently (status, fence,
+  signal_seq, op_count, lease, wake, cancel), each written by a conditional update;
+- operation ``EXEC#<id>``/``OP#<op id>``: ``rec`` (Operation JSON), ``seq`` (first write);
+- callback token ``CB#<token>``/``#CB`` -> ``eid``, ``oid`` (a consistent lookup);
+- sparse GSI ``due_index`` (``due_pk``/``wake_us``) for ``claim_due``; GSI
+  ``created_index`` (``list_pk``/``created_us``) for ``list_executions``.
 
-- execution ``EXEC#<id>`` / ``#META``: ``rec`` (JSON of the fields only the lease holder
-  writes) plus the fields others change concurrently as native attributes (``status fence
-  signal_seq op_count lease_owner lease_exp_us wake_us updated_us cancel``), so every write
-  is a conditional update of just its own fields;
-- operation ``EXEC#<id>`` / ``OP#<op id>``: ``rec`` (Operation JSON) and ``seq``, the
-  first-write position (kept by ``if_not_exists`` on upsert);
-- callback token ``CB#<token>`` / ``#CB``: ``eid``, ``oid`` (strongly consistent lookup);
-- GSI ``due_index`` (sparse: ``due_pk="DUE"`` only while RUNNING with a wake time; sort key
-  ``wake_us``; projects ``lease_exp_us``) makes ``claim_due`` a Query; GSI ``created_index``
-  (``list_pk``/``created_us``, projects ``status``) serves ``list_executions``.
-
-Native timestamps are integer microseconds since the epoch (UTC); ``expires_at`` (TTL) is
-epoch seconds. Nothing is ever pickled. A write under a lease is one TransactWriteItems whose
-update of the execution is conditional on ``fence = :f AND lease_owner = :o``: a stale holder
-gets LeaseLostError and nothing is written. A transaction holds at most 100 items, so one
-``write_operations`` call takes at most 99 items (a record is one, two with a callback token)
-and 4 MB; a bigger call is refused whole (the engine checkpoints 1-2 records at a time).
+Every write under a lease is one TransactWriteItems conditional on ``fence = :f AND
+lease_owner = :o`` at the execution item: a stale holder gets LeaseLostError and nothing is
+written. One ``write_operations`` call is one transaction (at most 100 items, 4 MB); a
+bigger call is refused whole. Nothing is ever pickled.
 """
 
 from __future__ import annotations
@@ -452,13 +445,9 @@ class DynamoDBStore:
             if len(self._op_counts) > 10_000:
                 self._op_counts.clear()  # only a cache: a miss costs one read
             self._op_counts[(execution_id, fence)] = int(new["op_count"]["N"])
-        signal_seq = int(new["signal_seq"]["N"])
+        seq = int(new["signal_seq"]["N"])
         return Lease(
-            execution_id=execution_id,
-            owner=owner,
-            fence=fence,
-            expires=expires,
-            signal_seq=signal_seq,
+            execution_id=execution_id, owner=owner, fence=fence, expires=expires, signal_seq=seq
         )
 
     def acquire_lease(
@@ -513,7 +502,7 @@ class DynamoDBStore:
                 "per callback token, one for the execution). Nothing was written."
             )
         recs = {op_id: self._op_rec(eid, op) for op_id, op in latest.items()}
-        total = sum(len(rec) for rec in recs.values())
+        total = sum(len(rec.encode()) for rec in recs.values())
         if total > TRANSACTION_BYTES:
             raise PayloadTooLargeError(
                 f"checkpoint of execution {eid!r} is {total} bytes; a DynamoDB transaction "
