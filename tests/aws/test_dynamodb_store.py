@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,7 +33,6 @@ from durable_core.journal import (
 )
 from durable_core.stores.base import InvocationEnd, Store
 from durable_core.stores.dynamodb import DynamoDBStore
-from tests.aws.conftest import make_client, new_table
 
 pytestmark = pytest.mark.aws
 
@@ -188,8 +188,10 @@ def test_claim_due_takes_only_due_free_running_in_wake_order(ddb_store: DynamoDB
     assert ddb_store.claim_due("me", now, TTL, 0) == []
 
 
-def test_claim_due_never_gives_one_execution_to_two_owners(ddb_endpoint: str) -> None:
-    setup = new_table(ddb_endpoint)
+def test_claim_due_never_gives_one_execution_to_two_owners(
+    new_ddb_store: Callable[..., DynamoDBStore], ddb_client: Callable[[], Any]
+) -> None:
+    setup = new_ddb_store()
     ids = [f"race-{i:03d}" for i in range(100)]
     for i, eid in enumerate(ids):
         setup.create_execution(execution(eid, wake_at=T0 + timedelta(milliseconds=i)))
@@ -198,7 +200,7 @@ def test_claim_due_never_gives_one_execution_to_two_owners(ddb_endpoint: str) ->
     errors: list[BaseException] = []
 
     def worker(owner: str) -> None:
-        store = DynamoDBStore(setup.table_name, client=make_client(ddb_endpoint))
+        store = DynamoDBStore(setup.table_name, client=ddb_client())
         try:
             start.wait()
             while batch := store.claim_due(owner, T0 + timedelta(seconds=1), TTL, 7):
@@ -243,15 +245,17 @@ def test_complete_callback_once_twice_and_unknown(ddb_store: DynamoDBStore) -> N
         ddb_store.complete_callback("tok-2", OK, later)
 
 
-def test_concurrent_completions_of_one_callback_succeed_exactly_once(ddb_endpoint: str) -> None:
-    store = new_table(ddb_endpoint)
+def test_concurrent_completions_of_one_callback_succeed_exactly_once(
+    new_ddb_store: Callable[..., DynamoDBStore], ddb_client: Callable[[], Any]
+) -> None:
+    store = new_ddb_store()
     lease = leased(store)
     store.write_operations(lease, [callback("c", "tok")], T0, TTL)
     results: list[str] = []
     start = threading.Barrier(6)
 
     def complete(i: int) -> None:
-        racer = DynamoDBStore(store.table_name, client=make_client(ddb_endpoint))
+        racer = DynamoDBStore(store.table_name, client=ddb_client())
         start.wait()
         outcome = CallbackOutcome(status=OperationStatus.SUCCEEDED, result=str(i))
         try:
@@ -416,8 +420,8 @@ def test_paging_over_more_than_one_megabyte_of_operations(ddb_store: DynamoDBSto
     assert counting.continued >= 2  # really followed LastEvaluatedKey
 
 
-def test_ttl_attribute_on_finish(ddb_endpoint: str) -> None:
-    store = new_table(ddb_endpoint, ttl_after_finish=timedelta(days=7))
+def test_ttl_attribute_on_finish(new_ddb_store: Callable[..., DynamoDBStore]) -> None:
+    store = new_ddb_store(ttl_after_finish=timedelta(days=7))
     ttl = store._client.describe_time_to_live(TableName=store.table_name)
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
     lease = leased(store)
@@ -473,13 +477,17 @@ def test_corrupt_items_raise_naming_the_item(ddb_store: DynamoDBStore) -> None:
         ddb_store.get_execution("ex-1")
 
 
-def test_aws_errors_surface_as_store_error_with_the_code(ddb_endpoint: str) -> None:
-    store = DynamoDBStore("missing-table", client=make_client(ddb_endpoint))
+def test_aws_errors_surface_as_store_error_with_the_code(ddb_client: Callable[[], Any]) -> None:
+    store = DynamoDBStore("missing-table", client=ddb_client())
     with pytest.raises(StoreError, match="ResourceNotFoundException"):
         store.get_execution("x")
 
 
-def test_constructor_builds_its_own_client(ddb_endpoint: str) -> None:
+def test_constructor_builds_its_own_client(
+    ddb_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
     store = DynamoDBStore("own-client", endpoint_url=ddb_endpoint, region_name="us-east-1")
     assert store._client.meta.config.retries["mode"] == "standard"
     store.create_table()
