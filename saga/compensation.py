@@ -1,0 +1,264 @@
+"""Compensations: what an undo receives, and the durable rollback that runs them.
+
+Invariants:
+- The undo stack is rebuilt on every replay from the order the saga's steps were run and
+  their recorded results; nothing about it is kept outside the journal.
+- A rollback first records its plan (the ``saga:rollback`` step); on replay the rebuilt plan
+  must equal the recorded one, otherwise the code changed under an in-flight saga and
+  :class:`durable_core.NonDeterminismError` is raised instead of undoing the wrong steps.
+- Each undo runs as its own checkpointed step ``compensate:<step>`` with its own retry
+  policy, in reverse order of the forward steps. A recorded undo is never run again; an
+  unrecorded one is never skipped (a crash resumes at the first unfinished undo).
+- An undo that exhausts its policy parks the saga on the callback ``operator:<step>`` and
+  waits for an operator decision (retry, skip, resolve, terminate), which is recorded as the
+  callback's payload.
+- A cancellation that arrives during the rollback is absorbed (the rollback must finish);
+  only a terminate request stops it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import ValidationError as PydanticValidationError
+
+from durable_core import (
+    CallbackFailedError,
+    CallbackTimeoutError,
+    DurableContext,
+    ErrorInfo,
+    ExecutionCancelledError,
+    NonDeterminismError,
+    RetryPolicy,
+    StepConfig,
+    StepContext,
+    StepFailedError,
+)
+from saga._journal import (
+    TERMINATE_PREFIX,
+    OperatorDecision,
+    PlanItem,
+    RollbackCause,
+    RollbackPlan,
+    compensate_name,
+    operator_name,
+    plan_name,
+)
+
+T = TypeVar("T")
+
+Compensation = Callable[["CompensationContext"], object]
+"""An undo: ``undo(c: CompensationContext) -> anything JSON-serializable``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompensationContext:
+    """What an undo receives: everything it needs to find and reverse the step's effect."""
+
+    saga: str
+    """The saga's name."""
+    execution_id: str
+    """The execution being rolled back."""
+    step: str
+    """The forward step's saga path (``book-hotel``; ``trip/book-hotel`` inside a nested
+    saga)."""
+    idempotency_key: str
+    """The forward step's idempotency key: the same value the action saw as
+    ``sc.idempotency_key``, stable across retries and replays. Use it to look the effect up
+    at the provider (did the booking land?) and as the undo's own idempotency key."""
+    result: Any
+    """The forward step's recorded result; ``None`` if the step did not succeed."""
+    uncertain: bool
+    """True if the forward step did not succeed but its undo was registered with
+    ``compensate_uncertain=True``: the effect may or may not have happened."""
+    error: ErrorInfo | None
+    """For an uncertain step: the recorded error (type, message, traceback)."""
+    forward_attempts: int | None
+    """For an uncertain step: how many attempts the forward step made."""
+    args: tuple[Any, ...]
+    """The extra arguments the forward action was called with."""
+    attempt: int
+    """This compensation attempt's number (1-based)."""
+    logger: Any = field(repr=False)
+    """A structlog logger bound to the execution, the compensation step and attempt."""
+
+
+@dataclass(frozen=True)
+class Undo:
+    """One entry of a saga's undo stack: a completed (or uncertain) step with a compensation,
+    or a nested saga's stack compensated as one unit."""
+
+    step: str
+    key: str
+    compensate: Compensation | None
+    policy: RetryPolicy
+    result: Any = None
+    error: ErrorInfo | None = None
+    forward_attempts: int | None = None
+    args: tuple[Any, ...] = ()
+    children: tuple[Undo, ...] = ()
+
+    def flatten(self) -> list[Undo]:
+        """The compensations this entry stands for, in the order they run."""
+        if self.compensate is not None:
+            return [self]
+        out: list[Undo] = []
+        for child in reversed(self.children):
+            out.extend(child.flatten())
+        return out
+
+
+@dataclass
+class RollbackReport:
+    """How a rollback ended (the journal holds the details; see ``saga_status``)."""
+
+    compensated: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def is_terminate(exc: ExecutionCancelledError) -> bool:
+    """True if the cancellation asks to end the saga without compensation."""
+    return exc.reason.startswith(TERMINATE_PREFIX)
+
+
+def shielded(ctx: DurableContext, call: Callable[[], T], what: str) -> T:
+    """Run one operation of a rollback; absorb a cancellation delivered at its boundary.
+
+    durable_core records a cancellation at the position where it is delivered, so replay
+    raises it there again and this loop re-issues the operation at the next position: the
+    same sequence every time. A terminate request is not absorbed.
+    """
+    while True:
+        try:
+            return call()
+        except ExecutionCancelledError as exc:
+            if is_terminate(exc):
+                raise
+            ctx.logger.warning(
+                "saga cancellation absorbed: the rollback runs to the end",
+                operation=what,
+                reason=exc.reason,
+            )
+
+
+def roll_back(
+    ctx: DurableContext,
+    *,
+    saga: str,
+    path: str,
+    stack: Sequence[Undo],
+    cause: RollbackCause,
+) -> RollbackReport:
+    """Compensate ``stack`` (entries in forward order) in reverse, durably.
+
+    Raises:
+        ExecutionCancelledError: a terminate request (or an operator's terminate decision)
+            stopped the rollback; what was not undone stays listed by ``saga_status``.
+        NonDeterminismError: the rebuilt plan differs from the recorded one.
+    """
+    todo: list[Undo] = []
+    for entry in reversed(stack):
+        todo.extend(entry.flatten())
+    plan = RollbackPlan(
+        saga=saga,
+        cause=cause,
+        steps=[PlanItem(step=u.step, key=u.key, uncertain=u.error is not None) for u in todo],
+    )
+    name = plan_name(path)
+    recorded = shielded(
+        ctx,
+        lambda: ctx.step(
+            name,
+            lambda _sc: plan,
+            StepConfig(retry=RetryPolicy.no_retry(), result_type=RollbackPlan),
+        ),
+        name,
+    )
+    if recorded.steps != plan.steps:
+        raise NonDeterminismError(
+            execution_id=ctx.execution_id,
+            position=f"rollback plan {name!r}",
+            expected=f"compensations {[i.step for i in recorded.steps]}",
+            found=f"compensations {[i.step for i in plan.steps]}",
+        )
+    ctx.logger.warning(
+        "saga rolling back",
+        saga=saga,
+        cause=cause.kind,
+        failed_step=cause.step,
+        compensations=[u.step for u in todo],
+    )
+    report = RollbackReport()
+    for undo in todo:
+        if _compensate(ctx, saga, undo):
+            report.compensated.append(undo.step)
+        else:
+            report.skipped.append(undo.step)
+    return report
+
+
+def _compensate(ctx: DurableContext, saga: str, undo: Undo) -> bool:
+    """Run one undo until it succeeds or an operator decides; True unless skipped."""
+    assert undo.compensate is not None
+    compensate = undo.compensate
+    name = compensate_name(undo.step)
+
+    def body(sc: StepContext) -> Any:
+        return compensate(
+            CompensationContext(
+                saga=saga,
+                execution_id=sc.execution_id,
+                step=undo.step,
+                idempotency_key=undo.key,
+                result=undo.result,
+                uncertain=undo.error is not None,
+                error=undo.error,
+                forward_attempts=undo.forward_attempts,
+                args=undo.args,
+                attempt=sc.attempt,
+                logger=sc.logger,
+            )
+        )
+
+    config = StepConfig(retry=undo.policy, result_type=Any)
+    while True:
+        try:
+            shielded(ctx, lambda: ctx.step(name, body, config), name)
+        except StepFailedError as exc:
+            decision = _park(ctx, saga, undo, exc)
+            if decision.action == "retry":
+                continue
+            if decision.action == "terminate":
+                reason = decision.reason or "terminated by an operator"
+                raise ExecutionCancelledError(
+                    f"saga {saga!r} terminated by an operator while parked on {undo.step!r}: "
+                    f"{reason}",
+                    reason=TERMINATE_PREFIX + reason,
+                ) from exc
+            return decision.action == "resolve"
+        return True
+
+
+def _park(ctx: DurableContext, saga: str, undo: Undo, exc: StepFailedError) -> OperatorDecision:
+    """Wait (durably, without limit) for an operator to decide what to do with ``undo``."""
+    name = operator_name(undo.step)
+    while True:
+        callback = shielded(ctx, lambda: ctx.create_callback(name), name)
+        ctx.logger.error(
+            "saga compensation failed; parked for an operator",
+            saga=saga,
+            step=undo.step,
+            error=str(exc),
+            token=callback.token,
+            hint=f"durable-saga status {ctx.execution_id}; then retry, skip or resolve",
+        )
+        try:
+            raw = callback.result()
+        except (CallbackFailedError, CallbackTimeoutError):
+            continue  # not a decision (e.g. `durable callback fail`): wait again
+        try:
+            return OperatorDecision.model_validate(raw)
+        except PydanticValidationError as bad:
+            ctx.logger.error("ignored an invalid operator decision", payload=raw, error=str(bad))

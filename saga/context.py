@@ -1,0 +1,476 @@
+"""``SagaContext``: what a saga function receives, and the runner that rolls it back.
+
+``s.step(name, action, *args, compensate=undo)`` runs ``action(sc, *args)`` as a durable_core
+step and, once it succeeded, pushes ``undo`` on the saga's undo stack. If the saga body then
+raises (a step failed for good, the code raised, the saga was cancelled or its deadline
+passed) the runner compensates the stack in reverse order (see :mod:`saga.compensation`).
+
+Invariants:
+- The undo stack holds only values returned by recorded steps and the order the steps ran
+  in; replay rebuilds it exactly. Nothing is ever read from closures over live state.
+- Every check of a step declaration (name, callables, kind and pivot rules) happens before
+  the step is started, so a bad declaration records nothing.
+- Step names are unique within a saga; a step's saga path (``parent/child``) is unique within
+  the execution and is the name of its journal record.
+- The idempotency key a step's action sees (``sc.idempotency_key``) is
+  ``"<execution id>:<saga path>"``; its compensation receives the same key.
+- Once the pivot is declared, no step may be compensatable, and every later step is retried
+  forward (``stop_never``); a failure after the pivot is never compensated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
+
+from durable_core import (
+    DurableContext,
+    ErrorInfo,
+    ExecutionCancelledError,
+    LeaseLostError,
+    NonDeterminismError,
+    RetryPolicy,
+    StepConfig,
+    StepContext,
+    StepFailedError,
+    StepSemantics,
+    StoreError,
+    VersionMismatchError,
+)
+from saga._journal import PATH_SEPARATOR, RESERVED_PREFIXES, RollbackCause
+from saga.compensation import Compensation, Undo, is_terminate, roll_back, shielded
+from saga.errors import (
+    SagaCompensated,
+    SagaDefinitionError,
+    SagaPartiallyCompensated,
+    SagaRolledBackError,
+)
+from saga.policy import (
+    StepKind,
+    default_compensation_policy,
+    default_forward_policy,
+    forward_recovery,
+)
+
+if TYPE_CHECKING:
+    from saga.definition import SagaDefinition
+
+T = TypeVar("T")
+E = TypeVar("E")
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
+
+MAX_STEP_NAME = 120
+_NO_ROLLBACK = (
+    SagaDefinitionError,
+    NonDeterminismError,
+    LeaseLostError,
+    StoreError,
+    VersionMismatchError,
+)
+"""Errors that never start a rollback: the code or the infrastructure is wrong, and undoing
+steps chosen by wrong code is not safe. The execution fails; ``saga_status`` lists what was
+not undone."""
+
+
+class SagaContext:
+    """The handle a saga function uses: ``s.step(...)`` for steps, ``s.ctx`` for the rest.
+
+    Use ``s.ctx`` (the :class:`durable_core.DurableContext`) for waits, callbacks and
+    conditions; they are not compensated. The same determinism rules apply as for any
+    durable function: code between steps must be deterministic, and a step must return its
+    values rather than mutate variables outside it.
+    """
+
+    def __init__(self, ctx: DurableContext, *, saga: str, path: str = "") -> None:
+        self._ctx = ctx
+        self._saga = saga
+        self._path = path
+        self._nested = bool(path)
+        self._stack: list[Undo] = []
+        self._names: set[str] = set()
+        self._pivot: str | None = None
+        self._pivot_done = False
+        self._failure: tuple[BaseException, str] | None = None
+
+    # --- read-only views -------------------------------------------------------------------
+
+    @property
+    def ctx(self) -> DurableContext:
+        """The durable context, for waits, callbacks, conditions and child contexts."""
+        return self._ctx
+
+    @property
+    def execution_id(self) -> str:
+        """The id of the running execution."""
+        return self._ctx.execution_id
+
+    @property
+    def name(self) -> str:
+        """The saga's name."""
+        return self._saga
+
+    @property
+    def logger(self) -> Any:
+        """The context's structlog logger (silent while replaying)."""
+        return self._ctx.logger
+
+    @property
+    def past_pivot(self) -> bool:
+        """True once the pivot step succeeded: the saga can no longer roll back."""
+        return self._pivot_done
+
+    @property
+    def undo_stack(self) -> tuple[str, ...]:
+        """The saga paths of the steps a rollback would compensate now, in forward order."""
+        return tuple(u.step for entry in self._stack for u in reversed(entry.flatten()))
+
+    # --- steps -----------------------------------------------------------------------------
+
+    def step(
+        self,
+        name: str,
+        action: Callable[[StepContext, *Ts], T],
+        /,
+        *args: *Ts,
+        compensate: Compensation | None = None,
+        kind: StepKind | str | None = None,
+        retry: RetryPolicy | None = None,
+        compensation_retry: RetryPolicy | None = None,
+        compensate_uncertain: bool = False,
+        semantics: StepSemantics = StepSemantics.AT_LEAST_ONCE_PER_RETRY,
+        result_type: Any = None,
+    ) -> T:
+        """Run ``action(sc, *args)`` as a checkpointed step; register ``compensate`` for it.
+
+        Args:
+            name: the step's name, unique within the saga.
+            action: called as ``action(sc, *args)``; ``sc.idempotency_key`` is stable across
+                retries and replays and is the key the compensation receives.
+            args: extra arguments for ``action`` (they must be deterministic: values from the
+                event or from earlier steps).
+            compensate: ``undo(c: CompensationContext)``, run if the saga rolls back after
+                this step succeeded. ``None``: the step has nothing to undo.
+            kind: ``COMPENSATABLE`` (default before the pivot), ``PIVOT`` (the point of no
+                return) or ``RETRIABLE`` (retried until it succeeds; default after the pivot).
+            retry: the step's retry policy (default: durable_core's, 3 attempts). For a
+                retriable step, its ``stop`` is replaced by ``stop_never``.
+            compensation_retry: the undo's own policy (default: backoff up to 10 minutes for
+                one day, then the saga parks for an operator).
+            compensate_uncertain: also run ``compensate`` if this step itself fails for good
+                (its effect may have happened: a timeout, an interrupted at-most-once
+                attempt). The undo then gets ``uncertain=True`` and the error.
+            semantics: durable_core's step semantics (at-least-once or at-most-once per retry).
+            result_type: the type the result is recorded as (default: the return annotation).
+
+        Returns:
+            The action's result (the recorded one when replaying).
+
+        Raises:
+            SagaDefinitionError: the declaration is invalid (nothing recorded).
+            StepFailedError: the step failed for good; letting it propagate rolls the saga back.
+        """
+        step_kind = self._declare(
+            name,
+            action=action,
+            compensate=compensate,
+            kind=kind,
+            compensate_uncertain=compensate_uncertain,
+            retry=retry,
+        )
+        path = self._child_path(name)
+        key = f"{self.execution_id}:{path}"
+        policy = self._forward_policy(step_kind, retry)
+
+        def run(sc: StepContext) -> T:
+            return action(dataclasses.replace(sc, idempotency_key=key), *args)
+
+        config = StepConfig(
+            retry=policy,
+            semantics=semantics,
+            result_type=result_type if result_type is not None else _return_type(action),
+        )
+        undo_policy = compensation_retry or default_compensation_policy()
+        try:
+            if self._pivot is not None and step_kind is not StepKind.PIVOT:
+                value = shielded(self._ctx, lambda: self._ctx.step(path, run, config), path)
+            else:
+                value = self._ctx.step(path, run, config)
+        except StepFailedError as exc:
+            self._failure = (exc, path)
+            if compensate is not None and compensate_uncertain:
+                error = ErrorInfo(type=exc.error_type, message=exc.args[0], traceback=exc.traceback)
+                self._stack.append(
+                    Undo(path, key, compensate, undo_policy, None, error, exc.attempts, args)
+                )
+            raise
+        if compensate is not None:
+            self._stack.append(Undo(path, key, compensate, undo_policy, value, None, None, args))
+        if step_kind is StepKind.PIVOT:
+            self._pivot_done = True
+        return value
+
+    def child(self, name: str, saga: SagaDefinition[E, R], event: E) -> R:
+        """Run another saga as one step of this one.
+
+        The child's steps are recorded under ``<name>/<step>``. If the child fails it rolls
+        its own steps back first, then this saga rolls back. If this saga rolls back after
+        the child completed, the child is compensated as a unit: its compensations, in
+        reverse order. A child saga may not declare a pivot (the top-level saga owns the
+        point of no return), and may not run after this saga's pivot.
+
+        Raises:
+            SagaDefinitionError: bad declaration (nothing recorded).
+        """
+        from saga.definition import SagaDefinition
+
+        if not isinstance(saga, SagaDefinition):
+            raise SagaDefinitionError(
+                f"saga {self._saga!r}, child {name!r}: expected a saga made with @saga or "
+                f"Saga(...), got {type(saga).__name__}"
+            )
+        check_step_name(self._saga, name, self._names)
+        if self._pivot is not None:
+            raise SagaDefinitionError(
+                f"saga {self._saga!r}: the nested saga {name!r} is declared after the pivot "
+                f"{self._pivot!r}; a nested saga is compensatable and every step after the "
+                "pivot must be retriable. Run it before the pivot, or make its work a "
+                "retriable step."
+            )
+        self._names.add(name)
+        path = self._child_path(name)
+        sub = SagaContext(self._ctx, saga=saga.name, path=path)
+        try:
+            value = run_saga(sub, saga.run_body, event)
+        except Exception as exc:
+            self._failure = (exc, path)
+            raise
+        self._stack.append(
+            Undo(
+                path,
+                f"{self.execution_id}:{path}",
+                None,
+                default_compensation_policy(),
+                children=tuple(sub._stack),
+            )
+        )
+        return value
+
+    # --- declaration checks ----------------------------------------------------------------
+
+    def _declare(
+        self,
+        name: str,
+        *,
+        action: object,
+        compensate: object,
+        kind: StepKind | str | None,
+        compensate_uncertain: bool,
+        retry: object,
+    ) -> StepKind:
+        check_step_name(self._saga, name, self._names)
+        check_step(
+            self._saga,
+            name,
+            action=action,
+            compensate=compensate,
+            kind=kind,
+            compensate_uncertain=compensate_uncertain,
+            retry=retry,
+            pivot=self._pivot,
+            nested=self._nested,
+        )
+        step_kind = resolve_kind(kind, compensate, pivot=self._pivot)
+        self._names.add(name)
+        if step_kind is StepKind.PIVOT:
+            self._pivot = name
+        return step_kind
+
+    def _child_path(self, name: str) -> str:
+        return f"{self._path}{PATH_SEPARATOR}{name}" if self._path else name
+
+    def _forward_policy(self, kind: StepKind, retry: RetryPolicy | None) -> RetryPolicy:
+        if kind is StepKind.RETRIABLE:
+            return forward_recovery(retry)
+        return retry or default_forward_policy()
+
+    # --- rollback --------------------------------------------------------------------------
+
+    def _cause(self, exc: BaseException) -> RollbackCause:
+        if isinstance(exc, ExecutionCancelledError):
+            kind = "deadline" if exc.reason == "deadline" else "cancelled"
+            return RollbackCause(kind=kind, error_type="Cancelled", message=exc.reason)
+        step = None
+        if self._failure is not None and self._failure[0] is exc:
+            step = self._failure[1]
+        if isinstance(exc, StepFailedError):
+            return RollbackCause(
+                kind="failure", step=step, error_type=exc.error_type, message=exc.args[0]
+            )
+        info = ErrorInfo.from_exception(exc, with_traceback=False)
+        return RollbackCause(kind="failure", step=step, error_type=info.type, message=info.message)
+
+    def _roll_back(self, exc: BaseException) -> SagaRolledBackError:
+        cause = self._cause(exc)
+        report = roll_back(
+            self._ctx, saga=self._saga, path=self._path, stack=self._stack, cause=cause
+        )
+        where = f"step {cause.step!r} failed" if cause.step else "the saga raised"
+        done = ", ".join(report.compensated) or "nothing to undo"
+        message = f"saga {self._saga!r} rolled back: {where} ({cause.error_type}: {cause.message})"
+        if report.skipped:
+            return SagaPartiallyCompensated(
+                f"{message}; compensated: {done}; SKIPPED by an operator (not undone): "
+                f"{', '.join(report.skipped)}",
+                saga=self._saga,
+                failed_step=cause.step,
+                compensated=report.compensated,
+                skipped=report.skipped,
+            )
+        return SagaCompensated(
+            f"{message}; compensated: {done}",
+            saga=self._saga,
+            failed_step=cause.step,
+            compensated=report.compensated,
+        )
+
+
+def run_saga(s: SagaContext, body: Callable[[SagaContext, E], R], event: E) -> R:
+    """Run a saga body; on failure, cancellation or deadline roll it back and re-raise.
+
+    Returns the body's result. After a failure and a full rollback raises
+    :class:`SagaCompensated` (or :class:`SagaPartiallyCompensated`), chained to the error;
+    after a cancellation or deadline re-raises the cancellation, so the execution ends
+    CANCELLED. Errors in ``_NO_ROLLBACK``, a terminate request, and anything after the pivot
+    propagate without compensation.
+    """
+    try:
+        return body(s, event)
+    except ExecutionCancelledError as exc:
+        if is_terminate(exc) or s.past_pivot:
+            raise
+        s._roll_back(exc)
+        raise
+    except _NO_ROLLBACK:
+        raise
+    except Exception as exc:
+        if s.past_pivot:
+            raise
+        raise s._roll_back(exc) from exc
+
+
+def check_step_name(saga: str, name: object, taken: Collection[str]) -> None:
+    """Validate a step name: printable, short, not reserved, unique within the saga."""
+    if not isinstance(name, str) or not name.strip():
+        raise SagaDefinitionError(
+            f"saga {saga!r}: a step name must be a non-empty string, got {name!r}"
+        )
+    if len(name) > MAX_STEP_NAME or not name.isprintable():
+        raise SagaDefinitionError(
+            f"saga {saga!r}: step name {name[:40]!r} must be at most {MAX_STEP_NAME} "
+            "printable characters"
+        )
+    if name.startswith(RESERVED_PREFIXES) or PATH_SEPARATOR in name:
+        raise SagaDefinitionError(
+            f"saga {saga!r}: step name {name!r} may not contain {PATH_SEPARATOR!r} or start "
+            f"with {', '.join(RESERVED_PREFIXES)} (reserved for the saga's own records)"
+        )
+    if name in taken:
+        raise SagaDefinitionError(
+            f"saga {saga!r}: duplicate step name {name!r}; step names must be unique within "
+            "a saga (they name the step and its compensation in the journal). In a loop, "
+            "put the index in the name."
+        )
+
+
+def check_step(
+    saga: str,
+    name: str,
+    *,
+    action: object,
+    compensate: object,
+    kind: StepKind | str | None,
+    compensate_uncertain: bool,
+    retry: object,
+    pivot: str | None,
+    nested: bool,
+) -> None:
+    """Validate one step declaration (shared by ``s.step`` and the builder)."""
+    where = f"saga {saga!r}, step {name!r}"
+    if not callable(action):
+        raise SagaDefinitionError(f"{where}: the action must be callable, got {action!r}")
+    if compensate is not None and not callable(compensate):
+        raise SagaDefinitionError(
+            f"{where}: compensate must be a callable taking a CompensationContext, got "
+            f"{compensate!r}"
+        )
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise SagaDefinitionError(f"{where}: retry must be a durable_core.RetryPolicy")
+    if compensate_uncertain and compensate is None:
+        raise SagaDefinitionError(f"{where}: compensate_uncertain=True needs compensate=")
+    step_kind = _parse_kind(where, kind)
+    if step_kind is StepKind.PIVOT:
+        if nested:
+            raise SagaDefinitionError(
+                f"{where}: a nested saga may not declare a pivot; the top-level saga owns the "
+                "point of no return"
+            )
+        if pivot is not None:
+            raise SagaDefinitionError(
+                f"{where}: the saga already has a pivot ({pivot!r}); a saga has at most one "
+                "point of no return. Make this step retriable (kind=StepKind.RETRIABLE)."
+            )
+        if compensate is not None:
+            raise SagaDefinitionError(
+                f"{where}: a pivot cannot be undone, so it takes no compensate=. If it can be "
+                "undone it is compensatable, and the pivot is a later step."
+            )
+    if step_kind is StepKind.RETRIABLE and compensate is not None:
+        raise SagaDefinitionError(
+            f"{where}: a retriable step is never compensated; drop compensate= or make it "
+            "compensatable (before the pivot)"
+        )
+    if pivot is not None and (step_kind is StepKind.COMPENSATABLE or compensate is not None):
+        raise SagaDefinitionError(
+            f"{where}: a compensatable step after the pivot {pivot!r}. Once the pivot "
+            "succeeds the saga never rolls back, so every later step must be retriable: drop "
+            "compensate= (steps after the pivot are retriable by default), or move this step "
+            "before the pivot."
+        )
+
+
+def resolve_kind(kind: StepKind | str | None, compensate: object, *, pivot: str | None) -> StepKind:
+    """The effective kind: the given one, else compensatable before the pivot and retriable
+    after it. Call after :func:`check_step`."""
+    if kind is not None:
+        return StepKind(kind)
+    return (
+        StepKind.RETRIABLE if pivot is not None and compensate is None else StepKind.COMPENSATABLE
+    )
+
+
+def _parse_kind(where: str, kind: StepKind | str | None) -> StepKind | None:
+    if kind is None:
+        return None
+    try:
+        return StepKind(kind)
+    except ValueError:
+        raise SagaDefinitionError(
+            f"{where}: unknown step kind {kind!r}; use one of "
+            f"{', '.join(k.value for k in StepKind)}"
+        ) from None
+
+
+def _return_type(fn: Callable[..., Any]) -> Any:
+    """The return annotation of ``fn`` (or of its ``__call__``), else ``Any``."""
+    target: Any = inspect.unwrap(fn)
+    if not (inspect.isfunction(target) or inspect.ismethod(target)):
+        target = getattr(target, "__call__", target)  # noqa: B004 - a callable object's method
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:
+        return Any
+    return hints.get("return", Any)

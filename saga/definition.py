@@ -1,0 +1,89 @@
+"""``SagaDefinition``: what ``@saga`` and the ``Saga`` builder both produce.
+
+A saga definition is a body ``(s: SagaContext, event) -> result`` plus the options of the
+durable function that runs it. It exposes ``.durable_function``, so a
+:class:`durable_core.Runtime` runs it (``runtime.run(my_saga, event)``) and
+``durable run module:attr`` resolves it.
+
+Invariants:
+- The durable function's body creates a fresh :class:`SagaContext` per invocation and runs
+  the saga body through :func:`saga.context.run_saga`; nothing is shared between
+  invocations or executions (no global registry).
+- What the durable function returns or raises: the body's result when the saga completes;
+  :class:`SagaCompensated` / :class:`SagaPartiallyCompensated` (execution FAILED) after a
+  rollback caused by a failure; the cancellation (execution CANCELLED) after a rollback
+  caused by a cancel or the deadline, and after a terminate.
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+from durable_core import DurableContext, DurableFunction
+from saga.context import SagaContext, run_saga
+from saga.errors import SagaDefinitionError
+
+E = TypeVar("E")
+R = TypeVar("R")
+
+
+class SagaDefinition(ABC, Generic[E, R]):
+    """Base of :class:`saga.SagaFunction` (from ``@saga``) and :class:`saga.Saga`."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        version: str | None,
+        deadline: timedelta | None,
+        input_type: Any,
+        result_type: Any,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise SagaDefinitionError(f"a saga needs a non-empty name, got {name!r}")
+        if deadline is not None and (
+            not isinstance(deadline, timedelta) or deadline <= timedelta(0)
+        ):
+            raise SagaDefinitionError(
+                f"saga {name!r}: deadline must be a positive timedelta, got {deadline!r}"
+            )
+        self._name = name
+        self._version = version
+        self._deadline = deadline
+        self._input_type = input_type
+        self._result_type = result_type
+
+    @property
+    def name(self) -> str:
+        """The saga's name (in compensation contexts, the rollback plan and the outcome)."""
+        return self._name
+
+    @property
+    def deadline(self) -> timedelta | None:
+        """If set, the saga is cancelled (and rolled back) when it runs longer than this."""
+        return self._deadline
+
+    @abstractmethod
+    def run_body(self, s: SagaContext, event: E) -> R:
+        """Run the saga's steps on ``s`` (no rollback here; :func:`run_saga` adds it)."""
+
+    def _durable_name(self) -> str:
+        return self._name
+
+    @functools.cached_property
+    def durable_function(self) -> DurableFunction[E, R]:
+        """The durable function that runs this saga (give the saga itself to a Runtime)."""
+        return DurableFunction(
+            fn=self._entry,
+            name=self._durable_name(),
+            version=self._version,
+            timeout=self._deadline,
+            input_type=self._input_type,
+            result_type=self._result_type,
+        )
+
+    def _entry(self, ctx: DurableContext, event: E) -> R:
+        return run_saga(SagaContext(ctx, saga=self._name), self.run_body, event)

@@ -1,0 +1,197 @@
+"""Operator actions on sagas, and the status query, through a :class:`durable_core.Runtime`.
+
+A saga whose undo exhausted its policy is parked on the callback ``operator:<step>``. The
+actions here find that callback in the journal and complete it with an
+:class:`OperatorDecision`; the decision is the callback's payload, so it is recorded in the
+journal like everything else. The saga resumes when a worker (or ``drive=True``) runs it.
+
+Invariants:
+- Arguments are checked first; an action on a saga that is not parked raises
+  :class:`SagaNotParkedError` and records nothing.
+- Completion goes through the store's conditional path: of two operators acting at once,
+  one wins and the other gets :class:`SagaNotParkedError`.
+- ``terminate`` is the only way to end a saga without finishing its rollback; ``cancel``
+  (``Runtime.cancel``) always compensates.
+"""
+
+from __future__ import annotations
+
+from durable_core import (
+    CallbackAlreadyCompletedError,
+    Operation,
+    OperationStatus,
+    OperationType,
+    Runtime,
+)
+from saga._journal import OPERATOR_PREFIX, TERMINATE_PREFIX, OperatorDecision
+from saga.errors import InvalidOperatorActionError, SagaNotParkedError
+from saga.outcome import SagaOutcome, derive_outcome
+
+__all__ = [
+    "resolve",
+    "retry_compensation",
+    "saga_status",
+    "skip_compensation",
+    "terminate",
+]
+
+
+def saga_status(runtime: Runtime, execution_id: str) -> SagaOutcome:
+    """The saga's state, derived from its journal (works while it runs or is parked).
+
+    Raises:
+        ExecutionNotFoundError: no such execution in the runtime's store.
+    """
+    return derive_outcome(runtime.get(execution_id), runtime.operations(execution_id))
+
+
+def retry_compensation(
+    runtime: Runtime, execution_id: str, *, actor: str | None = None, drive: bool = False
+) -> SagaOutcome:
+    """Run the parked saga's failed compensation again, with its full retry policy.
+
+    Args:
+        runtime: a runtime on the saga's store.
+        execution_id: the parked saga.
+        actor: who decides (recorded).
+        drive: resume the saga in this process now instead of leaving it to a worker.
+
+    Raises:
+        SagaNotParkedError: the saga is not waiting for an operator (nothing recorded).
+    """
+    return _decide(runtime, execution_id, "retry", reason=None, actor=actor, drive=drive)
+
+
+def skip_compensation(
+    runtime: Runtime,
+    execution_id: str,
+    reason: str,
+    *,
+    actor: str | None = None,
+    drive: bool = False,
+) -> SagaOutcome:
+    """Give up on the parked saga's failed compensation and continue rolling back the rest.
+
+    The step's effect stays in place: the saga ends ``partially_compensated`` with the step
+    and ``reason`` listed, never ``compensated``.
+
+    Raises:
+        InvalidOperatorActionError: ``reason`` is empty (nothing recorded).
+        SagaNotParkedError: the saga is not waiting for an operator (nothing recorded).
+    """
+    return _decide(
+        runtime, execution_id, "skip", reason=_required(reason, "skip"), actor=actor, drive=drive
+    )
+
+
+def resolve(
+    runtime: Runtime,
+    execution_id: str,
+    note: str,
+    *,
+    actor: str | None = None,
+    drive: bool = False,
+) -> SagaOutcome:
+    """Mark the parked saga's failed compensation as done by hand, and continue the rollback.
+
+    Use it after undoing the effect yourself (or confirming there was none). The step counts
+    as undone, with ``note`` recorded.
+
+    Raises:
+        InvalidOperatorActionError: ``note`` is empty (nothing recorded).
+        SagaNotParkedError: the saga is not waiting for an operator (nothing recorded).
+    """
+    return _decide(
+        runtime,
+        execution_id,
+        "resolve",
+        reason=_required(note, "resolve"),
+        actor=actor,
+        drive=drive,
+    )
+
+
+def terminate(
+    runtime: Runtime,
+    execution_id: str,
+    reason: str,
+    *,
+    actor: str | None = None,
+    drive: bool = False,
+) -> SagaOutcome:
+    """End a saga WITHOUT compensating (what is not undone stays listed in its status).
+
+    ``Runtime.cancel`` rolls a saga back; this does not. A parked saga ends at once; a
+    running one at its next step boundary, with status ``terminated``. Limitation: durable_core
+    delivers one cancellation per execution, so a saga already cancelled once (by a cancel or
+    its deadline) can be terminated only while it is parked.
+
+    Raises:
+        InvalidOperatorActionError: ``reason`` is empty (nothing recorded).
+        ExecutionNotRunningError: the saga already ended.
+    """
+    text = _required(reason, "terminate")
+    if _parked_callback(runtime, execution_id) is not None:
+        return _decide(runtime, execution_id, "terminate", reason=text, actor=actor, drive=drive)
+    runtime.cancel(execution_id, TERMINATE_PREFIX + text)
+    if drive:
+        runtime.drive(execution_id)
+    return saga_status(runtime, execution_id)
+
+
+def _required(text: object, action: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        what = "note" if action == "resolve" else "reason"
+        raise InvalidOperatorActionError(
+            f"{action} needs a non-empty {what}; it is recorded in the saga's journal so "
+            "the next person knows why"
+        )
+    return text.strip()
+
+
+def _parked_callback(runtime: Runtime, execution_id: str) -> Operation | None:
+    ex = runtime.get(execution_id)
+    if ex.status.is_terminal:
+        return None
+    return next(
+        (
+            op
+            for op in reversed(runtime.operations(execution_id))
+            if op.type is OperationType.CALLBACK
+            and (op.name or "").startswith(OPERATOR_PREFIX)
+            and op.status is OperationStatus.STARTED
+        ),
+        None,
+    )
+
+
+def _decide(
+    runtime: Runtime,
+    execution_id: str,
+    action: str,
+    *,
+    reason: str | None,
+    actor: str | None,
+    drive: bool,
+) -> SagaOutcome:
+    callback = _parked_callback(runtime, execution_id)
+    if callback is None or callback.callback_id is None:
+        status = saga_status(runtime, execution_id).status
+        raise SagaNotParkedError(
+            f"saga {execution_id!r} is not parked (status: {status.value}); {action} applies "
+            "only to a saga waiting for an operator in compensation_failed. Nothing was "
+            "recorded. See `durable-saga status ID`."
+        )
+    decision = OperatorDecision.model_validate(
+        {"action": action, "reason": reason, "actor": actor, "at": runtime.clock.now()}
+    )
+    try:
+        runtime.send_callback_success(callback.callback_id, decision.model_dump(mode="json"))
+    except CallbackAlreadyCompletedError as e:
+        raise SagaNotParkedError(
+            f"saga {execution_id!r}: another decision was recorded first for "
+            f"{callback.name!r}; nothing was recorded. Check `durable-saga status ID`."
+        ) from e
+    if drive:
+        runtime.drive(execution_id)
+    return saga_status(runtime, execution_id)

@@ -1,0 +1,38 @@
+"""Shared fixtures for the saga tests: a virtual clock, a runtime on a MemoryStore, a ledger.
+
+Time never passes by sleeping: ``settle`` drives an execution and, while it waits only for
+time (a durable timer or a retry delay), moves the virtual clock to its wake-up time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from saga_helpers import VirtualClock
+
+from durable_core import MemoryStore, Runtime, Store
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+@pytest.fixture
+def store() -> Store:
+    return MemoryStore()
+
+
+@pytest.fixture
+def rt(store: Store, clock: VirtualClock) -> Runtime:
+    return Runtime(store, clock=clock)
+
+
+@pytest.fixture(autouse=True)
+def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Each test gets its own tour ledger file."""
+    path = tmp_path / "ledger.sqlite3"
+    monkeypatch.setenv("TOUR_LEDGER", str(path))
+    return path

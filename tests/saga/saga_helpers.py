@@ -1,0 +1,80 @@
+"""Helpers shared by the saga tests (imported as a plain module: tests/saga is on sys.path)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from durable_core import Execution, Operation, Runtime, StepContext
+from saga import CompensationContext
+
+
+class VirtualClock:
+    """A clock that only moves when told to (``sleep`` advances it)."""
+
+    def __init__(self) -> None:
+        self.t = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += timedelta(seconds=seconds)
+
+    def advance(self, delta: timedelta) -> None:
+        self.t += delta
+
+
+def settle(rt: Runtime, execution_id: str, max_rounds: int = 2_000) -> Execution:
+    """Drive until the execution finishes or waits for an event, skipping waits for time."""
+    clock = rt.clock
+    assert isinstance(clock, VirtualClock)
+    ex = rt.drive(execution_id)
+    for _ in range(max_rounds):
+        if ex.status.is_terminal or ex.wake_at is None:
+            return ex
+        if ex.wake_at > clock.now():
+            clock.t = ex.wake_at
+        ex = rt.drive(execution_id)
+    raise AssertionError(f"execution {execution_id} did not settle in {max_rounds} rounds")
+
+
+def names(ops: list[Operation]) -> list[str]:
+    """The journal's operation names in write order."""
+    return [op.name or "?" for op in ops]
+
+
+class Effects:
+    """Side-effect counters for hand-written sagas: what ran, in order, how often."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def count(self, entry: str) -> int:
+        return self.log.count(entry)
+
+    def action(self, name: str, *, fail: bool = False, value: object = None) -> Any:
+        """A step action that logs ``do:<name>`` and returns ``value`` (or raises)."""
+
+        def run(sc: StepContext) -> object:
+            self.log.append(f"do:{name}")
+            if fail:
+                raise RuntimeError(f"{name} failed")
+            return value if value is not None else f"{name}-result"
+
+        return run
+
+    def undo(self, name: str, *, failures: int = 0, always_fail: bool = False) -> Any:
+        """A compensation that logs ``undo:<name>``; fails its first ``failures`` attempts."""
+
+        def run(c: CompensationContext) -> str:
+            self.log.append(f"undo:{name}")
+            if always_fail or c.attempt <= failures:
+                raise ConnectionError(f"undo of {name} failed (attempt {c.attempt})")
+            return f"undid {c.step}"
+
+        return run
+
+    def undone(self) -> list[str]:
+        """Successful-or-not undo calls, in order, without repeats."""
+        return list(dict.fromkeys(e for e in self.log if e.startswith("undo:")))
