@@ -1,7 +1,8 @@
 """Shared fixtures for the saga tests: a virtual clock, a runtime on a MemoryStore, a ledger.
 
-Time never passes by sleeping: ``settle`` drives an execution and, while it waits only for
-time (a durable timer or a retry delay), moves the virtual clock to its wake-up time.
+Time never passes by sleeping: ``saga_helpers.settle`` drives an execution and, while it
+waits only for time (a durable timer or a retry delay), moves the virtual clock to its
+wake-up time.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from saga_helpers import VirtualClock
 
 from durable_core import MemoryStore, Runtime, Store
+from durable_core.testing import VirtualClock
 
 
 @pytest.fixture

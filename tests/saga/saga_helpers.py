@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from durable_core import Execution, Operation, Runtime, StepContext
+from durable_core.testing import VirtualClock
 from saga import CompensationContext
-
-
-class VirtualClock:
-    """A clock that only moves when told to (``sleep`` advances it)."""
-
-    def __init__(self) -> None:
-        self.t = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += timedelta(seconds=seconds)
-
-    def advance(self, delta: timedelta) -> None:
-        self.t += delta
 
 
 def settle(rt: Runtime, execution_id: str, max_rounds: int = 2_000) -> Execution:
@@ -34,7 +18,7 @@ def settle(rt: Runtime, execution_id: str, max_rounds: int = 2_000) -> Execution
         if ex.status.is_terminal or ex.wake_at is None:
             return ex
         if ex.wake_at > clock.now():
-            clock.t = ex.wake_at
+            clock.set(ex.wake_at)
         ex = rt.drive(execution_id)
     raise AssertionError(f"execution {execution_id} did not settle in {max_rounds} rounds")
 
@@ -78,3 +62,28 @@ class Effects:
     def undone(self) -> list[str]:
         """Successful-or-not undo calls, in order, without repeats."""
         return list(dict.fromkeys(e for e in self.log if e.startswith("undo:")))
+
+
+BOOKED = [
+    ("airline", "book", "book-flight"),
+    ("hotel", "book", "book-hotel"),
+    ("cars", "book", "book-car"),
+]
+"""The tour ledger effects of a successful run."""
+
+EXPECTED_ROLLBACK = {
+    "flight": [("airline", "reject", "book-flight")],
+    "hotel": [
+        ("airline", "book", "book-flight"),
+        ("hotel", "reject", "book-hotel"),
+        ("airline", "cancel", "book-flight"),
+    ],
+    "car": [
+        ("airline", "book", "book-flight"),
+        ("hotel", "book", "book-hotel"),
+        ("cars", "reject", "book-car"),
+        ("hotel", "cancel", "book-hotel"),
+        ("airline", "cancel", "book-flight"),
+    ],
+}
+"""The tour ledger effects when the given booking fails: the reverse undo sequence."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import tenacity
-from saga_helpers import Effects, VirtualClock, names, settle
+from saga_helpers import Effects, names, settle
 
 from durable_core import ExecutionStatus, RetryPolicy, Runtime
+from durable_core.testing import VirtualClock
 from saga import SagaContext, SagaFunction, SagaStatus, StepKind, saga, saga_status, terminate
 
 SLOW_RETRY = RetryPolicy(stop=tenacity.stop_after_attempt(5), wait=tenacity.wait_fixed(3600))

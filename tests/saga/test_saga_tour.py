@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from saga_helpers import settle
+from saga_helpers import EXPECTED_ROLLBACK, settle
 
 from durable_core import ExecutionStatus, Runtime
 from examples.tour_booking.providers import Tour, effects, ledger_rows
@@ -31,23 +31,6 @@ def test_success_books_each_service_once(rt: Runtime, tour_saga: SagaDefinition[
     assert [s.name for s in outcome.steps] == ["book-flight", "book-hotel", "book-car"]
     assert outcome.compensations == []
     assert outcome.not_undone == []
-
-
-EXPECTED_ROLLBACK = {
-    "flight": [("airline", "reject", "book-flight")],
-    "hotel": [
-        ("airline", "book", "book-flight"),
-        ("hotel", "reject", "book-hotel"),
-        ("airline", "cancel", "book-flight"),
-    ],
-    "car": [
-        ("airline", "book", "book-flight"),
-        ("hotel", "book", "book-hotel"),
-        ("cars", "reject", "book-car"),
-        ("hotel", "cancel", "book-hotel"),
-        ("airline", "cancel", "book-flight"),
-    ],
-}
 
 
 @pytest.mark.parametrize("tour_saga", SAGAS)
