@@ -318,7 +318,7 @@ class SagaContext:
         report = roll_back(
             self._ctx, saga=self._saga, path=self._path, stack=self._stack, cause=cause
         )
-        where = f"step {cause.step!r} failed" if cause.step else "the saga raised"
+        where = f"step {cause.step!r} failed" if cause.step else "the saga body raised"
         done = ", ".join(report.compensated) or "nothing to undo"
         message = f"saga {self._saga!r} rolled back: {where} ({cause.error_type}: {cause.message})"
         if report.skipped:

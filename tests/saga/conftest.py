@@ -33,7 +33,8 @@ def rt(store: Store, clock: VirtualClock) -> Runtime:
 
 @pytest.fixture(autouse=True)
 def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Each test gets its own tour ledger file."""
+    """Each test gets its own tour ledger file (and order ledger file)."""
     path = tmp_path / "ledger.sqlite3"
     monkeypatch.setenv("TOUR_LEDGER", str(path))
+    monkeypatch.setenv("ORDER_LEDGER", str(tmp_path / "order_ledger.sqlite3"))
     return path
