@@ -49,7 +49,7 @@ class Order(BaseModel):
 
     order_id: str = Field(default="A-1001", min_length=1, max_length=64)
     email: str = "an.nguyen@example.com"
-    card_token: str = "tok_visa_4242"
+    card_token: str = "tok_visa_4242"  # noqa: S105 - a fake test-card token, not a secret
     items: list[Item] = Field(
         default_factory=lambda: [
             Item(sku="tea-sen", qty=2, unit_price=12.5),
