@@ -400,6 +400,10 @@ def check_step(
 ) -> None:
     """Validate one step declaration (shared by ``s.step`` and the builder)."""
     where = f"saga {saga!r}, step {name!r}"
+    if type(action).__name__ in ("SagaFunction", "Saga"):
+        raise SagaDefinitionError(
+            f"{where}: the action is a saga; run a nested saga with s.child(name, saga, event)"
+        )
     if not callable(action):
         raise SagaDefinitionError(f"{where}: the action must be callable, got {action!r}")
     if compensate is not None and not callable(compensate):
