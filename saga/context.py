@@ -400,7 +400,9 @@ def check_step(
 ) -> None:
     """Validate one step declaration (shared by ``s.step`` and the builder)."""
     where = f"saga {saga!r}, step {name!r}"
-    if type(action).__name__ in ("SagaFunction", "Saga"):
+    from saga.definition import SagaDefinition  # a cycle: definition builds on this module
+
+    if isinstance(action, SagaDefinition):
         raise SagaDefinitionError(
             f"{where}: the action is a saga; run a nested saga with s.child(name, saga, event)"
         )
