@@ -574,7 +574,7 @@ class DynamoDBStore:
                 "ExpressionAttributeValues": values,
             }
             items: list[Item] = [{"Put": put}]
-            if not running and ex.parent_execution_id is not None:
+            if not running and ex.parent_execution_id not in (None, eid):
                 signal = self._signal_update(ex.parent_execution_id, now)
                 items += [{"Update": signal}] if signal else []
             try:

@@ -537,3 +537,81 @@ def test_runtime_end_to_end_on_dynamodb(ddb_store: DynamoDBStore) -> None:
     names = [op.name for op in runtime.operations("order-1")]
     assert names == ["reserve", "approve", "send", "cool-off"]
     assert sent == [sent[0]]  # the step ran once, across three invocations
+
+
+@pytest.mark.parametrize("seed", [20301, 7, 1234])
+def test_same_answers_as_memory_store_on_a_random_history(
+    ddb_store: DynamoDBStore, seed: int
+) -> None:
+    """Differential check: a seeded random history gives MemoryStore's answers, call by call."""
+    import random
+
+    from durable_core.stores.memory import MemoryStore
+
+    rng = random.Random(seed)
+    stores: list[Any] = [MemoryStore(), ddb_store]
+    leases: list[list[Any]] = [[], []]  # leases[i] is store i's copy of the same lease
+    tokens: list[str] = []
+    clock = T0
+    ids = [f"x{i}" for i in range(6)]
+
+    def both(method: str, *args: Any, lease_at: int | None = None) -> list[Any]:
+        out = []
+        for i, store in enumerate(stores):
+            call_args = list(args)
+            if lease_at is not None:
+                call_args[lease_at] = leases[i][call_args[lease_at]]
+            try:
+                out.append(getattr(store, method)(*call_args))
+            except Exception as exc:  # compare the error type only
+                out.append(type(exc).__name__)
+        assert out[0] == out[1], (method, args, out)
+        return out
+
+    for n in range(250):
+        clock += timedelta(seconds=rng.choice([0, 1, 10, 40]))
+        action = rng.choice(
+            ["create", "acquire", "claim", "write", "write", "finish", "callback", "cancel"]
+        )
+        if action == "create":
+            eid = rng.choice(ids)
+            parent = rng.choice([None, *ids])
+            created = T0 + timedelta(seconds=ids.index(eid))  # ties in list order are open
+            ex = execution(eid, parent_execution_id=parent, wake_at=clock, created_at=created)
+            both("create_execution", ex)
+        elif action == "acquire":
+            got = both("acquire_lease", rng.choice(ids), f"w{n % 3}", clock, TTL)
+            if not isinstance(got[0], str) and got[0] is not None:
+                leases[0].append(got[0])
+                leases[1].append(got[1])
+        elif action == "claim":
+            got = both("claim_due", f"w{n % 3}", clock, TTL, rng.randint(1, 3))
+            leases[0] += got[0]
+            leases[1] += got[1]
+        elif action in ("write", "finish") and leases[0]:
+            k = len(leases[0]) - 1 if rng.random() < 0.7 else rng.randrange(len(leases[0]))
+            if action == "write":
+                ops = [step(f"s{rng.randint(0, 5)}", attempt=rng.randint(0, 3))]
+                if rng.random() < 0.3:
+                    tokens.append(f"tok-{n:03d}-{'x' * 20}")
+                    ops.append(callback(f"c{n}", tokens[-1]))
+                got = both("write_operations", k, ops, clock, TTL, lease_at=0)
+                if not isinstance(got[0], str):
+                    leases[0][k], leases[1][k] = got
+            else:
+                status = rng.choice([ExecutionStatus.RUNNING] * 4 + list(ExecutionStatus))
+                wake = rng.choice([None, clock + timedelta(seconds=30)])
+                end = InvocationEnd(status=status, wake_at=wake, result="1")
+                both("finish_invocation", k, end, clock, lease_at=0)
+        elif action == "callback" and tokens:
+            outcome = rng.choice([OK, None])
+            if outcome is None:
+                both("heartbeat_callback", rng.choice(tokens), clock)
+            else:
+                both("complete_callback", rng.choice(tokens), outcome, clock)
+        elif action == "cancel":
+            both("request_cancel", rng.choice(ids), "stop", clock)
+    for eid in ids:
+        both("get_execution", eid)
+        both("load_operations", eid)
+    both("list_executions")
