@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,8 @@ TOKEN_SHOWN = 8
 MAX_VALUE_CHARS = 120
 """Longest JSON value shown inline before it is cut with an ellipsis."""
 CONDITION_SUB_TYPE = "WaitForCondition"
+_TOKEN = re.compile(r"token ([A-Za-z0-9_-]{20,})")
+_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:[+-]\d\d:\d\d|Z)")
 _DEFAULT_SUB_TYPES = {
     OperationType.STEP: "Step",
     OperationType.WAIT: "Wait",
@@ -95,6 +98,12 @@ def short_json(text: str | None, limit: int = MAX_VALUE_CHARS) -> str:
     return compact if len(compact) <= limit else compact[: limit - 1] + "…"
 
 
+def tidy_reason(text: str) -> str:
+    """An engine's suspend reason for people: ISO times as ``fmt_time``, tokens shortened."""
+    text = _ISO.sub(lambda m: fmt_time(datetime.fromisoformat(m[0])), text)
+    return _TOKEN.sub(lambda m: "token " + short_token(m[1]), text)
+
+
 def _first_line(text: str, limit: int = MAX_VALUE_CHARS) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -116,7 +125,7 @@ class PendingWait:
     token: str | None = None
     """For a callback: the full token to complete it with."""
     detail: str = ""
-    """Extra words, e.g. ``attempt 3`` or the child execution id."""
+    """Extra words: ``attempt 3``, a callback's deadlines, an invoked execution's id."""
 
     @property
     def is_timed(self) -> bool:
@@ -132,8 +141,7 @@ class PendingWait:
         if self.kind == "poll":
             return f"next poll of condition {self.name!r} at {fmt_time(self.until)}"
         if self.kind == "callback":
-            deadline = f", times out at {fmt_time(self.until)}" if self.until else ""
-            return f"callback {self.name!r} (token {self.token}){deadline}"
+            return f"callback {self.name!r} (token {self.token}){self.detail}"
         return f"invoked execution {self.detail} ({self.name!r})"
 
 
@@ -155,8 +163,22 @@ def pending_waits(ops: Sequence[Operation]) -> list[PendingWait]:
                 )
         elif op.type is OperationType.CALLBACK and op.status is OperationStatus.STARTED:
             times = [t for t in (op.timeout_at, op.heartbeat_deadline) if t is not None]
+            detail = "".join(
+                f", {label} {fmt_time(t)}"
+                for label, t in (
+                    ("heartbeat due by", op.heartbeat_deadline),
+                    ("times out at", op.timeout_at),
+                )
+                if t is not None
+            )
             found.append(
-                PendingWait("callback", name, min(times) if times else None, token=op.callback_id)
+                PendingWait(
+                    "callback",
+                    name,
+                    min(times) if times else None,
+                    token=op.callback_id,
+                    detail=detail,
+                )
             )
         elif op.type is OperationType.CHAINED_INVOKE and op.status is OperationStatus.STARTED:
             found.append(
@@ -286,7 +308,8 @@ def render_execution(
     if ex.error is not None:
         rows.append(("error", f"{ex.error.type}: {_first_line(ex.error.message)}"))
     if ex.status is ExecutionStatus.RUNNING:
-        rows.append(("waiting for", ex.waiting_for or "-"))
+        waits = [w.describe() for w in pending_waits(ops)]
+        rows.append(("waiting for", "; ".join(waits) or tidy_reason(ex.waiting_for or "-")))
         rows.append(("next run", fmt_time(ex.wake_at) if ex.wake_at else "on an external event"))
     if ex.cancel_requested:
         rows.append(("cancel requested", ex.cancel_requested))
@@ -310,6 +333,7 @@ def render_table(executions: Sequence[Execution]) -> str:
     rows = [header]
     for ex in executions:
         waiting = (ex.waiting_for or "-") if ex.status is ExecutionStatus.RUNNING else "-"
+        waiting = tidy_reason(waiting)
         rows.append(
             (ex.id, ex.function, ex.status.value, fmt_time(ex.created_at), _first_line(waiting, 60))
         )

@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     cwd = os.getcwd()
-    if cwd not in sys.path:
+    added = cwd not in sys.path
+    if added:
         sys.path.insert(0, cwd)
     restore = _configure_logging(args.log_level)
     try:
@@ -107,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         restore()
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)  # main() may be called in-process (tests, scripts)
     return code
 
 
@@ -256,6 +259,11 @@ def _out(line: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """``durable run MODULE:FUNC``: start idempotently by id, drive, report the outcome."""
     _parse_json(args.input, "--input")
+    if ":" not in args.function:
+        raise ValidationError(
+            f"{args.function!r} is not a function reference; use the form "
+            "'package.module:function', e.g. examples.hello_durable.workflow:hello"
+        )
     clock = FastForwardClock() if args.fast_forward else None
     store = open_store(args.store, create=True)
     try:
@@ -366,11 +374,23 @@ def report(rt: Runtime, ex: Execution, command: str, out: Out) -> int:
     for w in waits:
         out(f"  - {w.describe()}")
         if w.kind == "callback" and w.token is not None:
-            token = shlex.quote(w.token)
-            out(f"      complete it: {command} callback succeed {token} --payload '<JSON>'")
-            out(f"      or fail it:  {command} callback fail {token} --message '<why>'")
+            succeed = callback_command(command, "succeed", w.token, "--payload '<JSON>'")
+            fail = callback_command(command, "fail", w.token, "--message '<why>'")
+            out(f"      complete it: {succeed}")
+            out(f"      or fail it:  {fail}")
     out(f"then {resume}")
     return 0
+
+
+def callback_command(command: str, action: str, token: str, options: str) -> str:
+    """A copy-pasteable ``durable callback ACTION TOKEN OPTIONS`` line.
+
+    A token may start with ``-`` (it is URL-safe base64); argparse would read it as an
+    option, so such a token goes last, after ``--``.
+    """
+    if token.startswith("-"):
+        return f"{command} callback {action} {options} -- {shlex.quote(token)}"
+    return f"{command} callback {action} {shlex.quote(token)} {options}"
 
 
 # --- worker -----------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ def hello(ctx: DurableContext, order: Order) -> OrderResult:
 
     def confirm(sc: StepContext) -> str:
         sc.logger.info("sending confirmation", to=order.email)
-        return f"msg_{order.order_id}_{sc.idempotency_key[-8:]}"
+        return "msg_" + hashlib.sha256(sc.idempotency_key.encode()).hexdigest()[:16]
 
     ctx.step("validate-order", validate, VALIDATE)
     payment = ctx.step("process-payment", pay, PAYMENT)
