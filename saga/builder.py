@@ -34,9 +34,10 @@ from typing import Any
 
 from durable_core import RetryPolicy, StepContext, StepSemantics
 from saga.compensation import Compensation
-from saga.context import SagaContext, check_step, check_step_name, resolve_kind
+from saga.context import SagaContext
 from saga.definition import SagaDefinition
 from saga.policy import StepKind
+from saga.rules import check_step, check_step_name, resolve_kind
 
 BuilderAction = Callable[[StepContext, Any, Mapping[str, Any]], Any]
 """A builder step's action: ``action(sc, event, results) -> result``."""
