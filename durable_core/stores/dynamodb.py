@@ -157,16 +157,15 @@ class DynamoDBStore:
         return result
 
     def _transact(self, items: list[Item]) -> None:
-        """TransactWriteItems, retried while it only collides with another transaction."""
+        """TransactWriteItems, retried while it only collides with another one or is throttled."""
         for attempt in range(8):
             try:  # the token makes botocore's own retries of one attempt idempotent
                 token = uuid.uuid4().hex
                 self._call("transact_write_items", TransactItems=items, ClientRequestToken=token)
                 return
             except _RejectedError as rej:
-                only_busy = "TransactionConflict" in rej.reasons and all(
-                    r in ("TransactionConflict", "None") for r in rej.reasons
-                )
+                busy = {"TransactionConflict", "ThrottlingError"}
+                only_busy = bool(busy & set(rej.reasons)) and set(rej.reasons) <= busy | {"None"}
                 if not only_busy or attempt == 7:
                     raise
                 time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311

@@ -615,3 +615,37 @@ def test_same_answers_as_memory_store_on_a_random_history(
         both("get_execution", eid)
         both("load_operations", eid)
     both("list_executions")
+
+
+class ConflictingClient:
+    """Forwards to a boto3 client; the first ``n`` transactions fail as DynamoDB does when
+    another transaction holds one of the items (TransactionConflict)."""
+
+    def __init__(self, client: Any, n: int) -> None:
+        self.client = client
+        self.n = n
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        if self.n > 0:
+            self.n -= 1
+            reasons = [{"Code": "TransactionConflict"} for _ in kwargs["TransactItems"]]
+            error = {"Code": "TransactionCanceledException", "Message": "conflict"}
+            response = {"Error": error, "CancellationReasons": reasons}
+            raise ClientError(response, "TransactWriteItems")
+        return self.client.transact_write_items(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def test_transaction_conflicts_are_retried_then_surface(ddb_store: DynamoDBStore) -> None:
+    lease = leased(ddb_store)
+    flaky = DynamoDBStore(ddb_store.table_name, client=ConflictingClient(ddb_store._client, 3))
+    lease = flaky.write_operations(lease, [step("1")], T0, TTL)
+    assert ddb_store.load_operations("ex-1") == [step("1")]
+    stuck = DynamoDBStore(ddb_store.table_name, client=ConflictingClient(ddb_store._client, 99))
+    with pytest.raises(StoreError, match="TransactionConflict"):
+        stuck.write_operations(lease, [step("2")], T0, TTL)
+    assert ddb_store.load_operations("ex-1") == [step("1")]
