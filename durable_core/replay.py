@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from durable_core.stores.base import Store
 
 CANCEL_ERROR_TYPE = "durable_core.Cancelled"
+CANCEL_POLL_INTERVAL = timedelta(seconds=1)
+"""How often (clock time) a running invocation re-reads its execution for a cancel request."""
 CANCEL_SUB_TYPE = "Cancellation"
 MAX_NAME_LENGTH = 256
 
@@ -105,6 +107,7 @@ class Journal:
             op.error is not None and op.error.type == CANCEL_ERROR_TYPE for op in self._ops.values()
         )
         self.writes = 0
+        self._execution_read_at = clock.now()
 
     @property
     def execution_id(self) -> str:
@@ -164,10 +167,22 @@ class Journal:
         """Why the execution should be cancelled now, if it should and was not yet told."""
         if self.cancel_delivered:
             return None
+        now = self.clock.now()
+        if (
+            not self.execution.cancel_requested
+            and now - self._execution_read_at >= CANCEL_POLL_INTERVAL
+        ):
+            # A cancel requested while this invocation runs must be seen at the next
+            # boundary, not only at the next invocation (a function that never suspends
+            # would otherwise run to the end). Re-read at most once per interval.
+            self._execution_read_at = now
+            fresh = self.store.get_execution(self.execution_id)
+            if fresh.cancel_requested:
+                self.execution = self.execution.evolve(cancel_requested=fresh.cancel_requested)
         ex = self.execution
         if ex.cancel_requested:
             return ex.cancel_requested
-        if ex.deadline is not None and self.clock.now() >= ex.deadline:
+        if ex.deadline is not None and now >= ex.deadline:
             return "deadline"
         return None
 
