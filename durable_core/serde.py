@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import TypeAdapter
@@ -63,6 +63,15 @@ class PydanticSerde:
         self.max_bytes = max_bytes
 
     def dump(self, value: Any, type_: Any, *, what: str) -> str:
+        if isinstance(value, Iterator):
+            # pydantic would drain a file or generator into a list: the value recorded
+            # would not be the value returned, and draining is itself a side effect.
+            raise SerializationError(
+                f"{what}: value of type {type(value).__name__} is a one-shot iterator (an "
+                "open file, a generator) and is not JSON-serializable. Return its contents "
+                "as plain data instead (e.g. list(...) or the text).",
+                operation=what,
+            )
         try:
             raw = adapter_for(type_).dump_json(value)
         except (PydanticSerializationError, PydanticValidationError, TypeError, ValueError) as e:
