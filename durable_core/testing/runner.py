@@ -140,8 +140,16 @@ class DurableTestRunner(Generic[E, R]):
 
     # --- driving --------------------------------------------------------------------------
 
-    def run(self, event: E, *, execution_id: str | None = None) -> TestResult:
+    def run(
+        self, event: E, *, execution_id: str | None = None, skip_time: bool = True
+    ) -> TestResult:
         """Start an execution (idempotent by id) and drive it as far as it can go.
+
+        Args:
+            event: the input.
+            execution_id: the id (default: a random one); starting it again is a no-op.
+            skip_time: move the virtual clock to each timer or retry; with ``False`` run
+                only what is due now and return (to look at a suspended execution).
 
         Raises:
             ExecutionConflictError: ``execution_id`` exists with a different input.
@@ -149,19 +157,23 @@ class DurableTestRunner(Generic[E, R]):
         """
         started = self.runtime.start(self.function, event, execution_id=execution_id)
         self._execution_id = started.id
-        return self._drive()
+        return self._drive(skip_time)
 
-    def resume(self, *, execution_id: str | None = None) -> TestResult:
+    def resume(self, *, execution_id: str | None = None, skip_time: bool = True) -> TestResult:
         """Drive the execution again (after a callback, a cancel or a crash).
 
         Args:
             execution_id: adopt this execution of the store instead (e.g. one a crashed
-                runner started).
+                runner or another runtime started).
+            skip_time: as for :meth:`run`.
+
+        Raises:
+            ExecutionNotFoundError: ``execution_id`` is not in the store.
         """
         if execution_id is not None:
             self.store.get_execution(execution_id)  # ExecutionNotFoundError if unknown
             self._execution_id = execution_id
-        return self._drive()
+        return self._drive(skip_time)
 
     def advance_time(self, delta: timedelta) -> TestResult:
         """Move the virtual clock forward by ``delta``, then ``resume()``.
@@ -169,19 +181,19 @@ class DurableTestRunner(Generic[E, R]):
         Use it to let a callback time out, or to heartbeat a callback partway.
         """
         self.clock.advance(delta)
-        return self._drive()
+        return self._drive(skip_time=True)
 
     def snapshot(self) -> TestResult:
         """The execution's current state, without driving it."""
         return self._result(self.store.get_execution(self.execution_id))
 
-    def _drive(self) -> TestResult:
+    def _drive(self, skip_time: bool) -> TestResult:
         eid = self.execution_id
         for _ in range(self.max_rounds):
             family = self._family(eid)
             for ex in family:
-                if ex.status is ExecutionStatus.RUNNING and self._runnable(ex):
-                    self.runtime.drive(ex.id)
+                if ex.status is ExecutionStatus.RUNNING:
+                    self.runtime.drive(ex.id)  # runs it if due (or parks it if it cannot)
             root = self.store.get_execution(eid)
             if root.status.is_terminal:
                 return self._result(root)
@@ -192,6 +204,8 @@ class DurableTestRunner(Generic[E, R]):
             if wake is None:
                 return self._result(root)
             if wake > self.clock.now():
+                if not skip_time:
+                    return self._result(root)
                 self.clock.set(wake)
         raise RunawayExecutionError(
             f"execution {eid!r} is still running after {self.max_rounds} rounds of skipping "
