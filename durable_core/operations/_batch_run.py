@@ -1,0 +1,506 @@
+"""The engine of ``ctx.parallel`` / ``ctx.map``: branches on threads, one decision, one record.
+
+Journal shape: the batch is a CONTEXT operation (sub-type ``Parallel`` / ``Map``) in the
+caller's scope; branch ``i`` is a CONTEXT child (``ParallelBranch`` / ``MapIteration``)
+whose id is ``operation_id(batch_id, i + 1)`` and whose operations live in its own scope.
+
+Invariants:
+- Ids depend on the branch index only, never on completion order, so a replay allocates the
+  same ids whatever finished first.
+- A branch's CONTEXT record (SUCCEEDED or FAILED, with its value or error) is written when
+  the branch finishes, so a crash never re-runs a finished branch. A waiting branch writes
+  nothing of its own; it resumes from its inner records on the next invocation.
+- Every decision is taken under ``journal.lock``, the lock that serializes checkpoint
+  writes: a branch records its end only if the batch is still undecided, and the decision
+  (the batch's SUCCEEDED record with its summary, plus CANCELLED records for branches that
+  started but did not finish) is one atomic write. No record is written twice or lost.
+- A finished batch replays from its record and its branches' records: no branch code runs.
+- The batch suspends only when no branch can run and the policy is undecided, with the
+  earliest ``wake_at`` of the waiting branches (``None`` when all wait for events).
+- A branch still running when the batch is decided cannot be killed. Its journal view is
+  closed: its next operation, or its next checkpoint write, raises :class:`BranchCancelled`
+  (a ``BaseException``), which ends the thread; whatever it computed is discarded. It can
+  never overwrite its CANCELLED record nor consume the execution's cancellation.
+- Control-flow signals from a branch (ReplayBoundary, SimulatedCrash) and fatal errors
+  (LeaseLostError, NonDeterminismError, StoreError) stop new branches from starting; the
+  running ones finish, then the first signal is re-raised. Nothing is decided meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from durable_core.errors import (
+    CorruptRecordError,
+    ExecutionCancelledError,
+    LeaseLostError,
+    NonDeterminismError,
+    StoreError,
+    SuspendExecution,
+)
+from durable_core.journal import (
+    CallbackOutcome,
+    ErrorInfo,
+    Operation,
+    OperationStatus,
+    OperationType,
+)
+from durable_core.operations._batch_types import (
+    BatchItem,
+    BatchItemStatus,
+    BatchResult,
+    CompletionPolicy,
+    CompletionReason,
+)
+from durable_core.replay import CANCEL_ERROR_TYPE, Journal, Scope, Slot, operation_id
+
+if TYPE_CHECKING:
+    from durable_core.context import DurableContext
+
+_FATAL = (LeaseLostError, NonDeterminismError, StoreError)
+"""Errors that say "this invocation cannot go on", never "this branch failed"."""
+
+
+class BranchCancelled(BaseException):
+    """Signal: the batch this branch belongs to was decided without it; the branch stops.
+
+    Raised by the branch's next operation or checkpoint write after the decision. Derived
+    from ``BaseException`` so user code does not swallow it. User code must not catch it.
+    """
+
+
+class _Gate:
+    """Open while a branch (and every enclosing branch) may still write."""
+
+    __slots__ = ("closed", "parent")
+
+    def __init__(self, parent: _Gate | None) -> None:
+        self.closed = False
+        self.parent = parent
+
+    def is_closed(self) -> bool:
+        gate: _Gate | None = self
+        while gate is not None:
+            if gate.closed:
+                return True
+            gate = gate.parent
+        return False
+
+    def check(self) -> None:
+        if self.is_closed():
+            raise BranchCancelled("the batch was decided without this branch; it stops here")
+
+
+class BranchJournal(Journal):
+    """A branch's view of the shared journal: the same state, but closable.
+
+    Every attribute read or write goes to the shared journal (``__getattr__`` /
+    ``__setattr__``), so ids, records, the lease and the cancellation flag stay one. Only
+    the entry points an operation goes through first are guarded: reading a record
+    (``get``, the start of every operation), writing (``checkpoint``, ``complete_callback``)
+    and taking the execution's cancellation (``cancel_reason``, called under the lock).
+    """
+
+    _base: Journal
+    _gate: _Gate
+
+    def __init__(self, base: Journal, gate: _Gate) -> None:  # shares base's state instead
+        object.__setattr__(self, "_base", base)
+        object.__setattr__(self, "_gate", gate)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._base, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._base, name, value)
+
+    def get(self, op_id: str) -> Operation | None:
+        self._gate.check()
+        return self._base.get(op_id)
+
+    def checkpoint(self, *ops: Operation) -> None:
+        with self._base.lock:
+            self._gate.check()
+            self._base.checkpoint(*ops)
+
+    def complete_callback(self, op: Operation, outcome: CallbackOutcome) -> Operation:
+        with self._base.lock:
+            self._gate.check()
+            return self._base.complete_callback(op, outcome)
+
+    def cancel_reason(self) -> str | None:
+        self._gate.check()
+        return self._base.cancel_reason()
+
+
+@dataclass(frozen=True)
+class BranchSpec:
+    """One branch to run: its name, its body and the type its value is serialized by."""
+
+    name: str
+    fn: Callable[[DurableContext], Any]
+    result_type: Any
+
+
+class _Summary(BaseModel):
+    """The batch record's result: how it ended, per branch (values stay in branch records)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    completion_reason: CompletionReason
+    statuses: list[BatchItemStatus]
+
+
+class _Kind(Enum):
+    SUCCEEDED = 1
+    FAILED = 2
+    CANCELLED = 3  # the execution was cancelled inside the branch
+    SUSPENDED = 4
+    FATAL = 5
+    ABANDONED = 6
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    kind: _Kind
+    text: str | None = None
+    error: BaseException | None = None
+
+
+class BatchRun:
+    """One call of ``parallel`` / ``map`` within one invocation."""
+
+    def __init__(
+        self,
+        parent: DurableContext,
+        name: str,
+        *,
+        sub_type: str,
+        branch_sub_type: str,
+        specs: list[BranchSpec],
+        policy: CompletionPolicy,
+        max_concurrency: int,
+    ) -> None:
+        self.parent = parent
+        self.name = name
+        self.sub_type = sub_type
+        self.branch_sub_type = branch_sub_type
+        self.specs = specs
+        self.policy = policy
+        self.max_concurrency = max_concurrency
+        self.journal = parent._scope.journal
+        outer = self.journal
+        self.root: Journal = outer._base if isinstance(outer, BranchJournal) else outer
+        self.outer_gate = outer._gate if isinstance(outer, BranchJournal) else None
+        n = len(specs)
+        self.gates = [_Gate(self.outer_gate) for _ in range(n)]
+        self.status: list[BatchItemStatus | None] = [None] * n
+        self.started = [False] * n
+        self.begun: list[datetime | None] = [None] * n
+        self.suspended: dict[int, SuspendExecution] = {}
+        self.decided: CompletionReason | None = None
+        self.cancel: ExecutionCancelledError | None = None
+        self.fatal: BaseException | None = None
+        self.slot: Slot | None = None
+        self.slots: list[Slot] = []
+
+    # --- the call -------------------------------------------------------------------------
+
+    def run(self) -> BatchResult[Any]:
+        """Replay or run the batch; return its result, or suspend / raise."""
+        scope = self.parent._scope
+        journal = self.journal
+        slot = self.slot = scope.begin(OperationType.CONTEXT, self.name, self.sub_type)
+        rec = slot.recorded
+        if rec is not None and rec.status is OperationStatus.SUCCEEDED:
+            scope.after_replayed()
+            return self._replay_finished(rec)
+        if rec is not None and rec.status.is_terminal:
+            raise CorruptRecordError(
+                f"batch {self.name!r} of execution {journal.execution_id!r} is recorded "
+                f"{rec.status.value} without a cancellation; the journal was altered"
+            )
+        self._check_count(rec)
+        try:
+            bscope = Scope(journal, parent_id=slot.id, path=slot.position, replaying=False)
+            self.slots = [
+                bscope.begin(OperationType.CONTEXT, s.name, self.branch_sub_type)
+                for s in self.specs
+            ]
+        except ExecutionCancelledError as exc:
+            self._record_cancelled(exc)
+            raise
+        self._preload()
+        if self.decided is None:
+            if rec is None:
+                journal.checkpoint(self._record(OperationStatus.STARTED))
+            self._execute()
+        if self.fatal is not None:
+            raise self.fatal
+        if self.cancel is not None:
+            self._record_cancelled(self.cancel)
+            raise self.cancel
+        if self.decided is not None:
+            return self._record_decision(self.decided)
+        raise self._suspension()
+
+    def _check_count(self, rec: Operation | None) -> None:
+        if rec is None or rec.payload is None:
+            return
+        recorded = int(json.loads(rec.payload).get("branches", -1))
+        if recorded != len(self.specs):
+            assert self.slot is not None
+            raise NonDeterminismError(
+                execution_id=self.journal.execution_id,
+                position=self.slot.position,
+                expected=f"{self.sub_type} {self.name!r} with {recorded} branch(es)",
+                found=f"{self.sub_type} {self.name!r} with {len(self.specs)} branch(es)",
+            )
+
+    def _preload(self) -> None:
+        """Take the outcomes of branches recorded by earlier invocations; decide if we can."""
+        for i, s in enumerate(self.slots):
+            r = s.recorded
+            if r is None or not r.status.is_terminal:
+                self.started[i] = self.root.get(operation_id(s.id, 1)) is not None
+            elif r.status is OperationStatus.SUCCEEDED:
+                self.status[i] = BatchItemStatus.SUCCEEDED
+            else:
+                self.status[i] = BatchItemStatus.FAILED
+        self.decided = self._decide()
+
+    def _decide(self) -> CompletionReason | None:
+        ok = sum(1 for s in self.status if s is BatchItemStatus.SUCCEEDED)
+        bad = sum(1 for s in self.status if s is BatchItemStatus.FAILED)
+        return self.policy.decide(succeeded=ok, failed=bad, total=len(self.specs))
+
+    # --- running branches -----------------------------------------------------------------
+
+    def _execute(self) -> None:
+        pending = deque(i for i, s in enumerate(self.status) if s is None)
+        workers = max(1, min(self.max_concurrency, len(pending)))
+        pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix=f"durable-{self.sub_type.lower()}"
+        )
+        running: set[Future[None]] = set()
+        lock = self.root.lock
+        try:
+            while True:
+                with lock:
+                    stop = (
+                        self.decided is not None
+                        or self.cancel is not None
+                        or self.fatal is not None
+                    )
+                    while not stop and pending and len(running) < workers:
+                        i = pending.popleft()
+                        self.started[i] = True
+                        self.suspended.pop(i, None)
+                        ctx = contextvars.copy_context()
+                        running.add(pool.submit(ctx.run, self._run_branch, i))
+                if not running or (stop and self.fatal is None):
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                running -= done
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if self.outer_gate is not None:
+            self.outer_gate.check()  # an enclosing batch gave this branch up meanwhile
+
+    def _run_branch(self, i: int) -> None:
+        """Run branch ``i`` on a pool thread and settle its outcome (never raises)."""
+        spec = self.specs[i]
+        slot = self.slots[i]
+        view = BranchJournal(self.root, self.gates[i])
+        try:
+            self.gates[i].check()  # decided while this branch sat in the queue
+            with self.root.lock:
+                self.begun[i] = self.root.now()
+            first = self.root.get(operation_id(slot.id, 1))
+            scope = Scope(view, parent_id=slot.id, path=slot.position, replaying=first is not None)
+            value = spec.fn(self.parent._child(scope))
+            what = f"{self.branch_sub_type} {spec.name!r} of {self.name!r}"
+            outcome = _Outcome(
+                _Kind.SUCCEEDED, text=self.root.serde.dump(value, spec.result_type, what=what)
+            )
+        except BranchCancelled:
+            outcome = _Outcome(_Kind.ABANDONED)
+        except SuspendExecution as exc:
+            outcome = _Outcome(_Kind.SUSPENDED, error=exc)
+        except ExecutionCancelledError as exc:
+            outcome = _Outcome(_Kind.CANCELLED, error=exc)
+        except _FATAL as exc:
+            outcome = _Outcome(_Kind.FATAL, error=exc)
+        except Exception as exc:
+            outcome = _Outcome(_Kind.FAILED, error=exc)
+        except BaseException as exc:  # ReplayBoundary, SimulatedCrash: re-raised by run()
+            outcome = _Outcome(_Kind.FATAL, error=exc)
+        try:
+            self._settle(i, outcome)
+        except BranchCancelled:
+            pass
+        except BaseException as exc:  # the write failed: the invocation cannot go on
+            with self.root.lock:
+                if self.fatal is None:
+                    self.fatal = exc
+
+    def _settle(self, i: int, outcome: _Outcome) -> None:
+        """Record how branch ``i`` ended and re-evaluate the policy, atomically."""
+        with self.root.lock:
+            if self.gates[i].is_closed() or outcome.kind is _Kind.ABANDONED:
+                return  # decided without this branch: its result is discarded
+            if outcome.kind is _Kind.SUSPENDED:
+                assert isinstance(outcome.error, SuspendExecution)
+                self.suspended[i] = outcome.error
+                return
+            if outcome.kind is _Kind.FATAL:
+                if self.fatal is None:
+                    self.fatal = outcome.error
+                return
+            if outcome.kind is _Kind.SUCCEEDED:
+                self.journal.checkpoint(
+                    self._branch(i, OperationStatus.SUCCEEDED, result=outcome.text)
+                )
+                self.status[i] = BatchItemStatus.SUCCEEDED
+            else:
+                assert isinstance(outcome.error, Exception)
+                if isinstance(outcome.error, ExecutionCancelledError):
+                    info = ErrorInfo(type=CANCEL_ERROR_TYPE, message=outcome.error.reason)
+                    self.cancel = self.cancel or outcome.error
+                else:
+                    info = ErrorInfo.from_exception(outcome.error)
+                self.journal.checkpoint(self._branch(i, OperationStatus.FAILED, error=info))
+                self.status[i] = BatchItemStatus.FAILED
+            if self.fatal is None and self.decided is None and self.cancel is None:
+                self.decided = self._decide()
+            if self.decided is not None or self.cancel is not None:
+                for j, status in enumerate(self.status):
+                    if status is None:
+                        self.gates[j].closed = True
+
+    # --- ending ---------------------------------------------------------------------------
+
+    def _unfinished_records(self) -> list[Operation]:
+        """CANCELLED records for branches that started but did not finish; mark the rest."""
+        ops = []
+        for i, status in enumerate(self.status):
+            if status is not None:
+                continue
+            self.gates[i].closed = True
+            if self.started[i]:
+                self.status[i] = BatchItemStatus.CANCELLED
+                ops.append(self._branch(i, OperationStatus.CANCELLED))
+            else:
+                self.status[i] = BatchItemStatus.NOT_STARTED
+        return ops
+
+    def _record_decision(self, reason: CompletionReason) -> BatchResult[Any]:
+        with self.root.lock:
+            ops = self._unfinished_records()
+            statuses = [s or BatchItemStatus.NOT_STARTED for s in self.status]
+            summary = _Summary(completion_reason=reason, statuses=statuses)
+            done = self._record(OperationStatus.SUCCEEDED, result=summary.model_dump_json())
+            self.journal.checkpoint(*ops, done)
+        return self._result(summary, [s.id for s in self.slots])
+
+    def _record_cancelled(self, exc: ExecutionCancelledError) -> None:
+        with self.root.lock:
+            ops = self._unfinished_records() if self.slots else []
+            error = ErrorInfo(type=CANCEL_ERROR_TYPE, message=exc.reason)
+            self.journal.checkpoint(*ops, self._record(OperationStatus.FAILED, error=error))
+
+    def _suspension(self) -> SuspendExecution:
+        waits = [s.wake_at for s in self.suspended.values() if s.wake_at is not None]
+        first = next(iter(self.suspended.values()), None)
+        detail = f"; first: {first.reason}" if first is not None else ""
+        return SuspendExecution(
+            f"{self.sub_type.lower()} {self.name!r}: {len(self.suspended)} branch(es) "
+            f"waiting{detail}",
+            wake_at=min(waits) if waits else None,
+        )
+
+    def _replay_finished(self, rec: Operation) -> BatchResult[Any]:
+        assert self.slot is not None
+        what = f"batch {self.name!r}"
+        summary = self.root.serde.load(rec.result or "null", _Summary, what=what)
+        if len(summary.statuses) != len(self.specs):
+            raise NonDeterminismError(
+                execution_id=self.journal.execution_id,
+                position=self.slot.position,
+                expected=f"{self.sub_type} {self.name!r} with {len(summary.statuses)} branch(es)",
+                found=f"{self.sub_type} {self.name!r} with {len(self.specs)} branch(es)",
+            )
+        ids = [operation_id(self.slot.id, i + 1) for i in range(len(self.specs))]
+        for i, op_id in enumerate(ids):
+            branch = self.root.get(op_id)
+            if branch is not None and branch.name != self.specs[i].name:
+                raise NonDeterminismError(
+                    execution_id=self.journal.execution_id,
+                    position=f"{self.slot.position}.{i + 1}",
+                    expected=f"branch {branch.name!r}",
+                    found=f"branch {self.specs[i].name!r}",
+                )
+        return self._result(summary, ids)
+
+    def _result(self, summary: _Summary, ids: list[str]) -> BatchResult[Any]:
+        items: list[BatchItem[Any]] = []
+        serde = self.root.serde
+        for i, (status, op_id) in enumerate(zip(summary.statuses, ids, strict=True)):
+            spec = self.specs[i]
+            value: Any = None
+            error: ErrorInfo | None = None
+            rec = self.root.get(op_id)
+            if status is BatchItemStatus.SUCCEEDED and rec is not None:
+                what = f"{self.branch_sub_type} {spec.name!r} of {self.name!r}"
+                value = serde.load(rec.result or "null", spec.result_type, what=what)
+            elif status is BatchItemStatus.FAILED and rec is not None:
+                error = rec.error
+            items.append(
+                BatchItem(index=i, name=spec.name, status=status, value=value, error=error)
+            )
+        return BatchResult(name=self.name, items=items, completion_reason=summary.completion_reason)
+
+    # --- records --------------------------------------------------------------------------
+
+    def _record(self, status: OperationStatus, **fields: Any) -> Operation:
+        slot = self.slot
+        assert slot is not None
+        now = self.root.now()
+        rec = slot.recorded
+        return Operation(
+            id=slot.id,
+            parent_id=slot.parent_id,
+            type=OperationType.CONTEXT,
+            sub_type=self.sub_type,
+            name=self.name,
+            status=status,
+            payload=json.dumps({"branches": len(self.specs)}),
+            started_at=rec.started_at if rec is not None and rec.started_at else now,
+            ended_at=now if status.is_terminal else None,
+            **fields,
+        )
+
+    def _branch(self, i: int, status: OperationStatus, **fields: Any) -> Operation:
+        slot = self.slots[i]
+        now = self.root.now()
+        return Operation(
+            id=slot.id,
+            parent_id=slot.parent_id,
+            type=OperationType.CONTEXT,
+            sub_type=self.branch_sub_type,
+            name=self.specs[i].name,
+            status=status,
+            started_at=self.begun[i],
+            ended_at=now,
+            **fields,
+        )

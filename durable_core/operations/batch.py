@@ -1,0 +1,187 @@
+"""``ctx.parallel`` and ``ctx.map``: concurrent branches, each in its own child scope.
+
+This module validates a call (a bad call raises at once and records nothing) and builds the
+branch list; :mod:`durable_core.operations._batch_run` runs it and
+:mod:`durable_core.operations._batch_types` holds the policy and result types.
+
+Invariants:
+- Branch ``i`` always gets the same operation id and name for the same call, whatever the
+  timing, so replay is identical whatever finished first.
+- Validation happens before the batch's position is allocated: an empty branch list, a
+  non-callable branch, ``max_concurrency`` < 1, a policy that cannot be met, bad names or an
+  unordered collection raise :class:`~durable_core.errors.ValidationError` and record
+  nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from durable_core.errors import ValidationError
+from durable_core.operations._batch_run import BatchRun, BranchCancelled, BranchSpec
+from durable_core.operations._batch_types import (
+    BatchError,
+    BatchItem,
+    BatchItemStatus,
+    BatchResult,
+    CompletionPolicy,
+    CompletionReason,
+)
+from durable_core.replay import check_name
+from durable_core.serde import return_type
+
+if TYPE_CHECKING:
+    from durable_core.context import DurableContext
+
+__all__ = [
+    "DEFAULT_MAX_CONCURRENCY",
+    "BatchError",
+    "BatchItem",
+    "BatchItemStatus",
+    "BatchResult",
+    "BranchCancelled",
+    "CompletionPolicy",
+    "CompletionReason",
+    "run_map",
+    "run_parallel",
+]
+
+T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 - conventional name for an item type
+
+DEFAULT_MAX_CONCURRENCY = 32
+"""Threads per batch when ``max_concurrency`` is not given (fewer if there are fewer
+branches). Branch bodies mostly wait on I/O; checkpoint writes are serialized anyway."""
+
+
+def _concurrency(value: object, total: int, what: str) -> int:
+    if value is None:
+        return max(1, min(total, DEFAULT_MAX_CONCURRENCY))
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(f"{what}: max_concurrency must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _policy(value: object, total: int, what: str) -> CompletionPolicy:
+    if value is None:
+        return CompletionPolicy.all_successful()
+    if not isinstance(value, CompletionPolicy):
+        raise ValidationError(
+            f"{what}: completion must be a CompletionPolicy (e.g. "
+            f"CompletionPolicy.at_least(2)), got {type(value).__name__}"
+        )
+    value.check_feasible(total, what)
+    return value
+
+
+def _as_list(values: object, what: str, kind: str) -> list[Any]:
+    if isinstance(values, set | frozenset):
+        raise ValidationError(
+            f"{what}: {kind} must be ordered (a list or tuple); a set has no stable order, so "
+            "branch i would not be the same item on replay. Sort it first."
+        )
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise ValidationError(
+            f"{what}: {kind} must be a list or tuple, got {type(values).__name__}"
+        )
+    return list(values)
+
+
+def _names(given: Sequence[str] | None, default: list[str], what: str) -> list[str]:
+    if given is None:
+        return default
+    names = _as_list(given, what, "branch_names")
+    if len(names) != len(default):
+        raise ValidationError(
+            f"{what}: {len(names)} branch name(s) for {len(default)} branch(es); give one each"
+        )
+    return [check_name(n, f"{what} branch") for n in names]
+
+
+def run_parallel(
+    parent: DurableContext,
+    name: str,
+    branches: Sequence[Callable[[DurableContext], T]],
+    *,
+    max_concurrency: int | None,
+    completion: CompletionPolicy | None,
+    branch_names: Sequence[str] | None,
+) -> BatchResult[T]:
+    """Validate, then run (or replay) ``branches`` concurrently as one batch.
+
+    Raises:
+        ValidationError: bad arguments (nothing recorded).
+        ExecutionCancelledError: the execution was cancelled inside a branch (recorded).
+    """
+    what = f"parallel {name!r}"
+    fns = _as_list(branches, what, "branches")
+    if not fns:
+        raise ValidationError(f"{what}: needs at least one branch")
+    for i, fn in enumerate(fns):
+        if not callable(fn):
+            raise ValidationError(
+                f"{what}: branch {i} must be a callable taking a DurableContext, got "
+                f"{type(fn).__name__}"
+            )
+    names = _names(branch_names, [f"parallel-branch-{i}" for i in range(len(fns))], what)
+    specs = [BranchSpec(n, fn, return_type(fn)) for n, fn in zip(names, fns, strict=True)]
+    run = BatchRun(
+        parent,
+        name,
+        sub_type="Parallel",
+        branch_sub_type="ParallelBranch",
+        specs=specs,
+        policy=_policy(completion, len(specs), what),
+        max_concurrency=_concurrency(max_concurrency, len(specs), what),
+    )
+    return run.run()
+
+
+def run_map(
+    parent: DurableContext,
+    name: str,
+    items: Sequence[I],
+    fn: Callable[[DurableContext, I, int], T],
+    *,
+    max_concurrency: int | None,
+    completion: CompletionPolicy | None,
+    item_name: Callable[[I, int], str] | None,
+) -> BatchResult[T]:
+    """Validate, then apply ``fn(ctx, item, index)`` to every item concurrently as one batch.
+
+    An empty ``items`` gives an empty result (recorded, ALL_COMPLETED): mapping over no data
+    is normal, unlike a ``parallel`` with no branches.
+
+    Raises:
+        ValidationError: bad arguments (nothing recorded).
+        ExecutionCancelledError: the execution was cancelled inside an item (recorded).
+    """
+    what = f"map {name!r}"
+    if not callable(fn):
+        raise ValidationError(
+            f"{what}: the function must be a callable (ctx, item, index), got {type(fn).__name__}"
+        )
+    if item_name is not None and not callable(item_name):
+        raise ValidationError(f"{what}: item_name must be a callable (item, index) -> str")
+    values = _as_list(items, what, "items")
+    type_ = return_type(fn)
+    specs: list[BranchSpec] = []
+    for i, item in enumerate(values):
+        label = item_name(item, i) if item_name is not None else f"map-item-{i}"
+        check_name(label, f"{what} item")
+
+        def body(ctx: DurableContext, item: I = item, i: int = i) -> T:
+            return fn(ctx, item, i)
+
+        specs.append(BranchSpec(label, body, type_))
+    run = BatchRun(
+        parent,
+        name,
+        sub_type="Map",
+        branch_sub_type="MapIteration",
+        specs=specs,
+        policy=_policy(completion, len(specs), what),
+        max_concurrency=_concurrency(max_concurrency, len(specs), what),
+    )
+    return run.run()

@@ -1,0 +1,201 @@
+"""``ctx.invoke``: start another durable function as a child execution and await its result.
+
+Journal shape: one CHAINED_INVOKE operation (sub-type ``ChainedInvoke``) in the caller's
+scope, named after the function (or ``name=``), carrying the child's execution id and the
+payload. The child is an ordinary execution of the same store (``parent_execution_id`` set),
+run by the normal worker path; when it ends the store wakes the parent.
+
+Invariants:
+- The child's id is derived from the parent's id and the operation id, so it is the same on
+  every replay, and it is recorded (STARTED) *before* the child is started. A crash between
+  the two finds the record and starts the same id again; ``Runtime.start`` is idempotent by
+  id, so there is never a second child.
+- While the child runs the parent suspends with no wake time (the child's end wakes it).
+- The child's end is recorded once: SUCCEEDED with its result text, or FAILED / CANCELLED
+  with its error; replay returns the value or raises the same :class:`InvokeError` without
+  looking at the child again.
+- A cancellation delivered to the parent while it waits is passed on to the child.
+- Bad calls (an unknown name, a plain function, an unserializable payload) raise before
+  anything is recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+
+from durable_core.errors import (
+    ExecutionCancelledError,
+    ExecutionNotRunningError,
+    InvokeError,
+    SuspendExecution,
+    ValidationError,
+)
+from durable_core.function import DurableFunction
+from durable_core.journal import (
+    ErrorInfo,
+    Execution,
+    ExecutionStatus,
+    Operation,
+    OperationStatus,
+    OperationType,
+)
+from durable_core.replay import CANCEL_ERROR_TYPE, check_name
+
+if TYPE_CHECKING:
+    from durable_core.context import DurableContext
+    from durable_core.stores.base import Store
+
+T = TypeVar("T")
+
+SUB_TYPE = "ChainedInvoke"
+_MAX_ID = 200
+
+
+class _Services(Protocol):
+    """What ``invoke`` needs from the runtime (``Journal.services``)."""
+
+    store: Store
+
+    def resolve(self, name: str) -> DurableFunction[Any, Any]: ...
+
+    def start(
+        self,
+        fn: DurableFunction[Any, Any] | Any | str,
+        event: Any = None,
+        *,
+        execution_id: str | None = None,
+        parent_execution_id: str | None = None,
+    ) -> Execution: ...
+
+    def cancel(self, execution_id: str, reason: str = ...) -> Execution: ...
+
+
+def child_execution_id(parent_id: str, op_id: str) -> str:
+    """The deterministic id of the execution ``invoke`` starts at operation ``op_id``."""
+    prefix = parent_id
+    if len(prefix) + 13 > _MAX_ID:  # keep within the 200-character id limit when nesting
+        prefix = hashlib.blake2b(parent_id.encode(), digest_size=16).hexdigest()
+    return f"{prefix}-{op_id[:12]}"
+
+
+def _resolve(services: _Services, function: object) -> DurableFunction[Any, Any]:
+    if isinstance(function, str):
+        return services.resolve(function)  # FunctionNotFoundError: nothing recorded
+    target = getattr(function, "durable_function", function)
+    if not isinstance(target, DurableFunction):
+        raise ValidationError(
+            f"invoke needs a durable function (decorated with @durable) or its registered "
+            f"name, got {type(function).__name__}"
+        )
+    return target
+
+
+def invoke_error(op: Operation, function: str) -> InvokeError:
+    """Rebuild the InvokeError recorded in ``op``."""
+    err = op.error or ErrorInfo(type="Unknown", message="(no error recorded)")
+    verb = "was cancelled" if op.status is OperationStatus.CANCELLED else "failed"
+    return InvokeError(
+        f"invoked function {function!r} (execution {op.child_execution_id!r}) {verb}: "
+        f"{err.type}: {err.message}",
+        function=function,
+        error_type=err.type,
+    )
+
+
+def run_invoke(
+    parent: DurableContext,
+    function: DurableFunction[Any, T] | str,
+    payload: Any,
+    *,
+    name: str | None,
+    result_type: Any,
+) -> T:
+    """Start (or replay) a child execution of ``function`` and return its result.
+
+    Raises:
+        FunctionNotFoundError: ``function`` is a name no runtime knows (nothing recorded).
+        ValidationError: ``function`` is not a durable function (nothing recorded).
+        InvokeError: the child execution failed or was cancelled (the same on replay).
+    """
+    scope = parent._scope
+    journal = scope.journal
+    services = cast("_Services | None", journal.services)
+    if services is None:
+        raise ValidationError(
+            "invoke needs a runtime to start the child execution; run the function through "
+            "durable_core.Runtime (or the testing kit)"
+        )
+    fn = _resolve(services, function)
+    op_name = check_name(name if name is not None else fn.name, "invoke")
+    type_ = result_type if result_type is not None else fn.result_type
+    what = f"invoke {op_name!r}"
+    text = journal.serde.dump(payload, fn.input_type, what=f"payload of {what}")
+
+    waiting = journal.get(scope.peek_id())
+    try:
+        slot = scope.begin(OperationType.CHAINED_INVOKE, op_name, SUB_TYPE)
+    except ExecutionCancelledError as exc:
+        if waiting is not None and waiting.child_execution_id and not waiting.status.is_terminal:
+            _cancel_child(services, waiting.child_execution_id, exc.reason)
+        raise
+    rec = slot.recorded
+    if rec is not None and rec.status is OperationStatus.SUCCEEDED:
+        scope.after_replayed()
+        return journal.serde.load(rec.result or "null", type_, what=what)  # type: ignore[no-any-return]
+    if rec is not None and rec.status.is_terminal:
+        scope.after_replayed()
+        raise invoke_error(rec, fn.name)
+    if rec is None:
+        rec = Operation(
+            id=slot.id,
+            parent_id=slot.parent_id,
+            type=OperationType.CHAINED_INVOKE,
+            sub_type=SUB_TYPE,
+            name=op_name,
+            status=OperationStatus.STARTED,
+            payload=text,
+            started_at=journal.now(),
+            child_execution_id=child_execution_id(journal.execution_id, slot.id),
+        )
+        journal.checkpoint(rec)  # recorded before the child exists: never two children
+    child_id = rec.child_execution_id
+    assert child_id is not None
+    child = services.start(
+        fn, payload, execution_id=child_id, parent_execution_id=journal.execution_id
+    )
+    if not child.status.is_terminal:
+        child = services.store.get_execution(child_id)
+    if not child.status.is_terminal:
+        raise SuspendExecution(f"invoke {op_name!r}: waiting for execution {child_id!r}")
+    return _finish(parent, rec, child, fn.name, type_)  # type: ignore[no-any-return]
+
+
+def _finish(
+    parent: DurableContext, rec: Operation, child: Execution, function: str, type_: Any
+) -> Any:
+    journal = parent._scope.journal
+    now = journal.now()
+    what = f"invoke {rec.name!r}"
+    if child.status is ExecutionStatus.SUCCEEDED:
+        text = child.result or "null"
+        value = journal.serde.load(text, type_, what=what)
+        journal.checkpoint(rec.evolve(status=OperationStatus.SUCCEEDED, result=text, ended_at=now))
+        return value
+    err = child.error or ErrorInfo(type="Unknown", message=f"child ended {child.status.value}")
+    if err.type == CANCEL_ERROR_TYPE:  # that marker means "this execution was cancelled here"
+        err = err.model_copy(update={"type": "durable_core.errors.ExecutionCancelledError"})
+    status = (
+        OperationStatus.CANCELLED
+        if child.status is ExecutionStatus.CANCELLED
+        else OperationStatus.FAILED
+    )
+    done = rec.evolve(status=status, error=err, ended_at=now)
+    journal.checkpoint(done)
+    raise invoke_error(done, function)
+
+
+def _cancel_child(services: _Services, child_id: str, reason: str) -> None:
+    with contextlib.suppress(ExecutionNotRunningError):  # it finished first: nothing to stop
+        services.cancel(child_id, f"parent cancelled: {reason}")
