@@ -36,7 +36,7 @@ def counting_check(calls: Counter[str], seen: list[int], *, crash_at_call: int =
 def poller(check: Any, **options: Any) -> Any:
     @durable
     def wf(ctx: DurableContext, event: None) -> dict[str, int]:
-        return ctx.wait_for_condition(  # type: ignore[no-any-return]
+        return ctx.wait_for_condition(
             "inventory",
             check,
             initial_state={"n": 0},
@@ -181,4 +181,4 @@ def test_a_failing_check_fails_the_condition(durable_runner: Any) -> None:
 
     result = durable_runner(wf).run(None)
     assert result.status is ExecutionStatus.FAILED
-    assert result.get_step("broken").error.type == "ZeroDivisionError"  # type: ignore[union-attr]
+    assert result.get_step("broken").error.type == "ZeroDivisionError"

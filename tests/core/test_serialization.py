@@ -143,7 +143,11 @@ def test_serialization_errors_are_not_retried(durable_runner: Any) -> None:
 
     @durable
     def wf(ctx: DurableContext, event: None) -> None:
-        ctx.step("bad", lambda sc: runs.append(sc.attempt) or object())
+        def bad(sc: StepContext) -> object:
+            runs.append(sc.attempt)
+            return object()
+
+        ctx.step("bad", bad)
 
     result = durable_runner(wf).run(None)
     assert result.status is ExecutionStatus.FAILED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -25,7 +26,9 @@ from durable_core.errors import SimulatedCrash
 from durable_core.testing import DurableTestRunner, check_crash_safety
 
 
-def failing(calls: Counter[str], *, until: int = 10**9, exc: type[Exception] = ConnectionError):
+def failing(
+    calls: Counter[str], *, until: int = 10**9, exc: type[Exception] = ConnectionError
+) -> Callable[[StepContext], int]:
     """A step body failing with ``exc`` before attempt ``until``; counts its runs."""
 
     def body(sc: StepContext) -> int:
@@ -83,7 +86,7 @@ def test_non_retryable_error_fails_at_once(durable_runner: Any, calls: Counter[s
 
     assert result.status is ExecutionStatus.FAILED
     assert calls["body"] == 1
-    assert result.get_step("call-api").error.type == "ValueError"  # type: ignore[union-attr]
+    assert result.get_step("call-api").error.type == "ValueError"
 
 
 def test_short_delay_is_retried_inline_in_one_invocation(
@@ -190,7 +193,7 @@ def _assert(condition: bool) -> None:
 # --- at-most-once ----------------------------------------------------------------------------
 
 
-def crash_on_first_call(calls: Counter[str]) -> Any:
+def crash_on_first_call(calls: Counter[str]) -> Callable[[StepContext], str]:
     def body(sc: StepContext) -> str:
         calls["body"] += 1
         calls[f"attempt-{sc.attempt}"] += 1
@@ -244,7 +247,8 @@ def test_at_most_once_without_retries_fails_with_step_interrupted(calls: Counter
     assert calls["body"] == 1
     step = result.get_step("transfer")
     assert step.status is OperationStatus.FAILED
-    assert "interrupted" in step.error.message  # type: ignore[union-attr]
+    assert step.error is not None
+    assert "interrupted" in step.error.message
 
 
 def test_at_least_once_reruns_an_interrupted_attempt(calls: Counter[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -88,7 +89,11 @@ def test_always_replay_restarts_after_every_write(calls: Counter[str]) -> None:
     @durable
     def wf(ctx: DurableContext, event: None) -> int:
         calls["invocations"] += 1
-        return sum(ctx.step(f"s{i}", lambda sc, i=i: i) for i in range(5))
+
+        def value(i: int) -> Callable[[StepContext], int]:
+            return lambda sc: i
+
+        return sum(ctx.step(f"s{i}", value(i)) for i in range(5))
 
     assert DurableTestRunner(wf, always_replay=True).run(None).result == 10
     assert calls["invocations"] == 6
