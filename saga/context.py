@@ -21,7 +21,7 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
 
 from durable_core import (
@@ -46,6 +46,7 @@ from saga.errors import (
     SagaPartiallyCompensated,
     SagaRolledBackError,
 )
+from saga.parallel import SagaBranch, run_parallel
 from saga.policy import (
     StepKind,
     default_compensation_policy,
@@ -256,6 +257,60 @@ class SagaContext:
             )
         )
         return value
+
+    def branch(
+        self,
+        name: str,
+        action: Callable[[StepContext, *Ts], T],
+        /,
+        *args: *Ts,
+        compensate: Compensation | None = None,
+        kind: StepKind | str | None = None,
+        retry: RetryPolicy | None = None,
+        compensation_retry: RetryPolicy | None = None,
+        compensate_uncertain: bool = False,
+        semantics: StepSemantics = StepSemantics.AT_LEAST_ONCE_PER_RETRY,
+        result_type: Any = None,
+    ) -> SagaBranch[T]:
+        """Declare one branch of :meth:`parallel` (same options as :meth:`step`).
+
+        Nothing runs until the branch is given to ``s.parallel``, which checks it.
+        """
+        return SagaBranch(
+            name,
+            action,
+            tuple(args),
+            compensate,
+            kind,
+            retry,
+            compensation_retry,
+            compensate_uncertain,
+            semantics,
+            result_type,
+        )
+
+    def parallel(
+        self,
+        name: str,
+        branches: Sequence[SagaBranch[T]],
+        *,
+        max_concurrency: int | None = None,
+    ) -> list[T]:
+        """Run saga steps concurrently (``ctx.parallel``); each keeps its own compensation.
+
+        Every branch runs to its end. The branches that succeeded are registered for undo in
+        branch order, so a rollback compensates them in reverse start order. If a branch
+        failed, the saga raises that branch's StepFailedError (and rolls back, undoing the
+        branches that succeeded). Branch steps are recorded as ``<name>/<branch>``.
+
+        Returns:
+            The branches' results, in branch order.
+
+        Raises:
+            SagaDefinitionError: a bad declaration (nothing recorded).
+            StepFailedError: a branch failed for good.
+        """
+        return run_parallel(self, name, branches, max_concurrency=max_concurrency)
 
     # --- declaration checks ----------------------------------------------------------------
 

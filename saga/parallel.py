@@ -1,0 +1,252 @@
+"""Parallel saga steps: ``s.parallel(name, [s.branch(...), ...])``.
+
+Each branch is one saga step (an action with its own compensation) run in a branch of
+``ctx.parallel``. A branch never fails the batch: a step that fails for good is recorded
+FAILED inside the branch, and the branch returns that outcome, so every branch runs to its
+end and has a definite outcome. Then the branches that succeeded are pushed on the undo
+stack in branch order (the order they were started), so a rollback compensates them in
+reverse start order; if a branch failed, the saga raises its StepFailedError and rolls
+back.
+
+Invariants:
+- This module is part of :class:`SagaContext` (it updates its undo stack); it is split out
+  only to keep modules small.
+- The undo entries come from the recorded batch result, never from what the branch threads
+  did in memory: replay rebuilds them without re-running a finished batch.
+- A cancellation delivered inside a branch is absorbed there (the branch's step is re-issued
+  at its next position) and recorded in the branch's result; after the batch the saga
+  raises it, so it rolls back knowing every branch's outcome. A terminate is not absorbed.
+- A cancellation delivered at the group itself (it was suspended, e.g. a branch waiting to
+  retry, when the cancel came) hides the branches' outcomes: durable_core records the group
+  CANCELLED and does not re-enter it. The saga then re-runs the group once, each branch
+  one attempt with the same idempotency key, to learn what each branch holds, and rolls
+  back with those results. Actions must be idempotent by key (they are at-least-once anyway).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+
+from durable_core import (
+    DurableContext,
+    ErrorInfo,
+    ExecutionCancelledError,
+    RetryPolicy,
+    StepConfig,
+    StepContext,
+    StepFailedError,
+    StepSemantics,
+)
+from saga._journal import PATH_SEPARATOR
+from saga.compensation import Compensation, Undo, is_terminate, shielded
+from saga.errors import SagaDefinitionError
+from saga.policy import StepKind, default_compensation_policy
+from saga.rules import check_step, check_step_name, resolve_kind, return_type
+
+if TYPE_CHECKING:
+    from saga.context import SagaContext
+
+T = TypeVar("T")
+
+RECOVERY_POLICY = RetryPolicy.no_retry()
+"""One attempt per branch when a group is re-run to learn its results after a cancellation."""
+
+
+@dataclass(frozen=True)
+class SagaBranch(Generic[T]):
+    """One step of a parallel group; made by :meth:`SagaContext.branch`."""
+
+    name: str
+    """Unique within its parallel group; the step's path is ``<group>/<name>``."""
+    action: Callable[..., T]
+    """Called as ``action(sc, *args)``."""
+    args: tuple[Any, ...]
+    compensate: Compensation | None
+    kind: StepKind | str | None
+    retry: RetryPolicy | None
+    compensation_retry: RetryPolicy | None
+    compensate_uncertain: bool
+    semantics: StepSemantics
+    result_type: Any
+
+
+class BranchOutcome(BaseModel):
+    """What a saga branch records as its result: the step's value, and a cancellation it
+    absorbed (so the saga can roll back once the whole group is known)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    value: Any = None
+    cancelled: str | None = None
+    error: ErrorInfo | None = None
+    """The step's recorded error, if it failed for good."""
+    attempts: int | None = None
+
+
+def branch_body(
+    path: str, key: str, branch: SagaBranch[Any], config: StepConfig
+) -> Callable[[DurableContext], BranchOutcome]:
+    """The function one ``ctx.parallel`` branch runs: the saga step, cancellation absorbed."""
+
+    def run(sc: StepContext) -> Any:
+        return branch.action(dataclasses.replace(sc, idempotency_key=key), *branch.args)
+
+    def body(ctx: DurableContext) -> BranchOutcome:
+        cancelled: str | None = None
+        while True:
+            try:
+                value = ctx.step(path, run, config)
+            except ExecutionCancelledError as exc:
+                if is_terminate(exc):
+                    raise
+                cancelled = exc.reason
+                continue
+            except StepFailedError as exc:
+                error = ErrorInfo(type=exc.error_type, message=exc.args[0], traceback=exc.traceback)
+                return BranchOutcome(cancelled=cancelled, error=error, attempts=exc.attempts)
+            return BranchOutcome(value=value, cancelled=cancelled)
+
+    return body
+
+
+def typed(value: Any, result_type: Any) -> Any:
+    """A branch's recorded value validated into the action's result type."""
+    return TypeAdapter(result_type).validate_python(value)
+
+
+def first_cancel(outcomes: Sequence[BranchOutcome]) -> str | None:
+    """The reason of the first cancellation a branch absorbed, if any."""
+    return next((o.cancelled for o in outcomes if o.cancelled), None)
+
+
+def branch_failure(path: str, outcome: BranchOutcome, execution_id: str) -> StepFailedError:
+    """The StepFailedError a failed branch recorded, rebuilt to be raised by the saga."""
+    error = outcome.error or ErrorInfo(type="Unknown", message="(no error recorded)")
+    return StepFailedError(
+        error.message,
+        step=path,
+        error_type=error.type,
+        attempts=outcome.attempts or 0,
+        traceback=error.traceback,
+        execution_id=execution_id,
+    )
+
+
+def run_parallel(
+    s: SagaContext, name: str, branches: Sequence[SagaBranch[T]], *, max_concurrency: int | None
+) -> list[T]:
+    """The body of :meth:`SagaContext.parallel` (it updates the context's undo stack)."""
+    check_step_name(s.name, name, s._names)
+    items = list(branches) if isinstance(branches, list | tuple) else None
+    if not items:
+        raise SagaDefinitionError(
+            f"saga {s.name!r}, parallel {name!r}: give a non-empty list of s.branch(...)"
+        )
+    kinds = [_declare(s, name, b, {x.name for x in items[:i]}) for i, b in enumerate(items)]
+    s._names.add(name)
+    path = s._child_path(name)
+    paths = [f"{path}{PATH_SEPARATOR}{b.name}" for b in items]
+    types = [b.result_type if b.result_type is not None else return_type(b.action) for b in items]
+
+    def bodies(recovery: bool) -> list[Callable[[DurableContext], BranchOutcome]]:
+        return [
+            branch_body(
+                p,
+                f"{s.execution_id}:{p}",
+                b,
+                StepConfig(
+                    retry=RECOVERY_POLICY if recovery else s._forward_policy(k, b.retry),
+                    semantics=b.semantics,
+                    result_type=t,
+                ),
+            )
+            for b, p, k, t in zip(items, paths, kinds, types, strict=True)
+        ]
+
+    def run(recovery: bool) -> Any:  # durable_core BatchResult[BranchOutcome]
+        return s.ctx.parallel(
+            bodies(recovery),
+            name=path,
+            max_concurrency=max_concurrency,
+            branch_names=[b.name for b in items],
+        )
+
+    recovering: str | None = None
+    try:
+        batch = run(recovery=False)
+    except ExecutionCancelledError as exc:
+        if is_terminate(exc):
+            raise
+        if s._pivot is not None:  # past the point of no return: go on, cancellation absorbed
+            batch = shielded(s.ctx, lambda: run(recovery=False), path)
+        else:
+            # Delivered at the group's own boundary: which branches finished is recorded
+            # inside the cancelled group, out of reach. Run every branch once more (same
+            # idempotency keys, so a provider returns what it already did) to learn it.
+            recovering = exc.reason
+            batch = shielded(s.ctx, lambda: run(recovery=True), path)
+    outcomes: list[BranchOutcome] = batch.raise_if_failed().values()
+    values: list[T] = []
+    failure: StepFailedError | None = None
+    for b, p, t, outcome in zip(items, paths, types, outcomes, strict=True):
+        undo = Undo(
+            p,
+            f"{s.execution_id}:{p}",
+            b.compensate,
+            b.compensation_retry or default_compensation_policy(),
+            args=b.args,
+        )
+        if outcome.error is None:
+            value = typed(outcome.value, t)
+            values.append(value)
+            if b.compensate is not None:
+                s._stack.append(dataclasses.replace(undo, result=value))
+            continue
+        if recovering is None:
+            failure = failure or branch_failure(p, outcome, s.execution_id)
+        if b.compensate is not None and b.compensate_uncertain:
+            s._stack.append(
+                dataclasses.replace(undo, error=outcome.error, forward_attempts=outcome.attempts)
+            )
+    reason = recovering or first_cancel(outcomes)
+    if reason is not None and s._pivot is None:
+        raise ExecutionCancelledError(
+            f"execution {s.execution_id!r} was cancelled ({reason})", reason=reason
+        )
+    if failure is not None:
+        s._failure = (failure, path)
+        raise failure
+    return values
+
+
+def _declare(s: SagaContext, group: str, branch: object, taken: set[str]) -> StepKind:
+    where = f"saga {s.name!r}, parallel {group!r}"
+    if not isinstance(branch, SagaBranch):
+        raise SagaDefinitionError(
+            f"{where}: each branch must be made with s.branch(name, action, ...), got "
+            f"{type(branch).__name__}"
+        )
+    check_step_name(s.name, branch.name, taken)
+    check_step(
+        s.name,
+        f"{group}{PATH_SEPARATOR}{branch.name}",
+        action=branch.action,
+        compensate=branch.compensate,
+        kind=branch.kind,
+        compensate_uncertain=branch.compensate_uncertain,
+        retry=branch.retry,
+        pivot=s._pivot,
+        nested=s._nested,
+    )
+    kind = resolve_kind(branch.kind, branch.compensate, pivot=s._pivot)
+    if kind is StepKind.PIVOT:
+        raise SagaDefinitionError(
+            f"{where}: branch {branch.name!r} cannot be the pivot; the point of no return is "
+            "one sequential step"
+        )
+    return kind
