@@ -2,5 +2,6 @@
 
 from durable_core.stores.base import InvocationEnd, Store
 from durable_core.stores.memory import MemoryStore
+from durable_core.stores.sqlite import SQLiteStore
 
-__all__ = ["InvocationEnd", "MemoryStore", "Store"]
+__all__ = ["InvocationEnd", "MemoryStore", "SQLiteStore", "Store"]
