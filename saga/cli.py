@@ -119,13 +119,9 @@ def _open_store(path: str) -> Store:
         raise StoreError(
             f"no store at {path!r}; point --store (or ${STORE_ENV}) at the store the saga runs on"
         )
-    import durable_core
+    from durable_core.stores.sqlite import SQLiteStore
 
-    store_class = getattr(durable_core, "SQLiteStore", None)
-    if store_class is None:  # pragma: no cover - durable_core without its SQLite store
-        raise StoreError("this durable_core has no SQLiteStore")
-    store: Store = store_class(path)
-    return store
+    return SQLiteStore(path)
 
 
 def _status(rt: Runtime, args: argparse.Namespace) -> SagaOutcome | str:
@@ -231,7 +227,9 @@ def _row(
     kind: str = "step",
 ) -> str:
     mark = _MARK.get(status, "..")
-    label = name if kind == "step" else f"{name} ({kind})"
+    label = name if len(name) <= 28 else name[:27] + "~"
+    if kind != "step":
+        detail = f"({kind}) {detail}".rstrip()
     took = f"{(ended - started).total_seconds():.2f}s" if started and ended else ""
     tries = f"{attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
     row = f"  {mark:<7} {label:<28} {status:<12} {tries:<11} {took:>8}"

@@ -64,7 +64,6 @@ def process_order(s: SagaContext, order: Order) -> OrderResult:
     s.step("send-confirmation", send_confirmation, order, paid, compensate=send_cancellation)
     shipper = s.ctx.create_callback("shipper-confirmation", timeout=SHIPPER_TIMEOUT)
     s.step("request-pickup", request_pickup, order, shipper.token, compensate=cancel_pickup)
-    s.logger.info("waiting for the shipper", order_id=order.order_id, token=shipper.token)
     shipment: Any = shipper.result()  # CallbackTimeoutError / CallbackFailedError roll back
     tracking = shipment.get("tracking", "") if isinstance(shipment, dict) else str(shipment)
     return OrderResult(order_id=order.order_id, charge=paid, reserved=reserved, tracking=tracking)
