@@ -30,6 +30,7 @@ from durable_core.testing import (
     OperationNotFoundError,
     RunawayExecutionError,
     VirtualClock,
+    check_crash_safety,
 )
 
 
@@ -270,3 +271,41 @@ def test_result_mirrors_the_execution(finished: Any) -> None:
     assert finished.wake_at is None
     assert finished.execution_id == finished.execution.id
     assert finished.result == EXPECTED
+
+
+@durable(name="quote")
+def quote(ctx: DurableContext, event: int) -> int:
+    ctx.wait("market-opens", timedelta(hours=8))
+    return ctx.step("price", lambda sc: event * 10)
+
+
+@durable(name="buy")
+def buy(ctx: DurableContext, event: int) -> int:
+    price: int = ctx.invoke(quote, event)
+    confirmation: int = ctx.wait_for_callback("broker", lambda token, sc: None)
+    return price + confirmation
+
+
+def test_invoked_executions_are_driven_too() -> None:
+    runner = DurableTestRunner(buy, functions=[quote], callbacks={"broker": 1})
+    result = runner.run(4)
+
+    assert result.result == 41
+    children = [ex for ex in runner.store.list_executions() if ex.parent_execution_id]
+    assert len(children) == 1
+    assert children[0].status is ExecutionStatus.SUCCEEDED
+
+
+def test_a_callback_awaited_by_an_invoked_execution_can_be_sent_by_name() -> None:
+    @durable(name="outer")
+    def outer(ctx: DurableContext, event: None) -> int:
+        return ctx.invoke(buy, 1)
+
+    runner = DurableTestRunner(outer, functions=[buy, quote])
+    assert runner.run(None).status is ExecutionStatus.RUNNING
+    runner.send_callback_success("broker", 5)
+    assert runner.resume().result == 15
+
+
+def test_invoke_is_crash_safe_at_every_boundary() -> None:
+    check_crash_safety(buy, 2, functions=[quote], callbacks={"broker": 0}).assert_ok()
