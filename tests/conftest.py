@@ -1,6 +1,10 @@
 """Fixtures shared by the whole suite (the testing kit's own fixtures come from its plugin).
 
 ``pytester`` is enabled for the tests of the kit's pytest plugin.
+
+The core tests also pass under ``pytest tests/core --durable-always-replay`` (every
+function restarted after each checkpoint write); tests that count invocations or replays
+pin ``always_replay=False`` for that reason.
 """
 
 from __future__ import annotations

@@ -209,7 +209,7 @@ def test_wait_for_callback_submits_the_token_once(durable_runner: Any, calls: Co
         calls["invocations"] += 1
         return ctx.wait_for_callback("shipper", submit, timeout=timedelta(days=7))
 
-    runner = durable_runner(wf)
+    runner = durable_runner(wf, always_replay=False)
     waiting = runner.run(None)
     assert waiting.status is ExecutionStatus.RUNNING
     assert outbox == [waiting.get_callback("shipper").token]

@@ -50,7 +50,7 @@ def test_a_finished_child_returns_its_recorded_result_without_running(
         ctx.wait("later", timedelta(hours=3))
         return values
 
-    result = durable_runner(wf).run(None)
+    result = durable_runner(wf, always_replay=False).run(None)
 
     assert result.result == [10, 20]
     assert calls["child-body"] == 1  # replayed from the CONTEXT record after the wait
@@ -67,7 +67,7 @@ def test_a_child_suspends_and_resumes_inside(durable_runner: Any, calls: Counter
 
         return ctx.run_in_child_context("slow", child)
 
-    result = durable_runner(wf).run(None)
+    result = durable_runner(wf, always_replay=False).run(None)
     assert result.result == "ok"
     assert calls["child-body"] == 2  # ran, suspended inside, re-ran to finish
     assert result.get_wait("inner-wait").parent_id == result.get_context("slow").id
@@ -91,7 +91,7 @@ def test_a_child_failure_is_recorded_once_and_reraised_on_replay(
         ctx.wait("later", 60)
         return "handled"
 
-    result = durable_runner(wf).run(None)
+    result = durable_runner(wf, always_replay=False).run(None)
 
     assert result.result == "handled"
     assert calls["child-body"] == 1

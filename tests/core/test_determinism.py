@@ -61,7 +61,7 @@ def test_is_replaying_is_true_only_while_replaying(durable_runner: Any) -> None:
         ctx.step("b", lambda sc: 2)
         marks.append(("after-b", ctx.is_replaying))
 
-    durable_runner(wf).run(None)
+    durable_runner(wf, always_replay=False).run(None)
 
     assert marks == [
         ("start", False),  # first invocation: nothing recorded
