@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS executions (
     id TEXT PRIMARY KEY,
     status TEXT NOT NULL,
     wake_us INTEGER,
+    lease_us INTEGER,
     created_us INTEGER NOT NULL,
     data TEXT NOT NULL
 );
@@ -153,8 +154,14 @@ class SQLiteStore:
 
     def _put(self, con: sqlite3.Connection, ex: Execution) -> None:
         con.execute(
-            "UPDATE executions SET status=?, wake_us=?, data=? WHERE id=?",
-            (ex.status.value, _us(ex.wake_at), ex.model_dump_json(), ex.id),
+            "UPDATE executions SET status=?, wake_us=?, lease_us=?, data=? WHERE id=?",
+            (
+                ex.status.value,
+                _us(ex.wake_at),
+                _us(ex.lease_expires if ex.lease_owner is not None else None),
+                ex.model_dump_json(),
+                ex.id,
+            ),
         )
 
     def _check(self, con: sqlite3.Connection, lease: Lease) -> Execution:
@@ -250,8 +257,8 @@ class SQLiteStore:
         with self._tx() as con:
             rows = con.execute(
                 "SELECT id, data FROM executions WHERE status='RUNNING' AND wake_us <= ? "
-                "ORDER BY wake_us LIMIT ?",
-                (_us(now), limit * 4),
+                "AND (lease_us IS NULL OR lease_us <= ?) ORDER BY wake_us LIMIT ?",
+                (_us(now), _us(now), limit),
             ).fetchall()
             leases: list[Lease] = []
             for eid, data in rows:
