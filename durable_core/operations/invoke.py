@@ -80,9 +80,18 @@ def child_execution_id(parent_id: str, op_id: str) -> str:
     return f"{prefix}-{op_id[:12]}"
 
 
-def _resolve(services: _Services, function: object) -> DurableFunction[Any, Any]:
+def _need(services: _Services | None) -> _Services:
+    if services is None:
+        raise ValidationError(
+            "invoke needs a runtime to start the child execution; run the function through "
+            "durable_core.Runtime (or the testing kit)"
+        )
+    return services
+
+
+def _resolve(services: _Services | None, function: object) -> DurableFunction[Any, Any]:
     if isinstance(function, str):
-        return services.resolve(function)  # FunctionNotFoundError: nothing recorded
+        return _need(services).resolve(function)  # FunctionNotFoundError: nothing recorded
     target = getattr(function, "durable_function", function)
     if not isinstance(target, DurableFunction):
         raise ValidationError(
@@ -122,11 +131,6 @@ def run_invoke(
     scope = parent._scope
     journal = scope.journal
     services = cast("_Services | None", journal.services)
-    if services is None:
-        raise ValidationError(
-            "invoke needs a runtime to start the child execution; run the function through "
-            "durable_core.Runtime (or the testing kit)"
-        )
     fn = _resolve(services, function)
     op_name = check_name(name if name is not None else fn.name, "invoke")
     type_ = result_type if result_type is not None else fn.result_type
@@ -138,7 +142,7 @@ def run_invoke(
         slot = scope.begin(OperationType.CHAINED_INVOKE, op_name, SUB_TYPE)
     except ExecutionCancelledError as exc:
         if waiting is not None and waiting.child_execution_id and not waiting.status.is_terminal:
-            _cancel_child(services, waiting.child_execution_id, exc.reason)
+            _cancel_child(_need(services), waiting.child_execution_id, exc.reason)
         raise
     rec = slot.recorded
     if rec is not None and rec.status is OperationStatus.SUCCEEDED:
@@ -162,6 +166,7 @@ def run_invoke(
         journal.checkpoint(rec)  # recorded before the child exists: never two children
     child_id = rec.child_execution_id
     assert child_id is not None
+    services = _need(services)
     child = services.start(
         fn, payload, execution_id=child_id, parent_execution_id=journal.execution_id
     )

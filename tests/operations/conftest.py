@@ -71,13 +71,18 @@ def settle(runtime: Runtime, *, rounds: int = 50) -> None:
 
 
 def replay_finished(
-    store: Store, clock: VirtualClock, fn: DurableFunction[Any, Any], execution_id: str
+    store: Store,
+    clock: VirtualClock,
+    fn: DurableFunction[Any, Any],
+    execution_id: str,
+    *,
+    services: Runtime | None = None,
 ) -> tuple[InvocationEnd, int]:
     """Run ``fn`` from the top against the recorded journal of ``execution_id``.
 
     Returns how the invocation ended and how many checkpoint writes it made. The lease is
     stale on purpose: a write would raise LeaseLostError, so a replay that tries to record
-    anything fails loudly.
+    anything fails loudly. ``services`` is the runtime ``invoke`` resolves names with.
     """
     ex = store.get_execution(execution_id)
     lease = Lease(
@@ -96,6 +101,7 @@ def replay_finished(
         options=InvocationOptions(
             lease_ttl=timedelta(seconds=60), inline_retry_threshold=timedelta(seconds=1)
         ),
+        services=services,
     )
     end = run_invocation(fn, journal)
     return end, journal.writes

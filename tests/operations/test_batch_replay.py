@@ -147,9 +147,7 @@ def test_crash_at_every_write_ends_the_same(concurrency: int, ledger: Ledger) ->
         assert all(1 <= c <= 2 for c in counts.values()), counts
         assert sum(counts.values()) <= 4, counts  # one crash re-runs at most one body
 
-    report = check_crash_safety(
-        wf, 3, before_each=lambda: ledger.counts.clear(), check=at_most_one_rerun
-    )
+    report = check_crash_safety(wf, 3, before_each=ledger.counts.clear, check=at_most_one_rerun)
     report.assert_ok()
     assert len(report.boundaries) >= 2 * 8  # STARTED + 3 x (step, branch) + decision
 
@@ -214,7 +212,8 @@ def test_nested_parallel_inside_map(rt: Runtime, ledger: Ledger, virtual_clock: 
         parent = by_id[p.parent_id or ""]
         assert parent.sub_type == "MapIteration"
         assert by_id[parent.parent_id or ""].sub_type == "Map"
-    assert set(ledger.snapshot().values()) == {1} and len(ledger.snapshot()) == 6
+    assert set(ledger.snapshot().values()) == {1}
+    assert len(ledger.snapshot()) == 6
     end, writes = replay_finished(rt.store, virtual_clock, wf, ex.id)
     assert (end.result, writes) == (ex.result, 0)
 
@@ -243,8 +242,10 @@ def test_changing_the_number_of_items_in_flight_is_non_deterministic(
     rt.tick()
     ex = rt.get(ex.id)
     assert ex.status is ExecutionStatus.FAILED
-    assert ex.error is not None and ex.error.type.endswith("NonDeterminismError")
-    assert "3 branch(es)" in ex.error.message and "4 branch(es)" in ex.error.message
+    assert ex.error is not None
+    assert ex.error.type.endswith("NonDeterminismError")
+    assert "3 branch(es)" in ex.error.message
+    assert "4 branch(es)" in ex.error.message
     assert NonDeterminismError.__name__ in ex.error.type
 
 
