@@ -46,6 +46,14 @@ from durable_core.journal import (
     OperationStatus,
     OperationType,
 )
+from durable_core.operations.batch import (
+    BatchError,
+    BatchItem,
+    BatchItemStatus,
+    BatchResult,
+    CompletionPolicy,
+    CompletionReason,
+)
 from durable_core.operations.callback import Callback
 from durable_core.operations.step import StepContext
 from durable_core.retry import RetryPolicy, StepConfig, StepSemantics
@@ -54,6 +62,10 @@ from durable_core.stores.base import Store
 from durable_core.stores.memory import MemoryStore
 
 __all__ = [
+    "BatchError",
+    "BatchItem",
+    "BatchItemStatus",
+    "BatchResult",
     "Callback",
     "CallbackAlreadyCompletedError",
     "CallbackError",
@@ -62,6 +74,8 @@ __all__ = [
     "CallbackTimeoutError",
     "ChildContextError",
     "Clock",
+    "CompletionPolicy",
+    "CompletionReason",
     "ConditionTimeoutError",
     "CorruptRecordError",
     "DurableContext",

@@ -6,6 +6,10 @@ import durable_core
 import durable_core.testing
 
 DURABLE_CORE_ALL = [
+    "BatchError",
+    "BatchItem",
+    "BatchItemStatus",
+    "BatchResult",
     "Callback",
     "CallbackAlreadyCompletedError",
     "CallbackError",
@@ -14,6 +18,8 @@ DURABLE_CORE_ALL = [
     "CallbackTimeoutError",
     "ChildContextError",
     "Clock",
+    "CompletionPolicy",
+    "CompletionReason",
     "ConditionTimeoutError",
     "CorruptRecordError",
     "DurableContext",
