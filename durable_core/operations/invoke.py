@@ -135,7 +135,10 @@ def run_invoke(
     op_name = check_name(name if name is not None else fn.name, "invoke")
     type_ = result_type if result_type is not None else fn.result_type
     what = f"invoke {op_name!r}"
-    text = journal.serde.dump(payload, fn.input_type, what=f"payload of {what}")
+    serde, about = journal.serde, f"payload of {what}"
+    # Validated against the child's input type now, so a bad payload records nothing.
+    event = serde.load(serde.dump(payload, Any, what=about), fn.input_type, what=about)
+    text = serde.dump(event, fn.input_type, what=about)
 
     waiting = journal.get(scope.peek_id())
     try:
@@ -168,7 +171,7 @@ def run_invoke(
     assert child_id is not None
     services = _need(services)
     child = services.start(
-        fn, payload, execution_id=child_id, parent_execution_id=journal.execution_id
+        fn, event, execution_id=child_id, parent_execution_id=journal.execution_id
     )
     if not child.status.is_terminal:
         child = services.store.get_execution(child_id)

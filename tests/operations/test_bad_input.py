@@ -61,7 +61,8 @@ CASES: dict[str, tuple[type[DurableError], Callable[[DurableContext], object]]] 
     "blank batch name": (ValidationError, lambda c: c.map([1], item, name="")),
     "unregistered invoke name": (FunctionNotFoundError, lambda c: c.invoke("no-such-function", 1)),
     "invoke a plain function": (ValidationError, lambda c: c.invoke(plain_function, 1)),  # type: ignore[arg-type]
-    "invoke payload of wrong type": (SerializationError, lambda c: c.invoke(child, object())),
+    "invoke payload not JSON": (SerializationError, lambda c: c.invoke(child, object())),
+    "invoke payload of wrong type": (SerializationError, lambda c: c.invoke(child, "seven")),
     "invoke with a blank name": (ValidationError, lambda c: c.invoke(child, 1, name="")),
 }
 
