@@ -136,7 +136,13 @@ class Runtime:
             ExecutionConflictError: the id exists for a different function or input.
         """
         durable_fn = self.resolve(fn) if isinstance(fn, str) else self.register(fn)
-        text = self.serde.dump(event, durable_fn.input_type, what="execution input")
+        what = f"input of {durable_fn.name!r}"
+        # Validate the event against the function's input type now, so bad input fails at
+        # start with an error naming the function instead of on the first invocation.
+        value = self.serde.load(
+            self.serde.dump(event, Any, what=what), durable_fn.input_type, what=what
+        )
+        text = self.serde.dump(value, durable_fn.input_type, what=what)
         now = self.clock.now()
         eid = execution_id or uuid.uuid4().hex
         if not eid.strip() or len(eid) > 200:
