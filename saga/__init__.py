@@ -38,6 +38,7 @@ from saga.outcome import (
     SagaStatus,
     StepReport,
 )
+from saga.parallel import SagaBranch
 from saga.policy import StepKind, default_compensation_policy
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "InvalidOperatorActionError",
     "OperatorActionReport",
     "Saga",
+    "SagaBranch",
     "SagaCompensated",
     "SagaContext",
     "SagaDefinition",

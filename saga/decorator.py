@@ -54,7 +54,7 @@ class SagaFunction(SagaDefinition[E, R]):
         self._fn = fn
         qualname = getattr(fn, "__qualname__", type(fn).__qualname__)
         self._ref = name or f"{fn.__module__}:{qualname}"
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     @property
     def fn(self) -> Callable[[SagaContext, E], R]:

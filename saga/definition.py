@@ -85,5 +85,13 @@ class SagaDefinition(ABC, Generic[E, R]):
             result_type=self._result_type,
         )
 
+    def __call__(self, ctx: DurableContext, event: E) -> R:
+        """Run the saga as the body of a durable function (the runtime calls this).
+
+        A saga is a durable function ``(ctx, event) -> result``: anything that accepts one
+        (a Runtime, ``durable_core.testing``) accepts the saga itself.
+        """
+        return self._entry(ctx, event)
+
     def _entry(self, ctx: DurableContext, event: E) -> R:
         return run_saga(SagaContext(ctx, saga=self._name), self.run_body, event)

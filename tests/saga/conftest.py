@@ -7,7 +7,6 @@ wake-up time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,7 @@ def rt(store: Store, clock: VirtualClock) -> Runtime:
 
 
 @pytest.fixture(autouse=True)
-def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test gets its own tour ledger file (and order ledger file)."""
     path = tmp_path / "ledger.sqlite3"
     monkeypatch.setenv("TOUR_LEDGER", str(path))

@@ -16,6 +16,7 @@ EXPORTS = [
     "InvalidOperatorActionError",
     "OperatorActionReport",
     "Saga",
+    "SagaBranch",
     "SagaCompensated",
     "SagaContext",
     "SagaDefinition",

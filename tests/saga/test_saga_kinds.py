@@ -111,9 +111,10 @@ def test_a_retriable_step_is_retried_until_it_succeeds(rt: Runtime) -> None:
 
     @saga(name="retriable")
     def retriable(s: SagaContext, event: None) -> str:
-        return s.step(
+        result: str = s.step(
             "notify", flaky(fx, "notify", failures=4), kind=StepKind.RETRIABLE, retry=ONCE
         )
+        return result
 
     ex = settle(rt, rt.start(retriable).id)
 
@@ -359,6 +360,6 @@ def test_saga_rejects_a_bad_deadline_and_double_decoration() -> None:
         return None
 
     with pytest.raises(SagaDefinitionError, match="positive timedelta"):
-        saga(deadline=0)(body)  # type: ignore[arg-type]
+        saga(deadline=0)(body)  # type: ignore[call-overload]
     with pytest.raises(SagaDefinitionError, match="already a saga"):
         saga(saga(body))  # type: ignore[arg-type]
