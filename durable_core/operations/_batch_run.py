@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import contextvars
 import json
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -205,6 +205,7 @@ class BatchRun:
         n = len(specs)
         self.gates = [_Gate(self.outer_gate) for _ in range(n)]
         self.status: list[BatchItemStatus | None] = [None] * n
+        self.counts: Counter[BatchItemStatus] = Counter()
         self.started = [False] * n
         self.begun: list[datetime | None] = [None] * n
         self.suspended: dict[int, SuspendExecution] = {}
@@ -274,15 +275,21 @@ class BatchRun:
             if r is None or not r.status.is_terminal:
                 self.started[i] = self.root.get(operation_id(s.id, 1)) is not None
             elif r.status is OperationStatus.SUCCEEDED:
-                self.status[i] = BatchItemStatus.SUCCEEDED
+                self._finished(i, BatchItemStatus.SUCCEEDED)
             else:
-                self.status[i] = BatchItemStatus.FAILED
+                self._finished(i, BatchItemStatus.FAILED)
         self.decided = self._decide()
 
+    def _finished(self, i: int, status: BatchItemStatus) -> None:
+        self.status[i] = status
+        self.counts[status] += 1
+
     def _decide(self) -> CompletionReason | None:
-        ok = sum(1 for s in self.status if s is BatchItemStatus.SUCCEEDED)
-        bad = sum(1 for s in self.status if s is BatchItemStatus.FAILED)
-        return self.policy.decide(succeeded=ok, failed=bad, total=len(self.specs))
+        return self.policy.decide(
+            succeeded=self.counts[BatchItemStatus.SUCCEEDED],
+            failed=self.counts[BatchItemStatus.FAILED],
+            total=len(self.specs),
+        )
 
     # --- running branches -----------------------------------------------------------------
 
@@ -371,7 +378,7 @@ class BatchRun:
                 self.journal.checkpoint(
                     self._branch(i, OperationStatus.SUCCEEDED, result=outcome.text)
                 )
-                self.status[i] = BatchItemStatus.SUCCEEDED
+                self._finished(i, BatchItemStatus.SUCCEEDED)
             else:
                 assert isinstance(outcome.error, Exception)
                 if isinstance(outcome.error, ExecutionCancelledError):
@@ -380,7 +387,7 @@ class BatchRun:
                 else:
                     info = ErrorInfo.from_exception(outcome.error)
                 self.journal.checkpoint(self._branch(i, OperationStatus.FAILED, error=info))
-                self.status[i] = BatchItemStatus.FAILED
+                self._finished(i, BatchItemStatus.FAILED)
             if self.fatal is None and self.decided is None and self.cancel is None:
                 self.decided = self._decide()
             if self.decided is not None or self.cancel is not None:
