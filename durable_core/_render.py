@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -131,6 +132,15 @@ class PendingWait:
     def is_timed(self) -> bool:
         """True if only the passing of time ends this wait (fast-forward may skip it)."""
         return self.kind in ("timer", "retry", "poll")
+
+    @property
+    def skip_label(self) -> str:
+        """What ``run --fast-forward`` says it skips: ``timer 'cool-off'``, ..."""
+        if self.kind == "timer":
+            return f"timer {self.name!r}"
+        if self.kind == "retry":
+            return f"retry delay of step {self.name!r} ({self.detail})"
+        return f"delay before the next poll of condition {self.name!r}"
 
     def describe(self) -> str:
         """One line: ``timer 'cool-off' until 2026-11-24T03:00:00Z``."""
@@ -325,6 +335,48 @@ def render_execution(
     lines.append(f"operations ({len(ops)}):" if ops else "operations: none recorded yet")
     lines.extend("  " + line for line in render_operations(ops, render=render))
     return "\n".join(lines)
+
+
+def render_outcome(
+    ex: Execution, ops: Sequence[Operation], *, command: str, held_elsewhere: bool
+) -> list[str]:
+    """What ``durable run`` prints when it stops: the outcome, or what the execution waits for.
+
+    Args:
+        ex: the execution as it stands.
+        ops: its journal (used only while it is RUNNING).
+        command: how to invoke ``durable`` on the same store, for the printed hints.
+        held_elsewhere: another worker holds its lease right now.
+    """
+    if ex.status is ExecutionStatus.SUCCEEDED:
+        value = json.dumps(json.loads(ex.result or "null"), indent=2, ensure_ascii=False)
+        return ["SUCCEEDED", value]
+    if ex.status.is_terminal:
+        err = f"{ex.error.type}: {ex.error.message}" if ex.error else "(no error recorded)"
+        return [f"{ex.status.value}: {err}", f"the history: {command} show {ex.id}"]
+    if held_elsewhere:
+        return [
+            f"RUNNING: worker {ex.lease_owner} is running it now (lease until "
+            f"{fmt_time(ex.lease_expires)}); follow it with '{command} show {ex.id}'"
+        ]
+    waits = pending_waits(ops)
+    resume = f"run '{command} worker' to resume it"
+    if not waits:
+        when = f" (next run {fmt_time(ex.wake_at)})" if ex.wake_at else ""
+        return [f"SUSPENDED: {tidy_reason(ex.waiting_for or 'waiting')}{when} — {resume}"]
+    if len(waits) == 1 and waits[0].kind != "callback":
+        return [f"SUSPENDED: waiting for {waits[0].describe()} — {resume}"]
+    lines = ["SUSPENDED: waiting for"]
+    for w in waits:
+        lines.append(f"  - {w.describe()}")
+        if w.kind == "callback" and w.token is not None:
+            token = shlex.quote(w.token)
+            lines.append(
+                f"      complete it: {command} callback succeed {token} --payload '<JSON>'"
+            )
+            lines.append(f"      or fail it:  {command} callback fail {token} --message '<why>'")
+    lines.append(f"then {resume}")
+    return lines
 
 
 def render_table(executions: Sequence[Execution]) -> str:

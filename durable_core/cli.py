@@ -34,11 +34,11 @@ from typing import Any
 import structlog
 
 from durable_core._render import (
-    PendingWait,
     fmt_duration,
     fmt_time,
     pending_waits,
     render_execution,
+    render_outcome,
     render_table,
 )
 from durable_core.errors import DurableError, StoreError, ValidationError
@@ -89,7 +89,7 @@ class FastForwardClock:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``durable`` command with ``argv`` (default: ``sys.argv[1:]``); return the code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_token_last(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2
@@ -111,6 +111,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if added and cwd in sys.path:
             sys.path.remove(cwd)  # main() may be called in-process (tests, scripts)
     return code
+
+
+_CALLBACK_OPTIONS = frozenset({"-h", "--help", "--payload", "--message", "--type"})
+
+
+def _token_last(argv: list[str]) -> list[str]:
+    """Let ``callback ACTION TOKEN ...`` work for a token that starts with ``-``.
+
+    Tokens are URL-safe base64, so one in 64 begins with ``-`` and argparse would take it
+    for an option. Such a token is moved to the end, after ``--``.
+    """
+    for i in range(len(argv) - 2):
+        if argv[i] == "callback" and argv[i + 1] in ("succeed", "fail", "heartbeat"):
+            token = argv[i + 2]
+            if token.startswith("-") and token.split("=")[0] not in _CALLBACK_OPTIONS:
+                rest = argv[i + 3 :]
+                if "--" not in rest:
+                    return [*argv[: i + 2], *rest, "--", token]
+            break
+    return argv
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -321,18 +341,10 @@ def drive(rt: Runtime, execution_id: str, clock: FastForwardClock | None, out: O
             return ex
         gap = ex.wake_at - clock.now()
         if gap > timedelta(0):
-            out(f"fast-forward: skipping {fmt_duration(gap)} {_skipped(waits[0])}")
+            out(f"fast-forward: skipping {fmt_duration(gap)} {waits[0].skip_label}")
             clock.advance_to(ex.wake_at)
         ex = rt.drive(ex.id)
     return ex
-
-
-def _skipped(wait: PendingWait) -> str:
-    if wait.kind == "timer":
-        return f"timer {wait.name!r}"
-    if wait.kind == "retry":
-        return f"retry delay of step {wait.name!r} ({wait.detail})"
-    return f"delay before the next poll of condition {wait.name!r}"
 
 
 def _held_elsewhere(rt: Runtime, ex: Execution) -> bool:
@@ -346,51 +358,10 @@ def _held_elsewhere(rt: Runtime, ex: Execution) -> bool:
 
 def report(rt: Runtime, ex: Execution, command: str, out: Out) -> int:
     """Print how an execution stands after ``run``; return the exit code."""
-    if ex.status is ExecutionStatus.SUCCEEDED:
-        out("SUCCEEDED")
-        out(json.dumps(json.loads(ex.result or "null"), indent=2, ensure_ascii=False))
-        return 0
-    if ex.status in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED):
-        err = f"{ex.error.type}: {ex.error.message}" if ex.error else "(no error recorded)"
-        out(f"{ex.status.value}: {err}")
-        out(f"the history: {command} show {ex.id}")
-        return 1
-    if _held_elsewhere(rt, ex):
-        out(
-            f"RUNNING: worker {ex.lease_owner} is running it now (lease until "
-            f"{fmt_time(ex.lease_expires)}); follow it with '{command} show {ex.id}'"
-        )
-        return 0
-    waits = pending_waits(rt.operations(ex.id))
-    resume = f"run '{command} worker' to resume it"
-    if not waits:
-        when = f" (next run {fmt_time(ex.wake_at)})" if ex.wake_at else ""
-        out(f"SUSPENDED: {ex.waiting_for or 'waiting'}{when} — {resume}")
-        return 0
-    if len(waits) == 1 and waits[0].kind != "callback":
-        out(f"SUSPENDED: waiting for {waits[0].describe()} — {resume}")
-        return 0
-    out("SUSPENDED: waiting for")
-    for w in waits:
-        out(f"  - {w.describe()}")
-        if w.kind == "callback" and w.token is not None:
-            succeed = callback_command(command, "succeed", w.token, "--payload '<JSON>'")
-            fail = callback_command(command, "fail", w.token, "--message '<why>'")
-            out(f"      complete it: {succeed}")
-            out(f"      or fail it:  {fail}")
-    out(f"then {resume}")
-    return 0
-
-
-def callback_command(command: str, action: str, token: str, options: str) -> str:
-    """A copy-pasteable ``durable callback ACTION TOKEN OPTIONS`` line.
-
-    A token may start with ``-`` (it is URL-safe base64); argparse would read it as an
-    option, so such a token goes last, after ``--``.
-    """
-    if token.startswith("-"):
-        return f"{command} callback {action} {options} -- {shlex.quote(token)}"
-    return f"{command} callback {action} {shlex.quote(token)} {options}"
+    ops = rt.operations(ex.id) if ex.status is ExecutionStatus.RUNNING else []
+    for line in render_outcome(ex, ops, command=command, held_elsewhere=_held_elsewhere(rt, ex)):
+        out(line)
+    return 1 if ex.status in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED) else 0
 
 
 # --- worker -----------------------------------------------------------------------------------
