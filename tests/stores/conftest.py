@@ -30,11 +30,22 @@ def _sqlite(request: pytest.FixtureRequest, tmp: Path) -> StoreFactory:
     return lambda: SQLiteStore(path)
 
 
+def _dynamodb(request: pytest.FixtureRequest, tmp: Path) -> StoreFactory:
+    from aws import ddb  # tests/aws/ddb.py: DynamoDB Local on 127.0.0.1, once per process
+
+    from durable_core.stores.dynamodb import DynamoDBStore
+
+    table = ddb.new_store()  # a fresh table; skips loudly if DynamoDB Local is unavailable
+    request.addfinalizer(lambda: ddb.drop(table))
+    return lambda: DynamoDBStore(table.table_name, client=ddb.client())
+
+
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], StoreFactory]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "dynamodb": _dynamodb,
 }
-MARKS: dict[str, list[pytest.MarkDecorator]] = {}
+MARKS: dict[str, list[pytest.MarkDecorator]] = {"dynamodb": [pytest.mark.aws]}
 
 
 def _params() -> list[object]:
