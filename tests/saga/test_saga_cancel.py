@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import tenacity
 from saga_helpers import Effects, names, settle
 
-from durable_core import ExecutionStatus, RetryPolicy, Runtime
+from durable_core import ExecutionNotRunningError, ExecutionStatus, RetryPolicy, Runtime
 from durable_core.testing import VirtualClock
 from saga import SagaContext, SagaFunction, SagaStatus, StepKind, saga, saga_status, terminate
 
@@ -141,3 +142,37 @@ def test_cancel_after_the_pivot_is_ignored_and_the_saga_completes(rt: Runtime) -
     assert fx.undone() == []
     assert fx.count("do:ship") == 3
     assert saga_status(rt, ex.id).status is SagaStatus.COMPLETED
+
+
+def test_cancel_inside_a_nested_saga_rolls_back_the_child_then_the_parent(rt: Runtime) -> None:
+    fx = Effects()
+
+    @saga(name="child")
+    def child(s: SagaContext, event: None) -> None:
+        s.step("c1", fx.action("c1"), compensate=fx.undo("c1"))
+        s.ctx.wait("think", timedelta(hours=1))
+        s.step("c2", fx.action("c2"), compensate=fx.undo("c2"))
+
+    @saga(name="parent")
+    def parent(s: SagaContext, event: None) -> None:
+        s.step("p1", fx.action("p1"), compensate=fx.undo("p1"))
+        s.child("kid", child, None)
+        s.step("p2", fx.action("p2"), compensate=fx.undo("p2"))
+
+    ex = rt.run(parent)
+    rt.cancel(ex.id, "stop everything")
+    ex = settle(rt, ex.id)
+
+    assert ex.status is ExecutionStatus.CANCELLED
+    assert fx.log == ["do:p1", "do:c1", "undo:c1", "undo:p1"]
+    assert "saga:rollback:kid" in names(rt.operations(ex.id))
+    assert saga_status(rt, ex.id).status is SagaStatus.CANCELLED
+
+
+def test_terminate_of_a_finished_saga_is_refused(rt: Runtime) -> None:
+    fx = Effects()
+    ex = settle(rt, rt.start(waiting_saga(fx)).id)
+    assert ex.status is ExecutionStatus.SUCCEEDED
+
+    with pytest.raises(ExecutionNotRunningError, match="already finished"):
+        terminate(rt, ex.id, "too late")
