@@ -189,7 +189,29 @@ class DurableContext:
         completion: CompletionPolicy | None = None,
         branch_names: Sequence[str] | None = None,
     ) -> BatchResult[T]:
-        """Run ``branches`` concurrently, each in its own child scope."""
+        """Run ``branches`` concurrently, each ``branch(ctx)`` in its own child scope.
+
+        Branch ``i`` gets ids derived from its index, so replay is the same whatever finished
+        first; a finished branch never runs again. A failing branch does not raise here:
+        inspect the result or call ``raise_if_failed()``. See docs/composition.md.
+
+        Args:
+            branches: callables taking a DurableContext; each value is typed by its
+                branch's return annotation.
+            name: the batch's operation name.
+            max_concurrency: branches running at once (default: all, at most 32).
+            completion: when the batch is done (default ``CompletionPolicy.all_successful()``:
+                fail fast on the first failure).
+            branch_names: one name per branch (default ``parallel-branch-{i}``).
+
+        Returns:
+            A BatchResult: per-branch status, value or error, and the completion reason.
+
+        Raises:
+            ValidationError: no branches, a non-callable branch, ``max_concurrency`` < 1,
+                bad names or a policy that cannot be met (nothing recorded).
+            ExecutionCancelledError: the execution was cancelled inside a branch.
+        """
         from durable_core.operations.batch import run_parallel
 
         check_name(name, "parallel")
@@ -212,7 +234,17 @@ class DurableContext:
         completion: CompletionPolicy | None = None,
         item_name: Callable[[I, int], str] | None = None,
     ) -> BatchResult[T]:
-        """Apply ``fn(ctx, item, index)`` to every item concurrently, each in a child scope."""
+        """Apply ``fn(ctx, item, index)`` to every item concurrently, each in a child scope.
+
+        The same rules as :meth:`parallel`; items are named ``map-item-{i}`` unless
+        ``item_name(item, i)`` says otherwise. ``items`` must be ordered (not a set); no
+        items give an empty result. Values are typed by ``fn``'s return annotation.
+
+        Raises:
+            ValidationError: a non-callable ``fn``, unordered items, ``max_concurrency`` < 1,
+                bad names or a policy that cannot be met (nothing recorded).
+            ExecutionCancelledError: the execution was cancelled inside an item.
+        """
         from durable_core.operations.batch import run_map
 
         check_name(name, "map")
@@ -234,7 +266,21 @@ class DurableContext:
         name: str | None = None,
         result_type: Any = None,
     ) -> T:
-        """Start another registered durable function as a child execution; await its result."""
+        """Start another durable function as a child execution; await its result.
+
+        The child's id is recorded before it starts, so a crash never starts it twice; the
+        caller suspends until the child ends (the store wakes it).
+
+        Args:
+            function: a ``@durable`` function or the name of one registered with the runtime.
+            payload: the child's input event (validated against its input type).
+            name: the operation name (default: the function's name).
+            result_type: the type of the result (default: the child's return annotation).
+
+        Raises:
+            FunctionNotFoundError: an unknown name (nothing recorded).
+            InvokeError: the child failed or was cancelled (the same on every replay).
+        """
         from durable_core.operations.invoke import run_invoke
 
         return run_invoke(self, function, payload, name=name, result_type=result_type)

@@ -275,3 +275,26 @@ def test_a_finished_batch_is_returned_from_its_record(
     ops = rt.operations(ex.id)
     assert len(ops) == writes_before  # only the wait's record changed
     assert next(op for op in ops if op.sub_type == "Map").status is OperationStatus.SUCCEEDED
+
+
+def test_renaming_a_branch_of_a_finished_batch_is_non_deterministic(
+    rt: Runtime, virtual_clock: VirtualClock
+) -> None:
+    from datetime import timedelta
+
+    names = iter([["a", "b"], ["a", "renamed"]])
+
+    @durable(name="tests:rename")
+    def wf(ctx: DurableContext, event: None) -> int:
+        ctx.parallel([lambda c: 1, lambda c: 2], branch_names=next(names))
+        ctx.wait("pause", timedelta(hours=1))
+        return 0
+
+    ex = rt.run(wf, None)
+    virtual_clock.advance(timedelta(hours=1))
+    rt.tick()
+    ex = rt.get(ex.id)
+    assert ex.status is ExecutionStatus.FAILED
+    assert ex.error is not None
+    assert "'b'" in ex.error.message
+    assert "'renamed'" in ex.error.message
