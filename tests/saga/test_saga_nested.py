@@ -36,6 +36,7 @@ def parent(fx: Effects, child: Any, *, fail_after: bool) -> SagaFunction[None, s
     def parent_saga(s: SagaContext, event: None) -> str:
         s.step("deposit", fx.action("deposit"), compensate=fx.undo("deposit"))
         result: str = s.child("trip", child, "Da Nang")
+        fx.log.append("stack:" + ",".join(s.undo_stack))
         s.step("insurance", fx.action("insurance", fail=fail_after), retry=ONCE)
         return result
 
@@ -82,6 +83,7 @@ def test_a_completed_parent_returns_the_childs_result(rt: Runtime) -> None:
     assert ex.status is ExecutionStatus.SUCCEEDED
     assert rt.result(ex.id) == "trip to Da Nang"
     assert fx.undone() == []
+    assert "stack:deposit,trip/flight,trip/hotel" in fx.log
 
 
 def test_a_builder_saga_can_be_a_child(rt: Runtime) -> None:
