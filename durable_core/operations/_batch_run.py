@@ -20,7 +20,8 @@ Invariants:
 - A branch still running when the batch is decided cannot be killed. Its journal view is
   closed: its next operation, or its next checkpoint write, raises :class:`BranchCancelled`
   (a ``BaseException``), which ends the thread; whatever it computed is discarded. It can
-  never overwrite its CANCELLED record nor consume the execution's cancellation.
+  never overwrite its CANCELLED record nor consume the execution's cancellation. (Pool
+  threads are joined at interpreter exit, so a process waits for such a body to return.)
 - Control-flow signals from a branch (ReplayBoundary, SimulatedCrash) and fatal errors
   (LeaseLostError, NonDeterminismError, StoreError) stop new branches from starting; the
   running ones finish, then the first signal is re-raised. Nothing is decided meanwhile.
@@ -49,7 +50,6 @@ from durable_core.errors import (
     SuspendExecution,
 )
 from durable_core.journal import (
-    CallbackOutcome,
     ErrorInfo,
     Operation,
     OperationStatus,
@@ -62,6 +62,7 @@ from durable_core.operations._batch_types import (
     CompletionPolicy,
     CompletionReason,
 )
+from durable_core.operations._batch_view import BranchCancelled, BranchJournal, Gate
 from durable_core.replay import CANCEL_ERROR_TYPE, Journal, Scope, Slot, operation_id
 
 if TYPE_CHECKING:
@@ -69,78 +70,6 @@ if TYPE_CHECKING:
 
 _FATAL = (LeaseLostError, NonDeterminismError, StoreError)
 """Errors that say "this invocation cannot go on", never "this branch failed"."""
-
-
-class BranchCancelled(BaseException):
-    """Signal: the batch this branch belongs to was decided without it; the branch stops.
-
-    Raised by the branch's next operation or checkpoint write after the decision. Derived
-    from ``BaseException`` so user code does not swallow it. User code must not catch it.
-    """
-
-
-class _Gate:
-    """Open while a branch (and every enclosing branch) may still write."""
-
-    __slots__ = ("closed", "parent")
-
-    def __init__(self, parent: _Gate | None) -> None:
-        self.closed = False
-        self.parent = parent
-
-    def is_closed(self) -> bool:
-        gate: _Gate | None = self
-        while gate is not None:
-            if gate.closed:
-                return True
-            gate = gate.parent
-        return False
-
-    def check(self) -> None:
-        if self.is_closed():
-            raise BranchCancelled("the batch was decided without this branch; it stops here")
-
-
-class BranchJournal(Journal):
-    """A branch's view of the shared journal: the same state, but closable.
-
-    Every attribute read or write goes to the shared journal (``__getattr__`` /
-    ``__setattr__``), so ids, records, the lease and the cancellation flag stay one. Only
-    the entry points an operation goes through first are guarded: reading a record
-    (``get``, the start of every operation), writing (``checkpoint``, ``complete_callback``)
-    and taking the execution's cancellation (``cancel_reason``, called under the lock).
-    """
-
-    _base: Journal
-    _gate: _Gate
-
-    def __init__(self, base: Journal, gate: _Gate) -> None:  # shares base's state instead
-        object.__setattr__(self, "_base", base)
-        object.__setattr__(self, "_gate", gate)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._base, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._base, name, value)
-
-    def get(self, op_id: str) -> Operation | None:
-        self._gate.check()
-        return self._base.get(op_id)
-
-    def checkpoint(self, *ops: Operation) -> None:
-        with self._base.lock:
-            self._gate.check()
-            self._base.checkpoint(*ops)
-
-    def complete_callback(self, op: Operation, outcome: CallbackOutcome) -> Operation:
-        with self._base.lock:
-            self._gate.check()
-            return self._base.complete_callback(op, outcome)
-
-    def cancel_reason(self) -> str | None:
-        self._gate.check()
-        return self._base.cancel_reason()
 
 
 @dataclass(frozen=True)
@@ -203,7 +132,7 @@ class BatchRun:
         self.root: Journal = outer._base if isinstance(outer, BranchJournal) else outer
         self.outer_gate = outer._gate if isinstance(outer, BranchJournal) else None
         n = len(specs)
-        self.gates = [_Gate(self.outer_gate) for _ in range(n)]
+        self.gates = [Gate(self.outer_gate) for _ in range(n)]
         self.status: list[BatchItemStatus | None] = [None] * n
         self.counts: Counter[BatchItemStatus] = Counter()
         self.started = [False] * n

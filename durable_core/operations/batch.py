@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from durable_core.errors import ValidationError
-from durable_core.operations._batch_run import BatchRun, BranchCancelled, BranchSpec
+from durable_core.operations._batch_run import BatchRun, BranchSpec
 from durable_core.operations._batch_types import (
     BatchError,
     BatchItem,
@@ -28,6 +28,7 @@ from durable_core.operations._batch_types import (
     CompletionPolicy,
     CompletionReason,
 )
+from durable_core.operations._batch_view import BranchCancelled
 from durable_core.replay import check_name
 from durable_core.serde import return_type
 
