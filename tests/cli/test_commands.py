@@ -284,3 +284,22 @@ def test_a_token_starting_with_a_dash_is_still_the_token(durable: Durable, actio
 
     assert r.code == 2
     assert "No callback has this token" in r.err
+
+
+def test_run_says_when_another_worker_holds_the_execution(durable: Durable, store: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from durable_core.stores.sqlite import SQLiteStore
+
+    durable("run", HELLO, "--input", ORDER, "--id", "A-1")
+    other = SQLiteStore(store)
+    try:
+        assert other.acquire_lease("A-1", "host:99:other", datetime.now(UTC), timedelta(minutes=1))
+    finally:
+        other.close()
+
+    r = durable("run", HELLO, "--input", ORDER, "--id", "A-1", "--fast-forward")
+
+    assert r.code == 0
+    assert "RUNNING: worker host:99:other is running it now" in r.out
+    assert "fast-forward" not in r.out

@@ -15,6 +15,7 @@ import signal
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,10 @@ def started(ledger: Path, step: int, attempt: int = 1) -> bool:
 
 def count(ledger: Path, kind: str) -> Counter[Any]:
     return Counter(e["step"] for e in read_ledger(ledger) if e["kind"] == kind)
+
+
+def logged(workers: Workers, index: int, text: str) -> bool:
+    return text in workers.log(index)
 
 
 def kill_9(proc: Any) -> None:
@@ -147,11 +152,13 @@ def test_two_workers_never_run_one_execution_at_once(
     ledger = tmp_path / "ledger.jsonl"
     n = 30
     ids = [f"pair-{i:02d}" for i in range(n)]
+    SQLiteStore(str(store_path)).close()  # create the file before the workers race to
+    procs = [workers.start(name="a"), workers.start(name="b")]
+    for i in range(2):  # both poll before there is work, so both get a share
+        wait_until(partial(logged, workers, i, "worker started"), f"worker {i} to start")
     with runtime(store_path) as rt:
         for eid in ids:  # a 1 s durable wait after step 1 hands executions between workers
             rt.start("rt_flows:steps", flows.Job(ledger=str(ledger), wait_s=1), execution_id=eid)
-
-    procs = [workers.start(name="a"), workers.start(name="b")]
 
     def all_done() -> bool:
         with runtime(store_path) as rt:
