@@ -41,7 +41,12 @@ from durable_core._render import (
     render_outcome,
     render_table,
 )
-from durable_core.errors import DurableError, StoreError, ValidationError
+from durable_core.errors import (
+    DurableError,
+    ExecutionNotFoundError,
+    StoreError,
+    ValidationError,
+)
 from durable_core.function import DurableFunction
 from durable_core.journal import Execution, ExecutionStatus
 from durable_core.runtime import Runtime, RuntimeOptions
@@ -265,7 +270,7 @@ def _parse_json(text: str, what: str) -> Any:
     except ValueError as e:
         raise ValidationError(
             f"{what} is not valid JSON ({e}); quote it for the shell, e.g. "
-            """--input '{"order_id": "A-1"}'"""
+            f"""{what} '{{"order_id": "A-1"}}'"""
         ) from e
 
 
@@ -323,7 +328,7 @@ def _load_input(text: str, fn: DurableFunction[Any, Any]) -> Any:
 def _exists(store: Store, execution_id: str) -> bool:
     try:
         store.get_execution(execution_id)
-    except DurableError:
+    except ExecutionNotFoundError:
         return False
     return True
 
