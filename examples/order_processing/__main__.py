@@ -48,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
+    default_store = os.environ.get(STORE_ENV) or str(DEFAULT_STORE)
+    store = "" if args.store == default_store else f" --store {shlex.quote(args.store)}"
     os.environ.setdefault(STORE_ENV, args.store)
     order = Order()
     if args.out_of_stock:
@@ -79,7 +81,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     for service, action, detail in effects(ex.id):
         print(f"  {service:<9} {action:<13} {detail}")
     if ex.status is ExecutionStatus.RUNNING and token is not None:
-        store = "" if args.store == str(DEFAULT_STORE) else f" --store {shlex.quote(args.store)}"
         print()
         print("The saga waits (up to 7 days) for the shipper. Confirm the pickup as the shipper:")
         print(

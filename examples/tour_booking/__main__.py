@@ -44,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="show the saga's logs")
     args = parser.parse_args(argv)
     _quiet_logs(verbose=args.verbose)
+    default_store = os.environ.get(STORE_ENV) or str(DEFAULT_STORE)
+    store = "" if args.store == default_store else f" --store {shlex.quote(args.store)}"
     os.environ.setdefault(STORE_ENV, args.store)  # the ledger lives next to the store
 
     tour = Tour(fail_flight=args.fail_flight, fail_hotel=args.fail_hotel, fail_car=args.fail_car)
@@ -72,7 +74,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         dup = "  (duplicate request, no effect)" if row.duplicate else ""
         print(f"  {row.provider:<8} {row.action:<7} {row.ref:<10} {row.detail}{dup}")
     print()
-    store = "" if args.store == str(DEFAULT_STORE) else f" --store {shlex.quote(args.store)}"
     print(f"more: durable-saga{store} status {ex.id}   |   durable{store} show {ex.id}")
     return 0
 
