@@ -116,3 +116,11 @@ def test_render_outcome_shows_forward_and_rollback_paths(rt: Runtime) -> None:
     assert lines[rollback + 2].split()[:3] == ["..", "book-flight", "pending"]
     assert "NOT UNDONE: book-hotel, book-flight" in lines
     assert saga_status(rt, eid).status is SagaStatus.COMPENSATION_FAILED
+
+
+def test_durable_saga_shares_the_store_default_of_durable() -> None:
+    import durable_core.cli
+    import saga.cli
+
+    assert saga.cli.STORE_ENV == durable_core.cli.STORE_ENV
+    assert saga.cli.DEFAULT_STORE == durable_core.cli.DEFAULT_STORE
