@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from durable_core import DurableContext, Runtime, durable
+from durable_core import DurableContext, Runtime, StepContext, durable
 from durable_core.function import DurableFunction
 from durable_core.stores.sqlite import SQLiteStore
 
@@ -37,7 +37,10 @@ from durable_core.stores.sqlite import SQLiteStore
 def steps_fn(n: int) -> DurableFunction[None, int]:
     @durable(name=f"bench:steps{n}")
     def wf(ctx: DurableContext, event: None) -> int:
-        return sum(ctx.step(f"s{i}", lambda sc, i=i: i) for i in range(n))
+        def constant(i: int) -> Callable[[StepContext], int]:
+            return lambda sc: i
+
+        return sum(ctx.step(f"s{i}", constant(i)) for i in range(n))
 
     return wf
 
@@ -46,8 +49,11 @@ def map_fn(n: int, steps: int, concurrency: int | None) -> DurableFunction[None,
     @durable(name=f"bench:map{n}_{steps}_{concurrency}")
     def wf(ctx: DurableContext, event: None) -> int:
         def item(c: DurableContext, x: int, i: int) -> int:
+            def plus_one(v: int) -> Callable[[StepContext], int]:
+                return lambda sc: v + 1
+
             for k in range(steps):
-                x = c.step(f"s{k}", lambda sc, x=x: x + 1)
+                x = c.step(f"s{k}", plus_one(x))
             return x
 
         result = ctx.map(list(range(n)), item, max_concurrency=concurrency)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import tenacity
 
@@ -258,6 +258,24 @@ class DurableContext:
             item_name=item_name,
         )
 
+    @overload
+    def invoke(
+        self,
+        function: DurableFunction[Any, T],
+        payload: Any = None,
+        *,
+        name: str | None = None,
+        result_type: Any = None,
+    ) -> T: ...
+    @overload
+    def invoke(
+        self,
+        function: str,
+        payload: Any = None,
+        *,
+        name: str | None = None,
+        result_type: Any = None,
+    ) -> Any: ...
     def invoke(
         self,
         function: DurableFunction[Any, T] | str,
@@ -265,7 +283,7 @@ class DurableContext:
         *,
         name: str | None = None,
         result_type: Any = None,
-    ) -> T:
+    ) -> T | Any:
         """Start another durable function as a child execution; await its result.
 
         The child's id is recorded before it starts, so a crash never starts it twice; the

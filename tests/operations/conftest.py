@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -26,6 +26,8 @@ from durable_core.journal import Lease
 from durable_core.replay import InvocationOptions, Journal
 from durable_core.stores.base import InvocationEnd, Store
 from durable_core.testing import VirtualClock
+
+T = TypeVar("T")
 
 
 class Ledger:
@@ -39,6 +41,11 @@ class Ledger:
         """Count one occurrence of ``key``."""
         with self._lock:
             self.counts[key] += 1
+
+    def count(self, key: str, value: T) -> T:
+        """Count one occurrence of ``key`` and return ``value`` (for one-line step bodies)."""
+        self.hit(key)
+        return value
 
     def __getitem__(self, key: str) -> int:
         with self._lock:

@@ -39,7 +39,7 @@ def plain_function(ctx: DurableContext, n: int) -> int:
 
 CASES: dict[str, tuple[type[DurableError], Callable[[DurableContext], object]]] = {
     "empty parallel": (ValidationError, lambda c: c.parallel([])),
-    "non-callable branch": (ValidationError, lambda c: c.parallel([ok, "nope"])),  # type: ignore[list-item]
+    "non-callable branch": (ValidationError, lambda c: c.parallel([ok, "nope"])),  # type: ignore[arg-type]
     "branches not a list": (ValidationError, lambda c: c.parallel(ok)),  # type: ignore[arg-type]
     "max_concurrency 0": (ValidationError, lambda c: c.parallel([ok], max_concurrency=0)),
     "max_concurrency bool": (ValidationError, lambda c: c.map([1], item, max_concurrency=True)),
@@ -60,7 +60,7 @@ CASES: dict[str, tuple[type[DurableError], Callable[[DurableContext], object]]] 
     "unordered items": (ValidationError, lambda c: c.map({1, 2}, item)),  # type: ignore[arg-type]
     "blank batch name": (ValidationError, lambda c: c.map([1], item, name="")),
     "unregistered invoke name": (FunctionNotFoundError, lambda c: c.invoke("no-such-function", 1)),
-    "invoke a plain function": (ValidationError, lambda c: c.invoke(plain_function, 1)),  # type: ignore[arg-type]
+    "invoke a plain function": (ValidationError, lambda c: c.invoke(plain_function, 1)),  # type: ignore[call-overload]
     "invoke payload not JSON": (SerializationError, lambda c: c.invoke(child, object())),
     "invoke payload of wrong type": (SerializationError, lambda c: c.invoke(child, "seven")),
     "invoke with a blank name": (ValidationError, lambda c: c.invoke(child, 1, name="")),

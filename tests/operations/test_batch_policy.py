@@ -208,7 +208,7 @@ def test_values_are_typed_by_each_branch_annotation_and_the_result_serializes(
 
     @durable(name="tests:typed")
     def wf(ctx: DurableContext, event: None) -> BatchResult[Any]:
-        result = ctx.parallel([point, label])
+        result: BatchResult[Any] = ctx.parallel([point, label])
         seen.append((type(result.items[0].value), type(result.items[1].value)))
         return result
 
@@ -226,7 +226,7 @@ def test_values_are_typed_by_each_branch_annotation_and_the_result_serializes(
 def test_map_over_no_items_is_an_empty_result(rt: Runtime) -> None:
     @durable(name="tests:empty_map")
     def wf(ctx: DurableContext, event: None) -> list[Any]:
-        result = ctx.map([], lambda c, x, i: x)
+        result: BatchResult[Any] = ctx.map([], lambda c, x, i: x)
         return [result.completion_reason.value, result.items]
 
     ex = rt.run(wf, None)

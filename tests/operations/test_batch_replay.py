@@ -97,7 +97,7 @@ def test_map_items_get_index_names_and_index_ids(rt: Runtime, ledger: Ledger) ->
     @durable(name="tests:squares")
     def wf(ctx: DurableContext, n: int) -> list[int]:
         def square(c: DurableContext, x: int, i: int) -> int:
-            return c.step("square", lambda sc: (ledger.hit(f"sq-{x}"), x * x)[1])
+            return c.step("square", lambda sc: ledger.count(f"sq-{x}", x * x))
 
         return ctx.map(list(range(n)), square, name="squares").raise_if_failed().values()
 
@@ -105,7 +105,7 @@ def test_map_items_get_index_names_and_index_ids(rt: Runtime, ledger: Ledger) ->
     assert rt.result(ex.id) == [0, 1, 4, 9, 16]
     ops = rt.operations(ex.id)
     batch = next(op for op in ops if op.sub_type == "Map")
-    items = {op.name: op for op in ops if op.sub_type == "MapIteration"}
+    items = {op.name or "": op for op in ops if op.sub_type == "MapIteration"}
     assert sorted(items) == [f"map-item-{i}" for i in range(5)]
     from durable_core.replay import operation_id
 
@@ -119,8 +119,8 @@ def test_always_replay_runs_every_branch_body_once(durable_runner: Any, ledger: 
     @durable(name="tests:always_replay_map")
     def wf(ctx: DurableContext, n: int) -> list[str]:
         def item(c: DurableContext, x: int, i: int) -> str:
-            a = c.step("a", lambda sc: (ledger.hit(f"a-{x}"), f"a{x}")[1])
-            b = c.step("b", lambda sc: (ledger.hit(f"b-{x}"), f"b{x}")[1])
+            a = c.step("a", lambda sc: ledger.count(f"a-{x}", f"a{x}"))
+            b = c.step("b", lambda sc: ledger.count(f"b-{x}", f"b{x}"))
             return a + b
 
         return ctx.map(list(range(n)), item, max_concurrency=2).raise_if_failed().values()
@@ -137,7 +137,7 @@ def test_crash_at_every_write_ends_the_same(concurrency: int, ledger: Ledger) ->
     @durable(name=f"tests:crash_map_{concurrency}")
     def wf(ctx: DurableContext, n: int) -> int:
         def item(c: DurableContext, x: int, i: int) -> int:
-            return c.step("charge", lambda sc: (ledger.hit(f"charge-{x}"), x + 1)[1])
+            return c.step("charge", lambda sc: ledger.count(f"charge-{x}", x + 1))
 
         return sum(ctx.map(list(range(n)), item, max_concurrency=concurrency).values())
 
@@ -192,8 +192,8 @@ def test_nested_parallel_inside_map(rt: Runtime, ledger: Ledger, virtual_clock: 
     def wf(ctx: DurableContext, skus: list[str]) -> dict[str, list[str]]:
         def per_sku(c: DurableContext, sku: str, i: int) -> list[str]:
             checks = [
-                lambda b: b.step("stock", lambda sc: (ledger.hit(f"stock-{sku}"), f"{sku}:ok")[1]),
-                lambda b: b.step("price", lambda sc: (ledger.hit(f"price-{sku}"), f"{sku}:9")[1]),
+                lambda b: b.step("stock", lambda sc: ledger.count(f"stock-{sku}", f"{sku}:ok")),
+                lambda b: b.step("price", lambda sc: ledger.count(f"price-{sku}", f"{sku}:9")),
             ]
             return c.parallel(checks, name="checks", branch_names=["stock", "price"]).values()
 
@@ -259,7 +259,7 @@ def test_a_finished_batch_is_returned_from_its_record(
     def wf(ctx: DurableContext, event: None) -> list[Any]:
         result: BatchResult[int] = ctx.map(
             [1, 2, 3],
-            lambda c, x, i: c.step("x", lambda sc: (ledger.hit(f"x{x}"), x)[1]),
+            lambda c, x, i: c.step("x", lambda sc: ledger.count(f"x{x}", x)),
             completion=CompletionPolicy.all_completed(),
         )
         ctx.wait("later", timedelta(days=1))

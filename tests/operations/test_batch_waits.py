@@ -105,7 +105,7 @@ def test_a_branch_waiting_on_a_callback(rt: Runtime, ledger: Ledger) -> None:
             return c.wait_for_callback("approval", submit)
 
         def work(c: DurableContext) -> str:
-            return c.step("work", lambda sc: (ledger.hit("work"), "done")[1])
+            return c.step("work", lambda sc: ledger.count("work", "done"))
 
         return ctx.parallel([approval, work]).raise_if_failed().values()
 

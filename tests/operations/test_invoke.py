@@ -37,7 +37,7 @@ def _fresh_ledger() -> None:
 @durable(name="tests:invoke:double")
 def double(ctx: DurableContext, n: int) -> int:
     LEDGER.hit(f"child-run-{ctx.execution_id}")
-    return ctx.step("double", lambda sc: (LEDGER.hit("child-step"), n * 2)[1])
+    return ctx.step("double", lambda sc: LEDGER.count("child-step", n * 2))
 
 
 @durable(name="tests:invoke:broken")
@@ -54,8 +54,8 @@ def slow(ctx: DurableContext, n: int) -> int:
 @durable(name="tests:invoke:parent")
 def parent(ctx: DurableContext, n: int) -> int:
     doubled = ctx.invoke(double, n)
-    again = ctx.invoke("tests:invoke:double", doubled, name="double-again")
-    return ctx.step("sum", lambda sc: (LEDGER.hit("parent-step"), doubled + again)[1])
+    again: int = ctx.invoke("tests:invoke:double", doubled, name="double-again")
+    return ctx.step("sum", lambda sc: LEDGER.count("parent-step", doubled + again))
 
 
 @durable(name="tests:invoke:catcher")

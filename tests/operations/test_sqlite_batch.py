@@ -49,11 +49,11 @@ def test_concurrent_branches_write_safely_on_sqlite(tmp_path: Path, ledger: Ledg
     @durable(name="tests:sqlite_fan_out")
     def wf(ctx: DurableContext, n: int) -> list[list[int]]:
         def item(c: DurableContext, x: int, i: int) -> list[int]:
-            a = c.step("a", lambda sc: (ledger.hit(f"a{x}"), x)[1])
+            a = c.step("a", lambda sc: ledger.count(f"a{x}", x))
             pair = c.parallel(
                 [
-                    lambda b: b.step("p", lambda sc: (ledger.hit(f"p{x}"), a + 1)[1]),
-                    lambda b: b.step("q", lambda sc: (ledger.hit(f"q{x}"), a + 2)[1]),
+                    lambda b: b.step("p", lambda sc: ledger.count(f"p{x}", a + 1)),
+                    lambda b: b.step("q", lambda sc: ledger.count(f"q{x}", a + 2)),
                 ]
             )
             return pair.raise_if_failed().values()
