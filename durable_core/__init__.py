@@ -60,6 +60,8 @@ from durable_core.retry import RetryPolicy, StepConfig, StepSemantics
 from durable_core.runtime import Runtime, RuntimeOptions
 from durable_core.stores.base import Store
 from durable_core.stores.memory import MemoryStore
+from durable_core.stores.sqlite import SQLiteStore
+from durable_core.worker import Worker
 
 __all__ = [
     "BatchError",
@@ -101,6 +103,7 @@ __all__ = [
     "RetryPolicy",
     "Runtime",
     "RuntimeOptions",
+    "SQLiteStore",
     "SchemaVersionError",
     "SerializationError",
     "StepConfig",
@@ -114,5 +117,6 @@ __all__ = [
     "SystemClock",
     "ValidationError",
     "VersionMismatchError",
+    "Worker",
     "durable",
 ]

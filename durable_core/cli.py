@@ -403,9 +403,16 @@ def _register_module(rt: Runtime, module_name: str) -> None:
         module = importlib.import_module(module_name)
     except ImportError as e:
         raise ValidationError(f"--import {module_name}: cannot import it: {e}") from e
-    found = [v for v in vars(module).values() if isinstance(v, DurableFunction)]
+    # Durable functions, and objects that carry one (sagas expose ``.durable_function``).
+    found = [
+        fn
+        for v in vars(module).values()
+        if isinstance(fn := getattr(v, "durable_function", v), DurableFunction)
+    ]
     if not found:
-        raise ValidationError(f"--import {module_name}: it defines no @durable functions")
+        raise ValidationError(
+            f"--import {module_name}: it defines no durable functions (@durable or @saga)"
+        )
     for fn in found:
         rt.register(fn)
 

@@ -29,6 +29,7 @@ from durable_core.errors import (
     ExecutionConflictError,
     FunctionNotFoundError,
     LeaseLostError,
+    SerializationError,
     ValidationError,
     VersionMismatchError,
 )
@@ -140,9 +141,16 @@ class Runtime:
         what = f"input of {durable_fn.name!r}"
         # Validate the event against the function's input type now, so bad input fails at
         # start with an error naming the function instead of on the first invocation.
-        value = self.serde.load(
-            self.serde.dump(event, Any, what=what), durable_fn.input_type, what=what
-        )
+        try:
+            value = self.serde.load(
+                self.serde.dump(event, Any, what=what), durable_fn.input_type, what=what
+            )
+        except SerializationError as e:
+            raise SerializationError(
+                f"the input does not match the event type of {durable_fn.name!r} "
+                f"({durable_fn.input_type!r}): {e.__cause__ or e}. Nothing was started.",
+                operation=what,
+            ) from e
         text = self.serde.dump(value, durable_fn.input_type, what=what)
         now = self.clock.now()
         eid = execution_id or uuid.uuid4().hex

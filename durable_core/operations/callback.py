@@ -52,7 +52,8 @@ class Callback(Generic[T]):
     def token(self) -> str:
         """The token an external system passes to complete this callback."""
         op = self._journal.get(self._op_id)
-        assert op is not None and op.callback_id is not None
+        assert op is not None
+        assert op.callback_id is not None
         return op.callback_id
 
     def result(self) -> T:
@@ -81,7 +82,10 @@ class Callback(Generic[T]):
             )
         if op.status is OperationStatus.STARTED:
             raise SuspendExecution(
-                f"callback {self.name!r} (token {op.callback_id})", wake_at=_next_deadline(op)
+                # The token completes the callback: keep it out of the execution summary row
+                # (``waiting_for``), which listings show; tools read it from the operation.
+                f"callback {self.name!r}",
+                wake_at=_next_deadline(op),
             )
         raise CallbackFailedError(
             f"callback {self.name!r} failed: {err.message}", error_type=err.type, data=err.data

@@ -45,6 +45,7 @@ DURABLE_CORE_ALL = [
     "RetryPolicy",
     "Runtime",
     "RuntimeOptions",
+    "SQLiteStore",
     "SchemaVersionError",
     "SerializationError",
     "StepConfig",
@@ -58,6 +59,7 @@ DURABLE_CORE_ALL = [
     "SystemClock",
     "ValidationError",
     "VersionMismatchError",
+    "Worker",
     "durable",
 ]
 
