@@ -52,7 +52,7 @@ class DurableContext:
         return self._scope.replaying
 
     def _child(self, scope: Scope) -> DurableContext:
-        return DurableContext(self._journal, scope)
+        return DurableContext(scope.journal, scope)
 
     @property
     def execution_id(self) -> str:

@@ -18,6 +18,7 @@ from durable_core.errors import (
     LeaseLostError,
     ReplayBoundary,
     SerializationError,
+    StoreError,
     SuspendExecution,
 )
 from durable_core.journal import ErrorInfo, ExecutionStatus
@@ -48,7 +49,9 @@ def run_invocation(fn: DurableFunction[Any, Any], journal: Journal) -> Invocatio
         return _suspended(journal, s.reason, s.wake_at)
     except ReplayBoundary:
         return _suspended(journal, "replay boundary (always-replay test mode)", journal.now())
-    except LeaseLostError:
+    except (LeaseLostError, StoreError):
+        # Not an outcome of the function: another worker owns the execution, or the store
+        # failed (e.g. stayed locked). Leave the execution as recorded; it is retried.
         raise
     except ExecutionCancelledError as e:
         return InvocationEnd(

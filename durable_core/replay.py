@@ -225,12 +225,15 @@ class Scope:
         position = f"{self.path}.{self._counter}" if self.path else str(self._counter)
         journal = self.journal
         recorded = journal.get(op_id)
-        if recorded is not None and recorded.error is not None:
-            if recorded.error.type == CANCEL_ERROR_TYPE:
-                raise ExecutionCancelledError(
-                    f"execution {journal.execution_id!r} was cancelled ({recorded.error.message})",
-                    reason=recorded.error.message,
-                )
+        if (
+            recorded is not None
+            and recorded.error is not None
+            and recorded.error.type == CANCEL_ERROR_TYPE
+        ):
+            raise ExecutionCancelledError(
+                f"execution {journal.execution_id!r} was cancelled ({recorded.error.message})",
+                reason=recorded.error.message,
+            )
         if recorded is not None and (
             recorded.type != type_ or recorded.name != name or recorded.sub_type != sub_type
         ):

@@ -27,6 +27,7 @@ from typing import Any
 from durable_core.clock import Clock, SystemClock
 from durable_core.errors import (
     ExecutionConflictError,
+    ExecutionNotFoundError,
     FunctionNotFoundError,
     LeaseLostError,
     SerializationError,
@@ -191,12 +192,32 @@ class Runtime:
         ex = self.store.get_execution(execution_id)
         for _ in range(max_invocations):
             if not self._due(ex):
+                if ex.status is ExecutionStatus.RUNNING and self._drive_children(ex.id):
+                    ex = self.store.get_execution(execution_id)
+                    continue
                 return ex
             ran = self.run_once(execution_id)
             ex = ran if ran is not None else self.store.get_execution(execution_id)
             if ran is None:
                 return ex
         return ex
+
+    def _drive_children(self, execution_id: str) -> bool:
+        """Drive the due children an execution waits for (``invoke``); True if any ran."""
+        ran = False
+        for op in self.store.load_operations(execution_id):
+            child_id = op.child_execution_id
+            if child_id is None or op.status.is_terminal:
+                continue
+            try:
+                child = self.store.get_execution(child_id)
+            except ExecutionNotFoundError:
+                continue
+            if self._due(child) or child.status is ExecutionStatus.RUNNING:
+                before = child.updated_at
+                child = self.drive(child_id)
+                ran = ran or child.updated_at != before
+        return ran
 
     def run(
         self,

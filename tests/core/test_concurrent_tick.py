@@ -41,3 +41,20 @@ def test_concurrency_must_be_positive(tmp_path: Path) -> None:
     runtime = Runtime(SQLiteStore(tmp_path / "s.sqlite3"))
     with pytest.raises(ValidationError, match="concurrency"):
         runtime.tick(concurrency=0)
+
+
+def test_run_drives_an_invoked_child_to_completion() -> None:
+    from durable_core import MemoryStore
+
+    @durable(name="child")
+    def child(ctx: DurableContext, n: int) -> int:
+        return ctx.step("double", lambda sc: n * 2)
+
+    @durable(name="parent")
+    def parent(ctx: DurableContext, n: int) -> int:
+        return ctx.invoke(child, n) + 1
+
+    runtime = Runtime(MemoryStore(), functions=[child, parent])
+    ex = runtime.run(parent, 20)
+    assert ex.status is ExecutionStatus.SUCCEEDED
+    assert runtime.result(ex.id) == 41
