@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -37,11 +37,15 @@ from durable_core.journal import (
     OperationStatus,
     OperationType,
 )
+from durable_core.stores.base import AssigningStore
 
 if TYPE_CHECKING:
     from durable_core.clock import Clock
     from durable_core.serde import Serde
     from durable_core.stores.base import Store
+
+BeginHook = Callable[["Slot", OperationType, str, "str | None"], None]
+"""``(slot, type, name, sub_type)``: told about every position a scope allocates."""
 
 CANCEL_ERROR_TYPE = "durable_core.Cancelled"
 CANCEL_POLL_INTERVAL = timedelta(seconds=1)
@@ -108,6 +112,10 @@ class Journal:
         )
         self.writes = 0
         self._execution_read_at = clock.now()
+        self.on_begin: BeginHook | None = None
+        """Set by a backend that must announce a scope before its children's records (the
+        Lambda durable service needs a CONTEXT started before its first child)."""
+        self._assigner = store if isinstance(store, AssigningStore) else None
 
     @property
     def execution_id(self) -> str:
@@ -128,12 +136,22 @@ class Journal:
             return list(self._ops.values())
 
     def checkpoint(self, *ops: Operation) -> None:
-        """Durably write ``ops`` (all or nothing), then make them visible to the code."""
+        """Durably write ``ops`` (all or nothing), then make them visible to the code.
+
+        A store that assigns fields while writing (``AssigningStore``) returns the records
+        as stored; those are the ones kept (e.g. a callback id minted by the service).
+        """
         with self.lock:
-            self.lease = self.store.write_operations(
-                self.lease, ops, self.clock.now(), self.options.lease_ttl
-            )
-            for op in ops:
+            stored: Sequence[Operation] = ops
+            if self._assigner is not None:
+                self.lease, stored = self._assigner.write_operations_assigned(
+                    self.lease, ops, self.clock.now(), self.options.lease_ttl
+                )
+            else:
+                self.lease = self.store.write_operations(
+                    self.lease, ops, self.clock.now(), self.options.lease_ttl
+                )
+            for op in stored:
                 self._ops[op.id] = op
             self.writes += 1
 
@@ -243,6 +261,9 @@ class Scope:
                 expected=_describe(recorded.type, recorded.name, recorded.sub_type),
                 found=_describe(type_, name, sub_type),
             )
+        hook = journal.on_begin
+        if hook is not None:
+            hook(Slot(op_id, position, recorded, self.parent_id), type_, name, sub_type)
         if recorded is None or not recorded.status.is_terminal:
             self.replaying = False
             self._deliver_cancel(op_id, type_, name, sub_type, recorded)

@@ -129,3 +129,20 @@ class Store(Protocol):
     def close(self) -> None:
         """Release resources (connections, files)."""
         ...
+
+
+@runtime_checkable
+class AssigningStore(Protocol):
+    """Optional store capability: the backend assigns fields when it writes records.
+
+    The Lambda durable execution service mints a callback's id and times a wait itself, so
+    the record it stores is not the record the engine wrote. ``Journal.checkpoint`` keeps the
+    records such a store returns, so user code sees what was made durable. Stores without
+    this method (memory, SQLite, DynamoDB) keep the records they were given.
+    """
+
+    def write_operations_assigned(
+        self, lease: Lease, operations: Sequence[Operation], now: datetime, ttl: timedelta
+    ) -> tuple[Lease, list[Operation]]:
+        """Like ``Store.write_operations``; also return the records as stored, in order."""
+        ...
