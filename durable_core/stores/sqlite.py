@@ -1,29 +1,40 @@
-"""The embedded default store: one SQLite file, safe for several worker processes.
+"""SQLite store: the embedded default — one file, no server, several worker processes.
 
-Invariants (on top of those of :mod:`durable_core.stores.base`):
-- WAL journal mode; ``durability="full"`` sets ``synchronous=FULL`` so a commit is on disk
-  before ``write_operations`` returns. ``"normal"`` may lose the last commits on power loss
-  or an OS crash (never on a process crash) and never corrupts the file.
-- Every read-modify-write runs inside ``BEGIN IMMEDIATE`` (the write lock is taken first),
-  so checks such as "this lease still holds" and the writes they guard are atomic across
-  processes. Any error rolls the transaction back: nothing is half-written.
-- Records are stored as the JSON of the pydantic models and validated when read back; a
-  row that does not parse raises :class:`CorruptRecordError` naming it. Nothing is pickled.
-- The schema version lives in ``meta``; a newer file is refused, not misread.
+Same semantics as :class:`~durable_core.stores.memory.MemoryStore` (the contract is in
+:mod:`durable_core.stores.base`), plus these invariants:
+
+- **WAL, durable commits.** ``durability="full"`` (default) is ``synchronous=FULL``: a commit
+  is fsync'd before the call returns. ``"normal"`` may lose the last commits on power loss
+  or an OS crash (never on a process crash); the file never corrupts.
+- **One transaction per write**, ``BEGIN IMMEDIATE ... COMMIT``, ``ROLLBACK`` on any error:
+  the write lock is taken before anything is read, so every read-modify-write (fence check,
+  claim, callback completion, signal) is atomic across threads and processes. Threads share
+  a store (a lock guards its connection); each process opens its own.
+- **The JSON is the record**; other columns copy fields for indexes, in the same statement.
+  Rows are validated on read: one that does not parse raises CorruptRecordError naming it
+  (``claim_due`` logs and skips it, so it cannot stall every worker). Nothing is pickled.
+- **Fenced writes**: a write under a lease checks fence and owner in its own transaction.
+- **First-write order**: ``operations.seq`` is set on first insert; an upsert keeps it.
+- **UTC**: datetimes come back aware in UTC (naive input is taken as UTC); the indexed
+  copies are integer epoch microseconds.
+- **Versioned schema**: ``meta.schema_version`` and the layout are checked on open
+  (SchemaVersionError, file untouched); creation is one ``BEGIN IMMEDIATE`` transaction,
+  so processes opening a new file at once are safe.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
-from os import PathLike
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import ValidationError as PydanticValidationError
+import structlog
+from pydantic import BaseModel
 
 from durable_core.errors import (
     CallbackAlreadyCompletedError,
@@ -46,202 +57,270 @@ from durable_core.journal import (
 from durable_core.stores.base import InvocationEnd
 
 SCHEMA_VERSION = 1
-T = TypeVar("T")
+"""The layout this module reads and writes (``meta.schema_version``)."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS executions (
-    id TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    wake_us INTEGER,
-    lease_us INTEGER,
-    created_us INTEGER NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS executions_due ON executions (status, wake_us);
-CREATE INDEX IF NOT EXISTS executions_created ON executions (created_us);
-CREATE TABLE IF NOT EXISTS operations (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    execution_id TEXT NOT NULL,
-    op_id TEXT NOT NULL,
-    callback_id TEXT,
-    data TEXT NOT NULL,
-    UNIQUE (execution_id, op_id)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS operations_callback ON operations (callback_id)
-    WHERE callback_id IS NOT NULL;
-"""
+_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE executions (
+        id TEXT PRIMARY KEY, status TEXT NOT NULL, wake_at INTEGER, lease_owner TEXT,
+        lease_expires INTEGER, fence INTEGER NOT NULL, signal_seq INTEGER NOT NULL,
+        created_at INTEGER NOT NULL, record TEXT NOT NULL)""",
+    "CREATE INDEX executions_due ON executions (status, wake_at)",
+    "CREATE INDEX executions_created ON executions (created_at)",
+    "CREATE INDEX executions_status_created ON executions (status, created_at)",
+    """CREATE TABLE operations (
+        seq INTEGER PRIMARY KEY, execution_id TEXT NOT NULL, op_id TEXT NOT NULL,
+        callback_id TEXT, record TEXT NOT NULL, UNIQUE (execution_id, op_id))""",
+    "CREATE UNIQUE INDEX operations_callback ON operations (callback_id)",
+)
+_LAYOUT = {
+    "executions": "id status wake_at lease_owner lease_expires fence signal_seq created_at record",
+    "operations": "seq execution_id op_id callback_id record",
+}
+_INSERT = (
+    "INSERT INTO executions (status, wake_at, lease_owner, lease_expires, fence, signal_seq, "
+    "created_at, record, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+)
+_UPDATE = (
+    "UPDATE executions SET (status, wake_at, lease_owner, lease_expires, fence, signal_seq, "
+    "created_at, record) = (?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?"
+)
+_UPSERT_OP = (
+    "INSERT INTO operations (execution_id, op_id, callback_id, record) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (execution_id, op_id) DO UPDATE "
+    "SET callback_id = excluded.callback_id, record = excluded.record"
+)
+_DUE = (  # keyset pages over (wake_at, rowid), so skipped rows do not use up the limit
+    "SELECT rowid, id, wake_at, record FROM executions WHERE status = 'RUNNING' "
+    "AND wake_at <= :now AND (lease_owner IS NULL OR lease_expires IS NULL "
+    "OR lease_expires <= :now) AND (wake_at, rowid) > (:wake, :rowid) "
+    "ORDER BY wake_at, rowid LIMIT :limit"
+)
+_LIST = "SELECT id, record FROM executions ORDER BY created_at DESC, rowid LIMIT ?"
+_LIST_STATUS = (
+    "SELECT id, record FROM executions WHERE status = ? ORDER BY created_at DESC, rowid LIMIT ?"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_M = TypeVar("_M", bound=BaseModel)
+_log = structlog.get_logger("durable.store")
+
+
+def _aware(dt: datetime) -> datetime:
+    """``dt`` in UTC; a naive datetime is taken to be UTC already."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def _us(dt: datetime | None) -> int | None:
-    return None if dt is None else int(dt.timestamp() * 1_000_000)
+    """Integer epoch microseconds (what the indexed columns hold)."""
+    return None if dt is None else (_aware(dt) - _EPOCH) // timedelta(microseconds=1)
+
+
+def _utc(model: _M) -> _M:
+    """``model`` with every datetime field in UTC (``datetime.UTC``)."""
+    changes = {k: _aware(v) for k, v in model if isinstance(v, datetime) and v.tzinfo is not UTC}
+    return model.model_copy(update=changes) if changes else model
+
+
+def _row(ex: Execution) -> tuple[Any, ...]:
+    """The parameters of ``_INSERT`` / ``_UPDATE`` for ``ex``."""
+    ex = _utc(ex)
+    head = (ex.status.value, _us(ex.wake_at), ex.lease_owner, _us(ex.lease_expires), ex.fence)
+    return (*head, ex.signal_seq, _us(ex.created_at), ex.model_dump_json(), ex.id)
+
+
+def _signalled(ex: Execution, now: datetime) -> Execution:
+    """``ex`` after an external event: ``signal_seq`` bumped and due now."""
+    return ex.evolve(signal_seq=ex.signal_seq + 1, wake_at=now, updated_at=now)
 
 
 class SQLiteStore:
     """A :class:`~durable_core.stores.base.Store` in one SQLite file.
 
     Args:
-        path: the database file; parent directories are created.
-        durability: ``"full"`` (fsync per commit, the default) or ``"normal"``.
-        busy_timeout_s: how long to wait for another process's write lock.
+        path: The database file; missing parent directories are created.
+        durability: ``"full"`` fsyncs every commit before returning; ``"normal"`` may lose
+            the last commits on power loss (never corrupts the file).
+        busy_timeout_s: How long a call waits for another process's write lock before it
+            fails with :class:`~durable_core.errors.StoreError`.
+
+    Raises:
+        SchemaVersionError: The file was written by a newer durable-saga, or has a layout
+            this version does not know.
+        StoreError: The file cannot be opened as a SQLite database in WAL mode.
     """
 
     def __init__(
         self,
-        path: str | PathLike[str],
+        path: str | os.PathLike[str],
         *,
         durability: Literal["full", "normal"] = "full",
         busy_timeout_s: float = 30.0,
     ) -> None:
         if durability not in ("full", "normal"):
-            raise ValueError(f"durability must be 'full' or 'normal', got {durability!r}")
+            raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._con = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
-        )
-        self._con.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-        self._con.execute("PRAGMA journal_mode=WAL")
-        self._con.execute(f"PRAGMA synchronous={durability.upper()}")
-        self._migrate()
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self._db.execute(f"PRAGMA synchronous = {durability.upper()}")
+        except sqlite3.Error as e:
+            raise StoreError(
+                f"{self.path} cannot be opened as a durable-saga SQLite store ({e}). "
+                "Is it another kind of file? Point the store at a new path."
+            ) from e
+        try:
+            if str(mode).lower() != "wal":
+                raise StoreError(
+                    f"{self.path}: SQLite refused WAL journal mode (got {mode!r}); "
+                    "keep the store on a local file system."
+                )
+            self._check_schema()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _check_schema(self) -> None:
+        with self._write() as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not tables:
+                for statement in _SCHEMA:
+                    db.execute(statement)
+                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                return
+            row = None
+            if "meta" in tables:
+                row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            found = str(row[0]) if row else "none"
+            if found.isdigit() and int(found) > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"{self.path} has schema version {found}, written by a newer durable-saga; "
+                    f"this one reads version {SCHEMA_VERSION}. Upgrade durable-saga "
+                    "(pip install -U durable-saga) to open it; the file was not changed."
+                )
+            layout = {
+                t: " ".join(c[1] for c in db.execute(f"PRAGMA table_info({t})")) for t in _LAYOUT
+            }
+            if found != str(SCHEMA_VERSION) or layout != _LAYOUT:
+                raise SchemaVersionError(
+                    f"{self.path} is not a store this durable-saga can read: schema version "
+                    f"{found} (expected {SCHEMA_VERSION}), tables {sorted(tables)}. It has an "
+                    "older or unknown layout, or is another program's database; the file was "
+                    "not changed. Point the store at another file."
+                )
 
     # --- plumbing -------------------------------------------------------------------------
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction holding SQLite's write lock from the start."""
+    def _read(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            con = self._con
-            con.execute("BEGIN IMMEDIATE")
             try:
-                yield con
+                yield self._db
+            except sqlite3.Error as e:
+                raise StoreError(f"SQLite store {self.path}: {e}") from e
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back otherwise."""
+        with self._read() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
-            con.execute("COMMIT")
 
-    def _migrate(self) -> None:
-        with self._tx() as con:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    con.execute(statement)
-            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif not row[0].isdigit() or int(row[0]) != SCHEMA_VERSION:
-                raise SchemaVersionError(
-                    f"{self.path} has store schema version {row[0]!r}; this durable-saga "
-                    f"reads version {SCHEMA_VERSION}. It was written by a newer (or unknown) "
-                    "durable-saga: upgrade the library, or point --store at another file."
-                )
-
-    def _parse(self, model: Callable[[str], T], data: str, where: str) -> T:
+    def _parse(self, model: type[_M], record: str, what: str, where: str) -> _M:
         try:
-            return model(data)
-        except (PydanticValidationError, ValueError) as e:
+            return _utc(model.model_validate_json(record))
+        except (ValueError, TypeError) as e:
             raise CorruptRecordError(
-                f"{where} in {self.path} does not parse ({e.__class__.__name__}: "
-                f"{str(e).splitlines()[0]}). Inspect it with the sqlite3 shell or restore "
-                "the file from a backup; other executions are unaffected."
+                f"{what} in {self.path} does not parse ({e}). Restore the file from a backup, "
+                f"or inspect the row ({where}) with the sqlite3 shell."
             ) from e
 
-    def _get(self, con: sqlite3.Connection, execution_id: str) -> Execution:
-        row = con.execute("SELECT data FROM executions WHERE id=?", (execution_id,)).fetchone()
-        if row is None:
+    def _execution(self, execution_id: str, record: str) -> Execution:
+        what = f"The record of execution {execution_id!r}"
+        return self._parse(Execution, record, what, f"executions, id={execution_id!r}")
+
+    def _operation(self, execution_id: str, op_id: str, seq: int, record: str) -> Operation:
+        what = f"Operation {op_id!r} (row seq={seq}) of execution {execution_id!r}"
+        return self._parse(Operation, record, what, f"operations, seq={seq}")
+
+    def _find(self, db: sqlite3.Connection, execution_id: str) -> Execution | None:
+        row = db.execute("SELECT record FROM executions WHERE id = ?", (execution_id,)).fetchone()
+        return None if row is None else self._execution(execution_id, row[0])
+
+    def _get(self, db: sqlite3.Connection, execution_id: str) -> Execution:
+        ex = self._find(db, execution_id)
+        if ex is None:
             raise ExecutionNotFoundError(execution_id)
-        return self._parse(Execution.model_validate_json, row[0], f"execution row {execution_id!r}")
+        return ex
 
-    def _put(self, con: sqlite3.Connection, ex: Execution) -> None:
-        con.execute(
-            "UPDATE executions SET status=?, wake_us=?, lease_us=?, data=? WHERE id=?",
-            (
-                ex.status.value,
-                _us(ex.wake_at),
-                _us(ex.lease_expires if ex.lease_owner is not None else None),
-                ex.model_dump_json(),
-                ex.id,
-            ),
-        )
-
-    def _check(self, con: sqlite3.Connection, lease: Lease) -> Execution:
-        ex = self._get(con, lease.execution_id)
-        if ex.fence != lease.fence or ex.lease_owner != lease.owner:
-            raise LeaseLostError(
-                f"Lease on execution {lease.execution_id!r} (fence {lease.fence}) was taken over "
-                f"by {ex.lease_owner!r} (fence {ex.fence}); this invocation stops writing."
-            )
+    @staticmethod
+    def _put(db: sqlite3.Connection, ex: Execution) -> Execution:
+        ex = _utc(ex)
+        db.execute(_UPDATE, _row(ex))
         return ex
 
     # --- executions -----------------------------------------------------------------------
 
     def create_execution(self, execution: Execution) -> tuple[Execution, bool]:
-        with self._tx() as con:
-            cur = con.execute(
-                "INSERT OR IGNORE INTO executions (id, status, wake_us, created_us, data) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (
-                    execution.id,
-                    execution.status.value,
-                    _us(execution.wake_at),
-                    _us(execution.created_at),
-                    execution.model_dump_json(),
-                ),
-            )
-            if cur.rowcount == 1:
-                return execution, True
-            return self._get(con, execution.id), False
+        """Insert ``execution`` unless its id exists; return the stored one and if it is new."""
+        ex = _utc(execution)
+        with self._write() as db:
+            if db.execute(_INSERT, _row(ex)).rowcount == 1:
+                return ex, True
+            return self._get(db, ex.id), False
 
     def get_execution(self, execution_id: str) -> Execution:
-        with self._lock:
-            return self._get(self._con, execution_id)
+        """Return an execution; ExecutionNotFoundError if unknown."""
+        with self._read() as db:
+            return self._get(db, execution_id)
 
     def list_executions(
         self, *, status: ExecutionStatus | None = None, limit: int = 100
     ) -> list[Execution]:
-        query = "SELECT id, data FROM executions"
-        params: tuple[object, ...] = ()
-        if status is not None:
-            query += " WHERE status=?"
-            params = (status.value,)
-        query += " ORDER BY created_us DESC, id DESC LIMIT ?"
-        with self._lock:
-            rows = self._con.execute(query, (*params, limit)).fetchall()
-        return [
-            self._parse(Execution.model_validate_json, data, f"execution row {eid!r}")
-            for eid, data in rows
-        ]
+        """Newest first (by ``created_at``), optionally only those with ``status``."""
+        with self._read() as db:
+            if status is None:
+                rows = db.execute(_LIST, (limit,)).fetchall()
+            else:
+                rows = db.execute(_LIST_STATUS, (status.value, limit)).fetchall()
+        return [self._execution(eid, record) for eid, record in rows]
 
     def load_operations(self, execution_id: str) -> list[Operation]:
-        with self._lock:
-            rows = self._con.execute(
-                "SELECT op_id, data FROM operations WHERE execution_id=? ORDER BY seq",
+        """All journal records of an execution, in first-write order."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT op_id, seq, record FROM operations WHERE execution_id = ? ORDER BY seq",
                 (execution_id,),
             ).fetchall()
-            if not rows:
-                self._get(self._con, execution_id)  # ExecutionNotFoundError if unknown
-        return [
-            self._parse(
-                Operation.model_validate_json,
-                data,
-                f"operation row {op_id!r} of execution {execution_id!r}",
+            exists = (
+                rows
+                or db.execute("SELECT 1 FROM executions WHERE id = ?", (execution_id,)).fetchone()
             )
-            for op_id, data in rows
-        ]
+        if not exists:
+            raise ExecutionNotFoundError(execution_id)
+        return [self._operation(execution_id, *row) for row in rows]
 
     # --- leases ---------------------------------------------------------------------------
 
     def _take(
-        self, con: sqlite3.Connection, ex: Execution, owner: str, now: datetime, ttl: timedelta
+        self, db: sqlite3.Connection, ex: Execution, owner: str, now: datetime, ttl: timedelta
     ) -> Lease | None:
         if ex.status is not ExecutionStatus.RUNNING:
             return None
         if ex.lease_owner is not None and ex.lease_expires is not None and ex.lease_expires > now:
             return None
-        fence = ex.fence + 1
-        expires = now + ttl
+        fence, expires = ex.fence + 1, now + ttl
         self._put(
-            con, ex.evolve(lease_owner=owner, lease_expires=expires, fence=fence, updated_at=now)
+            db, ex.evolve(lease_owner=owner, lease_expires=expires, fence=fence, updated_at=now)
         )
         return Lease(
             execution_id=ex.id, owner=owner, fence=fence, expires=expires, signal_seq=ex.signal_seq
@@ -250,169 +329,183 @@ class SQLiteStore:
     def acquire_lease(
         self, execution_id: str, owner: str, now: datetime, ttl: timedelta
     ) -> Lease | None:
-        with self._tx() as con:
-            return self._take(con, self._get(con, execution_id), owner, now, ttl)
+        """Take the lease of a RUNNING execution whose lease is free or expired, else None."""
+        now = _aware(now)
+        with self._write() as db:
+            return self._take(db, self._get(db, execution_id), owner, now, ttl)
 
     def claim_due(self, owner: str, now: datetime, ttl: timedelta, limit: int) -> list[Lease]:
-        with self._tx() as con:
-            rows = con.execute(
-                "SELECT id, data FROM executions WHERE status='RUNNING' AND wake_us <= ? "
-                "AND (lease_us IS NULL OR lease_us <= ?) ORDER BY wake_us LIMIT ?",
-                (_us(now), _us(now), limit),
-            ).fetchall()
-            leases: list[Lease] = []
-            for eid, data in rows:
-                if len(leases) >= limit:
-                    break
-                ex = self._parse(Execution.model_validate_json, data, f"execution row {eid!r}")
-                lease = self._take(con, ex, owner, now, ttl)
-                if lease is not None:
-                    leases.append(lease)
-            return leases
+        """Lease up to ``limit`` due, free, RUNNING executions, earliest ``wake_at`` first.
 
-    def renew_lease(self, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
-        with self._tx() as con:
-            return self._renew(con, self._check(con, lease), lease, now, ttl)
+        One transaction, so with several processes each execution goes to exactly one
+        owner. A row that does not parse is skipped (and logged); the others are claimed.
+        """
+        now = _aware(now)
+        leases: list[Lease] = []
+        page: dict[str, Any] = {"now": _us(now), "wake": -(2**63), "rowid": 0}
+        with self._write() as db:
+            while len(leases) < limit:
+                rows = db.execute(_DUE, {**page, "limit": limit - len(leases)}).fetchall()
+                if not rows:
+                    break
+                for rowid, eid, wake, record in rows:
+                    page.update(wake=wake, rowid=rowid)
+                    try:
+                        ex = self._execution(eid, record)
+                    except CorruptRecordError as e:
+                        _log.error("claim_due skips an unreadable execution", error=str(e))
+                        continue
+                    lease = self._take(db, ex, owner, now, ttl)
+                    leases += [lease] if lease is not None else []
+        return leases
+
+    def _check(self, db: sqlite3.Connection, lease: Lease) -> Execution:
+        ex = self._get(db, lease.execution_id)
+        if ex.fence != lease.fence or ex.lease_owner != lease.owner:
+            raise LeaseLostError(
+                f"Lease on execution {lease.execution_id!r} (fence {lease.fence}) was taken over "
+                f"by {ex.lease_owner!r} (fence {ex.fence}); this invocation stops writing."
+            )
+        return ex
 
     def _renew(
-        self, con: sqlite3.Connection, ex: Execution, lease: Lease, now: datetime, ttl: timedelta
+        self, db: sqlite3.Connection, ex: Execution, lease: Lease, expires: datetime
     ) -> Lease:
-        expires = now + ttl
-        self._put(con, ex.model_copy(update={"lease_expires": expires}))
+        self._put(db, ex.model_copy(update={"lease_expires": expires}))
         return lease.model_copy(update={"expires": expires})
+
+    def renew_lease(self, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
+        """Extend a lease still held; LeaseLostError (nothing changed) otherwise."""
+        now = _aware(now)
+        with self._write() as db:
+            return self._renew(db, self._check(db, lease), lease, now + ttl)
 
     def write_operations(
         self, lease: Lease, operations: Sequence[Operation], now: datetime, ttl: timedelta
     ) -> Lease:
-        with self._tx() as con:
-            ex = self._check(con, lease)
-            con.executemany(
-                "INSERT INTO operations (execution_id, op_id, callback_id, data) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (execution_id, op_id) DO UPDATE SET "
-                "callback_id=excluded.callback_id, data=excluded.data",
-                [
-                    (lease.execution_id, op.id, op.callback_id, op.model_dump_json())
-                    for op in operations
-                ],
-            )
+        """Upsert journal records under ``lease`` in one durable transaction; renew it.
+
+        Nothing is written if the lease is stale (LeaseLostError) or a callback token
+        already belongs to another operation (StoreError).
+        """
+        now = _aware(now)
+        with self._write() as db:
+            ex = self._check(db, lease)
+            for op in map(_utc, operations):
+                db.execute(_UPSERT_OP, (ex.id, op.id, op.callback_id, op.model_dump_json()))
             if lease.expires - now > ttl / 2:
-                return lease  # still comfortably held: no need to touch the execution row
-            return self._renew(con, ex, lease, now, ttl)
+                return lease  # still comfortably held: skip the renewal
+            return self._renew(db, ex, lease, now + ttl)
 
     def finish_invocation(self, lease: Lease, end: InvocationEnd, now: datetime) -> Execution:
-        with self._tx() as con:
-            ex = self._check(con, lease)
+        """Record how the invocation ended and release the lease, in one transaction.
+
+        The execution stays due now if an event arrived during the invocation; a terminal
+        status wakes the parent execution.
+        """
+        now = _aware(now)
+        with self._write() as db:
+            ex = self._check(db, lease)
             running = end.status is ExecutionStatus.RUNNING
-            wake_at = end.wake_at
+            wake_at = end.wake_at if running else None
             if running and ex.signal_seq != lease.signal_seq:
                 wake_at = now  # an event arrived while we ran: do not sleep through it
-            updated = ex.evolve(
-                status=end.status,
-                result=end.result,
-                error=end.error,
-                wake_at=wake_at if running else None,
-                waiting_for=end.waiting_for,
-                lease_owner=None,
-                lease_expires=None,
-                updated_at=now,
-            )
-            self._put(con, updated)
+            changes = end.model_dump(include={"status", "result", "error", "waiting_for"})
+            changes |= {"wake_at": wake_at, "updated_at": now, "lease_owner": None}
+            done = self._put(db, ex.evolve(**changes, lease_expires=None))
             if end.status.is_terminal and ex.parent_execution_id is not None:
-                self._signal(con, ex.parent_execution_id, now)
-            return updated
+                self._signal(db, ex.parent_execution_id, now)
+            return done
 
     def release_lease(self, lease: Lease) -> None:
-        with self._tx() as con:
-            try:
-                ex = self._check(con, lease)
-            except (LeaseLostError, ExecutionNotFoundError):
-                return
-            self._put(con, ex.evolve(lease_owner=None, lease_expires=None))
+        """Give the lease up, changing nothing else; a no-op if it was already lost."""
+        with self._write() as db:
+            ex = self._find(db, lease.execution_id)
+            if ex is not None and ex.fence == lease.fence and ex.lease_owner == lease.owner:
+                self._put(db, ex.evolve(lease_owner=None, lease_expires=None))
 
     # --- external events ------------------------------------------------------------------
 
-    def _signal(self, con: sqlite3.Connection, execution_id: str, now: datetime) -> None:
-        try:
-            ex = self._get(con, execution_id)
-        except ExecutionNotFoundError:
-            return
-        if ex.status is ExecutionStatus.RUNNING:
-            self._put(con, ex.evolve(signal_seq=ex.signal_seq + 1, wake_at=now, updated_at=now))
+    def _signal(self, db: sqlite3.Connection, execution_id: str, now: datetime) -> None:
+        ex = self._find(db, execution_id)
+        if ex is not None and ex.status is ExecutionStatus.RUNNING:
+            self._put(db, _signalled(ex, now))
 
-    def _callback(self, con: sqlite3.Connection, callback_id: str) -> tuple[str, Operation]:
-        row = con.execute(
-            "SELECT execution_id, op_id, data FROM operations WHERE callback_id=?",
-            (callback_id,),
-        ).fetchone()
-        if row is None:
-            raise CallbackNotFoundError(
-                "No callback has this token. Check that it was copied whole and comes from "
-                "this store; tokens cannot be guessed or reconstructed."
-            )
-        execution_id, op_id, data = row
-        op = self._parse(
-            Operation.model_validate_json,
-            data,
-            f"operation row {op_id!r} of execution {execution_id!r}",
-        )
-        return execution_id, op
-
-    def _put_op(self, con: sqlite3.Connection, execution_id: str, op: Operation) -> None:
-        con.execute(
-            "UPDATE operations SET data=? WHERE execution_id=? AND op_id=?",
-            (op.model_dump_json(), execution_id, op.id),
-        )
-
-    def complete_callback(
-        self, callback_id: str, outcome: CallbackOutcome, now: datetime
+    def _change_callback(
+        self, callback_id: str, now: datetime, change: Callable[[Operation, datetime], Operation]
     ) -> Operation:
-        with self._tx() as con:
-            execution_id, op = self._callback(con, callback_id)
+        """Apply ``change`` to a STARTED callback and signal its execution, atomically."""
+        now = _aware(now)
+        with self._write() as db:
+            row = db.execute(
+                "SELECT seq, execution_id, op_id, record FROM operations WHERE callback_id = ?",
+                (callback_id,),
+            ).fetchone()
+            if row is None:
+                raise CallbackNotFoundError(
+                    "No callback has this token. Check that it was copied whole and comes from "
+                    "this store; tokens cannot be guessed or reconstructed."
+                )
+            seq, execution_id, op_id, record = row
+            op = self._operation(execution_id, op_id, seq, record)
             if op.status is not OperationStatus.STARTED:
                 raise CallbackAlreadyCompletedError(
                     f"Callback {op.name!r} of execution {execution_id!r} is already "
                     f"{op.status.value}; a callback completes once. Nothing was changed."
                 )
-            done = op.evolve(
-                status=outcome.status, result=outcome.result, error=outcome.error, ended_at=now
+            op = _utc(change(op, now))
+            db.execute(
+                "UPDATE operations SET record = ? WHERE seq = ?", (op.model_dump_json(), seq)
             )
-            self._put_op(con, execution_id, done)
-            self._signal(con, execution_id, now)
-            return done
+            self._signal(db, execution_id, now)
+            return op
+
+    def complete_callback(
+        self, callback_id: str, outcome: CallbackOutcome, now: datetime
+    ) -> Operation:
+        """Complete a STARTED callback once and wake its execution, atomically.
+
+        Raises CallbackNotFoundError for an unknown token, and CallbackAlreadyCompletedError
+        (changing nothing) if the callback is no longer STARTED.
+        """
+        changes = outcome.model_dump()
+        return self._change_callback(
+            callback_id, now, lambda op, t: op.evolve(**changes, ended_at=t)
+        )
 
     def heartbeat_callback(self, callback_id: str, now: datetime) -> Operation:
-        with self._tx() as con:
-            execution_id, op = self._callback(con, callback_id)
-            if op.status is not OperationStatus.STARTED:
-                raise CallbackAlreadyCompletedError(
-                    f"Callback {op.name!r} of execution {execution_id!r} is already "
-                    f"{op.status.value}; a heartbeat cannot revive it."
-                )
-            deadline = (
-                now + timedelta(seconds=op.heartbeat_timeout_s)
-                if op.heartbeat_timeout_s is not None
-                else None
+        """Push a STARTED callback's heartbeat deadline forward and wake its execution."""
+
+        def beat(op: Operation, t: datetime) -> Operation:
+            timeout = op.heartbeat_timeout_s
+            return op.evolve(
+                heartbeat_deadline=None if timeout is None else t + timedelta(seconds=timeout)
             )
-            beat = op.evolve(heartbeat_deadline=deadline)
-            self._put_op(con, execution_id, beat)
-            self._signal(con, execution_id, now)
-            return beat
+
+        return self._change_callback(callback_id, now, beat)
 
     def request_cancel(self, execution_id: str, reason: str, now: datetime) -> Execution:
-        with self._tx() as con:
-            ex = self._get(con, execution_id)
+        """Mark a RUNNING execution for cancellation and make it due now.
+
+        Raises ExecutionNotRunningError if it has already finished.
+        """
+        now = _aware(now)
+        with self._write() as db:
+            ex = self._get(db, execution_id)
             if ex.status.is_terminal:
                 raise ExecutionNotRunningError(
                     f"Execution {execution_id!r} already finished ({ex.status.value}); "
                     "there is nothing to cancel."
                 )
-            self._put(con, ex.evolve(cancel_requested=reason))
-            self._signal(con, execution_id, now)
-            return self._get(con, execution_id)
+            return self._put(db, _signalled(ex.evolve(cancel_requested=reason), now))
 
     def close(self) -> None:
+        """Close the connection; the store cannot be used afterwards."""
         with self._lock:
-            try:
-                self._con.close()
-            except sqlite3.Error as e:  # pragma: no cover - closing a broken handle
-                raise StoreError(f"closing {self.path}: {e}") from e
+            self._db.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
