@@ -1,74 +1,102 @@
-"""The store backends the shared contract suite runs against.
+"""The backends the store contract suite (``test_contract.py``) runs against.
 
-To add a backend, add an entry to ``BACKENDS``: a function that, given pytest's ``request``
-and a temporary directory, returns a factory of handles on ONE fresh, empty storage. Calling
-the factory twice gives two independent handles (connections, clients) on the same data,
-as two worker processes would have.
+Each entry of ``BACKENDS`` says how to make one kind of store; adding a backend is one
+entry, and every contract test then runs against it:
+
+- ``new(tmp_path)``: a fresh, empty store (``tmp_path`` is the test's own directory);
+- ``reopen(store)``: another handle on the same storage, as a second worker process would
+  open it (a new connection or client; a MemoryStore can only share itself);
+- ``drop(store)``: delete the storage after the test, once every handle is closed;
+- ``marks``: pytest marks for every test of that backend (``aws`` for DynamoDB Local,
+  which ``tests/aws/ddb.py`` starts once per process, skipping loudly if it cannot).
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from durable_core.stores import MemoryStore, SQLiteStore, Store
 
-StoreFactory = Callable[[], Store]
-_ids = itertools.count()
+
+def _keep(store: Any) -> None:
+    """Nothing to delete: the storage goes away with the handle or the tmp directory."""
 
 
-def _memory(request: pytest.FixtureRequest, tmp: Path) -> StoreFactory:
-    shared = MemoryStore()
-    return lambda: shared
+@dataclass(frozen=True)
+class Backend:
+    """How the contract suite makes, shares and deletes one kind of store."""
+
+    new: Callable[[Path], Any]
+    reopen: Callable[[Any], Any]
+    drop: Callable[[Any], None] = _keep
+    marks: tuple[pytest.MarkDecorator, ...] = ()
 
 
-def _sqlite(request: pytest.FixtureRequest, tmp: Path) -> StoreFactory:
-    path = tmp / f"contract-{next(_ids)}.sqlite3"
-    return lambda: SQLiteStore(path)
-
-
-def _dynamodb(request: pytest.FixtureRequest, tmp: Path) -> StoreFactory:
+def _ddb() -> Any:
     from aws import ddb  # tests/aws/ddb.py: DynamoDB Local on 127.0.0.1, once per process
 
+    return ddb
+
+
+def _ddb_handle(store: Any) -> Any:
     from durable_core.stores.dynamodb import DynamoDBStore
 
-    table = ddb.new_store()  # a fresh table; skips loudly if DynamoDB Local is unavailable
-    request.addfinalizer(lambda: ddb.drop(table))
-    return lambda: DynamoDBStore(table.table_name, client=ddb.client())
+    return DynamoDBStore(store.table_name, client=_ddb().client())
 
 
-BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], StoreFactory]] = {
-    "memory": _memory,
-    "sqlite": _sqlite,
-    "dynamodb": _dynamodb,
+BACKENDS: dict[str, Backend] = {
+    "memory": Backend(new=lambda _tmp: MemoryStore(), reopen=lambda store: store),
+    "sqlite": Backend(
+        new=lambda tmp: SQLiteStore(tmp / "contract.sqlite3"),
+        reopen=lambda store: SQLiteStore(store.path),
+    ),
+    "dynamodb": Backend(
+        new=lambda _tmp: _ddb().new_store(),  # a fresh table per test
+        reopen=_ddb_handle,
+        drop=lambda store: _ddb().drop(store),
+        marks=(pytest.mark.aws,),
+    ),
 }
-MARKS: dict[str, list[pytest.MarkDecorator]] = {"dynamodb": [pytest.mark.aws]}
 
 
-def _params() -> list[object]:
-    return [pytest.param(name, marks=MARKS.get(name, []), id=name) for name in BACKENDS]
-
-
-@pytest.fixture(params=_params())
-def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
-    """Handles on one fresh storage of each backend."""
-    base = BACKENDS[request.param](request, tmp_path)
-    opened: list[Store] = []
-
-    def make() -> Store:
-        handle = base()
-        opened.append(handle)
-        return handle
-
-    yield make
-    for handle in opened:
-        handle.close()
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that uses a store once per backend (read at collection time)."""
+    if "backend" in metafunc.fixturenames:
+        params = [pytest.param(name, marks=b.marks, id=name) for name, b in BACKENDS.items()]
+        metafunc.parametrize("backend", params, indirect=True)
 
 
 @pytest.fixture
-def store(store_factory: StoreFactory) -> Store:
-    """One fresh store of each backend."""
-    return store_factory()
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """The backend this test runs against."""
+    return BACKENDS[request.param]
+
+
+@pytest.fixture
+def store(backend: Backend, tmp_path: Path) -> Iterator[Store]:
+    """A fresh, empty store of each backend."""
+    made = backend.new(tmp_path)
+    try:
+        yield made
+    finally:
+        made.close()
+        backend.drop(made)
+
+
+@pytest.fixture
+def store_factory(backend: Backend, store: Store) -> Iterator[Callable[[], Store]]:
+    """Open another handle on the storage behind ``store`` (closed after the test)."""
+    handles: list[Store] = []
+
+    def another() -> Store:
+        handles.append(backend.reopen(store))
+        return handles[-1]
+
+    yield another
+    for handle in handles:
+        handle.close()

@@ -1,96 +1,308 @@
-"""SQLiteStore specifics: schema versioning, corrupt rows, pragmas, several processes."""
+"""SQLiteStore specifics: schema checks, corrupt rows, pragmas, real processes and threads."""
 
 from __future__ import annotations
 
 import multiprocessing
 import sqlite3
 import threading
-from datetime import timedelta
+import time
+from datetime import timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from durable_core.errors import CorruptRecordError, SchemaVersionError
+from durable_core.errors import CorruptRecordError, SchemaVersionError, StoreError
+from durable_core.journal import CallbackOutcome, ExecutionStatus, OperationStatus
+from durable_core.stores.base import InvocationEnd
 from durable_core.stores.sqlite import SQLiteStore
-from tests.stores.test_contract import T0, TTL, execution, leased, step
+
+from .records import T0, TTL, at, callback, execution, leased, step, token
 
 
-def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite3"
-    SQLiteStore(path).close()
-    con = sqlite3.connect(path)
-    con.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
-    con.commit()
-    con.close()
-    with pytest.raises(SchemaVersionError, match="version '99'.*upgrade the library"):
+def raw(path: Path, *statements: str) -> list[Any]:
+    """Run SQL on the file outside the store (as an operator or a bug would); last rows."""
+    con = sqlite3.connect(path, isolation_level=None)
+    try:
+        rows: list[Any] = []
+        for statement in statements:
+            rows = con.execute(statement).fetchall()
+        return rows
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "durable.sqlite3"
+
+
+# --- opening ----------------------------------------------------------------------------------
+
+
+def test_a_file_from_a_newer_schema_version_is_refused_untouched(path: Path) -> None:
+    with SQLiteStore(path) as store:
+        store.create_execution(execution("e1"))
+    raw(path, "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    with pytest.raises(
+        SchemaVersionError, match=r"schema version 2, written by a newer durable-saga.*Upgrade"
+    ):
+        SQLiteStore(path)
+    assert raw(path, "SELECT value FROM meta") == [("2",)]
+    assert raw(path, "SELECT id FROM executions") == [("e1",)]
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        ["CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)"],
+        ["CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"],
+        [
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "INSERT INTO meta VALUES ('schema_version', '1')",
+            "CREATE TABLE executions (id TEXT PRIMARY KEY, status TEXT, wake_us INT, data TEXT)",
+            "CREATE TABLE operations (seq INTEGER PRIMARY KEY, execution_id TEXT, data TEXT)",
+        ],
+    ],
+    ids=["another-programs-db", "no-version", "same-version-other-layout"],
+)
+def test_an_unknown_layout_is_refused_untouched(path: Path, setup: list[str]) -> None:
+    raw(path, *setup)
+    before = raw(path, "SELECT name, sql FROM sqlite_master ORDER BY name")
+    with pytest.raises(SchemaVersionError, match="not a store this durable-saga can read"):
+        SQLiteStore(path)
+    assert raw(path, "SELECT name, sql FROM sqlite_master ORDER BY name") == before
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(path: Path) -> None:
+    path.write_bytes(b"this is a text file, not SQLite\n" * 100)
+    with pytest.raises(StoreError, match="cannot be opened as a durable-saga SQLite store"):
         SQLiteStore(path)
 
 
-def test_corrupt_row_names_it_and_others_still_load(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite3"
-    store = SQLiteStore(path)
-    for eid in ("good", "bad"):
-        lease = leased(store, eid)
-        store.write_operations(lease, [step("a")], T0, TTL)
-    con = sqlite3.connect(path)
-    con.execute("UPDATE operations SET data='{\"id\": 3' WHERE execution_id='bad'")
-    con.commit()
-    con.close()
-    with pytest.raises(CorruptRecordError, match="operation row 'a' of execution 'bad'"):
-        store.load_operations("bad")
-    assert [o.id for o in store.load_operations("good")] == ["a"]
-    assert store.claim_due("w", T0 + timedelta(hours=1), TTL, 10)  # the store still works
-
-
-def test_wal_and_full_sync_by_default(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.sqlite3")
-    assert store._con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store._con.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    fast = SQLiteStore(tmp_path / "f.sqlite3", durability="normal")
-    assert fast._con.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+def test_wal_mode_and_synchronous_level(tmp_path: Path) -> None:
+    full = SQLiteStore(tmp_path / "a" / "b" / "full.sqlite3")  # parent directories created
+    normal = SQLiteStore(tmp_path / "normal.sqlite3", durability="normal")
+    try:
+        assert raw(full.path, "PRAGMA journal_mode") == [("wal",)]  # persistent in the file
+        assert raw(normal.path, "PRAGMA journal_mode") == [("wal",)]
+        assert full._db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+        assert normal._db.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+    finally:
+        full.close()
+        normal.close()
     with pytest.raises(ValueError, match="durability"):
         SQLiteStore(tmp_path / "x.sqlite3", durability="fast")  # type: ignore[arg-type]
 
 
-def _claim_all(path: str, owner: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    store = SQLiteStore(path)
-    got: list[str] = []
-    while batch := store.claim_due(owner, T0, TTL, 7):
-        got.extend(lease.execution_id for lease in batch)
-    out.put(got)
+def _open_and_create(path: str, name: str, gate: Any, out: Any) -> None:
+    gate.wait(timeout=60)
+    with SQLiteStore(path) as store:
+        store.create_execution(execution(name))
+    out.put(name)
 
 
-def test_two_processes_claim_each_execution_exactly_once(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite3"
-    store = SQLiteStore(path)
-    for i in range(300):
-        store.create_execution(execution(f"e{i:03}"))
+def test_processes_opening_a_new_file_at_once_create_the_schema_once(path: Path) -> None:
     ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_claim_all, args=(str(path), f"p{n}", out)) for n in range(2)]
+    gate, out = ctx.Barrier(4), ctx.Queue()
+    procs = [
+        ctx.Process(target=_open_and_create, args=(str(path), f"p{i}", gate, out)) for i in range(4)
+    ]
     for p in procs:
         p.start()
-    results = [out.get(timeout=120) for _ in procs]
+    done = sorted(out.get(timeout=120) for _ in procs)
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
-    claimed = results[0] + results[1]
-    assert sorted(claimed) == [f"e{i:03}" for i in range(300)]
+    assert done == ["p0", "p1", "p2", "p3"]
+    assert raw(path, "SELECT * FROM meta") == [("schema_version", "1")]
+    with SQLiteStore(path) as store:
+        assert sorted(e.id for e in store.list_executions()) == done
 
 
-def test_threads_sharing_one_store_lose_nothing(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.sqlite3")
-    leases = {f"e{i}": leased(store, f"e{i}") for i in range(4)}
+# --- rows ---------------------------------------------------------------------------------
 
-    def write(eid: str) -> None:
-        lease = leases[eid]
-        for n in range(50):
-            lease = store.write_operations(lease, [step(f"{eid}-{n}")], T0, TTL)
 
-    threads = [threading.Thread(target=write, args=(eid,)) for eid in leases]
+def test_a_corrupt_operation_row_is_named_and_other_rows_still_load(path: Path) -> None:
+    store = SQLiteStore(path)
+    for eid in ("good", "bad"):
+        store.write_operations(leased(store, eid), [step("a"), step("b")], T0, TTL)
+    (seq,) = raw(path, "SELECT seq FROM operations WHERE execution_id = 'bad' AND op_id = 'b'")[0]
+    raw(path, 'UPDATE operations SET record = \'{"id": "b", \' WHERE seq = ' + str(seq))
+    with pytest.raises(CorruptRecordError) as info:
+        store.load_operations("bad")
+    message = str(info.value)
+    assert f"Operation 'b' (row seq={seq}) of execution 'bad'" in message
+    assert "backup" in message
+    assert "sqlite3" in message
+    assert [o.id for o in store.load_operations("good")] == ["a", "b"]
+    assert store.get_execution("bad").id == "bad"
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["not json at all", '{"id": "bad", "function": "m:f"}', "__STATUS__"],
+    ids=["not-json", "missing-fields", "bad-enum"],
+)
+def test_a_corrupt_execution_row_is_named_and_others_still_load(path: Path, damage: str) -> None:
+    store = SQLiteStore(path)
+    for eid in ("bad", "good"):
+        store.create_execution(execution(eid))
+    record = raw(path, "SELECT record FROM executions WHERE id = 'bad'")[0][0]
+    damaged = record.replace('"RUNNING"', '"EXPLODED"') if damage == "__STATUS__" else damage
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("UPDATE executions SET record = ? WHERE id = 'bad'", (damaged,))
+    con.close()
+    with pytest.raises(CorruptRecordError, match="execution 'bad'.*does not parse"):
+        store.get_execution("bad")
+    with pytest.raises(CorruptRecordError, match="execution 'bad'"):
+        store.list_executions()
+    assert store.get_execution("good").id == "good"
+    # A worker is not stalled by the bad row: it claims everything else.
+    assert [lease.execution_id for lease in store.claim_due("w", T0, TTL, 1)] == ["good"]
+    assert raw(path, "SELECT record FROM executions WHERE id = 'bad'") == [(damaged,)]
+    store.close()
+
+
+def test_a_failure_mid_batch_rolls_back_the_whole_write(path: Path) -> None:
+    store = SQLiteStore(path)
+    shared = token()
+    store.write_operations(leased(store, "e1"), [callback("cb", shared)], T0, TTL)
+    lease = leased(store, "e2")
+    batch = [step("x"), step("y"), callback("cb2", shared)]  # the token is e1's
+    with pytest.raises(StoreError, match="UNIQUE"):
+        store.write_operations(lease, batch, at(20), TTL)  # would also renew the lease
+    assert store.load_operations("e2") == []
+    assert store.get_execution("e2").lease_expires == at(30)
+    assert store.write_operations(lease, [step("x")], at(1), TTL) == lease  # still usable
+    store.close()
+
+
+def test_non_utc_datetimes_come_back_in_utc(path: Path) -> None:
+    plus5 = timezone(timedelta(hours=5))
+    local = T0.astimezone(plus5)
+    store = SQLiteStore(path)
+    created, _ = store.create_execution(execution("e1", created=local, wake=local))
+    assert created.created_at.tzinfo is not None
+    assert created.created_at.utcoffset() == timedelta(0)
+    ex = store.get_execution("e1")
+    assert (ex.created_at, ex.wake_at) == (T0, T0)
+    assert ex.wake_at is not None
+    assert ex.wake_at.utcoffset() == timedelta(0)
+    (lease,) = store.claim_due("w", local, TTL, 5)  # the same instant, another zone
+    assert lease.expires == at(30)
+    assert lease.expires.utcoffset() == timedelta(0)
+    assert '"2030-01-01T12:00:00Z"' in raw(path, "SELECT record FROM executions")[0][0]
+    store.close()
+
+
+def test_a_held_write_lock_times_out_with_a_store_error(path: Path) -> None:
+    store = SQLiteStore(path, busy_timeout_s=0.2)
+    store.create_execution(execution("e1"))
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="locked"):
+            store.acquire_lease("e1", "w", T0, TTL)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert store.acquire_lease("e1", "w", T0, TTL) is not None
+    store.close()
+
+
+# --- several processes and threads ----------------------------------------------------------
+
+
+def _work_off(path: str, owner: str, gate: Any, out: Any) -> None:
+    """A worker process: claim due executions, checkpoint one step in each, finish them."""
+    got: list[tuple[str, int]] = []
+    with SQLiteStore(path) as store:
+        gate.wait(timeout=60)
+        while batch := store.claim_due(owner, T0, TTL, 2):
+            for lease in batch:
+                store.write_operations(lease, [step(owner)], T0, TTL)
+                store.finish_invocation(lease, InvocationEnd(status=ExecutionStatus.SUCCEEDED), T0)
+                got.append((lease.execution_id, lease.fence))
+            time.sleep(0.001)  # the steps' bodies would run here, outside any transaction
+    out.put((owner, got))
+
+
+def test_two_worker_processes_claim_and_run_each_execution_exactly_once(path: Path) -> None:
+    ids = [f"e{i:03}" for i in range(300)]
+    with SQLiteStore(path, durability="normal") as setup:
+        for eid in ids:
+            setup.create_execution(execution(eid))
+    ctx = multiprocessing.get_context("spawn")
+    gate, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_work_off, args=(str(path), f"p{n}", gate, out)) for n in range(2)]
+    for p in procs:
+        p.start()
+    results = dict(out.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert all(results.values()), "both processes must have claimed some: no real race"
+    claimed = [eid for got in results.values() for eid, _ in got]
+    assert sorted(claimed) == ids  # every execution once: none lost, none twice
+    assert {fence for got in results.values() for _, fence in got} == {1}
+    claimer = {eid: owner for owner, got in results.items() for eid, _ in got}
+    with SQLiteStore(path) as store:
+        for eid in ids:
+            ex = store.get_execution(eid)
+            assert (ex.status, ex.fence, ex.lease_owner) == (ExecutionStatus.SUCCEEDED, 1, None)
+            assert [o.id for o in store.load_operations(eid)] == [claimer[eid]]
+
+
+def test_threads_sharing_one_store_lose_nothing(path: Path) -> None:
+    store = SQLiteStore(path)
+    leases = {f"e{i}": leased(store, f"e{i}") for i in range(8)}
+    tokens = {eid: token() for eid in leases}
+    errors: list[BaseException] = []
+
+    def work(eid: str) -> None:
+        try:
+            lease = leases[eid]
+            for n in range(40):
+                lease = store.write_operations(lease, [step(f"{eid}-{n}")], T0, TTL)
+            store.write_operations(lease, [callback("cb", tokens[eid])], T0, TTL)
+            outcome = CallbackOutcome(status=OperationStatus.SUCCEEDED, result='"ok"')
+            store.complete_callback(tokens[eid], outcome, at(1))
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(eid,)) for eid in leases]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
+    assert errors == []
     for eid in leases:
-        assert [o.id for o in store.load_operations(eid)] == [f"{eid}-{n}" for n in range(50)]
+        ops = store.load_operations(eid)
+        assert [o.id for o in ops] == [f"{eid}-{n}" for n in range(40)] + ["cb"]
+        assert ops[-1].status is OperationStatus.SUCCEEDED
+        assert store.get_execution(eid).signal_seq == 1
+    store.close()
+
+
+def test_threads_sharing_one_store_claim_each_execution_once(path: Path) -> None:
+    store = SQLiteStore(path)
+    ids = [f"e{i:03}" for i in range(100)]
+    for eid in ids:
+        store.create_execution(execution(eid))
+    claimed: list[str] = []
+    gate = threading.Barrier(4)
+
+    def claim(owner: str) -> None:
+        gate.wait()
+        while batch := store.claim_due(owner, T0, TTL, 2):
+            claimed.extend(lease.execution_id for lease in batch)
+
+    threads = [threading.Thread(target=claim, args=(f"t{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(claimed) == ids
+    store.close()
