@@ -1,0 +1,168 @@
+"""The repository's examples on the emulator: the same source files as in-process runs.
+
+tour_booking and order_processing keep a ledger of what reached their (simulated)
+providers; each effect is keyed by ``execution id : operation id``, and operation ids are
+deterministic, so a Lambda run and an in-process run of the same input must leave the same
+ledger (provider, action, operation) sequence.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from durable_core import Runtime
+from durable_core.stores.sqlite import SQLiteStore
+from durable_core.testing import VirtualClock
+from examples.hello_durable.workflow import hello
+from examples.order_processing import services as order_services
+from examples.order_processing.saga import process_order
+from examples.tour_booking import providers
+from examples.tour_booking.providers import Tour
+from examples.tour_booking.saga import book_tour
+
+from .emulator import Emulator, events
+
+pytestmark = pytest.mark.aws
+
+
+@pytest.fixture
+def ledgers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Fresh ledgers for both examples (the handlers run in this process)."""
+    monkeypatch.setenv(providers.LEDGER_ENV, str(tmp_path / "tour.sqlite3"))
+    monkeypatch.setenv(order_services.LEDGER_ENV, str(tmp_path / "order.sqlite3"))
+    return tmp_path
+
+
+def _local_tour_effects(tmp_path: Path, tour: Tour) -> list[tuple[str, str, str]]:
+    """Run the same saga in-process on SQLite; its ledger effects (provider, action, op)."""
+    runtime = Runtime(SQLiteStore(tmp_path / "local.sqlite3"), clock=VirtualClock())
+    ex = runtime.run(book_tour, tour, execution_id="local-run")
+    while ex.status.value == "RUNNING":  # provider retries are durable timers here
+        runtime.clock.advance(ex.wake_at - runtime.clock.now())  # type: ignore[attr-defined]
+        runtime.tick()
+        ex = runtime.get("local-run")
+    return providers.effects("local-run")
+
+
+def test_hello_durable(deploy, emulator: Emulator, ledgers: Path) -> None:
+    deploy("hello", hello)
+    arn = emulator.start("hello", {"order_id": "A-1", "amount": 42.5})
+    ex = emulator.wait(arn)
+    assert ex["Status"] == "SUCCEEDED", ex
+    result = json.loads(ex["Result"])
+    assert result["order_id"] == "A-1" and result["amount"] == 42.5
+    assert result["charge_id"].startswith("ch_") and result["confirmation_id"].startswith("msg_")
+    hist = emulator.history(arn)
+    assert events(hist, "StepSucceeded", "StepFailed", "WaitStarted", "WaitSucceeded") == [
+        ("StepSucceeded", "validate-order"),
+        ("StepFailed", "process-payment"),  # the gateway's first attempt times out: a RETRY
+        ("StepSucceeded", "process-payment"),
+        ("WaitStarted", "cool-off"),
+        ("WaitSucceeded", "cool-off"),  # 24 hours, skipped by the emulator
+        ("StepSucceeded", "send-confirmation"),
+    ]
+
+
+def test_tour_booking_succeeds_with_the_same_ledger_as_in_process(
+    deploy, emulator: Emulator, ledgers: Path
+) -> None:
+    deploy("tour", book_tour)
+    arn = emulator.start("tour", Tour().model_dump(mode="json"))
+    ex = emulator.wait(arn)
+    assert ex["Status"] == "SUCCEEDED", ex
+    assert set(json.loads(ex["Result"])) == {"flight", "hotel", "car"}
+    lambda_effects = providers.effects(arn)
+    assert [(p, a) for p, a, _ in lambda_effects] == [
+        ("airline", "book"),
+        ("hotel", "book"),
+        ("cars", "book"),
+    ]
+    assert lambda_effects == _local_tour_effects(ledgers, Tour())
+
+
+def test_tour_booking_rolls_back_with_compensations_as_steps(
+    deploy, emulator: Emulator, ledgers: Path
+) -> None:
+    deploy("tour", book_tour)
+    tour = Tour(fail_car=True)
+    arn = emulator.start("tour", tour.model_dump(mode="json"))
+    ex = emulator.wait(arn)
+    assert ex["Status"] == "FAILED", ex
+    assert ex["Error"]["ErrorType"] == "saga.errors.SagaCompensated"
+    lambda_effects = providers.effects(arn)
+    assert [(p, a) for p, a, _ in lambda_effects] == [
+        ("airline", "book"),
+        ("hotel", "book"),
+        ("cars", "reject"),
+        ("hotel", "cancel"),
+        ("airline", "cancel"),
+    ]
+    assert all(not r.duplicate for r in providers.ledger_rows(arn))
+    assert lambda_effects == _local_tour_effects(ledgers, tour)
+    # the rollback plan and each compensation are ordinary checkpointed steps
+    assert events(emulator.history(arn), "StepSucceeded", "StepFailed") == [
+        ("StepSucceeded", "book-flight"),
+        ("StepSucceeded", "book-hotel"),
+        ("StepFailed", "book-car"),
+        ("StepSucceeded", "saga:rollback"),
+        ("StepSucceeded", "compensate:book-hotel"),
+        ("StepSucceeded", "compensate:book-flight"),
+    ]
+
+
+def _pickup_token(arn: str) -> str | None:
+    rows = [d for s, a, d in order_services.effects(arn) if a == "pickup"]
+    return rows[0].rsplit("token ", 1)[1] if rows else None
+
+
+def test_order_processing_completes_when_the_shipper_confirms(
+    deploy, emulator: Emulator, ledgers: Path
+) -> None:
+    deploy("orders", process_order)
+    arn = emulator.start("orders", order_services.Order().model_dump(mode="json"))
+    emulator.wait(arn, until=lambda ex: _pickup_token(arn) is not None)
+    token = _pickup_token(arn)
+    assert token is not None
+    emulator.client.send_durable_execution_callback_success(
+        CallbackId=token, Result=json.dumps({"tracking": "VNP-123"}).encode()
+    )
+    ex = emulator.wait(arn)
+    assert ex["Status"] == "SUCCEEDED", ex
+    assert json.loads(ex["Result"])["tracking"] == "VNP-123"
+    assert [(s, a) for s, a, _ in order_services.effects(arn)] == [
+        ("payments", "charge"),
+        ("inventory", "reserve"),
+        ("mail", "confirmation"),
+        ("shipping", "pickup"),
+    ]
+    started = [e for e in emulator.history(arn) if e["EventType"] == "CallbackStarted"]
+    assert [e["Name"] for e in started] == ["shipper-confirmation"]
+
+
+def test_order_processing_rolls_back_when_the_shipper_fails(
+    deploy, emulator: Emulator, ledgers: Path
+) -> None:
+    deploy("orders", process_order)
+    arn = emulator.start("orders", order_services.Order(order_id="A-2").model_dump(mode="json"))
+    emulator.wait(arn, until=lambda ex: _pickup_token(arn) is not None)
+    emulator.client.send_durable_execution_callback_failure(
+        CallbackId=_pickup_token(arn),
+        Error={"ErrorType": "ShipperRefused", "ErrorMessage": "no truck available"},
+    )
+    ex = emulator.wait(arn)
+    assert ex["Status"] == "FAILED", ex
+    assert [(s, a) for s, a, _ in order_services.effects(arn)][4:] == [
+        ("shipping", "cancel-pickup"),
+        ("mail", "cancellation"),
+        ("inventory", "release"),
+        ("payments", "refund"),
+    ]
+
+
+def print_history(history: list[dict[str, Any]]) -> None:  # pragma: no cover - debugging aid
+    for e in history:
+        print(e["EventType"], e.get("Name"), e.get("SubType"))
