@@ -51,13 +51,15 @@ class Deploy:
         self.server = server
         self.emu = emu
 
-    def __call__(self, name: str, fn: Any, **options: Any) -> Any:
-        handler = durable_handler(fn, client=self.emu.client, options=LambdaOptions(**options))
+    def __call__(self, name: str, fn: Any, *, client: Any = None, **options: Any) -> Any:
+        handler = durable_handler(
+            fn, client=client or self.emu.client, options=LambdaOptions(**options)
+        )
         self.server.register(name, lambda event: handler(event, None))
         return handler
 
 
 @pytest.fixture
 def deploy(invoke_server: InvokeServer, emulator: Emulator) -> Deploy:
-    """``deploy(name, fn, **LambdaOptions)`` serves ``fn`` as Lambda function ``name``."""
+    """``deploy(name, fn, client=None, **LambdaOptions)`` serves ``fn`` as function ``name``."""
     return Deploy(invoke_server, emulator)

@@ -69,6 +69,10 @@ class InvokeServer:
         self.handlers: dict[str, Handler | Subprocess] = {}
         self.invocations: list[tuple[str, str, dict[str, Any]]] = []
         """(function name, invocation type, event) of every invoke received."""
+        self.errors: list[tuple[str, str, str]] = []
+        """(function name, error type, message) of every invocation that raised."""
+        self.responses: list[tuple[str, Any]] = []
+        """(function name, response) of every invocation that answered."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         server = self
@@ -114,16 +118,21 @@ class InvokeServer:
                 },
             )
         if kind == "Event":
-            threading.Thread(target=self._run, args=(handler, event), daemon=True).start()
+            threading.Thread(target=self._run, args=(name, handler, event), daemon=True).start()
             return 202, {}, None
-        return self._run(handler, event)
+        return self._run(name, handler, event)
 
-    def _run(self, handler: Handler | Subprocess, event: Any) -> tuple[int, dict[str, str], Any]:
+    def _run(
+        self, name: str, handler: Handler | Subprocess, event: Any
+    ) -> tuple[int, dict[str, str], Any]:
         try:
             if isinstance(handler, Subprocess):
                 return 200, {}, _in_subprocess(handler, event)
-            return 200, {}, handler(event)
+            response = handler(event)
+            self.responses.append((name, response))
+            return 200, {}, response
         except Exception as exc:  # like Lambda: a function error, not an HTTP error
+            self.errors.append((name, type(exc).__name__, str(exc)))
             error = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
             return 200, {"X-Amz-Function-Error": "Unhandled"}, error
 

@@ -273,3 +273,32 @@ def test_deadline_cancellation_marker(deploy, emulator: Emulator) -> None:
     assert (
         marker[0]["StepFailedDetails"]["Error"]["Payload"]["ErrorType"] == "durable_core.Cancelled"
     )
+
+
+def test_chained_invoke_of_a_durable_and_a_plain_function(
+    deploy, emulator: Emulator, invoke_server
+) -> None:
+    @durable
+    def child(ctx: DurableContext, event: dict[str, int]) -> int:
+        ctx.wait("child-wait", 30)
+        return ctx.step("times-ten", lambda sc: event["n"] * 10)
+
+    @durable
+    def parent(ctx: DurableContext, event: int) -> list[Any]:
+        durable_child = ctx.invoke("lambda-child", {"n": event})
+        plain = ctx.invoke("lambda-plain", {"n": event}, name="plain")
+        return [durable_child, plain]
+
+    deploy("lambda-child", child)
+    invoke_server.register("lambda-plain", lambda event: {"doubled": event["n"] * 2})
+    deploy("ops-invoke", parent)
+    arn = emulator.start("ops-invoke", 4)
+    ex = emulator.wait(arn)
+    assert ex["Status"] == "SUCCEEDED", ex
+    assert json.loads(ex["Result"]) == [40, {"doubled": 8}]
+    assert events(emulator.history(arn), "ChainedInvokeStarted", "ChainedInvokeSucceeded") == [
+        ("ChainedInvokeStarted", "lambda-child"),
+        ("ChainedInvokeSucceeded", "lambda-child"),
+        ("ChainedInvokeStarted", "plain"),
+        ("ChainedInvokeSucceeded", "plain"),
+    ]

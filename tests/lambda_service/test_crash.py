@@ -1,0 +1,49 @@
+"""A handler killed mid-invocation is re-invoked by the emulator and repeats no finished step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .emulator import REGION, Emulator, InvokeServer, Subprocess, events
+
+pytestmark = pytest.mark.aws
+
+
+def test_killed_handler_is_reinvoked_and_completed_steps_do_not_repeat(
+    emulator: Emulator, invoke_server: InvokeServer, tmp_path: Path
+) -> None:
+    ledger, marker = tmp_path / "ledger.txt", tmp_path / "marker"
+    spec = Subprocess(
+        "tests.lambda_service.crash_flow:handler",
+        env={
+            "CRASH_LEDGER": str(ledger),
+            "CRASH_MARKER": str(marker),
+            "AWS_ENDPOINT_URL_LAMBDA": emulator.url,
+            "AWS_DEFAULT_REGION": REGION,  # Lambda sets it (and AWS_REGION)
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+        },
+    )
+    spec.kill_when = lambda: spec.killed == 0 and marker.exists()  # kill the first run only
+    invoke_server.register("crash", spec)
+    arn = emulator.start("crash", {"order": "A-7"})
+    ex = emulator.wait(arn, timeout=90)
+    assert ex["Status"] == "SUCCEEDED", ex
+    assert json.loads(ex["Result"]) == ["reserve A-7", "slow-done", "confirm"]
+    assert spec.killed == 1 and spec.runs == 2
+    # the step that finished before the kill ran once; the one killed mid-body ran again
+    assert ledger.read_text().splitlines() == [
+        "reserve A-7",
+        "slow-start attempt=1",
+        "slow-start attempt=1",
+        "slow-done",
+        "confirm",
+    ]
+    assert events(emulator.history(arn), "StepSucceeded") == [
+        ("StepSucceeded", "reserve"),
+        ("StepSucceeded", "slow"),
+        ("StepSucceeded", "confirm"),
+    ]
