@@ -110,12 +110,17 @@ def error_to_wire(err: ErrorInfo, *, data: str | None = None) -> Wire:
     if payload is not None:
         out["ErrorData"] = payload
     if err.traceback:
-        out["StackTrace"] = err.traceback.splitlines()
-    while _size(out) > ERROR_LIMIT and len(out.get("StackTrace", ())) > 1:
-        out["StackTrace"] = ["... [earlier frames truncated]", *out["StackTrace"][2:]]
-    if _size(out) > ERROR_LIMIT:
-        out.pop("StackTrace", None)
+        budget = ERROR_LIMIT - _size(out) - 64
+        kept: list[str] = []
+        for line in reversed(err.traceback.splitlines()):
+            budget -= len(json.dumps(line).encode()) + 2
+            if budget < 0:
+                kept.append("... [earlier frames truncated]")
+                break
+            kept.append(line)
+        out["StackTrace"] = kept[::-1]
     if _size(out) > ERROR_LIMIT and "ErrorData" in out:
+        out.pop("StackTrace", None)
         spare = ERROR_LIMIT - _size({**out, "ErrorData": ""}) - 64
         out["ErrorData"] = out["ErrorData"][: max(spare, 0) // 6] + " ... [truncated]"
     return out

@@ -302,3 +302,35 @@ def test_chained_invoke_of_a_durable_and_a_plain_function(
         ("ChainedInvokeStarted", "plain"),
         ("ChainedInvokeSucceeded", "plain"),
     ]
+
+
+def test_a_saga_deadline_on_the_service_rolls_back(deploy, emulator: Emulator) -> None:
+    from saga import CompensationContext, SagaContext, saga
+
+    calls: Counter[str] = Counter()
+
+    def reserve(sc: StepContext) -> str:
+        calls["reserve"] += 1
+        return "R-1"
+
+    def release(c: CompensationContext) -> None:
+        calls[f"release {c.result}"] += 1
+
+    @saga(deadline=timedelta(hours=1))
+    def hold_then_confirm(s: SagaContext, event: None) -> str:
+        s.step("reserve", reserve, compensate=release)
+        s.ctx.wait("hold", timedelta(hours=3))  # skipped by the emulator: the deadline passes
+        return s.step("confirm", lambda sc: calls.update(["confirm"]) or "confirmed")
+
+    deploy("ops-saga-deadline", hold_then_confirm)
+    arn = emulator.start("ops-saga-deadline", None)
+    ex = emulator.wait(arn)
+    assert ex["Status"] == "FAILED", ex
+    assert ex["Error"]["ErrorType"] == "durable_core.errors.ExecutionCancelledError"
+    assert calls == {"reserve": 1, "release R-1": 1}
+    assert events(emulator.history(arn), "StepSucceeded", "StepFailed") == [
+        ("StepSucceeded", "reserve"),
+        ("StepFailed", "confirm"),  # the cancellation marker
+        ("StepSucceeded", "saga:rollback"),
+        ("StepSucceeded", "compensate:reserve"),
+    ]
