@@ -12,6 +12,7 @@ Importing this package does not import boto3; a client is made on the first invo
 See ``docs/aws-lambda.md``.
 """
 
+from durable_core.aws_lambda.dynamo_mode import dynamodb_handler, sweeper_handler
 from durable_core.aws_lambda.errors import (
     CheckpointTokenError,
     EnvelopeError,
@@ -27,4 +28,6 @@ __all__ = [
     "ServiceError",
     "ServiceLimitError",
     "durable_handler",
+    "dynamodb_handler",
+    "sweeper_handler",
 ]

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,8 @@ class InvokeServer:
         """(function name, error type, message) of every invocation that raised."""
         self.responses: list[tuple[str, Any]] = []
         """(function name, response) of every invocation that answered."""
+        self.qualifiers: list[tuple[str, str | None]] = []
+        """(function name, ``Qualifier`` query parameter) of every invoke received."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         server = self
@@ -81,8 +84,10 @@ class InvokeServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"null")
-                name = self.path.split("/functions/", 1)[-1].split("/", 1)[0]
-                name = urllib.request.unquote(name)
+                path, _, query = self.path.partition("?")
+                name = urllib.request.unquote(path.split("/functions/", 1)[-1].split("/", 1)[0])
+                qualifier = urllib.parse.parse_qs(query).get("Qualifier", [None])[0]
+                server.qualifiers.append((name, qualifier))
                 kind = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
                 status, headers, out = server.dispatch(name, kind, body)
                 data = json.dumps(out).encode()

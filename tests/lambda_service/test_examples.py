@@ -14,9 +14,6 @@ from typing import Any
 
 import pytest
 
-from durable_core import Runtime
-from durable_core.stores.sqlite import SQLiteStore
-from durable_core.testing import VirtualClock
 from examples.hello_durable.workflow import hello
 from examples.order_processing import services as order_services
 from examples.order_processing.saga import process_order
@@ -25,6 +22,7 @@ from examples.tour_booking.providers import Tour
 from examples.tour_booking.saga import book_tour
 
 from .emulator import Emulator, events
+from .local_runs import local_tour_effects
 
 pytestmark = pytest.mark.aws
 
@@ -35,17 +33,6 @@ def ledgers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv(providers.LEDGER_ENV, str(tmp_path / "tour.sqlite3"))
     monkeypatch.setenv(order_services.LEDGER_ENV, str(tmp_path / "order.sqlite3"))
     return tmp_path
-
-
-def _local_tour_effects(tmp_path: Path, tour: Tour) -> list[tuple[str, str, str]]:
-    """Run the same saga in-process on SQLite; its ledger effects (provider, action, op)."""
-    runtime = Runtime(SQLiteStore(tmp_path / "local.sqlite3"), clock=VirtualClock())
-    ex = runtime.run(book_tour, tour, execution_id="local-run")
-    while ex.status.value == "RUNNING":  # provider retries are durable timers here
-        runtime.clock.advance(ex.wake_at - runtime.clock.now())  # type: ignore[attr-defined]
-        runtime.tick()
-        ex = runtime.get("local-run")
-    return providers.effects("local-run")
 
 
 def test_hello_durable(deploy, emulator: Emulator, ledgers: Path) -> None:
@@ -81,7 +68,7 @@ def test_tour_booking_succeeds_with_the_same_ledger_as_in_process(
         ("hotel", "book"),
         ("cars", "book"),
     ]
-    assert lambda_effects == _local_tour_effects(ledgers, Tour())
+    assert lambda_effects == local_tour_effects(ledgers, Tour())
 
 
 def test_tour_booking_rolls_back_with_compensations_as_steps(
@@ -102,7 +89,7 @@ def test_tour_booking_rolls_back_with_compensations_as_steps(
         ("airline", "cancel"),
     ]
     assert all(not r.duplicate for r in providers.ledger_rows(arn))
-    assert lambda_effects == _local_tour_effects(ledgers, tour)
+    assert lambda_effects == local_tour_effects(ledgers, tour)
     # the rollback plan and each compensation are ordinary checkpointed steps
     assert events(emulator.history(arn), "StepSucceeded", "StepFailed") == [
         ("StepSucceeded", "book-flight"),

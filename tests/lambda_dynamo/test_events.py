@@ -1,0 +1,65 @@
+"""The DynamoDB-mode handlers' input checks (on a MemoryStore: no server needed)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from durable_core import DurableContext, MemoryStore, durable
+from durable_core.aws_lambda import dynamodb_handler, sweeper_handler
+from durable_core.aws_lambda.dynamo_mode import resolve_version
+from durable_core.errors import ExecutionNotFoundError, ValidationError
+from durable_core.testing import VirtualClock
+
+
+@durable
+def wait_a_day(ctx: DurableContext, event: Any) -> Any:
+    ctx.wait("a-day", timedelta(days=1))
+    return event
+
+
+@pytest.mark.parametrize(
+    "event",
+    [["not", "an", "object"], {}, {"execution_id": ""}, {"execution_id": 42, "input": 1}],
+)
+def test_a_bad_event_says_what_to_send(event: Any) -> None:
+    handler = dynamodb_handler(wait_a_day, store=MemoryStore(), clock=VirtualClock())
+    with pytest.raises(ValidationError):
+        handler(event, None)
+
+
+def test_a_resume_of_an_unknown_execution_is_not_found() -> None:
+    handler = dynamodb_handler(wait_a_day, store=MemoryStore(), clock=VirtualClock())
+    with pytest.raises(ExecutionNotFoundError):
+        handler({"execution_id": "nope"}, None)
+
+
+def test_without_an_id_the_lambda_request_id_names_the_execution() -> None:
+    handler = dynamodb_handler(wait_a_day, store=MemoryStore(), clock=VirtualClock())
+    context = SimpleNamespace(aws_request_id="req-123")
+    assert handler({"input": 1}, context)["execution_id"] == "req-123"
+    assert handler({"input": 1}, context)["status"] == "RUNNING"  # Lambda's retry: same one
+
+
+def test_the_version_comes_from_the_argument_the_function_or_lambda(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "12")
+    assert resolve_version(wait_a_day, "explicit") == "explicit"
+    assert resolve_version(wait_a_day, None) == "12"
+    assert resolve_version(durable(version="3")(wait_a_day.fn), None) == "3"
+
+
+def test_no_table_and_no_function_are_clear_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DURABLE_TABLE", raising=False)
+    monkeypatch.delenv("DURABLE_FUNCTION_NAME", raising=False)
+    with pytest.raises(ValidationError, match="DURABLE_TABLE"):
+        dynamodb_handler(wait_a_day)({"input": 1}, None)
+    store, clock = MemoryStore(), VirtualClock()
+    dynamodb_handler(wait_a_day, store=store, clock=clock)({"execution_id": "x", "input": 1}, None)
+    clock.advance(timedelta(days=1))
+    report = sweeper_handler(store=store, clock=clock, lambda_client=object())({}, None)
+    assert report["dispatched"] == [] and "DURABLE_FUNCTION_NAME" in report["failed"][0]["error"]
