@@ -43,6 +43,8 @@ REPO = HERE.parent
 PEERS = HERE / "peers"
 VENVS = REPO / ".cache" / "bench-venvs"
 CACHE = REPO / ".cache" / "bench-cache"
+LOGS = REPO / ".cache" / "bench-logs"
+"""Standard error of the measuring processes (kept after the run, for failures)."""
 RESULTS = HERE / "results" / "latest.json"
 QUICK = REPO / ".cache" / "bench-quick" / "quick.json"
 """Where ``--quick`` writes (not committed: a smoke run's numbers are not results)."""
@@ -223,7 +225,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp_name:
         common = {"tmp_dir": tmp_name, "cache_dir": str(CACHE)}
-        servers = {label: Server(label, Path(tmp_name)) for label in VARIANTS}
+        LOGS.mkdir(parents=True, exist_ok=True)
+        servers = {label: Server(label, LOGS) for label in VARIANTS}
         try:
             log("starting the measuring processes (imports, DBOS launch) before timing")
             for server in servers.values():  # one at a time: they must not race each other

@@ -12,7 +12,7 @@ Variants:
 Each process uses one store file (fresh per process) for all its runs, as an application
 would. The workflow is ``for i in range(n): ctx.step(f"s{i}", lambda sc: i)``.
 
-Resume: an execution records N steps then waits 60 s; the timed region is one
+Resume: an execution records N steps then waits 360 days; the timed region is one
 ``Runtime.run_once`` (take the lease, load the journal, replay N steps, suspend again at
 the wait, record that and release the lease). The journal is left unchanged, so it is
 re-resumed for each run. It is recorded once per (variant, N) in ``cache_dir`` with
@@ -24,15 +24,21 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from _common import Spec, import_time, main, max_rss_mb, repeat
 
 VARIANTS = ("memory", "sqlite-full", "sqlite-normal")
-RESUME_FORMAT = 1
+RESUME_FORMAT = 2
 """Bump when the recorded resume journal changes shape (cached files are rebuilt)."""
+RESUME_WAIT = timedelta(days=360)
+"""The wait the resumed execution suspends at again: never due while cached files live."""
+RESUME_CACHE_MAX_AGE_S = 300 * 86400
+"""Older cached journals are rebuilt, so that their wait is still in the future."""
 
 
 def _store(variant: str, path: Path) -> Any:
@@ -63,7 +69,7 @@ def _steps_function(name: str, *, then_wait: bool) -> Any:
         for i in range(n):
             total += ctx.step(f"s{i}", constant(i))
         if then_wait:
-            ctx.wait("pause", 60)
+            ctx.wait("pause", RESUME_WAIT)
         return total
 
     return steps
@@ -118,7 +124,7 @@ def _resume_store_file(spec: Spec, n: int) -> tuple[Path, str]:
     cache.mkdir(parents=True, exist_ok=True)
     path = cache / f"durable-saga-resume-v{RESUME_FORMAT}-{n}.sqlite3"
     eid = f"resume-{n}"
-    if not path.exists():
+    if not path.exists() or time.time() - path.stat().st_mtime > RESUME_CACHE_MAX_AGE_S:
         building = path.with_suffix(".building")
         for leftover in cache.glob(building.name + "*"):
             leftover.unlink()
@@ -168,7 +174,7 @@ def op_resume(spec: Spec) -> dict[str, Any]:
         raise SystemExit(f"journal holds {replayed} steps, expected {n}")
     return {
         "seconds": seconds,
-        "how": "Runtime.run_once on an execution with N recorded steps then a 60 s wait: "
+        "how": "Runtime.run_once on an execution with N recorded steps then a long wait: "
         "lease, load journal, replay N steps, suspend, finish_invocation",
     }
 
