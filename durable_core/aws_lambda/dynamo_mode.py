@@ -260,6 +260,56 @@ def sweeper_handler(
     return handler
 
 
+def callback_handler(
+    *, store: Store | None = None, table: str | None = None, clock: Clock | None = None
+) -> LambdaHandler:
+    """Make a handler that completes callbacks by token (put it behind your webhook).
+
+    Events (or a Function URL / API Gateway event whose ``body`` is one of these)::
+
+        {"token": "...", "result": {...}}                               success
+        {"token": "...", "error": {"type": "...", "message": "..."}}    failure
+        {"token": "...", "heartbeat": true}                             heartbeat
+
+    The store makes the execution due at once; the sweeper resumes it on its next run.
+
+    Raises (from the handler):
+        CallbackNotFoundError: no callback has this token.
+        CallbackAlreadyCompletedError: it was completed (or timed out) before; nothing changed.
+    """
+    lazy = _Lazy(
+        lambda: Runtime(
+            store if store is not None else default_store(table), clock=clock, worker_id="callback"
+        )
+    )
+
+    def handler(event: Mapping[str, Any], lambda_context: Any = None) -> dict[str, Any]:
+        request: Any = event
+        if isinstance(event, Mapping) and isinstance(event.get("body"), str):
+            request = json.loads(event["body"])
+        if not isinstance(request, Mapping) or not isinstance(request.get("token"), str):
+            raise ValidationError(
+                'send {"token": ..., "result": ...}, {"token": ..., "error": {"type": ..., '
+                '"message": ...}} or {"token": ..., "heartbeat": true}'
+            )
+        runtime, token = lazy.get(), request["token"]
+        if request.get("heartbeat"):
+            op = runtime.send_callback_heartbeat(token)
+        elif "error" in request:
+            error = request["error"] if isinstance(request["error"], Mapping) else {}
+            op = runtime.send_callback_failure(
+                token,
+                str(error.get("message") or request["error"]),
+                error_type=str(error.get("type") or "CallbackFailure"),
+                data=error.get("data"),
+            )
+        else:
+            op = runtime.send_callback_success(token, request.get("result"))
+        return {"status": op.status.value, "callback": op.name}
+
+    return handler
+
+
 def _run_due(runtime: Runtime, lambda_context: Any, limit: int) -> int:
     ran = 0
     remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)

@@ -22,9 +22,13 @@ from lambda_service.crash_flow import crash_flow
 from lambda_service.emulator import ROOT, InvokeServer, client
 from lambda_service.local_runs import local_tour_effects
 
-from durable_core import DurableContext, ExecutionStatus, Runtime, durable
-from durable_core.aws_lambda import dynamodb_handler, sweeper_handler
-from durable_core.errors import ExecutionConflictError, VersionMismatchError
+from durable_core import DurableContext, ExecutionStatus, durable
+from durable_core.aws_lambda import callback_handler, dynamodb_handler, sweeper_handler
+from durable_core.errors import (
+    CallbackAlreadyCompletedError,
+    ExecutionConflictError,
+    VersionMismatchError,
+)
 from durable_core.testing import VirtualClock
 from examples.order_processing import services as order_services
 from examples.order_processing.saga import process_order
@@ -154,8 +158,15 @@ def test_order_processing_resumes_after_the_shipper_callback(
     assert waiting["status"] == "RUNNING"
     assert "shipper-confirmation" in waiting["waiting_for"]
     token = next(op.callback_id for op in store.load_operations("o-1") if op.callback_id)
-    # the shipper's webhook: any process with the table completes the callback
-    Runtime(reopen(store), clock=clock).send_callback_success(token, {"tracking": "VNP-9"})
+    # the shipper's webhook (a Function URL event): any process with the table completes it
+    webhook = callback_handler(store=reopen(store), clock=clock)
+    body = json.dumps({"token": token, "result": {"tracking": "VNP-9"}})
+    assert webhook({"body": body}, None) == {
+        "status": "SUCCEEDED",
+        "callback": "shipper-confirmation",
+    }
+    with pytest.raises(CallbackAlreadyCompletedError):
+        webhook({"token": token, "error": {"type": "Late", "message": "too late"}}, None)
     assert sweep({}, None) == {"ran": 1}
     done = store.get_execution("o-1")
     assert done.status is ExecutionStatus.SUCCEEDED
