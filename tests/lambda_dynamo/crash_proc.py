@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
+from lambda_service.crash_flow import crash_flow
+
 from durable_core.aws_lambda import dynamodb_handler
 from durable_core.runtime import RuntimeOptions
 from durable_core.stores.dynamodb import DynamoDBStore
-from tests.lambda_service.crash_flow import crash_flow
 
 handler = dynamodb_handler(
     crash_flow,

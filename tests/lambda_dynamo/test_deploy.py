@@ -20,10 +20,8 @@ TEMPLATES = sorted(DEPLOY.glob("*/*.yaml"))
 
 def _load(path: Path) -> dict[str, Any]:
     """A template as data; CloudFormation tags (!Ref, !Sub, ...) become {"Fn::X": value}."""
-    yaml = pytest.importorskip("yaml")
-
-    class Loader(yaml.SafeLoader):
-        pass
+    yaml: Any = pytest.importorskip("yaml")
+    loader: Any = type("Loader", (yaml.SafeLoader,), {})
 
     def tag(loader: Any, suffix: str, node: Any) -> dict[str, Any]:
         if isinstance(node, yaml.ScalarNode):
@@ -34,8 +32,8 @@ def _load(path: Path) -> dict[str, Any]:
             value = loader.construct_mapping(node, deep=True)
         return {f"Fn::{suffix}": value}
 
-    Loader.add_multi_constructor("!", tag)
-    data: dict[str, Any] = yaml.load(path.read_text(), Loader=Loader)
+    loader.add_multi_constructor("!", tag)
+    data: dict[str, Any] = yaml.load(path.read_text(), Loader=loader)
     return data
 
 

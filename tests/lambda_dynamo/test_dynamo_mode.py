@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aws import ddb
 from lambda_service.crash_flow import crash_flow
-from lambda_service.emulator import ROOT, InvokeServer, client
+from lambda_service.emulator import PYTHONPATH, ROOT, InvokeServer, client
 from lambda_service.local_runs import local_tour_effects
 
 from durable_core import DurableContext, ExecutionStatus, durable
@@ -182,7 +182,7 @@ def test_a_killed_invocation_is_recovered_by_the_sweeper_without_repeating_steps
     monkeypatch.setenv("CRASH_MARKER", str(marker))
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": PYTHONPATH,
         "DURABLE_TABLE": store.table_name,
         "DDB_ENDPOINT": ddb.endpoint(),
         "AWS_ACCESS_KEY_ID": "local",
@@ -195,8 +195,8 @@ def test_a_killed_invocation_is_recovered_by_the_sweeper_without_repeating_steps
         [
             sys.executable,
             "-m",
-            "tests.lambda_service.lambda_proc",
-            "tests.lambda_dynamo.crash_proc:handler",
+            "lambda_service.lambda_proc",
+            "lambda_dynamo.crash_proc:handler",
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,

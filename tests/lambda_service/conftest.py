@@ -8,13 +8,10 @@ are skipped with a loud reason (``.ci/install-aws-emulator.sh`` installs it).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from durable_core.aws_lambda import LambdaOptions, durable_handler
-
-from .emulator import Emulator, InvokeServer, runner_path
+from .emulator import Deploy, Emulator, InvokeServer, runner_path
 
 CHAINED_TARGETS = {
     "lambda-child": {"DurableConfig": {"ExecutionTimeout": 60, "RetentionPeriodInDays": 1}},
@@ -42,21 +39,6 @@ def emulator(invoke_server: InvokeServer) -> Iterator[Emulator]:
     emu = Emulator(runner, invoke_server.url, function_configs=CHAINED_TARGETS)
     yield emu
     emu.stop()
-
-
-class Deploy:
-    """Register durable functions as Lambda functions served to the emulator."""
-
-    def __init__(self, server: InvokeServer, emu: Emulator) -> None:
-        self.server = server
-        self.emu = emu
-
-    def __call__(self, name: str, fn: Any, *, client: Any = None, **options: Any) -> Any:
-        handler = durable_handler(
-            fn, client=client or self.emu.client, options=LambdaOptions(**options)
-        )
-        self.server.register(name, lambda event: handler(event, None))
-        return handler
 
 
 @pytest.fixture

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+PYTHONPATH = os.pathsep.join([str(ROOT / "tests"), str(ROOT)])
+"""Test modules import as pytest imports them (``lambda_service.x``), plus the repository."""
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
@@ -49,7 +51,7 @@ def runner_path() -> Path | None:
 
 @dataclass
 class Subprocess:
-    """Run a handler in a fresh ``python -m tests.lambda_service.lambda_proc`` per invocation.
+    """Run a handler in a fresh ``python -m lambda_service.lambda_proc`` per invocation.
 
     ``kill_when`` is polled while the process runs; when it returns True the process is
     killed (SIGKILL, by PID) and the invocation answers like a crashed Lambda runtime.
@@ -85,7 +87,7 @@ class InvokeServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"null")
                 path, _, query = self.path.partition("?")
-                name = urllib.request.unquote(path.split("/functions/", 1)[-1].split("/", 1)[0])
+                name = urllib.parse.unquote(path.split("/functions/", 1)[-1].split("/", 1)[0])
                 qualifier = urllib.parse.parse_qs(query).get("Qualifier", [None])[0]
                 server.qualifiers.append((name, qualifier))
                 kind = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
@@ -103,7 +105,9 @@ class InvokeServer:
                 pass
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), _Request)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def register(self, name: str, handler: Handler | Subprocess) -> None:
@@ -151,9 +155,9 @@ class FunctionCrashedError(RuntimeError):
 
 
 def _in_subprocess(spec: Subprocess, event: Any) -> Any:
-    env = {**os.environ, **spec.env, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **spec.env, "PYTHONPATH": PYTHONPATH}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.lambda_service.lambda_proc", spec.target],
+        [sys.executable, "-m", "lambda_service.lambda_proc", spec.target],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -278,6 +282,24 @@ class Emulator:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class Deploy:
+    """Serve durable functions as Lambda functions to the emulator (the ``deploy`` fixture)."""
+
+    def __init__(self, server: InvokeServer, emu: Emulator) -> None:
+        self.server = server
+        self.emu = emu
+
+    def __call__(self, name: str, fn: Any, *, client: Any = None, **options: Any) -> Any:
+        """Serve ``fn`` as function ``name``; ``options`` are ``LambdaOptions`` fields."""
+        from durable_core.aws_lambda import LambdaOptions, durable_handler
+
+        handler = durable_handler(
+            fn, client=client or self.emu.client, options=LambdaOptions(**options)
+        )
+        self.server.register(name, lambda event: handler(event, None))
+        return handler
 
 
 def client(url: str) -> Any:

@@ -1,4 +1,4 @@
-"""Run one Lambda invocation in this process: ``python -m tests.lambda_service.lambda_proc
+"""Run one Lambda invocation in this process: ``python -m lambda_service.lambda_proc
 module:handler`` reads the event (JSON) on stdin and writes the handler's response on stdout.
 
 Used for handlers a test kills mid-invocation. The handler's boto3 client comes from the

@@ -85,7 +85,9 @@ class FaultProxy:
                 pass
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), _Request)
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def inject(self, api: str, *faults: tuple[int, str]) -> None:
         """Answer the next requests to ``api`` with these (status, message) faults."""

@@ -17,7 +17,7 @@ def test_killed_handler_is_reinvoked_and_completed_steps_do_not_repeat(
 ) -> None:
     ledger, marker = tmp_path / "ledger.txt", tmp_path / "marker"
     spec = Subprocess(
-        "tests.lambda_service.crash_flow:handler",
+        "lambda_service.crash_flow:handler",
         env={
             "CRASH_LEDGER": str(ledger),
             "CRASH_MARKER": str(marker),

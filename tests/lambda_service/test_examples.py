@@ -21,7 +21,7 @@ from examples.tour_booking import providers
 from examples.tour_booking.providers import Tour
 from examples.tour_booking.saga import book_tour
 
-from .emulator import Emulator, events
+from .emulator import Deploy, Emulator, events
 from .local_runs import local_tour_effects
 
 pytestmark = pytest.mark.aws
@@ -35,7 +35,7 @@ def ledgers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_hello_durable(deploy, emulator: Emulator, ledgers: Path) -> None:
+def test_hello_durable(deploy: Deploy, emulator: Emulator, ledgers: Path) -> None:
     deploy("hello", hello)
     arn = emulator.start("hello", {"order_id": "A-1", "amount": 42.5})
     ex = emulator.wait(arn)
@@ -55,7 +55,7 @@ def test_hello_durable(deploy, emulator: Emulator, ledgers: Path) -> None:
 
 
 def test_tour_booking_succeeds_with_the_same_ledger_as_in_process(
-    deploy, emulator: Emulator, ledgers: Path
+    deploy: Deploy, emulator: Emulator, ledgers: Path
 ) -> None:
     deploy("tour", book_tour)
     arn = emulator.start("tour", Tour().model_dump(mode="json"))
@@ -72,7 +72,7 @@ def test_tour_booking_succeeds_with_the_same_ledger_as_in_process(
 
 
 def test_tour_booking_rolls_back_with_compensations_as_steps(
-    deploy, emulator: Emulator, ledgers: Path
+    deploy: Deploy, emulator: Emulator, ledgers: Path
 ) -> None:
     deploy("tour", book_tour)
     tour = Tour(fail_car=True)
@@ -107,7 +107,7 @@ def _pickup_token(arn: str) -> str | None:
 
 
 def test_order_processing_completes_when_the_shipper_confirms(
-    deploy, emulator: Emulator, ledgers: Path
+    deploy: Deploy, emulator: Emulator, ledgers: Path
 ) -> None:
     deploy("orders", process_order)
     arn = emulator.start("orders", order_services.Order().model_dump(mode="json"))
@@ -131,7 +131,7 @@ def test_order_processing_completes_when_the_shipper_confirms(
 
 
 def test_order_processing_rolls_back_when_the_shipper_fails(
-    deploy, emulator: Emulator, ledgers: Path
+    deploy: Deploy, emulator: Emulator, ledgers: Path
 ) -> None:
     deploy("orders", process_order)
     arn = emulator.start("orders", order_services.Order(order_id="A-2").model_dump(mode="json"))

@@ -23,7 +23,7 @@ from durable_core import (
     durable,
 )
 
-from .emulator import Emulator, events
+from .emulator import Deploy, Emulator, InvokeServer, events
 
 pytestmark = pytest.mark.aws
 
@@ -39,7 +39,7 @@ def _by_id(history: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 
 def test_step_retries_are_service_retries_and_waits_are_service_timers(
-    deploy, emulator: Emulator
+    deploy: Deploy, emulator: Emulator
 ) -> None:
     calls: Counter[str] = Counter()
 
@@ -81,7 +81,9 @@ def test_step_retries_are_service_retries_and_waits_are_service_timers(
     assert waited["Duration"] == 7200
 
 
-def test_a_step_that_keeps_failing_fails_the_execution_with_its_error(deploy, emulator) -> None:
+def test_a_step_that_keeps_failing_fails_the_execution_with_its_error(
+    deploy: Deploy, emulator: Emulator
+) -> None:
     @durable
     def flow(ctx: DurableContext, event: None) -> None:
         def broken(sc: StepContext) -> None:
@@ -98,7 +100,7 @@ def test_a_step_that_keeps_failing_fails_the_execution_with_its_error(deploy, em
     assert events(emulator.history(arn), "StepFailed") == [("StepFailed", "validate")]
 
 
-def test_at_most_once_step_sends_start_before_the_body(deploy, emulator: Emulator) -> None:
+def test_at_most_once_step_sends_start_before_the_body(deploy: Deploy, emulator: Emulator) -> None:
     seen: list[list[tuple[str, str | None]]] = []
 
     @durable
@@ -118,7 +120,7 @@ def test_at_most_once_step_sends_start_before_the_body(deploy, emulator: Emulato
     assert seen == [[("StepStarted", "charge")]]  # the START was durable when the body ran
 
 
-def test_callback_completed_with_boto3(deploy, emulator: Emulator) -> None:
+def test_callback_completed_with_boto3(deploy: Deploy, emulator: Emulator) -> None:
     published: dict[str, str] = {}
 
     @durable
@@ -145,7 +147,9 @@ def test_callback_completed_with_boto3(deploy, emulator: Emulator) -> None:
     assert json.loads(ex["Result"]) == {"approved": {"by": "ops"}}
 
 
-def test_callback_failure_and_timeout_come_from_the_service(deploy, emulator: Emulator) -> None:
+def test_callback_failure_and_timeout_come_from_the_service(
+    deploy: Deploy, emulator: Emulator
+) -> None:
     published: dict[str, str] = {}
 
     @durable
@@ -174,7 +178,7 @@ def test_callback_failure_and_timeout_come_from_the_service(deploy, emulator: Em
     assert ("CallbackTimedOut", "answer") in events(emulator.history(silent))
 
 
-def test_child_context_is_started_before_its_children(deploy, emulator: Emulator) -> None:
+def test_child_context_is_started_before_its_children(deploy: Deploy, emulator: Emulator) -> None:
     @durable
     def flow(ctx: DurableContext, event: int) -> int:
         def inner(child: DurableContext) -> int:
@@ -204,16 +208,18 @@ def test_child_context_is_started_before_its_children(deploy, emulator: Emulator
     assert parents == {"double": ids["outer"], "inc": ids["nested"]}
 
 
-def test_parallel_map_wait_for_callback_and_condition(deploy, emulator: Emulator) -> None:
+def test_parallel_map_wait_for_callback_and_condition(deploy: Deploy, emulator: Emulator) -> None:
     published: list[str] = []
 
     @durable
     def flow(ctx: DurableContext, event: list[int]) -> dict[str, Any]:
         squares = ctx.map(event, lambda c, item, i: c.step("square", lambda sc: item * item))
-        both = ctx.parallel(
-            [lambda c: c.step("left", lambda sc: "L"), lambda c: (c.wait("later", 60), "R")[1]],
-            name="pair",
-        )
+
+        def right(c: DurableContext) -> str:
+            c.wait("later", 60)
+            return "R"
+
+        both = ctx.parallel([lambda c: c.step("left", lambda sc: "L"), right], name="pair")
         reply = ctx.wait_for_callback("human", lambda token, sc: published.append(token))
         polls = ctx.wait_for_condition(
             "ready", lambda n, sc: n + 1, initial_state=0, done=lambda n: n >= 3, wait=wait_fixed(1)
@@ -252,7 +258,7 @@ def test_parallel_map_wait_for_callback_and_condition(deploy, emulator: Emulator
     assert all(t.count("ContextStarted") <= 1 for t in by_id.values())
 
 
-def test_deadline_cancellation_marker(deploy, emulator: Emulator) -> None:
+def test_deadline_cancellation_marker(deploy: Deploy, emulator: Emulator) -> None:
     calls: Counter[str] = Counter()
 
     @durable(timeout=timedelta(hours=1))
@@ -276,7 +282,7 @@ def test_deadline_cancellation_marker(deploy, emulator: Emulator) -> None:
 
 
 def test_chained_invoke_of_a_durable_and_a_plain_function(
-    deploy, emulator: Emulator, invoke_server
+    deploy: Deploy, emulator: Emulator, invoke_server: InvokeServer
 ) -> None:
     @durable
     def child(ctx: DurableContext, event: dict[str, int]) -> int:
@@ -304,7 +310,7 @@ def test_chained_invoke_of_a_durable_and_a_plain_function(
     ]
 
 
-def test_a_saga_deadline_on_the_service_rolls_back(deploy, emulator: Emulator) -> None:
+def test_a_saga_deadline_on_the_service_rolls_back(deploy: Deploy, emulator: Emulator) -> None:
     from saga import CompensationContext, SagaContext, saga
 
     calls: Counter[str] = Counter()

@@ -14,7 +14,7 @@ from durable_core import DurableContext, durable
 from durable_core.aws_lambda import CheckpointTokenError, LambdaOptions, durable_handler
 from durable_core.aws_lambda.wire import PAYLOAD_LIMIT, RESPONSE_LIMIT
 
-from .emulator import Emulator, InvokeServer, client, events
+from .emulator import Deploy, Emulator, InvokeServer, client, events
 from .proxy import FaultProxy
 
 pytestmark = pytest.mark.aws
@@ -37,7 +37,9 @@ def _two_steps(calls: Counter[str]) -> Any:
     return flow
 
 
-def test_throttling_and_5xx_are_retried_without_repeating_work(deploy, emulator, proxy) -> None:
+def test_throttling_and_5xx_are_retried_without_repeating_work(
+    deploy: Deploy, emulator: Emulator, proxy: FaultProxy
+) -> None:
     calls: Counter[str] = Counter()
     deploy("svc-flaky", _two_steps(calls), client=client(proxy.url))
     proxy.inject("checkpoint", (503, "service unavailable"), (429, "rate exceeded"))
@@ -53,7 +55,7 @@ def test_throttling_and_5xx_are_retried_without_repeating_work(deploy, emulator,
 
 
 def test_a_4xx_fails_the_invocation_with_a_typed_error_and_the_service_retries_it(
-    deploy, emulator: Emulator, proxy: FaultProxy, invoke_server: InvokeServer
+    deploy: Deploy, emulator: Emulator, proxy: FaultProxy, invoke_server: InvokeServer
 ) -> None:
     calls: Counter[str] = Counter()
     deploy("svc-4xx", _two_steps(calls), client=client(proxy.url))
@@ -72,7 +74,7 @@ def test_a_4xx_fails_the_invocation_with_a_typed_error_and_the_service_retries_i
 
 
 def test_a_stale_checkpoint_token_raises_and_writes_nothing(
-    deploy, emulator: Emulator, proxy: FaultProxy, invoke_server: InvokeServer
+    deploy: Deploy, emulator: Emulator, proxy: FaultProxy, invoke_server: InvokeServer
 ) -> None:
     published: list[str] = []
 
@@ -99,7 +101,9 @@ def test_a_stale_checkpoint_token_raises_and_writes_nothing(
     assert emulator.wait(arn)["Status"] == "SUCCEEDED"
 
 
-def test_a_name_the_service_rejects_fails_clearly_and_sends_nothing(deploy, emulator) -> None:
+def test_a_name_the_service_rejects_fails_clearly_and_sends_nothing(
+    deploy: Deploy, emulator: Emulator
+) -> None:
     @durable
     def flow(ctx: DurableContext, event: None) -> None:
         ctx.step("ok", lambda sc: 1)
@@ -115,7 +119,7 @@ def test_a_name_the_service_rejects_fails_clearly_and_sends_nothing(deploy, emul
 
 
 def test_a_result_too_big_for_the_response_is_checkpointed_on_the_execution(
-    deploy, emulator: Emulator, invoke_server: InvokeServer
+    deploy: Deploy, emulator: Emulator, invoke_server: InvokeServer
 ) -> None:
     size = PAYLOAD_LIMIT - 40  # fits the service, but not the response envelope
 
@@ -134,13 +138,16 @@ def test_a_result_too_big_for_the_response_is_checkpointed_on_the_execution(
 
 
 def test_a_journal_bigger_than_one_page_is_paged_in(
-    deploy, emulator: Emulator, invoke_server: InvokeServer, proxy: FaultProxy
+    deploy: Deploy, emulator: Emulator, invoke_server: InvokeServer, proxy: FaultProxy
 ) -> None:
     chunk = 3 * 1024 * 1024 // 2  # four of these exceed the emulator's 5 MiB page
 
     @durable
     def flow(ctx: DurableContext, event: None) -> list[int]:
-        parts = [ctx.step(f"part-{i}", lambda sc, i=i: str(i) * chunk) for i in range(4)]
+        def part(i: int) -> str:
+            return ctx.step(f"part-{i}", lambda sc: str(i) * chunk)
+
+        parts = [part(i) for i in range(4)]
         ctx.wait("breathe", timedelta(seconds=1))
         return [len(p) for p in parts]
 

@@ -244,6 +244,7 @@ def test_errors_round_trip_and_shrink_to_the_service_limit() -> None:
     wired = error_to_wire(huge)
     assert len(json.dumps(wired).encode()) <= ERROR_LIMIT
     assert wired["ErrorMessage"].endswith("[truncated]")
+    assert huge.traceback is not None
     assert wired["StackTrace"][-1] == huge.traceback.splitlines()[-1]  # the innermost frame stays
 
 
