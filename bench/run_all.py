@@ -72,12 +72,7 @@ VARIANTS: dict[str, tuple[str, str, str]] = {
     "DBOS SQLite": ("dbos", "dbos_transact.py", "sqlite"),
     "DBOS SQLite WAL": ("dbos", "dbos_transact.py", "sqlite-wal"),
 }
-RESUME_VARIANTS = [
-    "durable-saga memory",
-    "durable-saga SQLite full",
-    "AWS SDK test runner",
-    "DBOS SQLite",
-]
+RESUME_VARIANTS = [*list(VARIANTS)[:2], "AWS SDK test runner", "DBOS SQLite"]
 # label -> throughput.py arguments (after the system name)
 THROUGHPUT: dict[str, tuple[str, list[str]]] = {
     "durable-saga SQLite full": ("durable-saga", ["--store-mode", "full"]),
@@ -85,12 +80,9 @@ THROUGHPUT: dict[str, tuple[str, list[str]]] = {
     "DBOS SQLite": ("dbos", ["--dbos-variant", "sqlite"]),
     "DBOS SQLite WAL": ("dbos", ["--dbos-variant", "sqlite-wal"]),
 }
-MEMORY_PROGRAMS = {
-    "durable-saga": "durable_saga.py",
-    "aws-sdk": "aws_sdk.py",
-    "dbos": "dbos_transact.py",
-}
-MEMORY_VARIANT = {"durable-saga": "memory", "aws-sdk": "memory", "dbos": "sqlite"}
+# venv -> (program, variant) whose import time and memory are measured
+MEMORY = {venv: (program, variant) for venv, program, variant in reversed(VARIANTS.values())}
+MEMORY["durable-saga"] = ("durable_saga.py", "memory")
 
 
 def log(msg: str) -> None:
@@ -281,25 +273,26 @@ def _rep_throughput(
 def _rep_import_and_memory(
     rep: int, common: dict[str, Any], samples: dict[str, list[dict[str, Any]]]
 ) -> None:
-    for venv in rotated(list(MEMORY_PROGRAMS), rep):
-        program = str(PEERS / MEMORY_PROGRAMS[venv])
+    for venv in rotated(list(MEMORY), rep):
+        program, variant = str(PEERS / MEMORY[venv][0]), MEMORY[venv][1]
         ans = one_shot(venv, [program, json.dumps({"op": "import", "runs": 1})])
         samples["import"].append({"system": venv, "rep": rep, **ans["modules"]})
-        spec = {**common, "op": "memory", "n": 1000, "runs": 1, "variant": MEMORY_VARIANT[venv]}
+        spec = {**common, "op": "memory", "n": 1000, "runs": 1, "variant": variant}
         ans = one_shot(venv, [program, json.dumps(spec)])
-        samples["memory"].append(
-            {"system": venv, "rep": rep, "variant": spec["variant"], **ans["rss_mb"]}
-        )
+        samples["memory"].append({"system": venv, "rep": rep, "variant": variant, **ans["rss_mb"]})
+
+
+def _git(*argv: str) -> str:
+    done = subprocess.run(["git", *argv], capture_output=True, text=True, cwd=REPO, check=False)
+    return done.stdout.strip()
 
 
 def machine() -> dict[str, Any]:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    ).stdout.strip()
+    """The machine, and exactly which durable-saga source was measured."""
+    commit = _git("rev-parse", "--short", "HEAD")
+    dirty = _git("status", "--porcelain", "--", "durable_core", "saga", "pyproject.toml")
+    sources = sorted((REPO / "durable_core").rglob("*.py")) + sorted((REPO / "saga").rglob("*.py"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
     import sqlite3
 
     return {
@@ -308,6 +301,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "git_commit": commit,
+        "uncommitted_source_changes": dirty.splitlines(),
+        "source_sha256": digest,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 

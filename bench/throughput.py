@@ -8,12 +8,15 @@ completion. Run it with the python of the system's own bench venv::
     .cache/bench-venvs/dbos/bin/python bench/throughput.py dbos --workers 4
 
 durable-saga: ``--workers`` worker processes, each a ``Runtime(SQLiteStore(path)).tick()``
-loop (claiming one execution at a time, as ``durable worker`` does), on one SQLite file.
+loop (claiming one execution at a time, as ``durable worker`` does), on one SQLite file;
+``--threads T`` runs T such loops per process on one shared store (so a store that
+shares commits between threads of a process can do so).
 The parent process submits the workflows with ``Runtime.start`` while they run. A worker
 exits once submission is over and no execution is RUNNING. ``--store-mode`` picks the
 store's commit mode (``full``: fsync per commit; ``normal``; later modes such as a group
 commit are passed through to ``SQLiteStore(durability=...)``). ``--profile`` makes each
-worker count and time every store call, to see where the time goes.
+worker count and time every store call, to see where the time goes; ``--cprofile DIR``
+dumps each worker's ``cProfile`` stats there (read them with ``python -m pstats``).
 
 DBOS: one process, its documented concurrency model: workflows enqueued on a queue
 (``DBOS.register_queue(worker_concurrency=--workers, polling_interval_sec=0.01)``) and
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -95,31 +99,35 @@ class _Profiled:
 
 
 def ds_worker(args: argparse.Namespace) -> None:
-    """One worker process: tick until submission is over and nothing is RUNNING."""
-    from durable_core import ExecutionStatus, Runtime
+    """One worker process: ``--threads`` tick loops sharing one runtime and store."""
+    from durable_core import Runtime
 
     store = make_store(Path(args.db), args.store_mode)
     profiled = _Profiled(store) if args.profile else None
     rt = Runtime(profiled or store, functions=[_five()])
-    done_flag = Path(args.done_flag)
     print("ready", flush=True)
     sys.stdin.readline()  # "go"
-    ran = idle = 0
+    cpu_profile = None
+    if args.cprofile:
+        import cProfile
+
+        cpu_profile = cProfile.Profile()
+        cpu_profile.enable()
+    counts = Counter[str]()
     start = time.perf_counter()
-    busy = 0.0
-    while True:
-        t = time.perf_counter()
-        n = rt.tick(limit=args.claim_batch)
-        if n:
-            ran += n
-            busy += time.perf_counter() - t
-            continue
-        idle += 1
-        if done_flag.exists() and not store.list_executions(
-            status=ExecutionStatus.RUNNING, limit=1
-        ):
-            break
-        time.sleep(args.poll)
+    threads = [
+        threading.Thread(target=_tick_loop, args=(rt, store, args, counts))
+        for _ in range(args.threads)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ran, idle, busy = counts["ran"], counts["idle"], counts["busy_us"] / 1e6
+    if cpu_profile is not None:
+        cpu_profile.disable()
+        Path(args.cprofile).mkdir(parents=True, exist_ok=True)
+        cpu_profile.dump_stats(Path(args.cprofile) / f"worker-{os.getpid()}.pstats")
     report: dict[str, Any] = {
         "ran": ran,
         "idle_polls": idle,
@@ -131,6 +139,32 @@ def ds_worker(args: argparse.Namespace) -> None:
         report["store_seconds"] = {k: round(v, 4) for k, v in profiled.seconds.items()}
     store.close()
     print(json.dumps(report), flush=True)
+
+
+def _tick_loop(rt: Any, store: Any, args: argparse.Namespace, counts: Counter[str]) -> None:
+    """Tick until submission is over and no execution is RUNNING; add to ``counts``."""
+    from durable_core import ExecutionStatus
+
+    done_flag = Path(args.done_flag)
+    mine = Counter[str]()
+    while True:
+        t = time.perf_counter()
+        n = rt.tick(limit=args.claim_batch)
+        if n:
+            mine["ran"] += n
+            mine["busy_us"] += int((time.perf_counter() - t) * 1e6)
+            continue
+        mine["idle"] += 1
+        if done_flag.exists() and not store.list_executions(
+            status=ExecutionStatus.RUNNING, limit=1
+        ):
+            break
+        time.sleep(args.poll)
+    with _counts_lock:
+        counts.update(mine)
+
+
+_counts_lock = threading.Lock()
 
 
 def run_durable_saga(args: argparse.Namespace) -> dict[str, Any]:
@@ -155,7 +189,11 @@ def run_durable_saga(args: argparse.Namespace) -> dict[str, Any]:
             str(args.claim_batch),
             "--poll",
             str(args.poll),
-        ] + (["--profile"] if args.profile else [])
+            "--threads",
+            str(args.threads),
+        ]
+        cmd += ["--profile"] if args.profile else []
+        cmd += ["--cprofile", args.cprofile] if args.cprofile else []
         workers = [
             subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             for _ in range(args.workers)
@@ -190,6 +228,7 @@ def run_durable_saga(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "system": "durable-saga",
         "mode": f"sqlite-{args.store_mode}",
+        "threads_per_worker": args.threads,
         "submit_s": submitted,
         "elapsed_s": elapsed,
         "per_worker": reports,
@@ -266,8 +305,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--store-mode", default="full", help="durable-saga SQLite commit mode")
     parser.add_argument("--claim-batch", type=int, default=1, help="durable-saga tick(limit)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="durable-saga tick loops per worker process"
+    )
     parser.add_argument("--poll", type=float, default=0.002, help="idle poll seconds")
     parser.add_argument("--profile", action="store_true", help="count/time store calls")
+    parser.add_argument("--cprofile", metavar="DIR", help="dump each worker's cProfile here")
     parser.add_argument("--dbos-variant", default="sqlite", choices=["sqlite", "sqlite-wal"])
     parser.add_argument("--dbos-mode", default="queue", choices=["queue", "start"])
     parser.add_argument("--dbos-poll", type=float, default=0.01, help="DBOS queue polling")
@@ -282,7 +325,9 @@ def main() -> None:
     result.update(workflows=args.workflows, workers=args.workers, steps=STEPS)
     result["workflows_per_s"] = args.workflows / result["elapsed_s"]
     print(
-        f"{result['system']} ({result['mode']}, {args.workers} workers): "
+        f"{result['system']} ({result['mode']}, {args.workers} workers"
+        + (f" x {args.threads} threads" if result.get("threads_per_worker", 1) > 1 else "")
+        + "): "
         f"{result['workflows_per_s']:.1f} workflows/s "
         f"({args.workflows} x {STEPS} steps in {result['elapsed_s']:.2f} s)",
         file=sys.stderr,
