@@ -163,12 +163,17 @@ class ServiceStore:
         with self._lock:
             return list(self._service.values())
 
-    def _merge(self, ops: Sequence[Mapping[str, Any]], *, sent: Mapping[str, str] | None) -> None:
+    def _merge(
+        self, ops: Sequence[Mapping[str, Any]], *, sent: Mapping[str, str] | None
+    ) -> set[str]:
+        """Merge service operations into local state; return their ids."""
+        seen: set[str] = set()
         with self._lock:
             for raw in ops:
                 self.clock.learn(wire.timestamp(raw.get("StartTimestamp")))
                 self.clock.learn(wire.timestamp(raw.get("EndTimestamp")))
                 op_id = str(raw["Id"])
+                seen.add(op_id)
                 self._service[op_id] = raw
                 rec = wire.to_record(raw, execution_id=self.execution_id, now=self.clock.now())
                 if rec is None:
@@ -176,6 +181,7 @@ class ServiceStore:
                 if sent is not None and sent.get(op_id) != raw.get("Status"):
                     self._changed = True
                 self._ops[op_id] = rec
+        return seen
 
     def take_changes(self) -> bool:
         """True (once) if a response carried news this invocation did not write."""
@@ -212,12 +218,25 @@ class ServiceStore:
                     updates.append(update)
                     if update["Action"] == "START":
                         started.add(update["Id"])
-            if updates:
-                self._checkpoint(updates)
+            echoed = self._checkpoint(updates) if updates else set()
+            stored: list[Operation] = []
             for op, p in plans:
                 if p.stage:
                     self._staged[op.id] = op
-            stored = [self._staged.get(op.id) or self._ops.get(op.id) or op for op, _ in plans]
+                    stored.append(op)
+                elif not p.updates or op.id in echoed:
+                    stored.append(self._ops.get(op.id, op))  # what the service holds
+                elif op.type is OperationType.CALLBACK and not self.paused:
+                    raise self._fail(
+                        ServiceError(
+                            f"the checkpoint response did not include callback {op.name!r}, "
+                            "so its id is unknown; the invocation fails and is retried",
+                            api="checkpoint_durable_execution",
+                            code="MissingCallbackId",
+                        )
+                    )
+                else:
+                    stored.append(op)  # written, but not echoed: the record we sent
             if self.paused:
                 raise SuspendExecution("the service paused this execution (no checkpoint token)")
             return lease, stored
@@ -247,7 +266,8 @@ class ServiceStore:
             out.append(wire.context_start(ctx_id, parent, name, sub_type))
             started.add(ctx_id)
 
-    def _checkpoint(self, updates: list[wire.Wire]) -> None:
+    def _checkpoint(self, updates: list[wire.Wire]) -> set[str]:
+        """Send one checkpoint; merge the response; return the ids the response carried."""
         for update in updates:
             wire.check_update(update)
         response = self._call(
@@ -259,12 +279,12 @@ class ServiceStore:
         )
         sent = {u["Id"]: wire.expected_status(u["Action"]) for u in updates}
         state = response.get("NewExecutionState") or {}
-        self._merge(state.get("Operations") or [], sent=sent)
+        echoed = self._merge(state.get("Operations") or [], sent=sent)
         token = response.get("CheckpointToken")
         if not token:
             if updates[-1]["Type"] != "EXECUTION":
                 self.paused = True
-            return
+            return echoed
         self._token = str(token)
         marker = state.get("NextMarker")
         while marker:
@@ -275,8 +295,9 @@ class ServiceStore:
                 Marker=marker,
                 MaxItems=self._page_size,
             )
-            self._merge(page.get("Operations") or [], sent={})
+            echoed |= self._merge(page.get("Operations") or [], sent={})
             marker = page.get("NextMarker")
+        return echoed
 
     def _check_usable(self) -> None:
         if self.failure is not None:
@@ -300,8 +321,13 @@ class ServiceStore:
                     # it was applied, refused again if the token really is stale. Safe.
                     time.sleep(delay)
                     continue
-                self.failure = _service_error(api, code, message, token=rejected)
-                raise self.failure from exc
+                raise self._fail(_service_error(api, code, message, token=rejected)) from exc
+
+    def _fail(self, error: ServiceError) -> ServiceError:
+        """Record ``error`` as the invocation's failure (the first one wins); return it."""
+        if self.failure is None:
+            self.failure = error
+        return self.failure
 
     # --- the end of the execution and chained invokes --------------------------------------
 

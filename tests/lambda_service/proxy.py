@@ -2,7 +2,8 @@
 
 Requests pass through to the emulator unchanged unless a fault is queued for their API
 (``checkpoint`` or ``state``); a queued fault answers with that HTTP status and an AWS-style
-JSON error instead. Every request is counted per API.
+JSON error instead. A queued rewrite changes the emulator's (JSON) answer on its way back.
+Every request is counted per API.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections import Counter, deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -40,6 +42,7 @@ class FaultProxy:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.faults: dict[str, deque[tuple[int, str]]] = {}
+        self.rewrites: dict[str, deque[Callable[[dict[str, Any]], dict[str, Any]]]] = {}
         self.seen: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -71,6 +74,9 @@ class FaultProxy:
                         status, reply, out = response.status, response.headers, response.read()
                 except urllib.error.HTTPError as err:
                     status, reply, out = err.code, err.headers, err.read()
+                rewrite = proxy._next_rewrite(api) if status == 200 else None
+                if rewrite is not None:
+                    out = json.dumps(rewrite(json.loads(out))).encode()
                 self.send_response(status)
                 for key, value in reply.items():
                     if key.lower() not in ("transfer-encoding", "connection", "content-length"):
@@ -93,6 +99,16 @@ class FaultProxy:
         """Answer the next requests to ``api`` with these (status, message) faults."""
         with self._lock:
             self.faults.setdefault(api, deque()).extend(faults)
+
+    def rewrite(self, api: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Pass the next successful answer to ``api`` through ``change``."""
+        with self._lock:
+            self.rewrites.setdefault(api, deque()).append(change)
+
+    def _next_rewrite(self, api: str) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+        with self._lock:
+            queue = self.rewrites.get(api)
+            return queue.popleft() if queue else None
 
     def _next_fault(self, api: str) -> tuple[int, str] | None:
         with self._lock:

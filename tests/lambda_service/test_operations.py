@@ -340,3 +340,30 @@ def test_a_saga_deadline_on_the_service_rolls_back(deploy: Deploy, emulator: Emu
         ("StepSucceeded", "saga:rollback"),
         ("StepSucceeded", "compensate:reserve"),
     ]
+
+
+def test_news_in_a_checkpoint_response_is_replayed_in_the_same_invocation(
+    deploy: Deploy, emulator: Emulator, invoke_server: InvokeServer
+) -> None:
+    import time
+
+    @durable
+    def flow(ctx: DurableContext, event: None) -> list[str]:
+        def waiting(c: DurableContext) -> str:
+            c.wait("short", 1)
+            return "waited"
+
+        def working(c: DurableContext) -> str:
+            # long enough for the emulator to fire the (skipped) timer meanwhile
+            return c.step("work", lambda sc: time.sleep(0.5) or "worked")
+
+        return ctx.parallel([waiting, working], name="both").values()
+
+    deploy("ops-news", flow)
+    arn = emulator.start("ops-news", None)
+    ex = emulator.wait(arn)
+    assert ex["Status"] == "SUCCEEDED" and json.loads(ex["Result"]) == ["waited", "worked"]
+    # the timer's completion came back in the step's checkpoint response: the handler
+    # replayed at once instead of answering PENDING with nothing pending
+    answers = [r["Status"] for name, r in invoke_server.responses if name == "ops-news"]
+    assert answers == ["SUCCEEDED"]

@@ -162,3 +162,44 @@ def test_a_journal_bigger_than_one_page_is_paged_in(
     ]
     assert markers[0] == "" and markers[-1], markers  # the resumed invocation needed pages
     assert proxy.seen["state"] >= 1
+
+
+def test_a_response_without_a_token_stops_the_invocation_pending(
+    deploy: Deploy, emulator: Emulator, proxy: FaultProxy, invoke_server: InvokeServer
+) -> None:
+    calls: Counter[str] = Counter()
+    deploy("svc-paused", _two_steps(calls), client=client(proxy.url))
+    # the service's answer to a paused (or superseded) invocation: the update is kept, but
+    # no token comes back, so this invocation may not checkpoint again
+    proxy.rewrite(
+        "checkpoint", lambda body: {k: v for k, v in body.items() if k != "CheckpointToken"}
+    )
+    arn = emulator.start("svc-paused", 1)
+    ex = emulator.wait(arn, timeout=30)
+    assert ex["Status"] == "SUCCEEDED" and json.loads(ex["Result"]) == 4
+    answers = [r["Status"] for name, r in invoke_server.responses if name == "svc-paused"]
+    assert answers[0] == "PENDING" and answers[-1] == "SUCCEEDED"
+    assert calls == {"a": 1, "b": 1}  # a was stored by the tokenless checkpoint: not re-run
+
+
+def test_a_callback_missing_from_the_response_fails_the_invocation_not_the_token(
+    deploy: Deploy, emulator: Emulator, proxy: FaultProxy, invoke_server: InvokeServer
+) -> None:
+    published: list[str] = []
+
+    @durable
+    def flow(ctx: DurableContext, event: None) -> str:
+        cb = ctx.create_callback("approval")
+        ctx.step("publish", lambda sc: published.append(cb.token))
+        return str(cb.result())
+
+    deploy("svc-no-callback-id", flow, client=client(proxy.url))
+    proxy.rewrite("checkpoint", lambda body: body | {"NewExecutionState": {"Operations": []}})
+    arn = emulator.start("svc-no-callback-id", None)
+    emulator.wait(arn, until=lambda ex: bool(published), timeout=30)
+    errors = [kind for name, kind, _ in invoke_server.errors if name == "svc-no-callback-id"]
+    assert errors == ["ServiceError"]  # never a made-up token: the invocation was retried
+    started = [e for e in emulator.history(arn) if e["EventType"] == "CallbackStarted"]
+    assert [e["CallbackStartedDetails"]["CallbackId"] for e in started] == published
+    emulator.client.send_durable_execution_callback_success(CallbackId=published[0], Result=b'"ok"')
+    assert json.loads(emulator.wait(arn)["Result"]) == "ok"
