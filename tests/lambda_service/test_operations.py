@@ -353,9 +353,12 @@ def test_news_in_a_checkpoint_response_is_replayed_in_the_same_invocation(
             c.wait("short", 1)
             return "waited"
 
+        def work(sc: StepContext) -> str:
+            time.sleep(0.5)  # long enough for the emulator to fire the (skipped) timer
+            return "worked"
+
         def working(c: DurableContext) -> str:
-            # long enough for the emulator to fire the (skipped) timer meanwhile
-            return c.step("work", lambda sc: time.sleep(0.5) or "worked")
+            return c.step("work", work)
 
         return ctx.parallel([waiting, working], name="both").values()
 
