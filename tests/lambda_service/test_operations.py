@@ -354,7 +354,7 @@ def test_news_in_a_checkpoint_response_is_replayed_in_the_same_invocation(
             return "waited"
 
         def work(sc: StepContext) -> str:
-            time.sleep(0.5)  # long enough for the emulator to fire the (skipped) timer
+            time.sleep(1.0)  # long enough for the emulator to fire the (skipped) timer
             return "worked"
 
         def working(c: DurableContext) -> str:
