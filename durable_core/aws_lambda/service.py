@@ -19,6 +19,9 @@ Invariants:
   the same error and the handler raises it, so an outcome computed after a failed checkpoint
   is never reported. A response without a token (execution paused or invocation
   superseded) makes every later write suspend; the handler returns PENDING.
+- The journal keeps the service's record of every operation the response echoed (the
+  callback id it minted, the timer it set); a CALLBACK the response does not echo fails the
+  invocation rather than hand out a token the service never issued.
 - A CONTEXT is started (``on_begin`` learnt its name) before the first update whose
   ``ParentId`` names it, in the same checkpoint.
 - A chained invoke's START is *staged*: kept locally until ``start_invoke`` sends it with the
