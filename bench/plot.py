@@ -29,7 +29,7 @@ STYLE: dict[str, dict[str, Any]] = {
     "durable-saga SQLite normal": {"color": "#1f77b4", "linestyle": "--", "marker": "^"},
     "raw SQLite commit full": {"color": "#555555", "linestyle": ":", "marker": "s"},
     "raw SQLite commit normal": {"color": "#555555", "linestyle": ":", "marker": "^"},
-    "AWS SDK test runner": {"color": "#ff7f0e", "linestyle": "-", "marker": "D"},
+    "AWS SDK (test runner, in memory)": {"color": "#ff7f0e", "linestyle": "-", "marker": "D"},
     "DBOS SQLite": {"color": "#2ca02c", "linestyle": "-", "marker": "s"},
     "DBOS SQLite WAL": {"color": "#2ca02c", "linestyle": "--", "marker": "^"},
 }
