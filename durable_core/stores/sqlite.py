@@ -27,8 +27,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -133,6 +134,27 @@ def _signalled(ex: Execution, now: datetime) -> Execution:
     return ex.evolve(signal_seq=ex.signal_seq + 1, wake_at=now, updated_at=now)
 
 
+_GROUP_WINDOW_S = 0.002
+"""How long a committing writer waits for writers already queued to join its commit."""
+
+
+def _enter_wal(db: sqlite3.Connection, busy_timeout_s: float) -> object:
+    """Switch ``db`` to WAL, retrying while another process holds the lock.
+
+    Changing the journal mode needs an exclusive lock, and SQLite returns "database is
+    locked" at once (without its busy handler) when two connections race to do it on a new
+    file. So retry here for as long as the caller agreed to wait for a lock.
+    """
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            return db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 class SQLiteStore:
     """A :class:`~durable_core.stores.base.Store` in one SQLite file.
 
@@ -161,11 +183,16 @@ class SQLiteStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._arrivals = threading.Lock()
+        self._arriving = 0
+        self._gen = 0
+        self._open_gen = 0
+        self._failed: set[int] = set()  # shared transactions whose commit failed
         try:
             self._db = sqlite3.connect(
                 self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
             )
-            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _enter_wal(self._db, busy_timeout_s)
             self._db.execute(f"PRAGMA synchronous = {durability.upper()}")
         except sqlite3.Error as e:
             raise StoreError(
@@ -218,22 +245,99 @@ class SQLiteStore:
     def _read(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             try:
+                self._commit_open()  # never read what a shared transaction has not committed
                 yield self._db
             except sqlite3.Error as e:
                 raise StoreError(f"SQLite store {self.path}: {e}") from e
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back otherwise."""
-        with self._read() as db:
-            db.execute("BEGIN IMMEDIATE")
+        """Run the block's statements durably, all or nothing, sharing commits (group commit).
+
+        The block runs in a savepoint of a ``BEGIN IMMEDIATE`` transaction that other
+        threads of this process may join while it is open; its writer then commits unless a
+        writer of the same transaction already did. So concurrent checkpoints share one
+        fsync, and each writer still returns only after its statements are committed. A
+        block that raises rolls back its own savepoint only.
+        """
+        with self._arrivals:
+            self._arriving += 1
+        with self._lock:
+            with self._arrivals:
+                self._arriving -= 1
+            db = self._db
+            try:
+                if self._open_gen == 0:
+                    db.execute("BEGIN IMMEDIATE")
+                    self._gen += 1
+                    self._open_gen = self._gen
+                gen = self._open_gen
+                db.execute("SAVEPOINT w")
+            except sqlite3.Error as e:
+                raise StoreError(f"SQLite store {self.path}: {e}") from e
+            error: BaseException | None = None
             try:
                 yield db
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+            except BaseException as e:
+                error = e
+            self._end_savepoint(gen, rollback=error is not None)
+        self._commit(gen)  # also when the block failed: the others' work, or an empty commit
+        if isinstance(error, sqlite3.Error):
+            raise StoreError(f"SQLite store {self.path}: {error}") from error
+        if error is not None:
+            raise error
+
+    def _commit(self, gen: int) -> None:
+        """Commit transaction ``gen`` unless a writer already did; raise if it failed."""
+        deadline = time.monotonic() + _GROUP_WINDOW_S
+        while self._arriving and time.monotonic() < deadline:
+            time.sleep(0)  # let writers that already arrived join this transaction
+        with self._lock:
+            if self._open_gen == gen:
+                try:
+                    self._commit_open()
+                except sqlite3.Error as e:
+                    raise StoreError(f"SQLite store {self.path}: commit failed: {e}") from e
+            elif gen in self._failed:
+                raise StoreError(
+                    f"SQLite store {self.path}: the shared commit failed; nothing was written"
+                )
+
+    def _commit_open(self) -> None:
+        """Commit the open shared transaction, if any (caller holds the lock)."""
+        if self._open_gen == 0:
+            return
+        gen, self._open_gen = self._open_gen, 0
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            self._abandon(gen)
+            raise
+
+    def _end_savepoint(self, gen: int, *, rollback: bool) -> None:
+        """Close this writer's savepoint (caller holds the lock).
+
+        If SQLite already rolled the whole transaction back (disk full, I/O error), every
+        writer of ``gen`` has lost its work: mark it failed so each of them raises.
+        """
+        try:
+            if self._db.in_transaction:
+                if rollback:
+                    self._db.execute("ROLLBACK TO w")
+                self._db.execute("RELEASE w")
+                return
+        except sqlite3.Error:
+            pass
+        self._abandon(gen)
+
+    def _abandon(self, gen: int) -> None:
+        """Give up shared transaction ``gen``: roll back what is left and mark it failed."""
+        self._failed.add(gen)
+        if self._open_gen == gen:
+            self._open_gen = 0
+        if self._db.in_transaction:
+            with suppress(sqlite3.Error):  # the connection may have ended it already
+                self._db.execute("ROLLBACK")
 
     def _parse(self, model: type[_M], record: str, what: str, where: str) -> _M:
         try:
@@ -502,7 +606,10 @@ class SQLiteStore:
     def close(self) -> None:
         """Close the connection; the store cannot be used afterwards."""
         with self._lock:
-            self._db.close()
+            try:
+                self._commit_open()
+            finally:
+                self._db.close()
 
     def __enter__(self) -> SQLiteStore:
         return self

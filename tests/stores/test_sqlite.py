@@ -110,10 +110,10 @@ def test_processes_opening_a_new_file_at_once_create_the_schema_once(path: Path)
     ]
     for p in procs:
         p.start()
-    done = sorted(out.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    for p in procs:  # small queue items never block a child's exit, so join first
+        p.join(timeout=120)
+        assert p.exitcode == 0, f"{p.name} exited with {p.exitcode} (traceback above)"
+    done = sorted(out.get(timeout=10) for _ in procs)
     assert done == ["p0", "p1", "p2", "p3"]
     assert raw(path, "SELECT * FROM meta") == [("schema_version", "1")]
     with SQLiteStore(path) as store:
@@ -306,3 +306,74 @@ def test_threads_sharing_one_store_claim_each_execution_once(path: Path) -> None
         t.join(timeout=60)
     assert sorted(claimed) == ids
     store.close()
+
+
+# --- group commit ---------------------------------------------------------------------------
+
+
+def test_each_threaded_write_is_committed_when_it_returns(path: Path) -> None:
+    """Writers share commits, but none returns before its own rows are on disk."""
+    store = SQLiteStore(path)
+    leases = {f"e{i}": leased(store, f"e{i}") for i in range(6)}
+    unseen: list[str] = []
+    errors: list[BaseException] = []
+
+    def work(eid: str) -> None:
+        other = sqlite3.connect(path)  # another connection sees only committed rows
+        try:
+            lease = leases[eid]
+            for n in range(30):
+                lease = store.write_operations(lease, [step(f"{eid}-{n}")], T0, TTL)
+                q = "SELECT count(*) FROM operations WHERE execution_id = ? AND op_id = ?"
+                if other.execute(q, (eid, f"{eid}-{n}")).fetchone() != (1,):
+                    unseen.append(f"{eid}-{n}")
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            other.close()
+
+    threads = [threading.Thread(target=work, args=(eid,)) for eid in leases]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert unseen == []
+    store.close()
+
+
+def test_a_writer_failing_inside_a_shared_commit_undoes_only_its_own_rows(path: Path) -> None:
+    store = SQLiteStore(path)
+    good = leased(store, "good")
+    shared = token()
+    store.write_operations(leased(store, "owner"), [callback("cb", shared)], T0, TTL)
+    bad = leased(store, "bad")
+    gate = threading.Barrier(2)
+    outcomes: dict[str, BaseException | None] = {}
+
+    def write(name: str, lease: Any, batch: list[Any]) -> None:
+        gate.wait()
+        try:
+            for _ in range(20):
+                lease = store.write_operations(lease, batch, T0, TTL)
+                batch = [step(f"{name}-{time.perf_counter_ns()}")]
+            outcomes[name] = None
+        except StoreError as e:
+            outcomes[name] = e
+
+    threads = [
+        threading.Thread(target=write, args=("good", good, [step("g")])),
+        threading.Thread(target=write, args=("bad", bad, [step("b"), callback("x", shared)])),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert outcomes["good"] is None
+    assert "UNIQUE" in str(outcomes["bad"])
+    assert store.load_operations("bad") == []  # its whole batch rolled back
+    assert len(store.load_operations("good")) == 20  # the other writer lost nothing
+    store.close()
+    reopened = SQLiteStore(path)
+    assert len(reopened.load_operations("good")) == 20
+    reopened.close()
