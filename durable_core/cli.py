@@ -226,9 +226,13 @@ class _StderrLoggerFactory:
 
 
 def _configure_logging(level: str) -> Callable[[], None]:
-    """Send structlog to stderr at ``level`` unless the host configured it; return an undo."""
-    if structlog.is_configured():
-        return lambda: None
+    """Send structlog to stderr at ``level`` for this command; return an undo.
+
+    The CLI is the host program, so it decides where logs go: stdout is for results (a
+    configuration left behind by an earlier in-process caller must not mix into them).
+    The previous configuration is restored afterwards.
+    """
+    previous = structlog.get_config() if structlog.is_configured() else None
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -240,7 +244,9 @@ def _configure_logging(level: str) -> Callable[[], None]:
         ),
         logger_factory=_StderrLoggerFactory(),
     )
-    return structlog.reset_defaults
+    if previous is None:
+        return structlog.reset_defaults
+    return lambda: structlog.configure(**previous)
 
 
 def open_store(path: str, *, create: bool) -> Store:
