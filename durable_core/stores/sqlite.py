@@ -102,6 +102,7 @@ _LIST_STATUS = (
     "SELECT id, record FROM executions WHERE status = ? ORDER BY created_at DESC, rowid LIMIT ?"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ZERO = timedelta(0)
 _M = TypeVar("_M", bound=BaseModel)
 _log = structlog.get_logger("durable.store")
 
@@ -111,14 +112,22 @@ def _aware(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
+def _is_utc(dt: datetime) -> bool:
+    return dt.tzinfo is not None and dt.utcoffset() == _ZERO
+
+
 def _us(dt: datetime | None) -> int | None:
     """Integer epoch microseconds (what the indexed columns hold)."""
     return None if dt is None else (_aware(dt) - _EPOCH) // timedelta(microseconds=1)
 
 
 def _utc(model: _M) -> _M:
-    """``model`` with every datetime field in UTC (``datetime.UTC``)."""
-    changes = {k: _aware(v) for k, v in model if isinstance(v, datetime) and v.tzinfo is not UTC}
+    """``model`` with every datetime field in UTC; untouched (no copy) if they all are.
+
+    Records parsed from the file carry pydantic's own UTC tzinfo, which is UTC too: compare
+    offsets, not tzinfo objects, or every replayed record would be copied.
+    """
+    changes = {k: _aware(v) for k, v in model if isinstance(v, datetime) and not _is_utc(v)}
     return model.model_copy(update=changes) if changes else model
 
 
@@ -341,7 +350,7 @@ class SQLiteStore:
 
     def _parse(self, model: type[_M], record: str, what: str, where: str) -> _M:
         try:
-            return _utc(model.model_validate_json(record))
+            return model.model_validate_json(record)  # written in UTC ("Z") by this class
         except (ValueError, TypeError) as e:
             raise CorruptRecordError(
                 f"{what} in {self.path} does not parse ({e}). Restore the file from a backup, "
