@@ -2,7 +2,7 @@
 
 Durable execution service (``*-service.yaml``)::
 
-    tour_service, order_service          durable_handler(book_tour / process_order)
+    tour_service, order_service          book_tour / process_order .lambda_handler
 
 Plain Lambda with DynamoDB (``*-dynamodb.yaml``; table from ``$DURABLE_TABLE``)::
 
@@ -19,15 +19,14 @@ from __future__ import annotations
 
 from durable_core.aws_lambda import (
     callback_handler,
-    durable_handler,
     dynamodb_handler,
     sweeper_handler,
 )
 from examples.order_processing.saga import process_order
 from examples.tour_booking.saga import book_tour
 
-tour_service = durable_handler(book_tour)
-order_service = durable_handler(process_order)
+tour_service = book_tour.lambda_handler  # the same as durable_handler(book_tour)
+order_service = process_order.lambda_handler
 
 tour_dynamodb = dynamodb_handler(book_tour)
 order_dynamodb = dynamodb_handler(process_order)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
@@ -84,6 +85,20 @@ class SagaDefinition(ABC, Generic[E, R]):
             input_type=self._input_type,
             result_type=self._result_type,
         )
+
+    @functools.cached_property
+    def lambda_handler(self) -> Callable[..., dict[str, Any]]:
+        """A Lambda handler running this saga on Lambda's durable execution service.
+
+        ``lambda_handler = book_tour.lambda_handler`` in the deployed module, and
+        ``Handler: module.lambda_handler`` in the template. The same as
+        ``durable_core.aws_lambda.durable_handler(self)`` with default options (use that
+        to pass a client or options). Nothing AWS is imported before first access, and no
+        boto3 client is made before the first invocation.
+        """
+        from durable_core.aws_lambda import durable_handler
+
+        return durable_handler(self)
 
     def __call__(self, ctx: DurableContext, event: E) -> R:
         """Run the saga as the body of a durable function (the runtime calls this).

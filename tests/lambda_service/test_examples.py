@@ -20,8 +20,9 @@ from examples.order_processing.saga import process_order
 from examples.tour_booking import providers
 from examples.tour_booking.providers import Tour
 from examples.tour_booking.saga import book_tour
+from saga import saga
 
-from .emulator import Deploy, Emulator, events
+from .emulator import REGION, Deploy, Emulator, InvokeServer, events
 from .local_runs import local_tour_effects
 
 pytestmark = pytest.mark.aws
@@ -98,6 +99,34 @@ def test_tour_booking_rolls_back_with_compensations_as_steps(
         ("StepSucceeded", "saga:rollback"),
         ("StepSucceeded", "compensate:book-hotel"),
         ("StepSucceeded", "compensate:book-flight"),
+    ]
+
+
+def test_a_sagas_own_lambda_handler_runs_it_with_boto3s_standard_configuration(
+    emulator: Emulator, invoke_server: InvokeServer, ledgers: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``lambda_handler = book_tour.lambda_handler``: the client comes from the environment."""
+    for key, value in {
+        "AWS_ENDPOINT_URL_LAMBDA": emulator.url,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+    }.items():
+        monkeypatch.setenv(key, value)
+    fresh = saga(name="tour-own-handler")(book_tour.fn)  # its own handler and client
+    handler = fresh.lambda_handler
+    assert fresh.lambda_handler is handler  # made once per saga
+    invoke_server.register("tour-own", lambda event: handler(event, None))
+    tour = Tour(fail_car=True)
+    arn = emulator.start("tour-own", tour.model_dump(mode="json"))
+    ex = emulator.wait(arn)
+    assert ex["Status"] == "FAILED", ex
+    assert [(p, a) for p, a, _ in providers.effects(arn)] == [
+        ("airline", "book"),
+        ("hotel", "book"),
+        ("cars", "reject"),
+        ("hotel", "cancel"),
+        ("airline", "cancel"),
     ]
 
 
