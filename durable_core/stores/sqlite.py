@@ -24,6 +24,7 @@ Same semantics as :class:`~durable_core.stores.memory.MemoryStore` (the contract
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import structlog
 from pydantic import BaseModel
@@ -127,8 +128,22 @@ def _utc(model: _M) -> _M:
     Records parsed from the file carry pydantic's own UTC tzinfo, which is UTC too: compare
     offsets, not tzinfo objects, or every replayed record would be copied.
     """
-    changes = {k: _aware(v) for k, v in model if isinstance(v, datetime) and not _is_utc(v)}
+    changes: dict[str, datetime] = {}
+    for name in _datetime_fields(type(model)):
+        value = getattr(model, name)
+        if value is not None and not _is_utc(value):
+            changes[name] = _aware(value)
     return model.model_copy(update=changes) if changes else model
+
+
+@functools.cache
+def _datetime_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of ``model`` annotated ``datetime`` or ``datetime | None``."""
+    return tuple(
+        name
+        for name, field in model.model_fields.items()
+        if field.annotation is datetime or datetime in get_args(field.annotation)
+    )
 
 
 def _row(ex: Execution) -> tuple[Any, ...]:
