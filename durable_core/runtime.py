@@ -236,7 +236,9 @@ class Runtime:
             limit: how many due executions to claim at most.
             concurrency: how many of them to run at once on threads. Concurrent
                 invocations let a store that groups commits (SQLite) share one durable
-                commit between them, which is where a worker's throughput comes from.
+                commit between them: worth it where an fsync costs far more than the
+                Python work of a step (slow disks); on fast disks threads only add GIL
+                contention (see docs/benchmarks.md).
         """
         if concurrency < 1:
             raise ValidationError(f"concurrency must be at least 1, got {concurrency}")
