@@ -76,6 +76,10 @@ RESUME_VARIANTS = [*list(VARIANTS)[:2], "AWS SDK (test runner, in memory)", "DBO
 # label -> throughput.py arguments (after the system name)
 THROUGHPUT: dict[str, tuple[str, list[str]]] = {
     "durable-saga SQLite full": ("durable-saga", ["--store-mode", "full"]),
+    "durable-saga SQLite full, 2 threads/worker (group commit)": (
+        "durable-saga",
+        ["--store-mode", "full", "--threads", "2"],
+    ),
     "durable-saga SQLite normal": ("durable-saga", ["--store-mode", "normal"]),
     "DBOS SQLite": ("dbos", ["--dbos-variant", "sqlite"]),
     "DBOS SQLite WAL": ("dbos", ["--dbos-variant", "sqlite-wal"]),

@@ -1,4 +1,5 @@
-"""Journal stores: the Protocol and its backends (memory, SQLite; DynamoDB in aws_lambda)."""
+"""Journal stores: the Protocol and its backends (memory and SQLite here; DynamoDB in
+``durable_core.stores.dynamodb``, imported on its own so boto3 stays unloaded)."""
 
 from durable_core.stores.base import InvocationEnd, Store
 from durable_core.stores.memory import MemoryStore
