@@ -92,8 +92,10 @@ _UPSERT_OP = (
     "ON CONFLICT (execution_id, op_id) DO UPDATE "
     "SET callback_id = excluded.callback_id, record = excluded.record"
 )
-_DUE = (  # keyset pages over (wake_at, rowid), so skipped rows do not use up the limit
-    "SELECT rowid, id, wake_at, record FROM executions WHERE status = 'RUNNING' "
+_DUE = (  # keyset pages over (wake_at, rowid), so skipped rows do not use up the limit;
+    # id and record as bytes: text that is not UTF-8 must be one skipped row, not a failed claim
+    "SELECT rowid, CAST(id AS BLOB), wake_at, CAST(record AS BLOB) FROM executions "
+    "WHERE status = 'RUNNING' "
     "AND wake_at <= :now AND (lease_owner IS NULL OR lease_expires IS NULL "
     "OR lease_expires <= :now) AND (wake_at, rowid) > (:wake, :rowid) "
     "ORDER BY wake_at, rowid LIMIT :limit"
@@ -363,7 +365,7 @@ class SQLiteStore:
             with suppress(sqlite3.Error):  # the connection may have ended it already
                 self._db.execute("ROLLBACK")
 
-    def _parse(self, model: type[_M], record: str, what: str, where: str) -> _M:
+    def _parse(self, model: type[_M], record: str | bytes, what: str, where: str) -> _M:
         try:
             return model.model_validate_json(record)  # written in UTC ("Z") by this class
         except (ValueError, TypeError) as e:
@@ -372,13 +374,25 @@ class SQLiteStore:
                 f"or inspect the row ({where}) with the sqlite3 shell."
             ) from e
 
-    def _execution(self, execution_id: str, record: str) -> Execution:
+    def _execution(self, execution_id: str, record: str | bytes) -> Execution:
         what = f"The record of execution {execution_id!r}"
-        return self._parse(Execution, record, what, f"executions, id={execution_id!r}")
+        ex = self._parse(Execution, record, what, f"executions, id={execution_id!r}")
+        if ex.id != execution_id:  # else writes through it would land on another row
+            raise CorruptRecordError(
+                f"{what} in {self.path} holds the record of execution {ex.id!r}. Restore the "
+                f"file from a backup, or inspect the row (executions, id={execution_id!r})."
+            )
+        return ex
 
     def _operation(self, execution_id: str, op_id: str, seq: int, record: str) -> Operation:
         what = f"Operation {op_id!r} (row seq={seq}) of execution {execution_id!r}"
-        return self._parse(Operation, record, what, f"operations, seq={seq}")
+        op = self._parse(Operation, record, what, f"operations, seq={seq}")
+        if op.id != op_id:  # else it would replay in place of another operation
+            raise CorruptRecordError(
+                f"{what} in {self.path} holds the record of operation {op.id!r}. Restore the "
+                f"file from a backup, or inspect the row (operations, seq={seq})."
+            )
+        return op
 
     def _find(self, db: sqlite3.Connection, execution_id: str) -> Execution | None:
         row = db.execute("SELECT record FROM executions WHERE id = ?", (execution_id,)).fetchone()
@@ -476,8 +490,9 @@ class SQLiteStore:
                 rows = db.execute(_DUE, {**page, "limit": limit - len(leases)}).fetchall()
                 if not rows:
                     break
-                for rowid, eid, wake, record in rows:
+                for rowid, raw_id, wake, record in rows:
                     page.update(wake=wake, rowid=rowid)
+                    eid = (raw_id or b"").decode("utf-8", "replace")
                     try:
                         ex = self._execution(eid, record)
                     except CorruptRecordError as e:
