@@ -19,6 +19,12 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_DURATION_S = 365 * 24 * 3600
+"""The longest duration a record may hold (the longest wait, timeout or heartbeat)."""
+MAX_COUNTER = 2**62
+"""Bound of ``fence`` and ``signal_seq``: far above any real count, and incremented it still
+fits a 64-bit integer column, so a corrupt value fails to parse instead of overflowing."""
+
 
 class OperationType(StrEnum):
     """What kind of operation a record is (the service's ``Type``)."""
@@ -129,7 +135,10 @@ class Operation(BaseModel):
     """The unguessable token an external system uses to complete a CALLBACK."""
     timeout_at: datetime | None = None
     """When a CALLBACK (or CONTEXT with a deadline) times out."""
-    heartbeat_timeout_s: float | None = None
+    heartbeat_timeout_s: float | None = Field(
+        default=None, gt=0, le=MAX_DURATION_S, allow_inf_nan=False
+    )
+    """Seconds a heartbeat keeps a CALLBACK alive (bounded: deadlines are computed from it)."""
     heartbeat_deadline: datetime | None = None
     child_execution_id: str | None = None
     """For CHAINED_INVOKE: the execution started for the invoked function."""
@@ -169,9 +178,9 @@ class Execution(BaseModel):
     parent_execution_id: str | None = None
     lease_owner: str | None = None
     lease_expires: datetime | None = None
-    fence: int = 0
+    fence: int = Field(default=0, ge=0, le=MAX_COUNTER)
     """Incremented on every lease acquisition; writes carry it so stale holders are refused."""
-    signal_seq: int = 0
+    signal_seq: int = Field(default=0, ge=0, le=MAX_COUNTER)
     """Incremented by every external event (callback, cancel, child finished)."""
 
     def evolve(self, **changes: Any) -> Self:
