@@ -31,6 +31,13 @@ def check_duration(
         raise InvalidDurationError(
             f"{what}: duration must be a timedelta or a number of seconds, got {duration!r}"
         )
+    if not isinstance(duration, timedelta) and not (
+        low.total_seconds() <= duration <= high.total_seconds()
+    ):  # compare as numbers first: NaN, infinities and huge ones cannot become a timedelta
+        raise InvalidDurationError(
+            f"{what}: duration {duration!r} seconds is out of range; it must be between "
+            f"{low} and {high}."
+        )
     value = duration if isinstance(duration, timedelta) else timedelta(seconds=duration)
     if not low <= value <= high:
         raise InvalidDurationError(
