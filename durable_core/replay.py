@@ -160,12 +160,22 @@ class Journal:
 
         If an external completion won the race, the stored outcome is returned instead.
         """
-        from durable_core.errors import CallbackAlreadyCompletedError
+        from durable_core.errors import (
+            CallbackAlreadyCompletedError,
+            CallbackNotFoundError,
+            CorruptRecordError,
+        )
 
         assert op.callback_id is not None
         with self.lock:
             try:
                 done = self.store.complete_callback(op.callback_id, outcome, self.clock.now())
+            except CallbackNotFoundError as e:  # the journal has it: the store's index does not
+                raise CorruptRecordError(
+                    f"callback {op.name!r} of execution {self.execution_id!r} is in its journal "
+                    "but the store finds no callback with its token: the store is damaged. "
+                    "Restore it from a backup."
+                ) from e
             except CallbackAlreadyCompletedError:
                 done = next(
                     o for o in self.store.load_operations(self.execution_id) if o.id == op.id
