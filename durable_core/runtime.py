@@ -246,8 +246,14 @@ class Runtime:
             self.worker_id, self.clock.now(), self.options.lease_ttl, limit
         )
         if concurrency == 1 or len(leases) < 2:
+            failed: list[Exception] = []
             for lease in leases:
-                self._invoke(lease)
+                try:
+                    self._invoke(lease)
+                except Exception as e:  # e.g. a corrupt journal: still run the others claimed
+                    failed.append(e)
+            if failed:
+                raise failed[0]
         else:
             with ThreadPoolExecutor(
                 max_workers=min(concurrency, len(leases)), thread_name_prefix="durable-tick"
