@@ -24,12 +24,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticSerializationError
+
 from durable_core.clock import Clock, SystemClock
 from durable_core.errors import (
     ExecutionConflictError,
     ExecutionNotFoundError,
     FunctionNotFoundError,
     LeaseLostError,
+    PayloadTooLargeError,
     SerializationError,
     ValidationError,
     VersionMismatchError,
@@ -138,6 +142,7 @@ class Runtime:
         Raises:
             ExecutionConflictError: the id exists for a different function or input.
         """
+        eid = uuid.uuid4().hex if execution_id is None else _check_execution_id(execution_id)
         durable_fn = self.resolve(fn) if isinstance(fn, str) else self.register(fn)
         what = f"input of {durable_fn.name!r}"
         # Validate the event against the function's input type now, so bad input fails at
@@ -154,9 +159,6 @@ class Runtime:
             ) from e
         text = self.serde.dump(value, durable_fn.input_type, what=what)
         now = self.clock.now()
-        eid = execution_id or uuid.uuid4().hex
-        if not eid.strip() or len(eid) > 200:
-            raise ValidationError(f"execution id must be 1-200 characters, got {eid!r}")
         record = Execution(
             id=eid,
             function=durable_fn.name,
@@ -170,7 +172,7 @@ class Runtime:
         )
         stored, created = self.store.create_execution(record)
         if not created and (
-            stored.function != record.function or json.loads(stored.input) != json.loads(text)
+            stored.function != record.function or _stored_input(stored) != json.loads(text)
         ):
             raise ExecutionConflictError(
                 f"execution id {eid!r} already exists for {stored.function!r} with a different "
@@ -358,9 +360,23 @@ class Runtime:
 
     def send_callback_success_json(self, token: str, payload: str) -> Operation:
         """Complete a callback with raw JSON text (validated as JSON first)."""
+        if not isinstance(payload, str):
+            raise ValidationError(
+                f"callback payload must be JSON text (a str), got {type(payload).__name__}"
+            )
         try:
-            json.loads(payload)
-        except ValueError as e:
+            size = len(payload.encode())
+        except UnicodeEncodeError as e:
+            raise ValidationError(f"callback payload is not valid Unicode text: {e}") from e
+        if size > self.options.max_payload_bytes:
+            raise PayloadTooLargeError(
+                f"callback result: payload is {size} bytes, over the limit of "
+                f"{self.options.max_payload_bytes}. Send a reference to large data instead.",
+                operation="callback result",
+            )
+        try:
+            json.loads(payload, parse_constant=_not_json)
+        except (ValueError, RecursionError) as e:
             raise ValidationError(f"callback payload is not valid JSON: {e}") from e
         return self._complete(
             token, CallbackOutcome(status=OperationStatus.SUCCEEDED, result=payload)
@@ -375,8 +391,15 @@ class Runtime:
         data: str | None = None,
     ) -> Operation:
         """Fail a callback; ``callback.result()`` raises CallbackFailedError."""
-        error = ErrorInfo(type=error_type, message=message, data=data)
-        if len(error.model_dump_json()) > MAX_CALLBACK_ERROR_BYTES:
+        try:
+            error = ErrorInfo(type=error_type, message=message, data=data)
+            size = len(error.model_dump_json())
+        except (PydanticValidationError, PydanticSerializationError) as e:
+            raise ValidationError(
+                "callback error: message and error_type must be text, data text or None "
+                f"(valid Unicode): {e}"
+            ) from e
+        if size > MAX_CALLBACK_ERROR_BYTES:
             raise ValidationError(f"callback error is over {MAX_CALLBACK_ERROR_BYTES} bytes")
         return self._complete(token, CallbackOutcome(status=OperationStatus.FAILED, error=error))
 
@@ -391,15 +414,52 @@ class Runtime:
 
     def cancel(self, execution_id: str, reason: str = "cancelled by request") -> Execution:
         """Ask a running execution to stop at its next operation boundary."""
-        if not reason.strip():
-            raise ValidationError("a cancel reason must not be empty")
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValidationError(f"a cancel reason must be non-empty text, got {reason!r:.80}")
         return self.store.request_cancel(execution_id, reason, self.clock.now())
+
+
+def _check_execution_id(eid: object) -> str:
+    """``eid`` if it can name an execution, else ValidationError (nothing is written)."""
+    if not isinstance(eid, str) or not eid.strip() or len(eid) > 200:
+        text = repr(eid)
+        shown = text if len(text) <= 80 else f"{text[:80]}... ({len(text)} characters)"
+        raise ValidationError(
+            f"execution id must be a str of 1-200 characters, not only spaces; got {shown}"
+        )
+    if not _encodable(eid):
+        raise ValidationError(f"execution id {eid!r} is not valid Unicode text (lone surrogate)")
+    return eid
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _not_json(constant: str) -> Any:
+    """``json.loads`` hook: NaN and Infinity are Python's extensions, not JSON."""
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def _stored_input(ex: Execution) -> Any:
+    from durable_core.errors import CorruptRecordError
+
+    try:
+        return json.loads(ex.input)
+    except (ValueError, RecursionError) as e:
+        raise CorruptRecordError(
+            f"the stored input of execution {ex.id!r} is not JSON ({e}); the record is damaged"
+        ) from e
 
 
 def _check_token(token: object) -> None:
     from durable_core.errors import CallbackNotFoundError
 
-    if not isinstance(token, str) or not 20 <= len(token) <= 128:
+    if not isinstance(token, str) or not 20 <= len(token) <= 128 or not _encodable(token):
         raise CallbackNotFoundError(
             "that is not a callback token (tokens are 43 URL-safe characters); check that it "
             "was copied whole"
