@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import tenacity
 
+from durable_core.errors import ValidationError
 from durable_core.logging import ReplayAwareLogger
 from durable_core.operations.callback import Callback, create_callback
 from durable_core.operations.child import run_child
 from durable_core.operations.condition import run_condition
 from durable_core.operations.step import StepContext, run_step
 from durable_core.operations.wait import MAX_WAIT, check_duration, run_wait
-from durable_core.replay import Journal, Scope, check_name
+from durable_core.replay import MAX_NAME_LENGTH, Journal, Scope, check_name
 from durable_core.retry import StepConfig
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ S = TypeVar("S")
 I = TypeVar("I")  # noqa: E741 - conventional name for an item type
 
 _DEFAULT_STEP = StepConfig()
+_SUBMIT = "-submit"
+"""Suffix of the submit step's name in ``wait_for_callback``."""
 
 
 class DurableContext:
@@ -119,9 +122,16 @@ class DurableContext:
     ) -> Any:
         """Create a callback, hand its token to ``submitter`` in a step, wait for the result.
 
-        Runs as a child context named ``name`` holding the callback and the submit step.
+        Runs as a child context named ``name`` holding the callback and the submit step
+        (named ``name + "-submit"``, so ``name`` may have at most 249 characters).
         """
         check_name(name, "callback")
+        if len(name) > MAX_NAME_LENGTH - len(_SUBMIT):
+            raise ValidationError(
+                f"callback name {name[:40]!r}... must be at most "
+                f"{MAX_NAME_LENGTH - len(_SUBMIT)} characters for wait_for_callback (its submit "
+                f"step is named {_SUBMIT!r} after it, at most {MAX_NAME_LENGTH} characters)"
+            )
         _check_callable(submitter, f"wait_for_callback {name!r} submitter")
         t = _opt_duration(timeout, f"callback {name!r} timeout")
         hb = _opt_duration(heartbeat_timeout, f"callback {name!r} heartbeat")
@@ -131,7 +141,7 @@ class DurableContext:
                 child._scope, name, timeout=t, heartbeat_timeout=hb, result_type=result_type
             )
             token = cb.token
-            child.step(f"{name}-submit", lambda sc: submitter(token, sc) and None, submit_config)
+            child.step(f"{name}{_SUBMIT}", lambda sc: submitter(token, sc) and None, submit_config)
             return cb.result()
 
         return run_child(self, name, body, sub_type="WaitForCallback", result_type=result_type)
@@ -305,8 +315,6 @@ class DurableContext:
 
 
 def _check_callable(fn: object, what: str) -> None:
-    from durable_core.errors import ValidationError
-
     if not callable(fn):
         raise ValidationError(f"{what}: expected a callable, got {type(fn).__name__}")
 
