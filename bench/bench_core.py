@@ -163,15 +163,23 @@ def main() -> None:
             "boto3_loaded": any(b for _, b in times),
         }
 
-    print(f"fixed cost per invocation: memory {results['fixed_cost_ms']['memory']:.3f} ms, "
-          f"sqlite {results['fixed_cost_ms']['sqlite']:.3f} ms")
-    print(f"{'N':>6} {'memory us/step':>15} {'sqlite us/step':>15} {'raw commit us':>14} {'ratio':>6}")
+    print(
+        f"fixed cost per invocation: memory {results['fixed_cost_ms']['memory']:.3f} ms, "
+        f"sqlite {results['fixed_cost_ms']['sqlite']:.3f} ms"
+    )
+    print(
+        f"{'N':>6} {'memory us/step':>15} {'sqlite us/step':>15} {'raw commit us':>14} {'ratio':>6}"
+    )
     for n in sizes:
         r = results["per_step_us"][n]
-        print(f"{n:>6} {r['memory']:>15.1f} {r['sqlite']:>15.1f} {r['raw']:>14.1f} "
-              f"{results['ratio_sqlite_vs_raw'][n]:>6.2f}")
-    print("resume cost (us per replayed step): "
-          + ", ".join(f"N={n}: {v:.2f}" for n, v in results["resume_us_per_step"].items()))
+        print(
+            f"{n:>6} {r['memory']:>15.1f} {r['sqlite']:>15.1f} {r['raw']:>14.1f} "
+            f"{results['ratio_sqlite_vs_raw'][n]:>6.2f}"
+        )
+    print(
+        "resume cost (us per replayed step): "
+        + ", ".join(f"N={n}: {v:.2f}" for n, v in results["resume_us_per_step"].items())
+    )
     for mod, r in results["import"].items():
         print(f"import {mod}: {r['seconds'] * 1e3:.0f} ms (boto3 loaded: {r['boto3_loaded']})")
     if args.json:
