@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticSerializationError
 
@@ -54,6 +55,7 @@ from durable_core.serde import DEFAULT_MAX_BYTES, PydanticSerde, Serde
 from durable_core.stores.base import InvocationEnd, Store
 
 MAX_CALLBACK_ERROR_BYTES = 32 * 1024
+_log = structlog.get_logger("durable.runtime")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -466,8 +468,18 @@ def _check_token(token: object) -> None:
         )
 
 
+LEASE_KEEPER_STOP_TIMEOUT_S = 5.0
+"""How long the end of an invocation waits for a lease renewal in flight. Bounded so a
+stuck store cannot hang a worker's shutdown; a renewal still running after it is harmless
+(the finish is fenced, and the renewal is then refused)."""
+
+
 class _LeaseKeeper:
-    """Renews the invocation's lease while user code runs long steps."""
+    """Renews the invocation's lease while user code runs long steps.
+
+    After :meth:`stop` returns no renewal is in flight and none starts (unless the bounded
+    wait ran out), so a renewal cannot race ``finish_invocation``.
+    """
 
     def __init__(self, journal: Journal, ttl: timedelta) -> None:
         self._journal = journal
@@ -481,6 +493,8 @@ class _LeaseKeeper:
         while not self._stop.wait(period):
             journal = self._journal
             with journal.lock:
+                if self._stop.is_set():  # stopped while this thread waited for the lock
+                    return
                 try:
                     journal.lease = journal.store.renew_lease(
                         journal.lease, journal.clock.now(), self._ttl
@@ -489,7 +503,16 @@ class _LeaseKeeper:
                     return
 
     def stop(self) -> None:
+        """Stop renewing and wait (bounded) for a renewal in flight to end."""
         self._stop.set()
+        self._thread.join(LEASE_KEEPER_STOP_TIMEOUT_S)
+        if self._thread.is_alive():
+            _log.warning(
+                "a lease renewal is still running after the invocation ended; not waiting "
+                "for it (it will be refused). Check the store's health.",
+                execution_id=self._journal.execution_id,
+                waited_s=LEASE_KEEPER_STOP_TIMEOUT_S,
+            )
 
 
 def utcnow_iso(dt: datetime | None) -> str:

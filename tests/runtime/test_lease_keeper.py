@@ -1,0 +1,93 @@
+"""The lease keeper of an invocation: no renewal races the finish, and a stuck one is bounded.
+
+The keeper renews the lease on a thread while user code runs. The invocation's end
+(``finish_invocation``) releases the lease, so a renewal still in flight then is refused (a
+wasted store write). These tests hold a renewal in flight on purpose, with Events, instead
+of hoping a timing race shows up.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from durable_core import DurableContext, ExecutionStatus, MemoryStore, Runtime, durable
+from durable_core.journal import Lease
+from durable_core.runtime import RuntimeOptions
+from durable_core.stores.base import InvocationEnd
+from durable_core.testing._stores import DelegatingStore
+
+TTL = timedelta(seconds=1)  # the keeper renews every 0.5 s
+WAIT_S = 10.0
+renewal_started = threading.Event()
+
+
+@durable(name="lease-keeper:waits-for-a-renewal")
+def waits_for_a_renewal(ctx: DurableContext, event: Any) -> str:
+    # Returns (so the invocation ends) while the keeper's first renewal is in flight.
+    assert renewal_started.wait(WAIT_S), "the lease keeper never renewed"
+    return "done"
+
+
+class RecordingStore(DelegatingStore):
+    """Logs renewals and finishes in call order; holds each renewal for up to ``hold_s``.
+
+    With ``release_on_finish`` a held renewal goes on as soon as ``finish_invocation``
+    begins, so if the runtime does not wait for it, the log shows the finish starting while
+    the renewal is in flight. Without, it is stuck until ``release`` is set or ``hold_s``.
+    """
+
+    def __init__(self, hold_s: float, *, release_on_finish: bool = True) -> None:
+        super().__init__(MemoryStore())
+        self.hold_s = hold_s
+        self.release_on_finish = release_on_finish
+        self.log: list[str] = []
+        self.release = threading.Event()
+
+    def renew_lease(self, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
+        self.log.append("renew:start")
+        renewal_started.set()
+        self.release.wait(self.hold_s)
+        try:
+            return super().renew_lease(lease, now, ttl)
+        finally:
+            self.log.append("renew:end")
+
+    def finish_invocation(self, lease: Lease, end: InvocationEnd, now: datetime) -> Any:
+        self.log.append("finish:start")
+        if self.release_on_finish:
+            self.release.set()
+        return super().finish_invocation(lease, end, now)
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    renewal_started.clear()
+
+
+def test_no_renewal_is_in_flight_when_the_invocation_finishes() -> None:
+    store = RecordingStore(hold_s=0.5)
+    rt = Runtime(store, options=RuntimeOptions(lease_ttl=TTL))
+    ex = rt.run(waits_for_a_renewal, None, execution_id="keeper-1")
+    assert ex.status is ExecutionStatus.SUCCEEDED
+    # The renewal that was in flight when the function returned ended before the finish.
+    assert store.log == ["renew:start", "renew:end", "finish:start"]
+
+
+def test_a_stuck_renewal_does_not_hang_the_end_of_an_invocation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("durable_core.runtime.LEASE_KEEPER_STOP_TIMEOUT_S", 0.2)
+    store = RecordingStore(hold_s=WAIT_S, release_on_finish=False)
+    rt = Runtime(store, options=RuntimeOptions(lease_ttl=TTL))
+    began = time.monotonic()
+    ex = rt.run(waits_for_a_renewal, None, execution_id="keeper-2")
+    took = time.monotonic() - began
+    assert ex.status is ExecutionStatus.SUCCEEDED  # the finish is fenced, not blocked
+    assert took < 0.5 + 0.2 + 2.0, f"the invocation waited {took:.1f}s for a stuck renewal"
+    assert store.log == ["renew:start", "finish:start"]
+    store.release.set()  # let the stuck renewal end (it is refused: the lease was released)
