@@ -274,6 +274,8 @@ def callback_handler(
     The store makes the execution due at once; the sweeper resumes it on its next run.
 
     Raises (from the handler):
+        ValidationError: the event, or its ``body``, is not one of these (e.g. not JSON);
+            nothing changed.
         CallbackNotFoundError: no callback has this token.
         CallbackAlreadyCompletedError: it was completed (or timed out) before; nothing changed.
     """
@@ -286,7 +288,7 @@ def callback_handler(
     def handler(event: Mapping[str, Any], lambda_context: Any = None) -> dict[str, Any]:
         request: Any = event
         if isinstance(event, Mapping) and isinstance(event.get("body"), str):
-            request = json.loads(event["body"])
+            request = _parse_body(event["body"])
         if not isinstance(request, Mapping) or not isinstance(request.get("token"), str):
             raise ValidationError(
                 'send {"token": ..., "result": ...}, {"token": ..., "error": {"type": ..., '
@@ -308,6 +310,18 @@ def callback_handler(
         return {"status": op.status.value, "callback": op.name}
 
     return handler
+
+
+def _parse_body(body: str) -> Any:
+    """The JSON of a webhook request's ``body``; ValidationError (nothing written) if it is not."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise ValidationError(
+            f'callback request: the "body" field is not valid JSON ({e}). Send a JSON object '
+            'such as {"token": ..., "result": ...} as the body, with Content-Type '
+            "application/json. Nothing was changed."
+        ) from e
 
 
 def _run_due(runtime: Runtime, lambda_context: Any, limit: int) -> int:

@@ -27,6 +27,7 @@ from durable_core.aws_lambda import callback_handler, dynamodb_handler, sweeper_
 from durable_core.errors import (
     CallbackAlreadyCompletedError,
     ExecutionConflictError,
+    ValidationError,
     VersionMismatchError,
 )
 from durable_core.testing import VirtualClock
@@ -245,3 +246,27 @@ def test_the_sweeper_reports_an_execution_it_cannot_dispatch_and_goes_on(
     assert [f["execution_id"] for f in report["failed"]] == ["s-1"]
     assert "no Lambda function is mapped" in report["failed"][0]["error"]
     assert store.get_execution("s-1").lease_owner is None  # released: still due, not stuck
+
+
+def test_a_callback_body_that_is_not_json_is_refused_and_writes_nothing(
+    store: Any, clock: VirtualClock, reopen: Any
+) -> None:
+    @durable
+    def approve(ctx: DurableContext, event: Any) -> Any:
+        return ctx.create_callback("approval", timeout=timedelta(days=1)).result()
+
+    dynamodb_handler(approve, store=store, clock=clock)({"execution_id": "cb-1", "input": 1}, None)
+    token = next(op.callback_id for op in store.load_operations("cb-1") if op.callback_id)
+
+    def table() -> list[dict[str, Any]]:
+        items = ddb.client().scan(TableName=store.table_name, ConsistentRead=True)["Items"]
+        return sorted(items, key=json.dumps)
+
+    before = table()
+    webhook = callback_handler(store=reopen(store), clock=clock)
+    for body in ('{"token": "' + token, "token=" + token, ""):
+        with pytest.raises(ValidationError, match=r'"body" .*not valid JSON'):
+            webhook({"body": body}, None)
+    assert table() == before
+    good = json.dumps({"token": token, "result": "ok"})
+    assert webhook({"body": good}, None) == {"status": "SUCCEEDED", "callback": "approval"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from durable_core import DurableContext, MemoryStore, durable
-from durable_core.aws_lambda import dynamodb_handler, sweeper_handler
+from durable_core.aws_lambda import callback_handler, dynamodb_handler, sweeper_handler
 from durable_core.aws_lambda.dynamo_mode import resolve_version
 from durable_core.errors import ExecutionNotFoundError, ValidationError
 from durable_core.testing import VirtualClock
@@ -19,6 +20,11 @@ from durable_core.testing import VirtualClock
 def wait_a_day(ctx: DurableContext, event: Any) -> Any:
     ctx.wait("a-day", timedelta(days=1))
     return event
+
+
+@durable
+def wait_for_approval(ctx: DurableContext, event: Any) -> Any:
+    return ctx.create_callback("approval", timeout=timedelta(days=1)).result()
 
 
 @pytest.mark.parametrize(
@@ -63,3 +69,28 @@ def test_no_table_and_no_function_are_clear_errors(monkeypatch: pytest.MonkeyPat
     clock.advance(timedelta(days=1))
     report = sweeper_handler(store=store, clock=clock, lambda_client=object())({}, None)
     assert report["dispatched"] == [] and "DURABLE_FUNCTION_NAME" in report["failed"][0]["error"]
+
+
+MALFORMED_BODIES = [
+    '{"token": "',  # cut short
+    "token=abc&result=1",  # a form post
+    "",
+    "[" * 100_000,  # nested too deep for the parser
+]
+
+
+@pytest.mark.parametrize("body", MALFORMED_BODIES, ids=["truncated", "form", "empty", "deep"])
+def test_a_callback_body_that_is_not_json_is_refused_and_changes_nothing(body: str) -> None:
+    store, clock = MemoryStore(), VirtualClock()
+    dynamodb_handler(wait_for_approval, store=store, clock=clock)(
+        {"execution_id": "cb-1", "input": 1}, None
+    )
+    token = next(op.callback_id for op in store.load_operations("cb-1") if op.callback_id)
+    before = (store.get_execution("cb-1"), store.load_operations("cb-1"))
+    webhook = callback_handler(store=store, clock=clock)
+    with pytest.raises(ValidationError, match=r'"body" .*not valid JSON.*Nothing was changed'):
+        webhook({"body": body}, None)
+    assert (store.get_execution("cb-1"), store.load_operations("cb-1")) == before
+    # the callback still completes with a good body
+    good = json.dumps({"token": token, "result": "ok"})
+    assert webhook({"body": good}, None) == {"status": "SUCCEEDED", "callback": "approval"}
