@@ -11,8 +11,10 @@ Same semantics as :class:`~durable_core.stores.memory.MemoryStore` (the contract
   claim, callback completion, signal) is atomic across threads and processes. Threads share
   a store (a lock guards its connection); each process opens its own.
 - **The JSON is the record**; other columns copy fields for indexes, in the same statement.
-  Rows are validated on read: one that does not parse raises CorruptRecordError naming it
-  (``claim_due`` logs and skips it, so it cannot stall every worker). Nothing is pickled.
+  Rows are validated on read: one that does not parse (or is not UTF-8: records are read
+  as bytes and decoded here, never by ``sqlite3``) raises CorruptRecordError naming it.
+  ``claim_due`` and ``list_executions`` log and skip it, so it cannot stall every worker or
+  hide every other execution. Nothing is pickled.
 - **Fenced writes**: a write under a lease checks fence and owner in its own transaction.
 - **First-write order**: ``operations.seq`` is set on first insert; an upsert keeps it.
 - **UTC**: datetimes come back aware in UTC (naive input is taken as UTC); the indexed
@@ -100,9 +102,17 @@ _DUE = (  # keyset pages over (wake_at, rowid), so skipped rows do not use up th
     "OR lease_expires <= :now) AND (wake_at, rowid) > (:wake, :rowid) "
     "ORDER BY wake_at, rowid LIMIT :limit"
 )
-_LIST = "SELECT id, record FROM executions ORDER BY created_at DESC, rowid LIMIT ?"
+_LIST = (  # id and record as bytes, as in _DUE: a row that is not UTF-8 is one skipped row
+    "SELECT CAST(id AS BLOB), CAST(record AS BLOB) FROM executions "
+    "ORDER BY created_at DESC, rowid LIMIT ?"
+)
 _LIST_STATUS = (
-    "SELECT id, record FROM executions WHERE status = ? ORDER BY created_at DESC, rowid LIMIT ?"
+    "SELECT CAST(id AS BLOB), CAST(record AS BLOB) FROM executions WHERE status = ? "
+    "ORDER BY created_at DESC, rowid LIMIT ?"
+)
+_OPS = (  # op_id and record as bytes: decoded by _operation, which names the row
+    "SELECT CAST(op_id AS BLOB), seq, CAST(record AS BLOB) FROM operations "
+    "WHERE execution_id = ? ORDER BY seq"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ZERO = timedelta(0)
@@ -366,6 +376,14 @@ class SQLiteStore:
                 self._db.execute("ROLLBACK")
 
     def _parse(self, model: type[_M], record: str | bytes, what: str, where: str) -> _M:
+        if isinstance(record, bytes):  # read as a BLOB: SQLite does not check the encoding
+            try:
+                record = record.decode()
+            except UnicodeDecodeError as e:
+                raise CorruptRecordError(
+                    f"{what} in {self.path} is not UTF-8 text ({e}). Restore the file from a "
+                    f"backup, or inspect the row ({where}) with the sqlite3 shell."
+                ) from e
         try:
             return model.model_validate_json(record)  # written in UTC ("Z") by this class
         except (ValueError, TypeError) as e:
@@ -384,7 +402,11 @@ class SQLiteStore:
             )
         return ex
 
-    def _operation(self, execution_id: str, op_id: str, seq: int, record: str) -> Operation:
+    def _operation(
+        self, execution_id: str, op_id: str | bytes, seq: int, record: str | bytes
+    ) -> Operation:
+        if isinstance(op_id, bytes):
+            op_id = op_id.decode("utf-8", "replace")  # a bad one fails the id check below
         what = f"Operation {op_id!r} (row seq={seq}) of execution {execution_id!r}"
         op = self._parse(Operation, record, what, f"operations, seq={seq}")
         if op.id != op_id:  # else it would replay in place of another operation
@@ -395,7 +417,9 @@ class SQLiteStore:
         return op
 
     def _find(self, db: sqlite3.Connection, execution_id: str) -> Execution | None:
-        row = db.execute("SELECT record FROM executions WHERE id = ?", (execution_id,)).fetchone()
+        row = db.execute(
+            "SELECT CAST(record AS BLOB) FROM executions WHERE id = ?", (execution_id,)
+        ).fetchone()
         return None if row is None else self._execution(execution_id, row[0])
 
     def _get(self, db: sqlite3.Connection, execution_id: str) -> Execution:
@@ -428,21 +452,29 @@ class SQLiteStore:
     def list_executions(
         self, *, status: ExecutionStatus | None = None, limit: int = 100
     ) -> list[Execution]:
-        """Newest first (by ``created_at``), optionally only those with ``status``."""
+        """Newest first (by ``created_at``), optionally only those with ``status``.
+
+        A row that does not parse is skipped (and logged, naming it), so one damaged row
+        does not hide the others; the listing then has one row fewer.
+        """
         with self._read() as db:
             if status is None:
                 rows = db.execute(_LIST, (limit,)).fetchall()
             else:
                 rows = db.execute(_LIST_STATUS, (status.value, limit)).fetchall()
-        return [self._execution(eid, record) for eid, record in rows]
+        found: list[Execution] = []
+        for raw_id, record in rows:
+            eid = (raw_id or b"").decode("utf-8", "replace")
+            try:
+                found.append(self._execution(eid, record))
+            except CorruptRecordError as e:
+                _log.error("list_executions skips an unreadable execution", error=str(e))
+        return found
 
     def load_operations(self, execution_id: str) -> list[Operation]:
         """All journal records of an execution, in first-write order."""
         with self._read() as db:
-            rows = db.execute(
-                "SELECT op_id, seq, record FROM operations WHERE execution_id = ? ORDER BY seq",
-                (execution_id,),
-            ).fetchall()
+            rows = db.execute(_OPS, (execution_id,)).fetchall()
             exists = (
                 rows
                 or db.execute("SELECT 1 FROM executions WHERE id = ?", (execution_id,)).fetchone()
@@ -581,7 +613,8 @@ class SQLiteStore:
         now = _aware(now)
         with self._write() as db:
             row = db.execute(
-                "SELECT seq, execution_id, op_id, record FROM operations WHERE callback_id = ?",
+                "SELECT seq, execution_id, CAST(op_id AS BLOB), CAST(record AS BLOB) "
+                "FROM operations WHERE callback_id = ?",
                 (callback_id,),
             ).fetchone()
             if row is None:

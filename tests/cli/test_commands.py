@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -187,6 +188,26 @@ def test_list_filters_and_limits(durable: Durable) -> None:
     assert durable("list", "--status", "RUNNING").out.count("\n") == 2  # header + 1 row
     assert len(durable("list", "--limit", "2").out.splitlines()) == 3
     assert durable("list", "--status", "FAILED").out == "no executions with status FAILED\n"
+
+
+def test_list_skips_a_record_that_is_not_utf8_and_names_it_on_stderr(
+    durable: Durable, store: Path
+) -> None:
+    for eid in ("n0", "bad", "n1"):
+        durable("run", "cli_flows:nested", "--id", eid)
+    con = sqlite3.connect(store, isolation_level=None)
+    con.execute("UPDATE executions SET record = CAST(X'7B2269FF' AS TEXT) WHERE id = 'bad'")
+    con.close()
+
+    r = durable("list")
+
+    assert r.code == 0, r.err
+    assert [line.split()[0] for line in r.out.splitlines()] == ["ID", "n1", "n0"]
+    assert "execution 'bad'" in r.err
+    assert "not UTF-8" in r.err
+    shown = durable("show", "bad")
+    assert shown.code == 2
+    assert shown.err.startswith("error: The record of execution 'bad'")
 
 
 def test_show_json_has_the_raw_records(durable: Durable) -> None:

@@ -14,14 +14,9 @@ of the indexed columns next to it — then every API that reads it is called. Re
   of the damaged one, claimed by the same ``tick`` — runs to its expected result with its
   journal intact.
 
-Known gaps, kept visible here:
-
-- A record column holding text that is not UTF-8 cannot be decoded by ``sqlite3`` itself:
-  ``claim_due`` reads it as bytes and skips it like any corrupt row, but ``get_execution``,
-  ``load_operations`` and ``list_executions`` raise a (typed) StoreError that names the
-  column, not the execution.
-- An operation record does not carry its execution id, so a row whose ``execution_id``
-  column is rewritten to another existing execution replays there (strict xfail below).
+Known gap, kept visible here: an operation record does not carry its execution id, so a
+row whose ``execution_id`` column is rewritten to another existing execution replays there
+(strict xfail below).
 
 Runs in a few seconds per test with the derandomized CI profile. For a long run with fresh
 random examples (x20)::
@@ -370,10 +365,10 @@ def test_an_execution_row_that_is_not_utf8_does_not_stall_claiming(tmp_path: Pat
             b'{"id": "\xff\xfe',
             VICTIM,
         )
-        # Reading it by id is a StoreError (typed; SQLite itself refuses to decode the row,
-        # so the message names the column, not the execution — see the module docstring).
-        with pytest.raises(StoreError, match="record"):
+        # The store reads the row as bytes: a CorruptRecordError naming the execution.
+        with pytest.raises(CorruptRecordError, match=r"execution 'victim-1' .*not UTF-8"):
             bench.store.get_execution(VICTIM)
+        assert VICTIM not in [ex.id for ex in bench.store.list_executions()]  # skipped
         errors = bench.finish_healthy(ticks=2)
         assert errors == []  # the bad row is skipped (and logged), not raised
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from durable_core.errors import CorruptRecordError, SchemaVersionError, StoreError
 from durable_core.journal import CallbackOutcome, ExecutionStatus, OperationStatus
@@ -156,12 +157,92 @@ def test_a_corrupt_execution_row_is_named_and_others_still_load(path: Path, dama
     con.close()
     with pytest.raises(CorruptRecordError, match="execution 'bad'.*does not parse"):
         store.get_execution("bad")
-    with pytest.raises(CorruptRecordError, match="execution 'bad'"):
-        store.list_executions()
+    with capture_logs() as logs:  # a listing skips (and logs) the bad row, as claim_due does
+        assert [e.id for e in store.list_executions()] == ["good"]
+    assert [log["event"] for log in logs] == ["list_executions skips an unreadable execution"]
+    assert "execution 'bad'" in logs[0]["error"]
     assert store.get_execution("good").id == "good"
     # A worker is not stalled by the bad row: it claims everything else.
     assert [lease.execution_id for lease in store.claim_due("w", T0, TTL, 1)] == ["good"]
     assert raw(path, "SELECT record FROM executions WHERE id = 'bad'") == [(damaged,)]
+    store.close()
+
+
+NOT_UTF8 = "CAST(X'7B226964223A2022FFFE' AS TEXT)"
+"""SQL for text that is not UTF-8: ``{"id": "`` then the bytes 0xFF 0xFE."""
+
+
+def test_an_execution_record_that_is_not_utf8_is_a_corrupt_record_naming_it(path: Path) -> None:
+    store = SQLiteStore(path)
+    for eid in ("bad", "good"):
+        store.create_execution(execution(eid))
+    raw(path, f"UPDATE executions SET record = {NOT_UTF8} WHERE id = 'bad'")
+    damaged = raw(path, "SELECT CAST(record AS BLOB) FROM executions WHERE id = 'bad'")
+    with pytest.raises(
+        CorruptRecordError,
+        match=r"execution 'bad' .* is not UTF-8 text .*backup.*\(executions, id='bad'\)",
+    ):
+        store.get_execution("bad")
+    with pytest.raises(CorruptRecordError, match="execution 'bad'"):
+        store.acquire_lease("bad", "w", T0, TTL)  # a write through the row is refused too
+    with capture_logs() as logs:
+        assert [e.id for e in store.list_executions()] == ["good"]
+        assert [e.id for e in store.list_executions(status=ExecutionStatus.RUNNING)] == ["good"]
+    assert [log["event"] for log in logs] == ["list_executions skips an unreadable execution"] * 2
+    assert all("execution 'bad'" in log["error"] and "UTF-8" in log["error"] for log in logs)
+    assert [lease.execution_id for lease in store.claim_due("w", T0, TTL, 2)] == ["good"]
+    assert raw(path, "SELECT CAST(record AS BLOB) FROM executions WHERE id = 'bad'") == damaged
+    store.close()
+
+
+def test_an_execution_id_that_is_not_utf8_is_skipped_by_a_listing(path: Path) -> None:
+    store = SQLiteStore(path)
+    for eid in ("bad", "good"):
+        store.create_execution(execution(eid))
+    raw(path, "UPDATE executions SET id = CAST(X'6261FF' AS TEXT) WHERE id = 'bad'")
+    with capture_logs() as logs:
+        assert [e.id for e in store.list_executions()] == ["good"]
+    assert "holds the record of execution 'bad'" in logs[0]["error"]
+    store.close()
+
+
+@pytest.mark.parametrize("column", ["record", "op_id"])
+def test_an_operation_row_that_is_not_utf8_is_a_corrupt_record_naming_it(
+    path: Path, column: str
+) -> None:
+    store = SQLiteStore(path)
+    for eid in ("good", "bad"):
+        store.write_operations(leased(store, eid), [step("a"), step("b")], T0, TTL)
+    (seq,) = raw(path, "SELECT seq FROM operations WHERE execution_id = 'bad' AND op_id = 'b'")[0]
+    value = NOT_UTF8 if column == "record" else "CAST(X'62FF' AS TEXT)"
+    raw(path, f"UPDATE operations SET {column} = {value} WHERE seq = {seq}")
+    with pytest.raises(CorruptRecordError) as info:
+        store.load_operations("bad")
+    message = str(info.value)
+    assert f"(row seq={seq}) of execution 'bad'" in message
+    if column == "record":
+        assert f"Operation 'b' (row seq={seq})" in message
+        assert "is not UTF-8 text" in message
+    else:
+        assert "holds the record of operation 'b'" in message
+    assert "backup" in message
+    assert [o.id for o in store.load_operations("good")] == ["a", "b"]
+    assert store.get_execution("bad").id == "bad"
+    store.close()
+
+
+def test_a_callback_record_that_is_not_utf8_is_a_corrupt_record_naming_it(path: Path) -> None:
+    store = SQLiteStore(path)
+    shared = token()
+    store.write_operations(leased(store, "bad"), [callback("cb", shared)], T0, TTL)
+    raw(path, f"UPDATE operations SET record = {NOT_UTF8} WHERE op_id = 'cb'")
+    outcome = CallbackOutcome(status=OperationStatus.SUCCEEDED, result="1")
+    for call in (
+        lambda: store.complete_callback(shared, outcome, at(1)),
+        lambda: store.heartbeat_callback(shared, at(1)),
+    ):
+        with pytest.raises(CorruptRecordError, match="Operation 'cb' .*execution 'bad'.*UTF-8"):
+            call()
     store.close()
 
 
