@@ -277,7 +277,7 @@ class DynamoDBStore:
 
     @staticmethod
     def _op_rec(eid: str, op: Operation) -> str:
-        rec = op.model_dump_json()
+        rec = op.model_dump_json(exclude_none=True)
         size = len(rec.encode()) + len(eid) + len(op.id) + 64
         if size > ITEM_LIMIT:
             raise PayloadTooLargeError(

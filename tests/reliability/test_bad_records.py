@@ -203,7 +203,9 @@ def damage_record(data: st.DataObject, text: str, sibling_ids: list[str]) -> tup
         doc[key] = data.draw(same_type(old), label="value")
         assume(doc[key] != old)
     elif kind == "bad-json-payload":  # the JSON-in-JSON fields: not JSON, or the wrong shape
-        field = data.draw(st.sampled_from([k for k in ("input", "result", "payload") if k in doc]))
+        # Unset fields are not stored; every record kind has a "result" to damage.
+        present = [k for k in ("input", "result", "payload") if k in doc]
+        field = data.draw(st.sampled_from(present or ["result"]))
         doc[field] = data.draw(
             st.one_of(st.text(max_size=20), json_values.map(_dumps), st.just("NaN"))
         )

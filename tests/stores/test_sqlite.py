@@ -141,6 +141,37 @@ def test_a_corrupt_operation_row_is_named_and_other_rows_still_load(path: Path) 
     store.close()
 
 
+def test_records_leave_unset_fields_out_and_records_with_nulls_still_load(path: Path) -> None:
+    store = SQLiteStore(path)
+    store.write_operations(leased(store, "ex"), [step("a"), step("b")], T0, TTL)
+    (record,) = raw(path, "SELECT record FROM operations WHERE op_id = 'a'")[0]
+    assert "null" not in record and '"result"' not in record
+    # A record written with every field (as earlier versions did) reads the same.
+    full = step("b").model_dump_json()
+    assert '"result":null' in full
+    raw(path, f"UPDATE operations SET record = '{full}' WHERE op_id = 'b'")
+    assert store.load_operations("ex") == [step("a"), step("b")]
+    store.close()
+
+
+def test_a_file_without_the_journal_order_index_gets_it_and_loads_in_write_order(
+    path: Path,
+) -> None:
+    store = SQLiteStore(path)
+    store.write_operations(leased(store, "ex"), [step("z"), step("a"), step("m")], T0, TTL)
+    store.close()
+    raw(path, "DROP INDEX operations_order")  # a file made before the index existed
+    store = SQLiteStore(path)
+    assert [o.id for o in store.load_operations("ex")] == ["z", "a", "m"]
+    plan = raw(
+        path,
+        "EXPLAIN QUERY PLAN SELECT seq FROM operations WHERE execution_id = 'ex' ORDER BY seq",
+    )
+    assert any("operations_order" in str(row) for row in plan)
+    assert not any("TEMP B-TREE" in str(row) for row in plan)
+    store.close()
+
+
 @pytest.mark.parametrize(
     "damage",
     ["not json at all", '{"id": "bad", "function": "m:f"}', "__STATUS__"],
