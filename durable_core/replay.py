@@ -236,10 +236,14 @@ class Scope:
         self.path = path
         self._counter = 0
         self.replaying = replaying
+        self._next: tuple[int, str] = (0, "")  # (position, id): peek_id's, reused by begin
 
     def peek_id(self) -> str:
         """The id the next operation of this scope will get."""
-        return operation_id(self.parent_id, self._counter + 1)
+        position = self._counter + 1
+        if self._next[0] != position:
+            self._next = (position, operation_id(self.parent_id, position))
+        return self._next[1]
 
     def begin(self, type_: OperationType, name: str, sub_type: str | None) -> Slot:
         """Allocate the next position, check it against the journal, deliver a cancellation.
@@ -248,8 +252,8 @@ class Scope:
             NonDeterminismError: the journal recorded a different operation here.
             ExecutionCancelledError: a cancellation is due (or was recorded) at this position.
         """
+        op_id = self.peek_id()
         self._counter += 1
-        op_id = operation_id(self.parent_id, self._counter)
         position = f"{self.path}.{self._counter}" if self.path else str(self._counter)
         journal = self.journal
         recorded = journal.get(op_id)

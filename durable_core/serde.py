@@ -103,7 +103,8 @@ class PydanticSerde:
 
 def return_type(fn: Callable[..., Any]) -> Any:
     """The annotated return type of ``fn``, or ``Any`` when absent or unresolvable."""
-    if not getattr(inspect.unwrap(fn), "__annotations__", None):
+    target = inspect.unwrap(fn) if hasattr(fn, "__wrapped__") else fn
+    if not getattr(target, "__annotations__", None):
         return Any  # fast path: lambdas and unannotated callables
     try:
         return _return_type(fn)
