@@ -33,7 +33,7 @@ from typing import Any
 from _common import Spec, import_time, main, max_rss_mb, repeat
 
 VARIANTS = ("memory", "sqlite-full", "sqlite-normal")
-RESUME_FORMAT = 2
+RESUME_FORMAT = 3  # 3: records without unset fields, journal order index
 """Bump when the recorded resume journal changes shape (cached files are rebuilt)."""
 RESUME_WAIT = timedelta(days=360)
 """The wait the resumed execution suspends at again: never due while cached files live."""
