@@ -22,6 +22,7 @@ Invariants:
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -288,7 +289,7 @@ def callback_handler(
     def handler(event: Mapping[str, Any], lambda_context: Any = None) -> dict[str, Any]:
         request: Any = event
         if isinstance(event, Mapping) and isinstance(event.get("body"), str):
-            request = _parse_body(event["body"])
+            request = _parse_body(event["body"], base64_encoded=bool(event.get("isBase64Encoded")))
         if not isinstance(request, Mapping) or not isinstance(request.get("token"), str):
             raise ValidationError(
                 'send {"token": ..., "result": ...}, {"token": ..., "error": {"type": ..., '
@@ -312,10 +313,14 @@ def callback_handler(
     return handler
 
 
-def _parse_body(body: str) -> Any:
-    """The JSON of a webhook request's ``body``; ValidationError (nothing written) if it is not."""
+def _parse_body(body: str, *, base64_encoded: bool = False) -> Any:
+    """The JSON of a webhook request's ``body``; ValidationError (nothing written) if it is not.
+
+    Function URLs and API Gateway send a body base64-encoded (``isBase64Encoded``) when the
+    request's content type is not text, e.g. a webhook posting ``application/octet-stream``.
+    """
     try:
-        return json.loads(body)
+        return json.loads(base64.b64decode(body, validate=True) if base64_encoded else body)
     except (ValueError, RecursionError) as e:
         raise ValidationError(
             f'callback request: the "body" field is not valid JSON ({e}). Send a JSON object '

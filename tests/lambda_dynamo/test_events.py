@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 from types import SimpleNamespace
@@ -94,3 +95,22 @@ def test_a_callback_body_that_is_not_json_is_refused_and_changes_nothing(body: s
     # the callback still completes with a good body
     good = json.dumps({"token": token, "result": "ok"})
     assert webhook({"body": good}, None) == {"status": "SUCCEEDED", "callback": "approval"}
+
+
+def test_a_base64_encoded_callback_body_is_decoded_and_a_bad_one_changes_nothing() -> None:
+    # Function URLs and API Gateway base64-encode a body whose content type is not text.
+    store, clock = MemoryStore(), VirtualClock()
+    dynamodb_handler(wait_for_approval, store=store, clock=clock)(
+        {"execution_id": "cb-2", "input": 1}, None
+    )
+    token = next(op.callback_id for op in store.load_operations("cb-2") if op.callback_id)
+    before = (store.get_execution("cb-2"), store.load_operations("cb-2"))
+    webhook = callback_handler(store=store, clock=clock)
+    with pytest.raises(ValidationError, match=r'"body" .*not valid JSON.*Nothing was changed'):
+        webhook({"body": "not base64!", "isBase64Encoded": True}, None)
+    assert (store.get_execution("cb-2"), store.load_operations("cb-2")) == before
+    body = base64.b64encode(json.dumps({"token": token, "result": "ok"}).encode()).decode()
+    assert webhook({"body": body, "isBase64Encoded": True}, None) == {
+        "status": "SUCCEEDED",
+        "callback": "approval",
+    }
