@@ -499,8 +499,13 @@ class _LeaseKeeper:
                     journal.lease = journal.store.renew_lease(
                         journal.lease, journal.clock.now(), self._ttl
                     )
-                except Exception:
+                except LeaseLostError as e:  # the invocation's next write stops it too
+                    _log.warning("lease lost while a step runs", error=str(e),
+                                 execution_id=journal.execution_id)  # fmt: skip
                     return
+                except Exception as e:  # a store hiccup: try again next period
+                    _log.warning("lease renewal failed; retrying", error=str(e),
+                                 execution_id=journal.execution_id)  # fmt: skip
 
     def stop(self) -> None:
         """Stop renewing and wait (bounded) for a renewal in flight to end."""

@@ -14,8 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from durable_core import DurableContext, ExecutionStatus, MemoryStore, Runtime, durable
+from durable_core.errors import StoreError
 from durable_core.journal import Lease
 from durable_core.runtime import RuntimeOptions
 from durable_core.stores.base import InvocationEnd
@@ -91,3 +93,40 @@ def test_a_stuck_renewal_does_not_hang_the_end_of_an_invocation(
     assert took < 0.5 + 0.2 + 2.0, f"the invocation waited {took:.1f}s for a stuck renewal"
     assert store.log == ["renew:start", "finish:start"]
     store.release.set()  # let the stuck renewal end (it is refused: the lease was released)
+
+
+second_renewal = threading.Event()
+
+
+@durable(name="lease-keeper:outlives-a-failed-renewal")
+def outlives_a_failed_renewal(ctx: DurableContext, event: Any) -> str:
+    # A step still running when the keeper's second renewal lands.
+    return ctx.step("long", lambda _sc: "done" if second_renewal.wait(WAIT_S) else "stale")
+
+
+class FlakyStore(DelegatingStore):
+    """The first lease renewal fails as a store hiccup would; later ones go through."""
+
+    def __init__(self) -> None:
+        super().__init__(MemoryStore())
+        self.renewals = 0
+
+    def renew_lease(self, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
+        self.renewals += 1
+        if self.renewals == 1:
+            raise StoreError("the store hiccuped")
+        renewed = super().renew_lease(lease, now, ttl)
+        second_renewal.set()
+        return renewed
+
+
+def test_a_failed_renewal_is_logged_and_the_keeper_keeps_renewing() -> None:
+    second_renewal.clear()
+    store = FlakyStore()
+    rt = Runtime(store, options=RuntimeOptions(lease_ttl=TTL))
+    with capture_logs() as logs:
+        ex = rt.run(outlives_a_failed_renewal, None, execution_id="keeper-3")
+    assert ex.status is ExecutionStatus.SUCCEEDED
+    assert rt.result(ex.id) == "done"  # the step saw the second renewal, not a timeout
+    assert store.renewals >= 2
+    assert any(e["event"] == "lease renewal failed; retrying" for e in logs)
