@@ -27,6 +27,7 @@ Same semantics as :class:`~durable_core.stores.memory.MemoryStore` (the contract
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import sqlite3
 import threading
@@ -118,6 +119,7 @@ _OPS = (  # op_id and record as bytes, validated as such; see _operations
     "SELECT CAST(op_id AS BLOB), seq, CAST(record AS BLOB) FROM operations "
     "WHERE execution_id = ? ORDER BY seq"
 )
+_EXISTS = "SELECT 1 FROM executions WHERE id = ?"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ZERO = timedelta(0)
 _M = TypeVar("_M", bound=BaseModel)
@@ -160,6 +162,26 @@ def _datetime_fields(model: type[BaseModel]) -> tuple[str, ...]:
         for name, field in model.model_fields.items()
         if field.annotation is datetime or datetime in get_args(field.annotation)
     )
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Defer the cyclic garbage collector while a journal's records are built.
+
+    Validating thousands of rows allocates only acyclic objects, yet every 700 allocations
+    start a collection that walks the growing young generations: measured on a
+    10,000-step resume it made loading grow faster than the journal (~8 -> ~10 us per
+    step). Reference counting still frees everything; the collector runs again after.
+    Only re-enabled here if it was enabled on entry (a caller that turned it off keeps it
+    off; overlapping threads at worst defer a collection a little longer).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _op_json(op: Operation) -> str:
@@ -508,15 +530,13 @@ class SQLiteStore:
 
     def load_operations(self, execution_id: str) -> list[Operation]:
         """All journal records of an execution, in first-write order."""
-        with self._read() as db:
-            rows = db.execute(_OPS, (execution_id,)).fetchall()
-            exists = (
-                rows
-                or db.execute("SELECT 1 FROM executions WHERE id = ?", (execution_id,)).fetchone()
-            )
-        if not exists:
-            raise ExecutionNotFoundError(execution_id)
-        return self._operations(execution_id, rows)
+        with _gc_paused():
+            with self._read() as db:
+                rows = db.execute(_OPS, (execution_id,)).fetchall()
+                exists = rows or db.execute(_EXISTS, (execution_id,)).fetchone()
+            if not exists:
+                raise ExecutionNotFoundError(execution_id)
+            return self._operations(execution_id, rows)
 
     # --- leases ---------------------------------------------------------------------------
 

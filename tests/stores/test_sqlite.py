@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from durable_core.errors import CorruptRecordError, SchemaVersionError, StoreError
+from durable_core.errors import (
+    CorruptRecordError,
+    ExecutionNotFoundError,
+    SchemaVersionError,
+    StoreError,
+)
 from durable_core.journal import CallbackOutcome, ExecutionStatus, OperationStatus
 from durable_core.stores.base import InvocationEnd
 from durable_core.stores.sqlite import SQLiteStore
@@ -489,3 +494,23 @@ def test_a_writer_failing_inside_a_shared_commit_undoes_only_its_own_rows(path: 
     reopened = SQLiteStore(path)
     assert len(reopened.load_operations("good")) == 20
     reopened.close()
+
+
+def test_loading_a_journal_leaves_the_garbage_collector_as_it_found_it(path: Path) -> None:
+    import gc
+
+    store = SQLiteStore(path)
+    store.write_operations(leased(store, "ex"), [step("a")], T0, TTL)
+    assert gc.isenabled()
+    assert [o.id for o in store.load_operations("ex")] == ["a"]
+    assert gc.isenabled()
+    with pytest.raises(ExecutionNotFoundError):
+        store.load_operations("missing")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        store.load_operations("ex")
+        assert not gc.isenabled()  # a caller that turned it off keeps it off
+    finally:
+        gc.enable()
+    store.close()
