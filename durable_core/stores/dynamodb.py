@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
+
 from durable_core.errors import (
     CallbackAlreadyCompletedError,
     CallbackNotFoundError,
@@ -52,6 +54,7 @@ from durable_core.journal import (
 from durable_core.stores.base import InvocationEnd
 
 Item = dict[str, Any]
+_log = structlog.get_logger("durable.store")
 ITEM_LIMIT = 400 * 1024
 TRANSACTION_ITEMS = 100
 TRANSACTION_BYTES = 4 * 1024 * 1024
@@ -389,7 +392,10 @@ class DynamoDBStore:
         while request:
             page = self._call("batch_get_item", RequestItems=request)
             for item in page.get("Responses", {}).get(self.table_name, []):
-                found[item["PK"]["S"]] = self._execution(item)
+                try:
+                    found[item["PK"]["S"]] = self._execution(item)
+                except CorruptRecordError as e:  # one damaged item must not hide the rest
+                    _log.error("list_executions skips an unreadable execution", error=str(e))
             request = page.get("UnprocessedKeys") or {}
         ordered = (found.get(k["PK"]["S"]) for k in keys)  # keep the index's newest-first order
         return [e for e in ordered if e is not None and status in (None, e.status)]

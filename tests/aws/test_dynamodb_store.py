@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from durable_core.errors import (
     CallbackAlreadyCompletedError,
@@ -475,6 +476,11 @@ def test_corrupt_items_raise_naming_the_item(ddb_store: DynamoDBStore) -> None:
     )
     with pytest.raises(CorruptRecordError, match="EXEC#ex-1"):
         ddb_store.get_execution("ex-1")
+    # A listing skips the damaged execution (naming it in the log) and shows the others.
+    ddb_store.create_execution(execution("ex-2"))
+    with capture_logs() as logs:
+        assert [e.id for e in ddb_store.list_executions()] == ["ex-2"]
+    assert any("EXEC#ex-1" in str(e.get("error")) for e in logs)
 
 
 def test_aws_errors_surface_as_store_error_with_the_code(ddb_client: Callable[[], Any]) -> None:
