@@ -313,6 +313,11 @@ def callback_handler(
     return handler
 
 
+def _not_json(constant: str) -> Any:
+    """Python's json accepts NaN and Infinity; JSON does not, and they would be stored as null."""
+    raise ValueError(f"{constant} is not a JSON value")
+
+
 def _parse_body(body: str, *, base64_encoded: bool = False) -> Any:
     """The JSON of a webhook request's ``body``; ValidationError (nothing written) if it is not.
 
@@ -320,7 +325,8 @@ def _parse_body(body: str, *, base64_encoded: bool = False) -> Any:
     request's content type is not text, e.g. a webhook posting ``application/octet-stream``.
     """
     try:
-        return json.loads(base64.b64decode(body, validate=True) if base64_encoded else body)
+        raw = base64.b64decode(body, validate=True) if base64_encoded else body
+        return json.loads(raw, parse_constant=_not_json)
     except (ValueError, RecursionError) as e:
         raise ValidationError(
             f'callback request: the "body" field is not valid JSON ({e}). Send a JSON object '

@@ -77,10 +77,13 @@ MALFORMED_BODIES = [
     "token=abc&result=1",  # a form post
     "",
     "[" * 100_000,  # nested too deep for the parser
+    '{"token": "t", "result": {"amount": NaN}}',  # Python's json would take it; JSON does not
 ]
 
 
-@pytest.mark.parametrize("body", MALFORMED_BODIES, ids=["truncated", "form", "empty", "deep"])
+@pytest.mark.parametrize(
+    "body", MALFORMED_BODIES, ids=["truncated", "form", "empty", "deep", "nan"]
+)
 def test_a_callback_body_that_is_not_json_is_refused_and_changes_nothing(body: str) -> None:
     store, clock = MemoryStore(), VirtualClock()
     dynamodb_handler(wait_for_approval, store=store, clock=clock)(
