@@ -260,7 +260,11 @@ class Emulator:
             if done(ex):
                 return ex
             if time.monotonic() > deadline:
-                raise AssertionError(f"execution {arn} still {ex['Status']} after {timeout} s")
+                last = [(e.get("EventType"), e.get("Name")) for e in self.history(arn)[-8:]]
+                raise AssertionError(
+                    f"execution {arn} still {ex['Status']} after {timeout} s; "
+                    f"its last history events: {last}"
+                )
             time.sleep(0.05)
 
     def history(self, arn: str) -> list[dict[str, Any]]:
