@@ -13,6 +13,27 @@ import pytest
 
 from .emulator import Deploy, Emulator, InvokeServer, runner_path
 
+EMULATOR_STALL = r"still RUNNING after \d+ s; its last history events"
+"""The message of ``Emulator.wait`` when an execution never gets its next invocation."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Re-run (at most twice) a test that failed only because the emulator stalled.
+
+    ``dex-local-runner`` 1.4.0 (the latest) sometimes never re-invokes an execution whose
+    timer or step retry fell due while the previous invocation was still returning: the
+    history ends in ``WaitSucceeded`` or ``StepFailed`` + ``InvocationCompleted`` and the
+    execution stays RUNNING with nothing armed. Seen in about 1 of 6 runs of a retrying
+    test with the CPU saturated, never unloaded; our checkpoints show nothing the handler
+    missed (the retry's response was PENDING, as sent). Only that failure is re-run: any
+    other failure, or the same stall three times in a row, fails the test.
+    """
+    here = __file__.rsplit("/", 1)[0]
+    for item in items:
+        if str(item.path).startswith(here):
+            item.add_marker(pytest.mark.flaky(reruns=2, only_rerun=[EMULATOR_STALL]))
+
+
 CHAINED_TARGETS = {
     "lambda-child": {"DurableConfig": {"ExecutionTimeout": 60, "RetentionPeriodInDays": 1}},
     "lambda-plain": {},
