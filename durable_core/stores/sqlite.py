@@ -123,6 +123,8 @@ _EXISTS = "SELECT 1 FROM executions WHERE id = ?"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ZERO = timedelta(0)
 _M = TypeVar("_M", bound=BaseModel)
+_R = TypeVar("_R", Execution, Operation)
+"""A stored record kind: both carry the ``id`` they are stored under."""
 _log = structlog.get_logger("durable.store")
 
 
@@ -182,6 +184,14 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _text(raw: str | bytes | None) -> str:
+    """An id read as a BLOB, as text; bytes that are not UTF-8 become U+FFFD (a key that then
+    matches no record, so the row is reported as corrupt, naming what could be read)."""
+    if isinstance(raw, str):
+        return raw
+    return (raw or b"").decode("utf-8", "replace")
 
 
 def _op_json(op: Operation) -> str:
@@ -411,15 +421,16 @@ class SQLiteStore:
             with suppress(sqlite3.Error):  # the connection may have ended it already
                 self._db.execute("ROLLBACK")
 
-    def _parse(self, model: type[_M], record: str | bytes, what: str, where: str) -> _M:
-        """Validate ``record`` as ``model``; CorruptRecordError naming ``what`` otherwise.
+    def _parse(self, model: type[_R], record: str | bytes, key: str, what: str, where: str) -> _R:
+        """Validate ``record`` as the ``model`` stored under ``key``; else CorruptRecordError.
 
         Records are read as BLOBs (SQLite does not check an encoding) and handed to pydantic
         as bytes, which refuses invalid UTF-8 like any other malformed JSON; the decode below
-        only runs on failure, to say which it was.
+        only runs on failure, to say which it was. A record holding another key's record is
+        corrupt too: writes through it would land on, or replay in place of, another row.
         """
         try:
-            return model.model_validate_json(record)  # written in UTC ("Z") by this class
+            found = model.model_validate_json(record)  # written in UTC ("Z") by this class
         except (ValueError, TypeError) as e:
             problem = f"does not parse ({e})"
             if isinstance(record, bytes):
@@ -431,16 +442,19 @@ class SQLiteStore:
                 f"{what} in {self.path} {problem}. Restore the file from a backup, "
                 f"or inspect the row ({where}) with the sqlite3 shell."
             ) from e
+        if found.id != key:
+            kind = "execution" if model is Execution else "operation"
+            raise CorruptRecordError(
+                f"{what} in {self.path} holds the record of {kind} {found.id!r}. Restore the "
+                f"file from a backup, or inspect the row ({where})."
+            )
+        return found
 
     def _execution(self, execution_id: str, record: str | bytes) -> Execution:
         what = f"The record of execution {execution_id!r}"
-        ex = self._parse(Execution, record, what, f"executions, id={execution_id!r}")
-        if ex.id != execution_id:  # else writes through it would land on another row
-            raise CorruptRecordError(
-                f"{what} in {self.path} holds the record of execution {ex.id!r}. Restore the "
-                f"file from a backup, or inspect the row (executions, id={execution_id!r})."
-            )
-        return ex
+        return self._parse(
+            Execution, record, execution_id, what, f"executions, id={execution_id!r}"
+        )
 
     def _operations(self, execution_id: str, rows: list[tuple[Any, ...]]) -> list[Operation]:
         """Validate a journal's rows (the hot path of every resume: no per-row strings)."""
@@ -462,16 +476,9 @@ class SQLiteStore:
     def _operation(
         self, execution_id: str, op_id: str | bytes, seq: int, record: str | bytes
     ) -> Operation:
-        if isinstance(op_id, bytes):
-            op_id = op_id.decode("utf-8", "replace")  # a bad one fails the id check below
+        op_id = _text(op_id)  # a bad one fails the id check
         what = f"Operation {op_id!r} (row seq={seq}) of execution {execution_id!r}"
-        op = self._parse(Operation, record, what, f"operations, seq={seq}")
-        if op.id != op_id:  # else it would replay in place of another operation
-            raise CorruptRecordError(
-                f"{what} in {self.path} holds the record of operation {op.id!r}. Restore the "
-                f"file from a backup, or inspect the row (operations, seq={seq})."
-            )
-        return op
+        return self._parse(Operation, record, op_id, what, f"operations, seq={seq}")
 
     def _find(self, db: sqlite3.Connection, execution_id: str) -> Execution | None:
         row = db.execute(
@@ -521,7 +528,7 @@ class SQLiteStore:
                 rows = db.execute(_LIST_STATUS, (status.value, limit)).fetchall()
         found: list[Execution] = []
         for raw_id, record in rows:
-            eid = (raw_id or b"").decode("utf-8", "replace")
+            eid = _text(raw_id)
             try:
                 found.append(self._execution(eid, record))
             except CorruptRecordError as e:
@@ -579,7 +586,7 @@ class SQLiteStore:
                     break
                 for rowid, raw_id, wake, record in rows:
                     page.update(wake=wake, rowid=rowid)
-                    eid = (raw_id or b"").decode("utf-8", "replace")
+                    eid = _text(raw_id)
                     try:
                         ex = self._execution(eid, record)
                     except CorruptRecordError as e:
