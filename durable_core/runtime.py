@@ -30,6 +30,7 @@ from pydantic_core import PydanticSerializationError
 
 from durable_core.clock import Clock, SystemClock
 from durable_core.errors import (
+    CorruptRecordError,
     ExecutionConflictError,
     ExecutionNotFoundError,
     FunctionNotFoundError,
@@ -51,7 +52,7 @@ from durable_core.journal import (
     OperationStatus,
 )
 from durable_core.replay import InvocationOptions, Journal
-from durable_core.serde import DEFAULT_MAX_BYTES, PydanticSerde, Serde
+from durable_core.serde import DEFAULT_MAX_BYTES, PydanticSerde, Serde, loads_strict
 from durable_core.stores.base import InvocationEnd, Store
 
 MAX_CALLBACK_ERROR_BYTES = 32 * 1024
@@ -377,7 +378,7 @@ class Runtime:
                 operation="callback result",
             )
         try:
-            json.loads(payload, parse_constant=_not_json)
+            loads_strict(payload)
         except (ValueError, RecursionError) as e:
             raise ValidationError(f"callback payload is not valid JSON: {e}") from e
         return self._complete(
@@ -442,14 +443,7 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _not_json(constant: str) -> Any:
-    """``json.loads`` hook: NaN and Infinity are Python's extensions, not JSON."""
-    raise ValueError(f"{constant} is not a JSON value")
-
-
 def _stored_input(ex: Execution) -> Any:
-    from durable_core.errors import CorruptRecordError
-
     try:
         return json.loads(ex.input)
     except (ValueError, RecursionError) as e:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import typing
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
@@ -99,6 +100,17 @@ class PydanticSerde:
                 "annotated type change while this execution was in flight?",
                 operation=what,
             ) from e
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """``json.loads`` of text from outside (callback payloads, webhook bodies), refusing
+    ``NaN`` and ``Infinity``: Python's json accepts them, JSON does not, and a record would
+    store them as null. Raises ValueError (or RecursionError) when ``text`` is not JSON."""
+    return json.loads(text, parse_constant=_not_json)
 
 
 def return_type(fn: Callable[..., Any]) -> Any:

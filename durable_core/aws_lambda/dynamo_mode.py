@@ -40,6 +40,7 @@ from durable_core.errors import (
 from durable_core.function import DurableFunction, make_durable
 from durable_core.journal import Execution
 from durable_core.runtime import Runtime, RuntimeOptions, default_worker_id
+from durable_core.serde import loads_strict
 from durable_core.stores.base import Store
 
 LambdaHandler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
@@ -313,11 +314,6 @@ def callback_handler(
     return handler
 
 
-def _not_json(constant: str) -> Any:
-    """Python's json accepts NaN and Infinity; JSON does not, and they would be stored as null."""
-    raise ValueError(f"{constant} is not a JSON value")
-
-
 def _parse_body(body: str, *, base64_encoded: bool = False) -> Any:
     """The JSON of a webhook request's ``body``; ValidationError (nothing written) if it is not.
 
@@ -326,7 +322,7 @@ def _parse_body(body: str, *, base64_encoded: bool = False) -> Any:
     """
     try:
         raw = base64.b64decode(body, validate=True) if base64_encoded else body
-        return json.loads(raw, parse_constant=_not_json)
+        return loads_strict(raw)
     except (ValueError, RecursionError) as e:
         raise ValidationError(
             f'callback request: the "body" field is not valid JSON ({e}). Send a JSON object '

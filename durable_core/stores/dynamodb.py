@@ -51,7 +51,7 @@ from durable_core.journal import (
     Operation,
     OperationStatus,
 )
-from durable_core.stores.base import InvocationEnd
+from durable_core.stores.base import InvocationEnd, operation_json
 
 Item = dict[str, Any]
 _log = structlog.get_logger("durable.store")
@@ -280,7 +280,7 @@ class DynamoDBStore:
 
     @staticmethod
     def _op_rec(eid: str, op: Operation) -> str:
-        rec = op.model_dump_json(exclude_none=True)
+        rec = operation_json(op)
         size = len(rec.encode()) + len(eid) + len(op.id) + 64
         if size > ITEM_LIMIT:
             raise PayloadTooLargeError(
