@@ -47,7 +47,6 @@ import structlog
 from durable_core import (
     DurableContext,
     Execution,
-    ExecutionStatus,
     LeaseLostError,
     Operation,
     Runtime,
@@ -57,8 +56,9 @@ from durable_core import (
     Worker,
     durable,
 )
-from durable_core.journal import CallbackOutcome, Lease
+from durable_core.journal import Lease
 from durable_core.stores.base import InvocationEnd
+from durable_core.testing._stores import DelegatingStore
 
 LEDGER_ENV = "CONCURRENCY_LEDGER"
 CONTROL_ENV = "CONCURRENCY_CONTROL"
@@ -206,11 +206,14 @@ _BEGIN = "INSERT INTO audit (ref, kind, execution_id, owner, fence, outcome, ops
 _BEGIN += "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
-class AuditedStore:
-    """Delegates to a real store; logs every fenced write and every lease it grants."""
+class AuditedStore(DelegatingStore):
+    """Delegates to a real store; logs every fenced write and every lease it grants.
+
+    ``release_lease`` passes through unlogged: it is not fenced by contract (a no-op if lost).
+    """
 
     def __init__(self, inner: Store, audit: SideDB) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.audit = audit
         self.pid = os.getpid()
 
@@ -268,39 +271,6 @@ class AuditedStore:
         return self._fenced(
             "finish", lease, ops, lambda: self.inner.finish_invocation(lease, end, now)
         )
-
-    # everything else is passed through
-
-    def release_lease(self, lease: Lease) -> None:  # not fenced by contract: a no-op if lost
-        self.inner.release_lease(lease)
-
-    def create_execution(self, execution: Execution) -> tuple[Execution, bool]:
-        return self.inner.create_execution(execution)
-
-    def get_execution(self, execution_id: str) -> Execution:
-        return self.inner.get_execution(execution_id)
-
-    def list_executions(
-        self, *, status: ExecutionStatus | None = None, limit: int = 100
-    ) -> list[Execution]:
-        return self.inner.list_executions(status=status, limit=limit)
-
-    def load_operations(self, execution_id: str) -> list[Operation]:
-        return self.inner.load_operations(execution_id)
-
-    def complete_callback(
-        self, callback_id: str, outcome: CallbackOutcome, now: datetime
-    ) -> Operation:
-        return self.inner.complete_callback(callback_id, outcome, now)
-
-    def heartbeat_callback(self, callback_id: str, now: datetime) -> Operation:
-        return self.inner.heartbeat_callback(callback_id, now)
-
-    def request_cancel(self, execution_id: str, reason: str, now: datetime) -> Execution:
-        return self.inner.request_cancel(execution_id, reason, now)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 # --- opening stores and the worker process ----------------------------------------------
