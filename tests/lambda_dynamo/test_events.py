@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -72,46 +73,46 @@ def test_no_table_and_no_function_are_clear_errors(monkeypatch: pytest.MonkeyPat
     assert report["dispatched"] == [] and "DURABLE_FUNCTION_NAME" in report["failed"][0]["error"]
 
 
-MALFORMED_BODIES = [
-    '{"token": "',  # cut short
-    "token=abc&result=1",  # a form post
-    "",
-    "[" * 100_000,  # nested too deep for the parser
-    '{"token": "t", "result": {"amount": NaN}}',  # Python's json would take it; JSON does not
+MALFORMED_REQUESTS = [
+    {"body": '{"token": "'},  # cut short
+    {"body": "token=abc&result=1"},  # a form post
+    {"body": ""},
+    {"body": "[" * 100_000},  # nested too deep for the parser
+    {"body": '{"token": "t", "result": {"amount": NaN}}'},  # Python's json takes it; JSON not
+    {"body": "not base64!", "isBase64Encoded": True},
 ]
 
 
-@pytest.mark.parametrize(
-    "body", MALFORMED_BODIES, ids=["truncated", "form", "empty", "deep", "nan"]
-)
-def test_a_callback_body_that_is_not_json_is_refused_and_changes_nothing(body: str) -> None:
+def _awaiting_approval(eid: str) -> tuple[Callable[[], object], Any, str]:
+    """An execution waiting for its approval callback: (its state now, the webhook, token)."""
     store, clock = MemoryStore(), VirtualClock()
     dynamodb_handler(wait_for_approval, store=store, clock=clock)(
-        {"execution_id": "cb-1", "input": 1}, None
+        {"execution_id": eid, "input": 1}, None
     )
-    token = next(op.callback_id for op in store.load_operations("cb-1") if op.callback_id)
-    before = (store.get_execution("cb-1"), store.load_operations("cb-1"))
-    webhook = callback_handler(store=store, clock=clock)
+    token = next(op.callback_id for op in store.load_operations(eid) if op.callback_id)
+    state = lambda: (store.get_execution(eid), store.load_operations(eid))  # noqa: E731
+    return state, callback_handler(store=store, clock=clock), token
+
+
+@pytest.mark.parametrize(
+    "request_", MALFORMED_REQUESTS, ids=["truncated", "form", "empty", "deep", "nan", "base64"]
+)
+def test_a_callback_body_that_is_not_json_is_refused_and_changes_nothing(
+    request_: dict[str, Any],
+) -> None:
+    state, webhook, token = _awaiting_approval("cb-1")
+    before = state()
     with pytest.raises(ValidationError, match=r'"body" .*not valid JSON.*Nothing was changed'):
-        webhook({"body": body}, None)
-    assert (store.get_execution("cb-1"), store.load_operations("cb-1")) == before
+        webhook(request_, None)
+    assert state() == before
     # the callback still completes with a good body
     good = json.dumps({"token": token, "result": "ok"})
     assert webhook({"body": good}, None) == {"status": "SUCCEEDED", "callback": "approval"}
 
 
-def test_a_base64_encoded_callback_body_is_decoded_and_a_bad_one_changes_nothing() -> None:
+def test_a_base64_encoded_callback_body_is_decoded() -> None:
     # Function URLs and API Gateway base64-encode a body whose content type is not text.
-    store, clock = MemoryStore(), VirtualClock()
-    dynamodb_handler(wait_for_approval, store=store, clock=clock)(
-        {"execution_id": "cb-2", "input": 1}, None
-    )
-    token = next(op.callback_id for op in store.load_operations("cb-2") if op.callback_id)
-    before = (store.get_execution("cb-2"), store.load_operations("cb-2"))
-    webhook = callback_handler(store=store, clock=clock)
-    with pytest.raises(ValidationError, match=r'"body" .*not valid JSON.*Nothing was changed'):
-        webhook({"body": "not base64!", "isBase64Encoded": True}, None)
-    assert (store.get_execution("cb-2"), store.load_operations("cb-2")) == before
+    _, webhook, token = _awaiting_approval("cb-2")
     body = base64.b64encode(json.dumps({"token": token, "result": "ok"}).encode()).decode()
     assert webhook({"body": body, "isBase64Encoded": True}, None) == {
         "status": "SUCCEEDED",
