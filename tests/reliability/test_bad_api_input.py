@@ -47,6 +47,7 @@ from bad_input_support import (
     Approval,
     Bench,
     Order,
+    Outcome,
     assert_typed_failure,
     examples,
     expected_result,
@@ -481,27 +482,43 @@ DURATION_NAMES = {"wait": "pause", "callback timeout": "cb", "callback heartbeat
 DURATION_NAMES |= {"condition timeout": "poll", "wait_for_callback timeout": "ask"}
 
 
-@examples(60)
-@given(use=st.sampled_from(sorted(DURATION_USES)), duration=durations)
-def test_durations_out_of_range_or_of_the_wrong_type_are_refused_at_the_call(
-    tmp_path: Path, use: str, duration: Any
-) -> None:
+def run_call(
+    bench: Bench, function: str, call: Callable[[DurableContext], object], what: str
+) -> tuple[DurableTestRunner[None, str], Outcome, list[BaseException]]:
+    """Run ``call(ctx)`` inside durable function ``function`` on ``bench``'s store and clock.
+
+    The function returns "refused" if the call raised one of durable-saga's errors (kept in
+    the returned list) and "accepted" otherwise; the run itself goes through ``typed``.
+    """
     caught: list[BaseException] = []
 
-    @durable(name="reliability.bad_input:durations")
+    @durable(name=function)
     def wf(ctx: DurableContext, event: None) -> str:
         try:
-            DURATION_USES[use](ctx, duration)
+            call(ctx)
         except DurableError as e:
             caught.append(e)
             return "refused"
         return "accepted"
 
+    runner = DurableTestRunner(wf, store=bench.store, clock=bench.clock)
+    return runner, typed(lambda: runner.run(None, skip_time=False), what), caught
+
+
+@examples(60)
+@given(use=st.sampled_from(sorted(DURATION_USES)), duration=durations)
+def test_durations_out_of_range_or_of_the_wrong_type_are_refused_at_the_call(
+    tmp_path: Path, use: str, duration: Any
+) -> None:
     with Bench.fresh(tmp_path) as bench:
         bench.start_healthy()
-        runner = DurableTestRunner(wf, store=bench.store, clock=bench.clock)
         start = bench.clock.now()
-        result = typed(lambda: runner.run(None, skip_time=False), f"{use} {duration!r}")
+        runner, result, caught = run_call(
+            bench,
+            "reliability.bad_input:durations",
+            lambda ctx: DURATION_USES[use](ctx, duration),
+            f"{use} {duration!r}",
+        )
         assert result.ok
         snapshot = result.value
         # An untyped error inside the function would fail the execution with its type.
@@ -577,21 +594,14 @@ NAME_KINDS = {use: use for use in NAME_USES} | {"wait_for_callback": "callback"}
 def test_operation_names_are_validated_at_the_call_and_round_trip(
     tmp_path: Path, use: str, name: Any
 ) -> None:
-    caught: list[BaseException] = []
-
-    @durable(name="reliability.bad_input:names")
-    def wf(ctx: DurableContext, event: None) -> str:
-        try:
-            NAME_USES[use](ctx, name)
-        except DurableError as e:
-            caught.append(e)
-            return "refused"
-        return "accepted"
-
     with Bench.fresh(tmp_path) as bench:
         bench.start_healthy()
-        runner = DurableTestRunner(wf, store=bench.store, clock=bench.clock)
-        result = typed(lambda: runner.run(None, skip_time=False), f"{use} {name!r}")
+        _, result, caught = run_call(
+            bench,
+            "reliability.bad_input:names",
+            lambda ctx: NAME_USES[use](ctx, name),
+            f"{use} {name!r}",
+        )
         snapshot = result.value
         assert_typed_failure(snapshot.execution, "name")
         ok = valid_name(name, use)
