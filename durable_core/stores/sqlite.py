@@ -206,10 +206,6 @@ def _signalled(ex: Execution, now: datetime) -> Execution:
     return ex.evolve(signal_seq=ex.signal_seq + 1, wake_at=now, updated_at=now)
 
 
-_GROUP_WINDOW_S = 0.002
-"""How long a committing writer waits for writers already queued to join its commit."""
-
-
 def _enter_wal(db: sqlite3.Connection, busy_timeout_s: float) -> object:
     """Switch ``db`` to WAL, retrying while another process holds the lock.
 
@@ -259,6 +255,7 @@ class SQLiteStore:
         self._arriving = 0
         self._gen = 0
         self._open_gen = 0
+        self._waiters: threading.Event | None = None  # set once _open_gen is settled
         self._failed: set[int] = set()  # shared transactions whose commit failed
         try:
             self._db = sqlite3.connect(
@@ -327,11 +324,12 @@ class SQLiteStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """Run the block's statements durably, all or nothing, sharing commits (group commit).
 
-        The block runs in a savepoint of a ``BEGIN IMMEDIATE`` transaction that other
-        threads of this process may join while it is open; its writer then commits unless a
-        writer of the same transaction already did. So concurrent checkpoints share one
-        fsync, and each writer still returns only after its statements are committed. A
-        block that raises rolls back its own savepoint only.
+        The first writer opens a ``BEGIN IMMEDIATE`` transaction; writers of other threads
+        that arrive while it is open join it, each in its own savepoint. A writer that finds
+        nobody queued behind it commits for everyone in the transaction; the others wait
+        (without spinning) for that commit. So concurrent checkpoints share one fsync, and
+        each writer still returns only after its own statements are committed. A block that
+        raises undoes only its own statements.
         """
         with self._arrivals:
             self._arriving += 1
@@ -340,44 +338,65 @@ class SQLiteStore:
                 self._arriving -= 1
             db = self._db
             try:
-                if self._open_gen == 0:
+                first = self._open_gen == 0
+                if first:
                     db.execute("BEGIN IMMEDIATE")
                     self._gen += 1
-                    self._open_gen = self._gen
+                    self._open_gen, self._waiters = self._gen, None
                 gen = self._open_gen
-                db.execute("SAVEPOINT w")
+                if not first:  # the first writer's work is the transaction's start
+                    db.execute("SAVEPOINT w")
             except sqlite3.Error as e:
+                self._commit_or_leave(None)
                 raise StoreError(f"SQLite store {self.path}: {e}") from e
             error: BaseException | None = None
             try:
                 yield db
             except BaseException as e:
                 error = e
-            self._end_savepoint(gen, rollback=error is not None)
-        self._commit(gen)  # also when the block failed: the others' work, or an empty commit
+            self._end_block(gen, first=first, rollback=error is not None)
+            done = None
+            if not self._commit_or_leave(gen):
+                done = self._waiters = self._waiters or threading.Event()
+        if done is not None:
+            done.wait()  # set by whoever commits or abandons ``gen``
+        if gen in self._failed:
+            if isinstance(error, sqlite3.Error):  # its own failure ended the transaction
+                raise StoreError(f"SQLite store {self.path}: {error}") from error
+            raise StoreError(
+                f"SQLite store {self.path}: the shared commit failed; nothing was written"
+            ) from error
         if isinstance(error, sqlite3.Error):
             raise StoreError(f"SQLite store {self.path}: {error}") from error
         if error is not None:
             raise error
 
-    def _commit(self, gen: int) -> None:
-        """Commit transaction ``gen`` unless a writer already did; raise if it failed."""
-        deadline = time.monotonic() + _GROUP_WINDOW_S
-        while self._arriving and time.monotonic() < deadline:
-            time.sleep(0)  # let writers that already arrived join this transaction
-        with self._lock:
-            if self._open_gen == gen:
-                try:
-                    self._commit_open()
-                except sqlite3.Error as e:
-                    raise StoreError(f"SQLite store {self.path}: commit failed: {e}") from e
-            elif gen in self._failed:
-                raise StoreError(
-                    f"SQLite store {self.path}: the shared commit failed; nothing was written"
-                )
+    def _commit_or_leave(self, gen: int | None) -> bool:
+        """Commit the open transaction unless a writer is queued to join it (caller holds
+        the lock); True if this writer's transaction ``gen`` is settled (committed, or
+        failed) when this returns, False if a later writer will commit it."""
+        if self._open_gen == 0 or (gen is None and self._arriving == 0):
+            if self._open_gen:
+                with suppress(StoreError):  # the queued writers learn of it through _failed
+                    self._commit_shared()
+            return True
+        if gen != self._open_gen:
+            return True  # already settled, e.g. rolled back by its only writer
+        if self._arriving:
+            return False
+        self._commit_shared()
+        return True
+
+    def _commit_shared(self) -> None:
+        """Commit the open transaction (caller holds the lock); StoreError if that fails."""
+        try:
+            self._commit_open()
+        except sqlite3.Error as e:
+            raise StoreError(f"SQLite store {self.path}: commit failed: {e}") from e
 
     def _commit_open(self) -> None:
-        """Commit the open shared transaction, if any (caller holds the lock)."""
+        """Commit the open shared transaction, if any, and wake its writers (caller holds
+        the lock)."""
         if self._open_gen == 0:
             return
         gen, self._open_gen = self._open_gen, 0
@@ -386,31 +405,47 @@ class SQLiteStore:
         except sqlite3.Error:
             self._abandon(gen)
             raise
+        self._wake()
 
-    def _end_savepoint(self, gen: int, *, rollback: bool) -> None:
-        """Close this writer's savepoint (caller holds the lock).
+    def _end_block(self, gen: int, *, first: bool, rollback: bool) -> None:
+        """Close a writer's block (caller holds the lock).
 
-        If SQLite already rolled the whole transaction back (disk full, I/O error), every
-        writer of ``gen`` has lost its work: mark it failed so each of them raises.
+        The first writer of a transaction has no savepoint (nobody joins before its block
+        ends): if its block failed, the whole transaction is rolled back. If SQLite already
+        rolled the transaction back (disk full, I/O error), every writer of ``gen`` has lost
+        its work: it is marked failed so each of them raises.
         """
         try:
             if self._db.in_transaction:
-                if rollback:
-                    self._db.execute("ROLLBACK TO w")
-                self._db.execute("RELEASE w")
+                if first and rollback:
+                    self._db.execute("ROLLBACK")
+                    self._open_gen = 0
+                    self._wake()
+                elif not first:
+                    if rollback:
+                        self._db.execute("ROLLBACK TO w")
+                    self._db.execute("RELEASE w")
                 return
         except sqlite3.Error:
             pass
         self._abandon(gen)
 
     def _abandon(self, gen: int) -> None:
-        """Give up shared transaction ``gen``: roll back what is left and mark it failed."""
+        """Give up shared transaction ``gen``: roll back what is left, mark it failed and
+        wake its writers."""
         self._failed.add(gen)
         if self._open_gen == gen:
             self._open_gen = 0
         if self._db.in_transaction:
             with suppress(sqlite3.Error):  # the connection may have ended it already
                 self._db.execute("ROLLBACK")
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake the writers waiting for the transaction just settled (caller holds the lock)."""
+        if self._waiters is not None:
+            self._waiters.set()
+            self._waiters = None
 
     def _parse(self, model: type[_R], record: str | bytes, key: str, what: str, where: str) -> _R:
         """Validate ``record`` as the ``model`` stored under ``key``; else CorruptRecordError.

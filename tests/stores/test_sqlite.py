@@ -496,6 +496,45 @@ def test_a_writer_failing_inside_a_shared_commit_undoes_only_its_own_rows(path: 
     reopened.close()
 
 
+def test_concurrent_writers_share_commits(path: Path) -> None:
+    """Eight threads checkpointing at once need far fewer commits (fsyncs) than writes."""
+    store = SQLiteStore(path)
+    leases = {f"e{i}": leased(store, f"e{i}") for i in range(8)}
+    commits: list[str] = []
+    store._db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    gate = threading.Barrier(len(leases))
+
+    def work(eid: str) -> None:
+        lease = leases[eid]
+        gate.wait()
+        for n in range(40):
+            lease = store.write_operations(lease, [step(f"{eid}-{n}")], T0, TTL)
+
+    threads = [threading.Thread(target=work, args=(eid,)) for eid in leases]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    store._db.set_trace_callback(None)
+    assert all(len(store.load_operations(eid)) == 40 for eid in leases)
+    assert len(commits) < 8 * 40 * 0.75, f"{len(commits)} commits for {8 * 40} writes"
+    store.close()
+
+
+def test_a_failing_write_that_opened_the_transaction_leaves_nothing_behind(path: Path) -> None:
+    """The first writer of a transaction has no savepoint: its failure rolls it all back."""
+    store = SQLiteStore(path)
+    shared = token()
+    store.write_operations(leased(store, "owner"), [callback("cb", shared)], T0, TTL)
+    bad = leased(store, "bad")
+    with pytest.raises(StoreError, match="UNIQUE"):
+        store.write_operations(bad, [step("b1"), callback("x", shared)], T0, TTL)
+    assert store.load_operations("bad") == []
+    assert store.write_operations(bad, [step("b2")], T0, TTL) is not None  # store still usable
+    assert [op.id for op in store.load_operations("bad")] == ["b2"]
+    store.close()
+
+
 def test_loading_a_journal_leaves_the_garbage_collector_as_it_found_it(path: Path) -> None:
     import gc
 
