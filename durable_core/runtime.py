@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +50,7 @@ from durable_core.journal import (
     Operation,
     OperationStatus,
 )
+from durable_core.lease_keeper import LeaseKeeper
 from durable_core.replay import InvocationOptions, Journal
 from durable_core.serde import DEFAULT_MAX_BYTES, PydanticSerde, Serde, loads_strict
 from durable_core.stores.base import InvocationEnd, Store
@@ -104,6 +104,7 @@ class Runtime:
         self.worker_id = worker_id or default_worker_id()
         self.serde: Serde = serde or PydanticSerde(max_bytes=self.options.max_payload_bytes)
         self._functions: dict[str, DurableFunction[Any, Any]] = {}
+        self._keeper = LeaseKeeper(self.options.lease_ttl)
         for fn in functions:
             self.register(fn)
 
@@ -305,13 +306,13 @@ class Runtime:
             ),
             services=self,
         )
-        keeper = _LeaseKeeper(journal, self.options.lease_ttl)
+        held = self._keeper.hold(journal)
         try:
             end = run_invocation(fn, journal)
         except LeaseLostError:
             return store.get_execution(ex.id)
         finally:
-            keeper.stop()
+            self._keeper.release(held)
         try:
             return store.finish_invocation(journal.lease, end, self.clock.now())
         except LeaseLostError:
@@ -460,58 +461,6 @@ def _check_token(token: object) -> None:
             "that is not a callback token (tokens are 43 URL-safe characters); check that it "
             "was copied whole"
         )
-
-
-LEASE_KEEPER_STOP_TIMEOUT_S = 5.0
-"""How long the end of an invocation waits for a lease renewal in flight. Bounded so a
-stuck store cannot hang a worker's shutdown; a renewal still running after it is harmless
-(the finish is fenced, and the renewal is then refused)."""
-
-
-class _LeaseKeeper:
-    """Renews the invocation's lease while user code runs long steps.
-
-    After :meth:`stop` returns no renewal is in flight and none starts (unless the bounded
-    wait ran out), so a renewal cannot race ``finish_invocation``.
-    """
-
-    def __init__(self, journal: Journal, ttl: timedelta) -> None:
-        self._journal = journal
-        self._ttl = ttl
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="durable-lease", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        period = max(0.5, self._ttl.total_seconds() / 3)
-        while not self._stop.wait(period):
-            journal = self._journal
-            with journal.lock:
-                if self._stop.is_set():  # stopped while this thread waited for the lock
-                    return
-                try:
-                    journal.lease = journal.store.renew_lease(
-                        journal.lease, journal.clock.now(), self._ttl
-                    )
-                except LeaseLostError as e:  # the invocation's next write stops it too
-                    _log.warning("lease lost while a step runs", error=str(e),
-                                 execution_id=journal.execution_id)  # fmt: skip
-                    return
-                except Exception as e:  # a store hiccup: try again next period
-                    _log.warning("lease renewal failed; retrying", error=str(e),
-                                 execution_id=journal.execution_id)  # fmt: skip
-
-    def stop(self) -> None:
-        """Stop renewing and wait (bounded) for a renewal in flight to end."""
-        self._stop.set()
-        self._thread.join(LEASE_KEEPER_STOP_TIMEOUT_S)
-        if self._thread.is_alive():
-            _log.warning(
-                "a lease renewal is still running after the invocation ended; not waiting "
-                "for it (it will be refused). Check the store's health.",
-                execution_id=self._journal.execution_id,
-                waited_s=LEASE_KEEPER_STOP_TIMEOUT_S,
-            )
 
 
 def utcnow_iso(dt: datetime | None) -> str:

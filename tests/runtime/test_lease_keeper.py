@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -83,7 +84,7 @@ def test_no_renewal_is_in_flight_when_the_invocation_finishes() -> None:
 def test_a_stuck_renewal_does_not_hang_the_end_of_an_invocation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("durable_core.runtime.LEASE_KEEPER_STOP_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("durable_core.lease_keeper.STOP_TIMEOUT_S", 0.2)
     store = RecordingStore(hold_s=WAIT_S, release_on_finish=False)
     rt = Runtime(store, options=RuntimeOptions(lease_ttl=TTL))
     began = time.monotonic()
@@ -130,3 +131,56 @@ def test_a_failed_renewal_is_logged_and_the_keeper_keeps_renewing() -> None:
     assert rt.result(ex.id) == "done"  # the step saw the second renewal, not a timeout
     assert store.renewals >= 2
     assert any(e["event"] == "lease renewal failed; retrying" for e in logs)
+
+
+@durable(name="lease-keeper:short")
+def short(ctx: DurableContext, event: int) -> int:
+    return int(ctx.step("one", lambda _sc: event))
+
+
+def test_one_keeper_thread_serves_every_invocation_of_a_runtime() -> None:
+    rt = Runtime(MemoryStore(), options=RuntimeOptions(lease_ttl=TTL))
+    before = {t.ident for t in threading.enumerate() if t.name == "durable-lease"}
+    seen: set[int | None] = set()
+    for i in range(20):
+        assert rt.run(short, i, execution_id=f"short-{i}").status is ExecutionStatus.SUCCEEDED
+        seen |= {t.ident for t in threading.enumerate() if t.name == "durable-lease"}
+    assert len(seen - before) == 1
+
+
+def test_the_keeper_renews_several_long_invocations_at_once() -> None:
+    """Two steps outlive their leases at once; another worker cannot take either over."""
+    store = MemoryStore()
+    rt = Runtime(store, options=RuntimeOptions(lease_ttl=TTL))
+    started, release, runs = threading.Barrier(3), threading.Event(), Counter[int]()
+
+    @durable(name="lease-keeper:long")
+    def long(ctx: DurableContext, event: int) -> int:
+        def work(_sc: Any) -> int:
+            runs[event] += 1
+            started.wait(WAIT_S)
+            release.wait(WAIT_S)
+            return event
+
+        return int(ctx.step("long", work))
+
+    rt.register(long)
+    first = [rt.start(long, i, execution_id=f"long-{i}").id for i in range(2)]
+    ticking = threading.Thread(target=rt.tick, kwargs={"limit": 2, "concurrency": 2})
+    ticking.start()
+    started.wait(WAIT_S)
+    claimed = {eid: store.get_execution(eid).lease_expires for eid in first}
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:  # until each lease was renewed past 2 of its TTLs
+        now = {eid: store.get_execution(eid).lease_expires for eid in first}
+        if all(now[e] and claimed[e] and now[e] > claimed[e] + 2 * TTL for e in first):
+            break
+        time.sleep(0.05)
+    other = Runtime(
+        store, functions=[long], worker_id="other", options=RuntimeOptions(lease_ttl=TTL)
+    )
+    assert other.tick(limit=2) == 0  # both leases are still held
+    release.set()
+    ticking.join(WAIT_S)
+    assert [rt.result(eid) for eid in first] == [0, 1]
+    assert runs == {0: 1, 1: 1}  # no step ran twice
