@@ -174,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lease-ttl", type=float, default=60.0, help="lease seconds (default 60)")
     p.add_argument("--batch", type=int, default=16, help="invocations per round (default 16)")
     p.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run up to N executions at once on threads (default 1)",
+    )
+    p.add_argument(
         "--import",
         dest="imports",
         action="append",
@@ -389,7 +396,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         rt = Runtime(store, options=RuntimeOptions(lease_ttl=timedelta(seconds=args.lease_ttl)))
         for module in args.imports:
             _register_module(rt, module)
-        worker = Worker(rt, poll_interval=args.poll, batch=args.batch)
+        worker = Worker(rt, poll_interval=args.poll, batch=args.batch, concurrency=args.concurrency)
         worker.run_forever(until_idle=args.until_idle)
         if args.until_idle:
             waiting = store.list_executions(status=ExecutionStatus.RUNNING, limit=1_000_000)

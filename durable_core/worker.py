@@ -1,16 +1,19 @@
 """The worker loop: resume due executions (timers, retries, callbacks, dead workers' leases).
 
 A :class:`Worker` repeatedly asks its :class:`~durable_core.runtime.Runtime` to ``tick``:
-claim one due execution, run one invocation of it, record the outcome. Several workers (in
-one process or many) may share a store; the store's leases and fences make sure only one
-of them advances an execution at a time.
+claim one due execution, run one invocation of it, record the outcome. With
+``concurrency=N`` it runs N such loops on threads of one process, sharing the runtime and
+its store, so up to N executions advance at once and a store that groups commits (SQLite)
+shares one durable commit between their checkpoints. Several workers (in one process or
+many) may share a store; the store's leases and fences make sure only one of them
+advances an execution at a time.
 
 Invariants:
 - The stop event is only looked at *between* invocations. An invocation that has started
   always finishes: its outcome is recorded and its lease released before the loop exits,
   so a graceful stop never leaves an execution waiting for a lease to expire.
-- Executions are claimed one at a time (``tick(limit=1)``), so a stop request never strands
-  executions that were claimed but not run.
+- Executions are claimed one at a time per loop (``tick(limit=1)``), so a stop request
+  never strands executions that were claimed but not run.
 - Idle waiting is an ``Event.wait``: a stop request wakes the loop at once.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -44,23 +48,38 @@ class Worker:
         worker.run_forever()  # until SIGTERM / Ctrl-C
     """
 
-    def __init__(self, runtime: Runtime, *, poll_interval: float = 0.2, batch: int = 16) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        poll_interval: float = 0.2,
+        batch: int = 16,
+        concurrency: int = 1,
+    ) -> None:
         """Create a worker.
 
         Args:
             runtime: the runtime whose store and functions are used.
             poll_interval: seconds to wait when nothing is due before looking again.
             batch: invocations run back to back before the loop yields to an idle check.
+            concurrency: how many executions to run at once, each loop on its own thread.
+                More than 1 pays off when invocations wait (on I/O in steps, or on the
+                store's fsync: concurrent checkpoints share one commit on SQLite); the
+                Python work itself still runs one thread at a time.
         """
         if poll_interval <= 0:
             raise ValidationError(f"poll_interval must be positive, got {poll_interval}")
         if batch < 1:
             raise ValidationError(f"batch must be at least 1, got {batch}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValidationError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
         self.runtime = runtime
         self.poll_interval = poll_interval
         self.batch = batch
+        self.concurrency = concurrency
         self.executions_run = 0
         """Invocations run since this worker was created."""
+        self._count = threading.Lock()
         self._log = structlog.get_logger("durable.worker").bind(worker_id=runtime.worker_id)
 
     def run(self, stop_event: threading.Event | None = None, *, until_idle: bool = False) -> int:
@@ -81,30 +100,68 @@ class Worker:
                 the error is logged and the loop backs off and carries on.
         """
         stop = stop_event or threading.Event()
+        self._log.info(
+            "worker started",
+            poll_interval=self.poll_interval,
+            until_idle=until_idle,
+            concurrency=self.concurrency,
+        )
+        before = self.executions_run
+        try:
+            if self.concurrency == 1:
+                return self._loop(stop, until_idle)
+            return self._loops(stop, until_idle)
+        finally:
+            self._log.info("worker stopped", executions_run=self.executions_run - before)
+
+    def _loops(self, stop: threading.Event, until_idle: bool) -> int:
+        """Run ``concurrency`` loops on threads; the first error (``until_idle``) stops all."""
+        halt = _Either(stop)
+        ran: list[int] = []
+        errors: list[BaseException] = []
+
+        def loop() -> None:
+            try:
+                ran.append(self._loop(halt, until_idle))
+            except BaseException as e:
+                errors.append(e)
+                halt.set()
+
+        threads = [
+            threading.Thread(target=loop, name=f"durable-worker-{i}", daemon=True)
+            for i in range(self.concurrency)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():  # short joins: the main thread stays responsive to signals
+                t.join(0.2)
+        if errors:
+            raise errors[0]
+        return sum(ran)
+
+    def _loop(self, stop: threading.Event, until_idle: bool) -> int:
+        """One loop: run due executions until ``stop`` (or idle, with ``until_idle``)."""
         ran = 0
         backoff = self.poll_interval
-        self._log.info("worker started", poll_interval=self.poll_interval, until_idle=until_idle)
-        try:
-            while not stop.is_set():
-                try:
-                    n = self._round(stop)
-                except Exception:
-                    if until_idle:
-                        raise
-                    self._log.exception("worker tick failed; backing off", backoff_s=backoff)
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, MAX_ERROR_BACKOFF_S)
-                    continue
-                backoff = self.poll_interval
-                ran += n
-                if n:
-                    self._log.info("executions run", count=n, total=self.executions_run)
-                    continue
-                if until_idle and not self._due_elsewhere():
-                    break
-                stop.wait(self.poll_interval)
-        finally:
-            self._log.info("worker stopped", executions_run=ran)
+        while not stop.is_set():
+            try:
+                n = self._round(stop)
+            except Exception:
+                if until_idle:
+                    raise
+                self._log.exception("worker tick failed; backing off", backoff_s=backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_ERROR_BACKOFF_S)
+                continue
+            backoff = self.poll_interval
+            ran += n
+            if n:
+                self._log.info("executions run", count=n, total=self.executions_run)
+                continue
+            if until_idle and not self._due_elsewhere():
+                break
+            stop.wait(self.poll_interval)
         return ran
 
     def _round(self, stop: threading.Event) -> int:
@@ -114,7 +171,8 @@ class Worker:
             if self.runtime.tick(limit=1) == 0:
                 break
             n += 1
-            self.executions_run += 1
+            with self._count:
+                self.executions_run += 1
         return n
 
     def _due_elsewhere(self) -> bool:
@@ -157,3 +215,25 @@ class Worker:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         return 0
+
+
+class _Either(threading.Event):
+    """A stop event for a worker's loops: set when one loop failed (``until_idle``), or when
+    the caller's stop event is."""
+
+    def __init__(self, outer: threading.Event) -> None:
+        super().__init__()
+        self._outer = outer
+
+    def is_set(self) -> bool:
+        return super().is_set() or self._outer.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        step = 0.05 if timeout is None else min(timeout, 0.05)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self._outer.wait(step if left is None else min(step, left))
+        return True

@@ -247,6 +247,7 @@ def test_the_store_and_its_directory_are_created_by_run(durable: Durable, store:
         (("callback", "succeed", "x" * 43, "--payload", "{"), "--payload is not valid JSON"),
         (("list", "--status", "bogus"), "--status 'bogus' is not one of"),
         (("worker", "--lease-ttl", "0.5"), "--lease-ttl must be at least 1 second"),
+        (("worker", "--concurrency", "0"), "concurrency must be a whole number >= 1"),
         (("worker", "--until-idle", "--import", "no_such_module"), "cannot import it"),
     ],
 )

@@ -146,14 +146,17 @@ def test_sigterm_finishes_the_running_invocation_and_exits_0(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("concurrency", [1, 4])
 def test_two_workers_never_run_one_execution_at_once(
-    workers: Workers, flows: Any, store_path: Path, tmp_path: Path
+    workers: Workers, flows: Any, store_path: Path, tmp_path: Path, concurrency: int
 ) -> None:
+    """Also with several loops per worker process (``--concurrency``)."""
     ledger = tmp_path / "ledger.jsonl"
     n = 30
     ids = [f"pair-{i:02d}" for i in range(n)]
     SQLiteStore(str(store_path)).close()  # create the file before the workers race to
-    procs = [workers.start(name="a"), workers.start(name="b")]
+    loops = ("--concurrency", str(concurrency))
+    procs = [workers.start(*loops, name="a"), workers.start(*loops, name="b")]
     for i in range(2):  # both poll before there is work, so both get a share
         wait_until(partial(logged, workers, i, "worker started"), f"worker {i} to start")
     with runtime(store_path) as rt:

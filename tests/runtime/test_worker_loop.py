@@ -219,7 +219,65 @@ def test_run_forever_stops_cleanly_on_sigterm_and_restores_handlers(clock: Clock
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"poll_interval": 0}, "poll_interval"),
     ({"batch": 0}, "batch"),
+    ({"concurrency": 0}, "concurrency"),
+    ({"concurrency": True}, "concurrency"),
+    ({"concurrency": 2.5}, "concurrency"),
 ])  # fmt: skip
 def test_bad_options_are_refused(clock: Clock, kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValidationError, match=match):
         Worker(runtime(clock), **kwargs)
+
+
+# --- concurrency ------------------------------------------------------------------------------
+
+together = threading.Barrier(4, timeout=10)
+
+
+@durable
+def meets_three_others(ctx: DurableContext, n: int) -> int:
+    def body(sc: StepContext) -> int:
+        with lock:
+            calls[sc.execution_id] = calls.get(sc.execution_id, 0) + 1
+        if n < 4:
+            together.wait()  # only passes if four invocations run at the same time
+        return n
+
+    return ctx.step("body", body)
+
+
+lock = threading.Lock()
+
+
+def test_concurrent_loops_run_executions_at_once_and_each_once(clock: Clock) -> None:
+    together.reset()
+    rt = runtime(clock)
+    ids = [rt.start(meets_three_others, i, execution_id=f"e{i}").id for i in range(20)]
+
+    worker = Worker(rt, poll_interval=0.001, concurrency=4)
+    assert worker.run(until_idle=True) == 20
+
+    assert [rt.result(i) for i in ids] == list(range(20))
+    assert calls == dict.fromkeys(ids, 1)
+    assert worker.executions_run == 20
+
+
+def test_a_stop_with_concurrent_loops_strands_nothing(clock: Clock) -> None:
+    rt = runtime(clock)
+    for i in range(12):
+        rt.start(stops_the_worker, i, execution_id=f"e{i}")
+
+    ran = Worker(rt, poll_interval=0.001, concurrency=3).run(stop_from_step)
+
+    assert 1 <= ran <= 3  # the loops finish what they run, then start nothing more
+    done = [f"e{i}" for i in range(12) if rt.get(f"e{i}").status.is_terminal]
+    assert len(done) == ran == sum(calls.values())
+    assert all(rt.get(f"e{i}").lease_owner is None for i in range(12))
+
+
+def test_a_failing_tick_in_one_loop_stops_all_with_until_idle(clock: Clock) -> None:
+    rt = runtime(clock, FlakyStore())
+    rt.start(stops_the_worker, 5, execution_id="e")
+
+    with pytest.raises(StoreError, match="locked"):
+        Worker(rt, poll_interval=0.001, concurrency=3).run(until_idle=True)
+    assert rt.get("e").lease_owner is None
