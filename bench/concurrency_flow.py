@@ -313,13 +313,17 @@ def open_store(
 
 
 def _unfenced_store_class() -> type[Any]:
-    from durable_core.stores.sqlite import SQLiteStore
+    from durable_core.stores.sqlite import _UPSERT_OP, SQLiteStore
 
     class UnfencedSQLiteStore(SQLiteStore):
         """BROKEN ON PURPOSE: accepts writes under any lease (negative control only)."""
 
         def _check(self, db: sqlite3.Connection, lease: Lease) -> Execution:
             return self._get(db, lease.execution_id)
+
+        def _upsert_fenced(self, db: sqlite3.Connection, lease: Lease, row: Any) -> bool:
+            db.execute(_UPSERT_OP, row)
+            return True
 
     return UnfencedSQLiteStore
 

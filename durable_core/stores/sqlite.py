@@ -120,6 +120,12 @@ _OPS = (  # op_id and record as bytes, validated as such; see _operations
     "WHERE execution_id = ? ORDER BY seq"
 )
 _EXISTS = "SELECT 1 FROM executions WHERE id = ?"
+_FENCED_UPSERT_OP = (  # _UPSERT_OP if the lease is held (fence, owner), as one statement
+    "INSERT INTO operations (execution_id, op_id, callback_id, record) SELECT ?, ?, ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM executions WHERE id = ? AND fence = ? AND lease_owner = ?) "
+    "ON CONFLICT (execution_id, op_id) DO UPDATE "
+    "SET callback_id = excluded.callback_id, record = excluded.record"
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ZERO = timedelta(0)
 _M = TypeVar("_M", bound=BaseModel)
@@ -652,13 +658,23 @@ class SQLiteStore:
         already belongs to another operation (StoreError).
         """
         now = _aware(now)
+        eid, fence = lease.execution_id, lease.fence
+        rows = [(eid, op.id, op.callback_id, operation_json(op)) for op in map(_utc, operations)]
         with self._write() as db:
-            ex = self._check(db, lease)
-            for op in map(_utc, operations):
-                db.execute(_UPSERT_OP, (ex.id, op.id, op.callback_id, operation_json(op)))
-            if lease.expires - now > ttl / 2:
-                return lease  # still comfortably held: skip the renewal
-            return self._renew(db, ex, lease, now + ttl)
+            if lease.expires - now <= ttl / 2:  # renew: check the lease on the parsed record
+                ex = self._check(db, lease)
+                db.executemany(_UPSERT_OP, rows)
+                return self._renew(db, ex, lease, now + ttl)
+            for row in rows:
+                if not self._upsert_fenced(db, lease, row):
+                    self._check(db, lease)  # raises, naming who holds the lease
+                    raise LeaseLostError(f"lease on execution {eid!r} (fence {fence}) lost")
+            return lease
+
+    def _upsert_fenced(self, db: sqlite3.Connection, lease: Lease, row: tuple[Any, ...]) -> bool:
+        """Upsert a journal row if ``lease`` is still held, in one statement; else False."""
+        fenced = (*row, lease.execution_id, lease.fence, lease.owner)
+        return bool(db.execute(_FENCED_UPSERT_OP, fenced).rowcount == 1)
 
     def finish_invocation(self, lease: Lease, end: InvocationEnd, now: datetime) -> Execution:
         """Record how the invocation ended and release the lease, in one transaction.
