@@ -6,10 +6,12 @@ Same semantics as :class:`~durable_core.stores.memory.MemoryStore` (the contract
 - **WAL, durable commits.** ``durability="full"`` (default) is ``synchronous=FULL``: a commit
   is fsync'd before the call returns. ``"normal"`` may lose the last commits on power loss
   or an OS crash (never on a process crash); the file never corrupts.
-- **One transaction per write**, ``BEGIN IMMEDIATE ... COMMIT``, ``ROLLBACK`` on any error:
-  the write lock is taken before anything is read, so every read-modify-write (fence check,
-  claim, callback completion, signal) is atomic across threads and processes. Threads share
-  a store (a lock guards its connection); each process opens its own.
+- **Every write in a ``BEGIN IMMEDIATE`` transaction**: the write lock is taken before
+  anything is read, so every read-modify-write (fence check, claim, callback completion,
+  signal) is atomic across threads and processes. Threads share a store (a lock guards its
+  connection); each process opens its own. Writes of threads that arrive together share
+  one transaction and one commit, each in its own savepoint (group commit,
+  :mod:`~durable_core.stores.sqlite_commit`); a write that fails undoes only its own.
 - **The JSON is the record**; other columns copy fields for indexes, in the same statement.
   Rows are validated on read: one that does not parse (or is not UTF-8: records are read
   as bytes and decoded here, never by ``sqlite3``) raises CorruptRecordError naming it.
@@ -33,7 +35,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
@@ -60,6 +62,7 @@ from durable_core.journal import (
     OperationStatus,
 )
 from durable_core.stores.base import InvocationEnd, operation_json
+from durable_core.stores.sqlite_commit import GroupCommit
 
 SCHEMA_VERSION = 1
 """The layout this module reads and writes (``meta.schema_version``)."""
@@ -130,6 +133,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ZERO = timedelta(0)
 _M = TypeVar("_M", bound=BaseModel)
 _R = TypeVar("_R", Execution, Operation)
+_T = TypeVar("_T")
 """A stored record kind: both carry the ``id`` they are stored under."""
 _log = structlog.get_logger("durable.store")
 
@@ -257,18 +261,13 @@ class SQLiteStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._arrivals = threading.Lock()
-        self._arriving = 0
-        self._gen = 0
-        self._open_gen = 0
-        self._waiters: threading.Event | None = None  # set once _open_gen is settled
-        self._failed: set[int] = set()  # shared transactions whose commit failed
         try:
             self._db = sqlite3.connect(
                 self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
             )
             mode = _enter_wal(self._db, busy_timeout_s)
             self._db.execute(f"PRAGMA synchronous = {durability.upper()}")
+            self._commits = GroupCommit(self._db, self._lock, f"SQLite store {self.path}")
         except sqlite3.Error as e:
             raise StoreError(
                 f"{self.path} cannot be opened as a durable-saga SQLite store ({e}). "
@@ -286,7 +285,7 @@ class SQLiteStore:
             raise
 
     def _check_schema(self) -> None:
-        with self._write() as db:
+        def tx(db: sqlite3.Connection) -> None:
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if not tables:
                 for statement in _SCHEMA:
@@ -315,143 +314,22 @@ class SQLiteStore:
                 )
             db.execute(_OPS_ORDER_INDEX)  # an index only: files without it stay readable
 
+        self._write(tx)
+
     # --- plumbing -------------------------------------------------------------------------
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock:  # no transaction is open between writes: reads see committed rows
             try:
-                self._commit_open()  # never read what a shared transaction has not committed
                 yield self._db
             except sqlite3.Error as e:
                 raise StoreError(f"SQLite store {self.path}: {e}") from e
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """Run the block's statements durably, all or nothing, sharing commits (group commit).
-
-        The first writer opens a ``BEGIN IMMEDIATE`` transaction; writers of other threads
-        that arrive while it is open join it, each in its own savepoint. A writer that finds
-        nobody queued behind it commits for everyone in the transaction; the others wait
-        (without spinning) for that commit. So concurrent checkpoints share one fsync, and
-        each writer still returns only after its own statements are committed. A block that
-        raises undoes only its own statements.
-        """
-        with self._arrivals:
-            self._arriving += 1
-        with self._lock:
-            with self._arrivals:
-                self._arriving -= 1
-            db = self._db
-            try:
-                first = self._open_gen == 0
-                if first:
-                    db.execute("BEGIN IMMEDIATE")
-                    self._gen += 1
-                    self._open_gen, self._waiters = self._gen, None
-                gen = self._open_gen
-                if not first:  # the first writer's work is the transaction's start
-                    db.execute("SAVEPOINT w")
-            except sqlite3.Error as e:
-                self._commit_or_leave(None)
-                raise StoreError(f"SQLite store {self.path}: {e}") from e
-            error: BaseException | None = None
-            try:
-                yield db
-            except BaseException as e:
-                error = e
-            self._end_block(gen, first=first, rollback=error is not None)
-            done = None
-            if not self._commit_or_leave(gen):
-                done = self._waiters = self._waiters or threading.Event()
-        if done is not None:
-            done.wait()  # set by whoever commits or abandons ``gen``
-        if gen in self._failed:
-            if isinstance(error, sqlite3.Error):  # its own failure ended the transaction
-                raise StoreError(f"SQLite store {self.path}: {error}") from error
-            raise StoreError(
-                f"SQLite store {self.path}: the shared commit failed; nothing was written"
-            ) from error
-        if isinstance(error, sqlite3.Error):
-            raise StoreError(f"SQLite store {self.path}: {error}") from error
-        if error is not None:
-            raise error
-
-    def _commit_or_leave(self, gen: int | None) -> bool:
-        """Commit the open transaction unless a writer is queued to join it (caller holds
-        the lock); True if this writer's transaction ``gen`` is settled (committed, or
-        failed) when this returns, False if a later writer will commit it."""
-        if self._open_gen == 0 or (gen is None and self._arriving == 0):
-            if self._open_gen:
-                with suppress(StoreError):  # the queued writers learn of it through _failed
-                    self._commit_shared()
-            return True
-        if gen != self._open_gen:
-            return True  # already settled, e.g. rolled back by its only writer
-        if self._arriving:
-            return False
-        self._commit_shared()
-        return True
-
-    def _commit_shared(self) -> None:
-        """Commit the open transaction (caller holds the lock); StoreError if that fails."""
-        try:
-            self._commit_open()
-        except sqlite3.Error as e:
-            raise StoreError(f"SQLite store {self.path}: commit failed: {e}") from e
-
-    def _commit_open(self) -> None:
-        """Commit the open shared transaction, if any, and wake its writers (caller holds
-        the lock)."""
-        if self._open_gen == 0:
-            return
-        gen, self._open_gen = self._open_gen, 0
-        try:
-            self._db.execute("COMMIT")
-        except sqlite3.Error:
-            self._abandon(gen)
-            raise
-        self._wake()
-
-    def _end_block(self, gen: int, *, first: bool, rollback: bool) -> None:
-        """Close a writer's block (caller holds the lock).
-
-        The first writer of a transaction has no savepoint (nobody joins before its block
-        ends): if its block failed, the whole transaction is rolled back. If SQLite already
-        rolled the transaction back (disk full, I/O error), every writer of ``gen`` has lost
-        its work: it is marked failed so each of them raises.
-        """
-        try:
-            if self._db.in_transaction:
-                if first and rollback:
-                    self._db.execute("ROLLBACK")
-                    self._open_gen = 0
-                    self._wake()
-                elif not first:
-                    if rollback:
-                        self._db.execute("ROLLBACK TO w")
-                    self._db.execute("RELEASE w")
-                return
-        except sqlite3.Error:
-            pass
-        self._abandon(gen)
-
-    def _abandon(self, gen: int) -> None:
-        """Give up shared transaction ``gen``: roll back what is left, mark it failed and
-        wake its writers."""
-        self._failed.add(gen)
-        if self._open_gen == gen:
-            self._open_gen = 0
-        if self._db.in_transaction:
-            with suppress(sqlite3.Error):  # the connection may have ended it already
-                self._db.execute("ROLLBACK")
-        self._wake()
-
-    def _wake(self) -> None:
-        """Wake the writers waiting for the transaction just settled (caller holds the lock)."""
-        if self._waiters is not None:
-            self._waiters.set()
-            self._waiters = None
+    def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn(db)`` durably, all or nothing; concurrent writes share one commit
+        (see :mod:`durable_core.stores.sqlite_commit`)."""
+        return self._commits.run(fn)
 
     def _parse(self, model: type[_R], record: str | bytes, key: str, what: str, where: str) -> _R:
         """Validate ``record`` as the ``model`` stored under ``key``; else CorruptRecordError.
@@ -535,10 +413,13 @@ class SQLiteStore:
     def create_execution(self, execution: Execution) -> tuple[Execution, bool]:
         """Insert ``execution`` unless its id exists; return the stored one and if it is new."""
         ex = _utc(execution)
-        with self._write() as db:
+
+        def tx(db: sqlite3.Connection) -> tuple[Execution, bool]:
             if db.execute(_INSERT, _row(ex)).rowcount == 1:
                 return ex, True
             return self._get(db, ex.id), False
+
+        return self._write(tx)
 
     def get_execution(self, execution_id: str) -> Execution:
         """Return an execution; ExecutionNotFoundError if unknown."""
@@ -599,8 +480,11 @@ class SQLiteStore:
     ) -> Lease | None:
         """Take the lease of a RUNNING execution whose lease is free or expired, else None."""
         now = _aware(now)
-        with self._write() as db:
+
+        def tx(db: sqlite3.Connection) -> Lease | None:
             return self._take(db, self._get(db, execution_id), owner, now, ttl)
+
+        return self._write(tx)
 
     def claim_due(self, owner: str, now: datetime, ttl: timedelta, limit: int) -> list[Lease]:
         """Lease up to ``limit`` due, free, RUNNING executions, earliest ``wake_at`` first.
@@ -609,9 +493,10 @@ class SQLiteStore:
         owner. A row that does not parse is skipped (and logged); the others are claimed.
         """
         now = _aware(now)
-        leases: list[Lease] = []
         page: dict[str, Any] = {"now": _us(now), "wake": -(2**63), "rowid": 0}
-        with self._write() as db:
+
+        def tx(db: sqlite3.Connection) -> list[Lease]:
+            leases: list[Lease] = []
             while len(leases) < limit:
                 rows = db.execute(_DUE, {**page, "limit": limit - len(leases)}).fetchall()
                 if not rows:
@@ -626,7 +511,9 @@ class SQLiteStore:
                         continue
                     lease = self._take(db, ex, owner, now, ttl)
                     leases += [lease] if lease is not None else []
-        return leases
+            return leases
+
+        return self._write(tx)
 
     def _check(self, db: sqlite3.Connection, lease: Lease) -> Execution:
         ex = self._get(db, lease.execution_id)
@@ -646,8 +533,11 @@ class SQLiteStore:
     def renew_lease(self, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
         """Extend a lease still held; LeaseLostError (nothing changed) otherwise."""
         now = _aware(now)
-        with self._write() as db:
+
+        def tx(db: sqlite3.Connection) -> Lease:
             return self._renew(db, self._check(db, lease), lease, now + ttl)
+
+        return self._write(tx)
 
     def write_operations(
         self, lease: Lease, operations: Sequence[Operation], now: datetime, ttl: timedelta
@@ -660,7 +550,8 @@ class SQLiteStore:
         now = _aware(now)
         eid, fence = lease.execution_id, lease.fence
         rows = [(eid, op.id, op.callback_id, operation_json(op)) for op in map(_utc, operations)]
-        with self._write() as db:
+
+        def tx(db: sqlite3.Connection) -> Lease:
             if lease.expires - now <= ttl / 2:  # renew: check the lease on the parsed record
                 ex = self._check(db, lease)
                 db.executemany(_UPSERT_OP, rows)
@@ -670,6 +561,8 @@ class SQLiteStore:
                     self._check(db, lease)  # raises, naming who holds the lease
                     raise LeaseLostError(f"lease on execution {eid!r} (fence {fence}) lost")
             return lease
+
+        return self._write(tx)
 
     def _upsert_fenced(self, db: sqlite3.Connection, lease: Lease, row: tuple[Any, ...]) -> bool:
         """Upsert a journal row if ``lease`` is still held, in one statement; else False."""
@@ -683,7 +576,8 @@ class SQLiteStore:
         status wakes the parent execution.
         """
         now = _aware(now)
-        with self._write() as db:
+
+        def tx(db: sqlite3.Connection) -> Execution:
             ex = self._check(db, lease)
             running = end.status is ExecutionStatus.RUNNING
             wake_at = end.wake_at if running else None
@@ -696,12 +590,17 @@ class SQLiteStore:
                 self._signal(db, ex.parent_execution_id, now)
             return done
 
+        return self._write(tx)
+
     def release_lease(self, lease: Lease) -> None:
         """Give the lease up, changing nothing else; a no-op if it was already lost."""
-        with self._write() as db:
+
+        def tx(db: sqlite3.Connection) -> None:
             ex = self._find(db, lease.execution_id)
             if ex is not None and ex.fence == lease.fence and ex.lease_owner == lease.owner:
                 self._put(db, ex.evolve(lease_owner=None, lease_expires=None))
+
+        self._write(tx)
 
     # --- external events ------------------------------------------------------------------
 
@@ -715,7 +614,8 @@ class SQLiteStore:
     ) -> Operation:
         """Apply ``change`` to a STARTED callback and signal its execution, atomically."""
         now = _aware(now)
-        with self._write() as db:
+
+        def tx(db: sqlite3.Connection) -> Operation:
             row = db.execute(
                 "SELECT seq, execution_id, CAST(op_id AS BLOB), CAST(record AS BLOB) "
                 "FROM operations WHERE callback_id = ?",
@@ -737,6 +637,8 @@ class SQLiteStore:
             db.execute("UPDATE operations SET record = ? WHERE seq = ?", (operation_json(op), seq))
             self._signal(db, execution_id, now)
             return op
+
+        return self._write(tx)
 
     def complete_callback(
         self, callback_id: str, outcome: CallbackOutcome, now: datetime
@@ -768,7 +670,8 @@ class SQLiteStore:
         Raises ExecutionNotRunningError if it has already finished.
         """
         now = _aware(now)
-        with self._write() as db:
+
+        def tx(db: sqlite3.Connection) -> Execution:
             ex = self._get(db, execution_id)
             if ex.status.is_terminal:
                 raise ExecutionNotRunningError(
@@ -777,13 +680,12 @@ class SQLiteStore:
                 )
             return self._put(db, _signalled(ex.evolve(cancel_requested=reason), now))
 
+        return self._write(tx)
+
     def close(self) -> None:
         """Close the connection; the store cannot be used afterwards."""
         with self._lock:
-            try:
-                self._commit_open()
-            finally:
-                self._db.close()
+            self._db.close()
 
     def __enter__(self) -> SQLiteStore:
         return self

@@ -1,0 +1,159 @@
+"""Group commit for one SQLite connection shared by threads: many writes, one fsync.
+
+Each write is a function of the connection that runs in a ``BEGIN IMMEDIATE`` transaction.
+Writes that arrive while a transaction is being committed queue up; the first of them
+becomes the *leader*: it runs the whole queue in one transaction (each write in its own
+savepoint), commits once, and wakes the others with their results. No write returns before
+the commit that holds it, and a write that raises undoes only its own statements.
+
+Why a leader and not a lock: with a lock, every queued writer must be woken in turn to run
+its few statements while the others wait (a convoy, one thread wake-up per write, costly on
+a busy interpreter); the leader runs them all back to back and each waiter wakes once.
+
+Failures: a write's own exception (a lost lease, a constraint) is raised to that writer
+only. If SQLite abandons the whole transaction (disk full, I/O error) or the commit fails,
+every write of the batch raises :class:`~durable_core.errors.StoreError` and none of them
+is stored.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from durable_core.errors import StoreError
+
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class _Write(Generic[T]):
+    fn: Callable[[sqlite3.Connection], T]
+    woken: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False  # woken to run the next batch
+    done: bool = False
+    value: Any = None
+    error: BaseException | None = None
+
+
+class GroupCommit:
+    """Runs writes on ``db`` in shared transactions; ``lock`` guards the connection."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock, where: str) -> None:
+        self._db = db
+        self._lock = lock
+        self._where = where
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Write[Any]] = []
+        self._leading = False
+
+    def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(db)`` in a durable transaction (perhaps shared); return what it returns."""
+        write = _Write(fn)
+        with self._queue_lock:
+            self._queue.append(write)
+            leader = not self._leading
+            self._leading = True
+        while not leader:
+            write.woken.wait()
+            write.woken.clear()
+            leader = write.lead and not write.done
+            if write.done:
+                break
+        if leader:
+            self._lead()
+        if write.error is not None:
+            if isinstance(write.error, sqlite3.Error):
+                raise StoreError(f"{self._where}: {write.error}") from write.error
+            raise write.error
+        value: T = write.value
+        return value
+
+    def _lead(self) -> None:
+        """Run the queued writes as one batch, wake their writers, hand over the lead."""
+        with self._queue_lock:
+            batch, self._queue = self._queue, []
+        interrupted: BaseException | None = None
+        try:
+            with self._lock:
+                self._run(batch)
+        except BaseException as e:  # KeyboardInterrupt in the leader: every write fails
+            interrupted = e
+            for w in batch:
+                w.error = w.error or StoreError(f"{self._where}: the write was interrupted")
+        finally:
+            for w in batch:
+                w.done = True
+                w.woken.set()
+            with self._queue_lock:
+                if self._queue:
+                    self._queue[0].lead = True
+                    self._queue[0].woken.set()
+                else:
+                    self._leading = False
+        if interrupted is not None:
+            raise interrupted
+
+    def _run(self, batch: list[_Write[Any]]) -> None:
+        """Run ``batch`` in one transaction and commit it (caller holds the lock)."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            for w in batch:
+                w.error = e
+            return None
+        shared = len(batch) > 1
+        for w in batch:
+            try:
+                if shared:
+                    db.execute("SAVEPOINT w")
+                w.value = w.fn(db)
+                if shared:
+                    db.execute("RELEASE w")
+            except Exception as e:
+                w.error = e
+                if not self._undo(shared):
+                    return self._fail(batch, e, "was abandoned by SQLite")
+            except BaseException as e:
+                self._fail(batch, e, "was interrupted")
+                raise
+        if not db.in_transaction:  # a lone write that failed was rolled back already
+            return None
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._fail(batch, e, "failed to commit")
+        return None
+
+    def _undo(self, shared: bool) -> bool:
+        """Undo the failed write's statements; False if the transaction is gone."""
+        db = self._db
+        try:
+            if db.in_transaction:
+                if shared:
+                    db.execute("ROLLBACK TO w")
+                    db.execute("RELEASE w")
+                else:
+                    db.execute("ROLLBACK")
+                return True
+        except sqlite3.Error:
+            pass
+        return not shared and not db.in_transaction
+
+    def _fail(self, batch: list[_Write[Any]], cause: BaseException | None, what: str) -> None:
+        """Roll back what is left: no write of ``batch`` is stored, so each raises (its own
+        error if it had one, else a StoreError naming ``cause``)."""
+        if self._db.in_transaction:
+            with suppress(sqlite3.Error):  # the connection may have ended it already
+                self._db.execute("ROLLBACK")
+        lost = StoreError(
+            f"{self._where}: the shared transaction {what} ({cause}); nothing was written"
+        )
+        for w in batch:
+            if w.error is None:
+                w.error = lost
