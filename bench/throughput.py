@@ -7,10 +7,10 @@ completion. Run it with the python of the system's own bench venv::
     .cache/bench-venvs/durable-saga/bin/python bench/throughput.py durable-saga --workers 4
     .cache/bench-venvs/dbos/bin/python bench/throughput.py dbos --workers 4
 
-durable-saga: ``--workers`` worker processes, each a ``Runtime(SQLiteStore(path)).tick()``
-loop (claiming one execution at a time, as ``durable worker`` does), on one SQLite file;
-``--threads T`` runs T such loops per process on one shared store (so a store that
-shares commits between threads of a process can do so).
+durable-saga: ``--workers`` worker processes on one SQLite file, each what ``durable worker
+--concurrency C`` runs: a ``Worker(Runtime(SQLiteStore(path)), concurrency=C)``, C loops
+on threads each claiming one execution at a time, sharing one store (whose concurrent
+checkpoints share commits: group commit).
 The parent process submits the workflows with ``Runtime.start`` while they run. A worker
 exits once submission is over and no execution is RUNNING. ``--store-mode`` picks the
 store's commit mode (``full``: fsync per commit; ``normal``; later modes such as a group
@@ -99,12 +99,18 @@ class _Profiled:
 
 
 def ds_worker(args: argparse.Namespace) -> None:
-    """One worker process: ``--threads`` tick loops sharing one runtime and store."""
+    """One worker process: ``durable worker --concurrency N`` (a ``Worker``) on the file.
+
+    It stops once submission is over and no execution is RUNNING (a watcher thread sets
+    the worker's stop event), then prints a JSON report.
+    """
     from durable_core import Runtime
+    from durable_core.worker import Worker
 
     store = make_store(Path(args.db), args.store_mode)
     profiled = _Profiled(store) if args.profile else None
     rt = Runtime(profiled or store, functions=[_five()])
+    worker = Worker(rt, poll_interval=args.poll, concurrency=args.concurrency)
     print("ready", flush=True)
     sys.stdin.readline()  # "go"
     cpu_profile = None
@@ -113,27 +119,20 @@ def ds_worker(args: argparse.Namespace) -> None:
 
         cpu_profile = cProfile.Profile()
         cpu_profile.enable()
-    counts = Counter[str]()
-    start = time.perf_counter()
-    threads = [
-        threading.Thread(target=_tick_loop, args=(rt, store, args, counts))
-        for _ in range(args.threads)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    ran, idle, busy = counts["ran"], counts["idle"], counts["busy_us"] / 1e6
+    stop = threading.Event()
+    watcher = threading.Thread(target=_stop_when_done, args=(store, args, stop), daemon=True)
+    watcher.start()
+    start, cpu = time.perf_counter(), time.process_time()
+    ran = worker.run(stop)
+    report: dict[str, Any] = {
+        "ran": ran,
+        "wall_s": time.perf_counter() - start,
+        "cpu_s": time.process_time() - cpu,
+    }
     if cpu_profile is not None:
         cpu_profile.disable()
         Path(args.cprofile).mkdir(parents=True, exist_ok=True)
         cpu_profile.dump_stats(Path(args.cprofile) / f"worker-{os.getpid()}.pstats")
-    report: dict[str, Any] = {
-        "ran": ran,
-        "idle_polls": idle,
-        "wall_s": time.perf_counter() - start,
-        "busy_s": busy,
-    }
     if profiled is not None:
         report["store_calls"] = dict(profiled.calls)
         report["store_seconds"] = {k: round(v, 4) for k, v in profiled.seconds.items()}
@@ -141,30 +140,16 @@ def ds_worker(args: argparse.Namespace) -> None:
     print(json.dumps(report), flush=True)
 
 
-def _tick_loop(rt: Any, store: Any, args: argparse.Namespace, counts: Counter[str]) -> None:
-    """Tick until submission is over and no execution is RUNNING; add to ``counts``."""
+def _stop_when_done(store: Any, args: argparse.Namespace, stop: threading.Event) -> None:
+    """Set ``stop`` once submission is over and no execution is RUNNING."""
     from durable_core import ExecutionStatus
 
     done_flag = Path(args.done_flag)
-    mine = Counter[str]()
-    while True:
-        t = time.perf_counter()
-        n = rt.tick(limit=args.claim_batch)
-        if n:
-            mine["ran"] += n
-            mine["busy_us"] += int((time.perf_counter() - t) * 1e6)
-            continue
-        mine["idle"] += 1
-        if done_flag.exists() and not store.list_executions(
-            status=ExecutionStatus.RUNNING, limit=1
-        ):
-            break
-        time.sleep(args.poll)
-    with _counts_lock:
-        counts.update(mine)
-
-
-_counts_lock = threading.Lock()
+    while not (
+        done_flag.exists() and not store.list_executions(status=ExecutionStatus.RUNNING, limit=1)
+    ):
+        time.sleep(0.01)
+    stop.set()
 
 
 def run_durable_saga(args: argparse.Namespace) -> dict[str, Any]:
@@ -185,12 +170,10 @@ def run_durable_saga(args: argparse.Namespace) -> dict[str, Any]:
             str(done_flag),
             "--store-mode",
             args.store_mode,
-            "--claim-batch",
-            str(args.claim_batch),
             "--poll",
             str(args.poll),
-            "--threads",
-            str(args.threads),
+            "--concurrency",
+            str(args.concurrency),
         ]
         cmd += ["--profile"] if args.profile else []
         cmd += ["--cprofile", args.cprofile] if args.cprofile else []
@@ -228,7 +211,7 @@ def run_durable_saga(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "system": "durable-saga",
         "mode": f"sqlite-{args.store_mode}",
-        "threads_per_worker": args.threads,
+        "concurrency_per_worker": args.concurrency,
         "submit_s": submitted,
         "elapsed_s": elapsed,
         "per_worker": reports,
@@ -304,9 +287,11 @@ def main() -> None:
     parser.add_argument("--workflows", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--store-mode", default="full", help="durable-saga SQLite commit mode")
-    parser.add_argument("--claim-batch", type=int, default=1, help="durable-saga tick(limit)")
     parser.add_argument(
-        "--threads", type=int, default=1, help="durable-saga tick loops per worker process"
+        "--concurrency",
+        type=int,
+        default=1,
+        help="durable-saga: executions run at once per worker process (Worker concurrency)",
     )
     parser.add_argument("--poll", type=float, default=0.002, help="idle poll seconds")
     parser.add_argument("--profile", action="store_true", help="count/time store calls")
@@ -326,7 +311,7 @@ def main() -> None:
     result["workflows_per_s"] = args.workflows / result["elapsed_s"]
     print(
         f"{result['system']} ({result['mode']}, {args.workers} workers"
-        + (f" x {args.threads} threads" if result.get("threads_per_worker", 1) > 1 else "")
+        + (f" x {args.concurrency}" if result.get("concurrency_per_worker", 1) > 1 else "")
         + "): "
         f"{result['workflows_per_s']:.1f} workflows/s "
         f"({args.workflows} x {STEPS} steps in {result['elapsed_s']:.2f} s)",
