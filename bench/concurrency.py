@@ -65,6 +65,7 @@ class Config:
     store: str = "sqlite"
     executions: int = 1000
     workers: int = 4
+    concurrency: int = 1  # executions each worker process runs at once (Worker concurrency)
     kills: int = 1
     stall: bool = True
     lease_ttl: float = 2.0
@@ -160,7 +161,7 @@ class Workers:
             *backend.worker_args(),
             *("--audit", str(tmp / "audit.sqlite3"), "--ledger", str(tmp / "ledger.sqlite3")),
             *("--control", str(self.control), "--lease-ttl", str(config.lease_ttl)),
-            *("--poll", str(config.poll)),
+            *("--poll", str(config.poll), "--concurrency", str(config.concurrency)),
             *(["--unfenced"] if config.unfenced else []),
         ]
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -358,7 +359,8 @@ def dynamodb_local(store: str, endpoint: str | None) -> Iterator[str | None]:
 
 def save(result: dict[str, Any], path: Path = RESULTS) -> None:
     saved = json.loads(path.read_text()) if path.exists() else {}
-    saved[result["store"]] = result
+    loops = result["config"].get("concurrency", 1)
+    saved[result["store"] + (f" x{loops}" if loops > 1 else "")] = result
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
 
@@ -368,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", choices=["sqlite", "dynamodb"], default="sqlite")
     p.add_argument("--executions", type=int, help="default: 1000 (sqlite), 150 (dynamodb)")
     p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--concurrency", type=int, default=1, help="executions each worker runs at once")
     p.add_argument("--kills", type=int, default=1, help="workers to SIGKILL mid-run")
     p.add_argument("--no-stall", action="store_true", help="do not SIGSTOP a worker mid-step")
     p.add_argument("--lease-ttl", type=float, default=2.0, help="seconds (minimum 1)")
@@ -385,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             store=args.store,
             executions=executions,
             workers=args.workers,
+            concurrency=args.concurrency,
             kills=args.kills,
             stall=not args.no_stall,
             lease_ttl=args.lease_ttl,

@@ -374,7 +374,8 @@ def summary(result: dict[str, Any]) -> str:
     v, config = result["verdict"], result["config"]
     return (
         f"concurrency {result['store']}: executions={v['executions']} "
-        f"workers={config['workers']} killed={result['killed']} "
+        f"workers={config['workers']} concurrency={config.get('concurrency', 1)} "
+        f"killed={result['killed']} "
         f"crashed={len(result['crashed_workers'])} "
         f"stalled={1 if (result['stall'] or {}).get('state') == 'resumed' else 0} "
         f"finished={v['finished']} unfinished={v['unfinished']} lost={v['lost']} "

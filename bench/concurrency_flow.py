@@ -339,6 +339,7 @@ def worker_main(argv: Sequence[str]) -> int:
     parser.add_argument("--control", required=True)
     parser.add_argument("--lease-ttl", type=float, default=2.0)
     parser.add_argument("--poll", type=float, default=0.1)
+    parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--unfenced", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -348,7 +349,7 @@ def worker_main(argv: Sequence[str]) -> int:
     store = AuditedStore(inner, audit_db(args.audit))
     options = RuntimeOptions(lease_ttl=timedelta(seconds=args.lease_ttl))
     rt = Runtime(store, functions=[flow], options=options)
-    worker = Worker(rt, poll_interval=args.poll, batch=16)
+    worker = Worker(rt, poll_interval=args.poll, batch=16, concurrency=args.concurrency)
     print(f"ready {os.getpid()} {rt.worker_id}", flush=True)
     try:
         return worker.run_forever()
