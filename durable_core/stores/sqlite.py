@@ -617,7 +617,7 @@ class SQLiteStore:
 
         def tx(db: sqlite3.Connection) -> Operation:
             row = db.execute(
-                "SELECT seq, execution_id, CAST(op_id AS BLOB), CAST(record AS BLOB) "
+                "SELECT seq, CAST(execution_id AS BLOB), CAST(op_id AS BLOB), CAST(record AS BLOB) "
                 "FROM operations WHERE callback_id = ?",
                 (callback_id,),
             ).fetchone()
@@ -626,8 +626,15 @@ class SQLiteStore:
                     "No callback has this token. Check that it was copied whole and comes from "
                     "this store; tokens cannot be guessed or reconstructed."
                 )
-            seq, execution_id, op_id, record = row
+            seq, raw_eid, op_id, record = row
+            execution_id = _text(raw_eid)
             op = self._operation(execution_id, op_id, seq, record)
+            if execution_id.encode() != raw_eid:  # else it would signal no execution at all
+                raise CorruptRecordError(
+                    f"Operation {op.id!r} (row seq={seq}) in {self.path} belongs to execution "
+                    f"{execution_id!r}, an id that is not UTF-8 text. Restore the file from a "
+                    "backup, or inspect the row with the sqlite3 shell."
+                )
             if op.status is not OperationStatus.STARTED:
                 raise CallbackAlreadyCompletedError(
                     f"Callback {op.name!r} of execution {execution_id!r} is already "

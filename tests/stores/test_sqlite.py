@@ -282,6 +282,18 @@ def test_a_callback_record_that_is_not_utf8_is_a_corrupt_record_naming_it(path: 
     store.close()
 
 
+def test_a_callback_row_whose_execution_id_is_not_utf8_is_a_corrupt_record(path: Path) -> None:
+    store = SQLiteStore(path)
+    shared = token()
+    store.write_operations(leased(store, "bad"), [callback("cb", shared)], T0, TTL)
+    raw(path, f"UPDATE operations SET execution_id = {NOT_UTF8} WHERE op_id = 'cb'")
+    outcome = CallbackOutcome(status=OperationStatus.SUCCEEDED, result="1")
+    with pytest.raises(CorruptRecordError, match="Operation 'cb' .*execution"):
+        store.complete_callback(shared, outcome, at(1))
+    assert store.get_execution("bad").signal_seq == 0  # nothing was signalled or written
+    store.close()
+
+
 def test_a_failure_mid_batch_rolls_back_the_whole_write(path: Path) -> None:
     store = SQLiteStore(path)
     shared = token()
