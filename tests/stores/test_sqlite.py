@@ -294,14 +294,17 @@ def test_a_callback_row_whose_execution_id_is_not_utf8_is_a_corrupt_record(path:
     store.close()
 
 
-def test_a_failure_mid_batch_rolls_back_the_whole_write(path: Path) -> None:
+@pytest.mark.parametrize("when", ["fenced-upsert", "renewal"])
+def test_a_failure_mid_batch_rolls_back_the_whole_write(path: Path, when: str) -> None:
+    """Also when the write opened its transaction alone (no savepoint: all is rolled back)."""
+    now = T0 if when == "fenced-upsert" else at(20)  # at 20 s the write also renews
     store = SQLiteStore(path)
     shared = token()
     store.write_operations(leased(store, "e1"), [callback("cb", shared)], T0, TTL)
     lease = leased(store, "e2")
     batch = [step("x"), step("y"), callback("cb2", shared)]  # the token is e1's
     with pytest.raises(StoreError, match="UNIQUE"):
-        store.write_operations(lease, batch, at(20), TTL)  # would also renew the lease
+        store.write_operations(lease, batch, now, TTL)
     assert store.load_operations("e2") == []
     assert store.get_execution("e2").lease_expires == at(30)
     assert store.write_operations(lease, [step("x")], at(1), TTL) == lease  # still usable
@@ -530,20 +533,6 @@ def test_concurrent_writers_share_commits(path: Path) -> None:
     store._db.set_trace_callback(None)
     assert all(len(store.load_operations(eid)) == 40 for eid in leases)
     assert len(commits) < 8 * 40 * 0.75, f"{len(commits)} commits for {8 * 40} writes"
-    store.close()
-
-
-def test_a_failing_write_that_opened_the_transaction_leaves_nothing_behind(path: Path) -> None:
-    """The first writer of a transaction has no savepoint: its failure rolls it all back."""
-    store = SQLiteStore(path)
-    shared = token()
-    store.write_operations(leased(store, "owner"), [callback("cb", shared)], T0, TTL)
-    bad = leased(store, "bad")
-    with pytest.raises(StoreError, match="UNIQUE"):
-        store.write_operations(bad, [step("b1"), callback("x", shared)], T0, TTL)
-    assert store.load_operations("bad") == []
-    assert store.write_operations(bad, [step("b2")], T0, TTL) is not None  # store still usable
-    assert [op.id for op in store.load_operations("bad")] == ["b2"]
     store.close()
 
 
