@@ -332,11 +332,13 @@ def test_damaged_indexed_columns_are_typed_errors_and_spare_the_neighbour(
         column = data.draw(st.sampled_from(names), label="column")
         integer_only = column == "seq"  # an INTEGER PRIMARY KEY refuses anything else
         value = data.draw(st.integers(-(2**63), 2**63 - 1) if integer_only else column_values)
+        row_names: tuple[str, ...] = ()  # an error may name the damaged row's operation
         if table == "executions":
             where, key = "id", VICTIM
         else:
             rows = bench.journal_rows(VICTIM)
             where, key = "seq", data.draw(st.sampled_from([r[0] for r in rows]), label="row")
+            row_names = tuple(str(r[1]) for r in rows if r[0] == key)
             # An operation row moved into another *existing* execution is indistinguishable
             # from that execution's own record (the record does not carry its execution id):
             # see test_an_operation_row_moved_to_another_execution_is_not_detected.
@@ -350,7 +352,7 @@ def test_damaged_indexed_columns_are_typed_errors_and_spare_the_neighbour(
         except sqlite3.IntegrityError:
             assume(False)  # NOT NULL, UNIQUE, integer primary key: SQLite refuses the damage
         fault_names = (VICTIM, value) if isinstance(value, str) else (VICTIM,)
-        exercise(bench, token, tuple(str(n) for n in fault_names))
+        exercise(bench, token, tuple(str(n) for n in (*fault_names, *row_names)))
         bench.finish_healthy()
 
 
