@@ -1,9 +1,11 @@
 """Group commit for one SQLite connection shared by threads: many writes, one fsync.
 
 Each write is a function of the connection that runs in a ``BEGIN IMMEDIATE`` transaction.
-Writes that arrive while a transaction is being committed queue up; the first of them
-becomes the *leader*: it runs the whole queue in one transaction (each write in its own
-savepoint), commits once, and wakes the others with their results. No write returns before
+Writes that arrive while a transaction is being committed queue up; when it is done, one
+of them becomes the *leader*: it runs the whole queue in one transaction (each write in its
+own savepoint), commits once, and wakes the others with their results. A leader hands the
+lead to the first writer still waiting; a writer interrupted while it waits passes it on,
+so the lead is never stranded. No write returns before
 the commit that holds it, and a write that raises undoes only its own statements.
 
 Why a leader and not a lock: with a lock, every queued writer must be woken in turn to run
@@ -34,8 +36,8 @@ T = TypeVar("T")
 class _Write(Generic[T]):
     fn: Callable[[sqlite3.Connection], T]
     woken: threading.Event = field(default_factory=threading.Event)
-    lead: bool = False  # woken to run the next batch
     done: bool = False
+    abandoned: bool = False  # its writer stopped waiting (interrupted)
     value: Any = None
     error: BaseException | None = None
 
@@ -49,23 +51,27 @@ class GroupCommit:
         self._where = where
         self._queue_lock = threading.Lock()
         self._queue: list[_Write[Any]] = []
-        self._leading = False
+        self._leader: _Write[Any] | None = None  # the write whose thread runs the batch
 
     def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(db)`` in a durable transaction (perhaps shared); return what it returns."""
         write = _Write(fn)
         with self._queue_lock:
             self._queue.append(write)
-            leader = not self._leading
-            self._leading = True
-        while not leader:
-            write.woken.wait()
-            write.woken.clear()
-            leader = write.lead and not write.done
-            if write.done:
-                break
-        if leader:
-            self._lead()
+            leader = self._claim(write)
+        try:
+            while not leader:
+                write.woken.wait()
+                with self._queue_lock:
+                    if write.done:
+                        break
+                    write.woken.clear()
+                    leader = self._leader is write or self._claim(write)
+            if leader:
+                self._lead()  # hands the lead over however it ends
+        except BaseException:  # e.g. KeyboardInterrupt while waiting: never strand the lead
+            self._walk_away(write)
+            raise
         if write.error is not None:
             if isinstance(write.error, sqlite3.Error):
                 raise StoreError(f"{self._where}: {write.error}") from write.error
@@ -73,8 +79,31 @@ class GroupCommit:
         value: T = write.value
         return value
 
+    def _claim(self, write: _Write[Any]) -> bool:
+        """Take the lead for ``write`` if nobody has it (caller holds the queue lock)."""
+        if self._leader is not None:
+            return False
+        self._leader = write  # one store: a signal cannot land half-way
+        return True
+
+    def _walk_away(self, write: _Write[Any]) -> None:
+        """A writer stops waiting: its write may still run (its outcome unheard), and if it
+        held or was about to take the lead, the next waiting writer is woken to take it."""
+        with self._queue_lock:
+            write.abandoned = True
+            if self._leader is write:
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Give the lead to the first writer still waiting, and wake it; or free it (caller
+        holds the queue lock). Handing it over, rather than freeing it for whoever comes
+        next, keeps the queued writes together in the next batch."""
+        self._leader = next((w for w in self._queue if not w.abandoned), None)
+        if self._leader is not None:
+            self._leader.woken.set()
+
     def _lead(self) -> None:
-        """Run the queued writes as one batch, wake their writers, hand over the lead."""
+        """Run the queued writes as one batch, wake their writers, hand the lead over."""
         with self._queue_lock:
             batch, self._queue = self._queue, []
         interrupted: BaseException | None = None
@@ -86,15 +115,11 @@ class GroupCommit:
             for w in batch:
                 w.error = w.error or StoreError(f"{self._where}: the write was interrupted")
         finally:
-            for w in batch:
-                w.done = True
-                w.woken.set()
             with self._queue_lock:
-                if self._queue:
-                    self._queue[0].lead = True
-                    self._queue[0].woken.set()
-                else:
-                    self._leading = False
+                for w in batch:
+                    w.done = True
+                    w.woken.set()
+                self._hand_over()
         if interrupted is not None:
             raise interrupted
 
