@@ -109,11 +109,11 @@ class GroupCommit:
         interrupted: BaseException | None = None
         try:
             with self._lock:
-                self._run(batch)
-        except BaseException as e:  # KeyboardInterrupt in the leader: every write fails
-            interrupted = e
-            for w in batch:
-                w.error = w.error or StoreError(f"{self._where}: the write was interrupted")
+                try:
+                    self._run(batch)
+                except BaseException as e:  # KeyboardInterrupt in the leader: all writes fail
+                    interrupted = e
+                    self._fail(batch, e, "was interrupted")
         finally:
             with self._queue_lock:
                 for w in batch:
@@ -144,9 +144,6 @@ class GroupCommit:
                 w.error = e
                 if not self._undo(shared):
                     return self._fail(batch, e, "was abandoned by SQLite")
-            except BaseException as e:
-                self._fail(batch, e, "was interrupted")
-                raise
         if not db.in_transaction:  # a lone write that failed was rolled back already
             return None
         try:
