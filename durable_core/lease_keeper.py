@@ -64,11 +64,11 @@ class LeaseKeeper:
                 self._thread.start()
         return held
 
-    def release(self, held: Held, timeout_s: float | None = None) -> None:
-        """Stop renewing; wait (at most ``timeout_s``) for a renewal in flight to end."""
+    def release(self, held: Held) -> None:
+        """Stop renewing; wait (at most ``STOP_TIMEOUT_S``) for a renewal in flight to end."""
         with self._wake:
             self._held.discard(held)
-        waited = STOP_TIMEOUT_S if timeout_s is None else timeout_s
+        waited = STOP_TIMEOUT_S  # read at call time: tests shorten it
         if held.lock.acquire(timeout=waited):
             held.released = True
             held.lock.release()
