@@ -133,8 +133,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ZERO = timedelta(0)
 _M = TypeVar("_M", bound=BaseModel)
 _R = TypeVar("_R", Execution, Operation)
-_T = TypeVar("_T")
 """A stored record kind: both carry the ``id`` they are stored under."""
+_T = TypeVar("_T")
 _log = structlog.get_logger("durable.store")
 
 
@@ -633,7 +633,7 @@ class SQLiteStore:
                 raise CorruptRecordError(
                     f"Operation {op.id!r} (row seq={seq}) in {self.path} belongs to execution "
                     f"{execution_id!r}, an id that is not UTF-8 text. Restore the file from a "
-                    "backup, or inspect the row with the sqlite3 shell."
+                    f"backup, or inspect the row (operations, seq={seq}) with the sqlite3 shell."
                 )
             if op.status is not OperationStatus.STARTED:
                 raise CallbackAlreadyCompletedError(
