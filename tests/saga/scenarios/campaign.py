@@ -87,6 +87,8 @@ def run_campaign(
     *,
     sweep_every: int = 20,
     sqlite_every: int = 25,
+    hostile: bool = True,
+    crash: bool | None = None,
     progress: Callable[[Summary], None] | None = None,
 ) -> Summary:
     """Generate and check ``count`` scenarios from ``seed_value``."""
@@ -101,7 +103,7 @@ def run_campaign(
         deadline=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(scenarios())
+    @given(scenarios(crash=crash, hostile=hostile))
     def one(scenario: tuple[Program, Schedule]) -> None:
         if summary.scenarios >= count:
             return
@@ -134,7 +136,9 @@ def record(summary: Summary, program: Program, schedule: Schedule, found: list[s
         summary.examples[key] = (text, found)
 
 
-def shrink(key: str, *, max_examples: int = 3000) -> tuple[Program, Schedule] | None:
+def shrink(
+    key: str, *, max_examples: int = 3000, hostile: bool = True
+) -> tuple[Program, Schedule] | None:
     """The smallest generated scenario failing with class ``key`` (hypothesis shrinking)."""
 
     def fails(scenario: tuple[Program, Schedule]) -> bool:
@@ -145,7 +149,7 @@ def shrink(key: str, *, max_examples: int = 3000) -> tuple[Program, Schedule] | 
 
     try:
         return find(
-            scenarios(crash=False),
+            scenarios(crash=False, hostile=hostile),
             fails,
             settings=settings(
                 max_examples=max_examples,

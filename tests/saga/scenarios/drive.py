@@ -35,7 +35,7 @@ from typing import Any
 
 from durable_core import (
     DurableError,
-    ExecutionStatus,
+    Execution,
     MemoryStore,
     OperationStatus,
     OperationType,
@@ -49,7 +49,7 @@ from durable_core.testing import CrashPoint, VirtualClock
 from durable_core.testing._stores import CrashingStore
 from saga import operator, saga_status
 from scenarios import oracle
-from scenarios.interpret import Env, MemoryLedger, build
+from scenarios.interpret import Env, Ledger, MemoryLedger, build
 from scenarios.programs import (
     Callback,
     Parallel,
@@ -64,6 +64,7 @@ EXECUTION_ID = "scenario-1"
 LEASE_TTL = timedelta(seconds=5)
 MAX_ROUNDS = 400
 HOOK_ADVANCE = timedelta(seconds=2)
+STOP_SENT = "stop-sent"
 
 
 @dataclass
@@ -93,34 +94,41 @@ def refusable(stop: Stop) -> bool:
     return not stop.reason.strip() or len(stop.reason) > 1000
 
 
-class _Driver:
+class Driver:
+    """Drives one run; :mod:`scenarios.processes` swaps the in-process invocation for real
+    worker processes (override :meth:`invoke`)."""
+
     def __init__(
-        self, program: Program, schedule: Schedule, sqlite_dir: Path | None
+        self,
+        program: Program,
+        schedule: Schedule,
+        *,
+        store: Store,
+        clock: Any,
+        ledger: Ledger,
     ) -> None:
         self.program = program
         self.schedule = schedule
-        self.clock = VirtualClock()
-        self.ledger = MemoryLedger()
+        self.clock = clock
+        self.ledger = ledger
         self.obs = Observed()
-        self.fired = False
-        base: Store = (
-            SQLiteStore(sqlite_dir / "durable.sqlite3") if sqlite_dir else MemoryStore()
-        )
-        self.base = base
+        self.base = store
         crash_at, point = schedule.crash or (0, "after")
-        self.store = CrashingStore(base, crash_at=crash_at, point=CrashPoint(point))
-        env = Env(self.ledger, before=self.hook, recorded=self.recorded)
-        self.saga = build(program, env, deadline_s=oracle.deadline_s(program, schedule))
+        self.store = CrashingStore(store, crash_at=crash_at, point=CrashPoint(point))
+        self.saga = build(program, self.env(), deadline_s=oracle.deadline_s(program, schedule))
         self.rt = self.runtime()
-        self.outcomes = {
-            prefix_path: op.outcome
-            for prefix_path, op in _callbacks(program)
-        }
+        self.outcomes = {path: op.outcome for path, op in _callbacks(program)}
         self.groups = {
-            f"{op.name}/{b.name}": op.name for op in program.ops if isinstance(op, Parallel)
+            f"{op.name}/{b.name}": op.name
+            for op in program.ops
+            if isinstance(op, Parallel)
             for b in op.branches
         }
         self.group_rounds: dict[str, int] = {}
+
+    def env(self) -> Env:
+        """What the saga's bodies talk to (the ledger, the stop hooks, the journal probe)."""
+        return Env(self.ledger, before=self.hook, recorded=self.recorded)
 
     def runtime(self) -> Runtime:
         return Runtime(
@@ -142,13 +150,13 @@ class _Driver:
 
     def hook(self, label: str) -> None:
         stop = self.schedule.stop
-        if stop is None or self.fired or stop.at != label:
+        if stop is None or self.ledger.marked(STOP_SENT) or stop.at != label:
             return
         self.fire(stop)
         self.clock.advance(HOOK_ADVANCE)
 
     def fire(self, stop: Stop) -> None:
-        self.fired = True
+        self.ledger.mark(STOP_SENT)
         try:
             if stop.kind == "cancel":
                 self.rt.cancel(EXECUTION_ID, stop.reason)
@@ -174,14 +182,8 @@ class _Driver:
     def run(self) -> Observed:
         self.rt.start(self.saga, None, execution_id=EXECUTION_ID)
         for _ in range(MAX_ROUNDS):
-            try:
-                ex = self.rt.drive(EXECUTION_ID)
-            except SimulatedCrash:
-                self.obs.crashed = True
-                self.rt = self.runtime()  # a new worker, after the dead one's lease expired
-                ex = self.base.get_execution(EXECUTION_ID)
-                if ex.lease_expires is not None:
-                    self.clock.set(max(self.clock.now(), ex.lease_expires) + timedelta(seconds=1))
+            ex = self.invoke()
+            if ex is None:
                 continue
             if ex.status.is_terminal:
                 break
@@ -190,6 +192,22 @@ class _Driver:
         else:
             self.obs.error = f"driver: not settled after {MAX_ROUNDS} rounds"
         return self.finish()
+
+    def invoke(self) -> Execution | None:
+        """Let a worker run the execution while it is due; ``None`` if the worker died."""
+        try:
+            return self.rt.drive(EXECUTION_ID)
+        except SimulatedCrash:
+            self.recover()
+            return None
+
+    def recover(self) -> None:
+        """A worker died holding the lease: a new one takes over once it expired."""
+        self.obs.crashed = True
+        self.rt = self.runtime()
+        ex = self.base.get_execution(EXECUTION_ID)
+        if ex.lease_expires is not None:
+            self.clock.set(max(self.clock.now(), ex.lease_expires) + timedelta(seconds=1))
 
     def suspended(self) -> bool:
         """Act on a suspended execution; False when nothing more will happen."""
@@ -207,7 +225,7 @@ class _Driver:
             self.group_rounds[group] = self.group_rounds.get(group, 0) + 1
             waiting.append(f"{group}#{self.group_rounds[group]}")
         stop = self.schedule.stop
-        if stop is not None and not self.fired and stop.at.removeprefix("wait:") in waiting:
+        if stop is not None and not self.ledger.marked(STOP_SENT) and stop.at.removeprefix("wait:") in waiting:
             self.fire(stop)
             return True
         for op in ops:
@@ -240,7 +258,7 @@ class _Driver:
         if decision == "leave":
             return False
         if decision == "retry":
-            self.ledger.fix(path)
+            self.ledger.mark(f"fixed:{path}")
             operator.retry_compensation(self.rt, EXECUTION_ID, actor=actor)
         elif decision == "skip":
             operator.skip_compensation(self.rt, EXECUTION_ID, note, actor=actor)
@@ -252,9 +270,10 @@ class _Driver:
 
     def finish(self) -> Observed:
         obs = self.obs
-        obs.effects = list(self.ledger.effects)
-        obs.requests = list(self.ledger.requests)
-        obs.violations.extend(self.ledger.violations)
+        state = self.ledger.snapshot()
+        obs.effects = state.effects
+        obs.requests = state.requests
+        obs.violations.extend(state.violations)
         obs.writes = self.store.calls
         ex = self.base.get_execution(EXECUTION_ID)
         obs.execution_status = ex.status.value
@@ -288,9 +307,14 @@ def _callbacks(program: Program) -> list[tuple[str, Any]]:
 def run(program: Program, schedule: Schedule, *, sqlite: bool = False) -> Observed:
     """Run ``program`` under ``schedule`` once; return what it ended with."""
     if not sqlite:
-        return _Driver(program, schedule, None).run()
+        return Driver(
+            program, schedule, store=MemoryStore(), clock=VirtualClock(), ledger=MemoryLedger()
+        ).run()
     with tempfile.TemporaryDirectory(prefix="scenario-") as tmp:
-        return _Driver(program, schedule, Path(tmp)).run()
+        store = SQLiteStore(Path(tmp) / "durable.sqlite3", durability="normal")
+        return Driver(
+            program, schedule, store=store, clock=VirtualClock(), ledger=MemoryLedger()
+        ).run()
 
 
 def expected_for(program: Program, schedule: Schedule, observed: Observed) -> oracle.Expected:

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import tenacity
 
@@ -65,38 +65,77 @@ class ProviderError(RuntimeError):
     """A scripted failure of a provider request."""
 
 
+class Ledger(Protocol):
+    """The providers' side of every request: a keyed-effect ledger."""
+
+    def do(self, path: str) -> None:
+        """Apply the forward effect of ``path`` (once per key; a repeat is only a request)."""
+
+    def undo(self, path: str) -> None:
+        """Reverse ``path``'s effect (once; nothing if it never happened)."""
+
+    def marked(self, flag: str) -> bool:
+        """Is ``flag`` set in the outside world (``fixed:<path>``: the operator fixed the
+        provider of that undo; ``stop-sent``: the schedule's stop request was sent)?"""
+
+    def mark(self, flag: str) -> None:
+        """Set ``flag``."""
+
+    def violation(self, text: str) -> None:
+        """Record a broken promise seen from the provider's side."""
+
+    def snapshot(self) -> LedgerState:
+        """Everything recorded so far."""
+
+
 @dataclass
-class MemoryLedger:
-    """The providers' side of every request, in one process."""
+class LedgerState:
+    """A ledger's content."""
 
     requests: list[tuple[str, str]] = field(default_factory=list)
     """Every request, ``(action, path)``, in arrival order (repeats included)."""
     effects: list[tuple[str, str]] = field(default_factory=list)
     """Effects applied: ``("do", path)`` / ``("undo", path)``, each at most once."""
-    fixed: set[str] = field(default_factory=set)
-    """Paths whose undo provider the operator fixed."""
     violations: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+class MemoryLedger:
+    """A :class:`Ledger` in this process's memory."""
+
+    def __init__(self) -> None:
+        self._state = LedgerState()
+        self._flags: set[str] = set()
+        self._lock = threading.Lock()
 
     def do(self, path: str) -> None:
-        with self.lock:
-            self.requests.append(("do", path))
-            if ("do", path) not in self.effects:
-                self.effects.append(("do", path))
+        with self._lock:
+            self._state.requests.append(("do", path))
+            if ("do", path) not in self._state.effects:
+                self._state.effects.append(("do", path))
 
     def undo(self, path: str) -> None:
-        with self.lock:
-            self.requests.append(("undo", path))
-            if ("do", path) in self.effects and ("undo", path) not in self.effects:
-                self.effects.append(("undo", path))
+        with self._lock:
+            self._state.requests.append(("undo", path))
+            effects = self._state.effects
+            if ("do", path) in effects and ("undo", path) not in effects:
+                effects.append(("undo", path))
 
-    def is_fixed(self, path: str) -> bool:
-        with self.lock:
-            return path in self.fixed
+    def marked(self, flag: str) -> bool:
+        with self._lock:
+            return flag in self._flags
 
-    def fix(self, path: str) -> None:
-        with self.lock:
-            self.fixed.add(path)
+    def mark(self, flag: str) -> None:
+        with self._lock:
+            self._flags.add(flag)
+
+    def violation(self, text: str) -> None:
+        with self._lock:
+            self._state.violations.append(text)
+
+    def snapshot(self) -> LedgerState:
+        with self._lock:
+            s = self._state
+            return LedgerState(list(s.requests), list(s.effects), list(s.violations))
 
 
 Hook = Callable[[str], None]
@@ -106,7 +145,7 @@ Hook = Callable[[str], None]
 class Env:
     """What a generated saga's bodies talk to."""
 
-    ledger: MemoryLedger
+    ledger: Ledger
     before: Hook = lambda label: None  # noqa: E731 - a default no-op hook
     """Called with ``before:<path>`` before each operation and ``during:<path>`` inside a
     step body's first attempt."""
@@ -115,7 +154,7 @@ class Env:
 
     def check(self, name: str, what: str) -> None:
         if self.recorded is not None and self.recorded(name):
-            self.ledger.violations.append(f"{what} requested after its success was recorded")
+            self.ledger.violation(f"{what} requested after its success was recorded")
 
 
 def build(program: Program, env: Env, *, deadline_s: float | None = None) -> SagaFunction[Any, str]:
@@ -226,7 +265,7 @@ def _undo(path: str, spec: Step, env: Env) -> Callable[[CompensationContext], st
         env.check(f"compensate:{path}", f"undo of {path!r}")
         if spec.undo == "transient" and c.attempt <= 1:
             raise ProviderError(f"undo of {path}: provider unavailable (attempt {c.attempt})")
-        if spec.undo == "down" and not env.ledger.is_fixed(path):
+        if spec.undo == "down" and not env.ledger.marked(f"fixed:{path}"):
             raise ProviderError(f"undo of {path}: provider down until an operator fixes it")
         env.ledger.undo(path)
         return f"{path}:undone"

@@ -213,7 +213,7 @@ def scenario_from_json(text: str) -> tuple[Program, Schedule]:
     data = json.loads(text)
     program = Program(tuple(_load_op(o) for o in data["ops"]))
     raw = data.get("schedule") or {}
-    stop = Stop(**raw["stop"]) if raw.get("stop") else None
+    stop = Stop(**raw["stop"]) if raw.get("stop") else None  # omitted fields: defaults
     schedule = Schedule(
         stop=stop,
         decisions=tuple((p, d) for p, d in raw.get("decisions", ())),

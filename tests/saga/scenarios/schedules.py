@@ -29,6 +29,7 @@ from scenarios.programs import (
     Schedule,
     Stop,
     StopKind,
+    programs,
     steps_of,
 )
 
@@ -37,7 +38,7 @@ NOTES = (
     "refunded by hand in the bank portal",
     "saga-terminate: not really",
     "Kh\u00e1ch \u0111\u00e3 ho\u00e0n ti\u1ec1n \u2705",
-    "y" * 5000,
+    "y" * 1500,
 )
 """Operator reasons/notes (never blank: a blank one is refused, tested on its own)."""
 DECISIONS: tuple[Decision, ...] = ("retry", "skip", "resolve", "terminate", "leave")
@@ -58,8 +59,13 @@ def _eligible(points: list[oracle.Point], kind: StopKind, crash: bool) -> list[s
 
 
 @st.composite
-def schedules(draw: st.DrawFn, program: Program, *, crash: bool | None = None) -> Schedule:
-    """A schedule for ``program``; ``crash``: force (True) or forbid (False) a crash."""
+def schedules(
+    draw: st.DrawFn, program: Program, *, crash: bool | None = None, hostile: bool = True
+) -> Schedule:
+    """A schedule for ``program``; ``crash``: force (True) or forbid (False) a crash;
+    ``hostile=False``: plain reason texts and no second cancel (to tell other failures
+    apart from the reason-text ones while exploring)."""
+    reasons = REASONS if hostile else REASONS[:1]
     downs = [p for p, s in steps_of(program.ops) if s.has_undo and s.undo == "down"]
     decisions = tuple((p, draw(st.sampled_from(DECISIONS))) for p in downs)
     base = Schedule(decisions=decisions, note=draw(st.sampled_from(NOTES)))
@@ -76,20 +82,21 @@ def schedules(draw: st.DrawFn, program: Program, *, crash: bool | None = None) -
         if eligible:
             at = draw(st.sampled_from(eligible))
             if kind == "cancel":
-                reason = draw(st.sampled_from(REASONS))
+                reason = draw(st.sampled_from(reasons))
                 second = draw(st.one_of(st.none(), st.sampled_from(REASONS[:2])))
+                second = second if hostile else None
                 stop = Stop("cancel", at, reason, second)
             elif kind == "terminate":
-                stop = Stop("terminate", at, draw(st.sampled_from(REASONS)))
+                stop = Stop("terminate", at, draw(st.sampled_from(reasons)))
             else:
                 stop = Stop("deadline", at, "deadline")
     return Schedule(stop=stop, decisions=decisions, note=base.note, crash=crash_at)
 
 
 @st.composite
-def scenarios(draw: st.DrawFn, *, crash: bool | None = None) -> tuple[Program, Schedule]:
+def scenarios(
+    draw: st.DrawFn, *, crash: bool | None = None, hostile: bool = True
+) -> tuple[Program, Schedule]:
     """A program and a schedule for it."""
-    from scenarios.programs import programs
-
     program = draw(programs())
-    return program, draw(schedules(program, crash=crash))
+    return program, draw(schedules(program, crash=crash, hostile=hostile))
