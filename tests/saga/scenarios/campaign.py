@@ -78,7 +78,7 @@ def sweep(program: Program, schedule: Schedule) -> tuple[int, list[str]]:
 def sweepable(schedule: Schedule) -> bool:
     """A stop that stays at the same place when crashes shift time (see schedules)."""
     stop = schedule.stop
-    return stop is None or stop.kind != "deadline" and not stop.at.startswith("wait:")
+    return stop is None or (stop.kind != "deadline" and not stop.at.startswith("wait:"))
 
 
 def run_campaign(

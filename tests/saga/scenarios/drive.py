@@ -27,6 +27,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -172,10 +173,9 @@ class Driver:
         if stop.kind == "terminate" and not stop.reason.strip():
             self.obs.violations.append("terminate accepted a blank reason")
         if stop.second is not None:
-            try:
+            # Reported as already requested, or refused: fine, as long as the first stands.
+            with contextlib.suppress(DurableError):
                 self.rt.cancel(EXECUTION_ID, stop.second)
-            except DurableError:
-                pass  # reported as already requested: fine, as long as the first stands
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -215,17 +215,20 @@ class Driver:
         waiting: list[str] = []
         for op in ops:
             name = op.name or ""
-            if op.type in (OperationType.WAIT, OperationType.CALLBACK) and (
-                op.status is OperationStatus.STARTED
-            ):
-                waiting.append(name)
-            elif op.type is OperationType.STEP and op.status is OperationStatus.PENDING:
+            if (
+                op.type in (OperationType.WAIT, OperationType.CALLBACK)
+                and (op.status is OperationStatus.STARTED)
+            ) or (op.type is OperationType.STEP and op.status is OperationStatus.PENDING):
                 waiting.append(name)
         for group in sorted({self.groups[n] for n in waiting if n in self.groups}):
             self.group_rounds[group] = self.group_rounds.get(group, 0) + 1
             waiting.append(f"{group}#{self.group_rounds[group]}")
         stop = self.schedule.stop
-        if stop is not None and not self.ledger.marked(STOP_SENT) and stop.at.removeprefix("wait:") in waiting:
+        if (
+            stop is not None
+            and not self.ledger.marked(STOP_SENT)
+            and stop.at.removeprefix("wait:") in waiting
+        ):
             self.fire(stop)
             return True
         for op in ops:
@@ -339,9 +342,7 @@ def problems(program: Program, schedule: Schedule, observed: Observed) -> list[s
     if first_undo is not None and any(a == "do" for a, _ in observed.effects[first_undo:]):
         out.append("order: a forward effect happened after the rollback had started")
     if observed.execution_status != want.execution_status:
-        out.append(
-            f"execution: {observed.execution_status}, expected {want.execution_status}"
-        )
+        out.append(f"execution: {observed.execution_status}, expected {want.execution_status}")
     if observed.status != want.status:
         out.append(f"status: {observed.status}, expected {want.status}")
     undoable = {p for p, s in steps_of(program.ops) if s.has_undo}

@@ -28,7 +28,7 @@ _LINES = {
         '"schedule":{"stop":{"kind":"cancel","at":"during:s2","reason":"customer called"}}}'
     ),
     "cancel_in_a_child_saga_on_its_callback": (
-        '{"ops":[' + _C % "s1" + ',{"op":"Child","name":"k","ops":[' + _C % "s2" + ','
+        '{"ops":[' + _C % "s1" + ',{"op":"Child","name":"k","ops":[' + _C % "s2" + ","
         '{"op":"Callback","name":"cb3","between":[{"name":"s4"}]}]}],'
         '"schedule":{"stop":{"kind":"cancel","at":"wait:k/cb3","reason":"r"}}}'
     ),
@@ -69,7 +69,7 @@ _LINES = {
         '"schedule":{"decisions":[["k/s2","terminate"]]}}'
     ),
     "cancel_during_a_step_then_a_crash_before_its_checkpoint_leaks_its_effect": (
-        '{"ops":[' + _C % "s1" + ',' + _C % "s2" + ',' + _C % "s3" + '],'
+        '{"ops":[' + _C % "s1" + "," + _C % "s2" + "," + _C % "s3" + "],"
         '"schedule":{"stop":{"kind":"cancel","at":"during:s2","reason":"r"},"crash":[2,"before"]}}'
     ),
 }

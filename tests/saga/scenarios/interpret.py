@@ -146,7 +146,7 @@ class Env:
     """What a generated saga's bodies talk to."""
 
     ledger: Ledger
-    before: Hook = lambda label: None  # noqa: E731 - a default no-op hook
+    before: Hook = lambda label: None
     """Called with ``before:<path>`` before each operation and ``during:<path>`` inside a
     step body's first attempt."""
     recorded: Callable[[str], bool] | None = None
@@ -183,18 +183,18 @@ def _run_ops(s: SagaContext, ops: tuple[Op, ...], prefix: str, env: Env) -> None
                 _step(s, prefix + between.name, between, env)
             cb.result()
         elif isinstance(op, WaitForCallback):
-            s.ctx.wait_for_callback(
-                path, _submit, timeout=timedelta(seconds=CALLBACK_TIMEOUT_S)
-            )
+            s.ctx.wait_for_callback(path, _submit, timeout=timedelta(seconds=CALLBACK_TIMEOUT_S))
         elif isinstance(op, Condition):
             _condition(s, path, op.polls)
         elif isinstance(op, Parallel):
             s.parallel(
                 op.name,
                 [
-                    s.branch(b.name, _action(f"{path}/{b.name}", b, env, branch=True), **_opts(
-                        f"{path}/{b.name}", b, env
-                    ))
+                    s.branch(
+                        b.name,
+                        _action(f"{path}/{b.name}", b, env, branch=True),
+                        **_opts(f"{path}/{b.name}", b, env),
+                    )
                     for b in op.branches
                 ],
             )

@@ -222,10 +222,11 @@ def draw_sample(count: int, seed_value: int) -> list[tuple[Program, Schedule, li
         if len(out) >= count:
             return
         program, schedule = scenario
-        kills: list[Kill] = []
-        for _ in range(rng.choice((1, 1, 2))):
-            if rng.random() < 0.7:
-                kills.append(("boundary", rng.randint(1, 5), rng.choice(("before", "after"))))
+        points = ("before", "after")
+        kills: list[Kill] = [("boundary", rng.randint(1, 3), rng.choice(points))]
+        if rng.random() < 0.5:  # a second worker dies too: at a boundary, or at a random time
+            if rng.random() < 0.5:
+                kills.append(("boundary", rng.randint(1, 4), rng.choice(points)))
             else:
                 kills.append(("random", rng.uniform(0.3, 1.2), ""))
         out.append((program, replace(schedule, crash=None), kills))

@@ -218,7 +218,7 @@ def scenario_from_json(text: str) -> tuple[Program, Schedule]:
         stop=stop,
         decisions=tuple((p, d) for p, d in raw.get("decisions", ())),
         note=raw.get("note", "operator note"),
-        crash=tuple(raw["crash"]) if raw.get("crash") else None,  # type: ignore[arg-type]
+        crash=(int(raw["crash"][0]), str(raw["crash"][1])) if raw.get("crash") else None,
     )
     return program, schedule
 
