@@ -231,21 +231,24 @@ class Driver:
         ):
             self.fire(stop)
             return True
-        for op in ops:
-            if op.type is not OperationType.CALLBACK or op.status is not OperationStatus.STARTED:
-                continue
+        started = [
+            op
+            for op in ops
+            if op.type is OperationType.CALLBACK and op.status is OperationStatus.STARTED
+        ]
+        for op in reversed(started):  # a parked saga waits on its latest operator callback
+            if (op.name or "").startswith("operator:"):
+                return self.decide((op.name or "").removeprefix("operator:"))
+        for op in started:
             name = op.name or ""
-            token = op.callback_id or ""
-            if name.startswith("operator:"):
-                return self.decide(name.removeprefix("operator:"))
             outcome = self.outcomes.get(name)
             if stop is not None and stop.kind == "deadline" and stop.at == f"wait:{name}":
-                break  # let the deadline pass while it waits
+                continue  # let the deadline pass while it waits
             if outcome == "success":
-                self.rt.send_callback_success(token, {"ok": True})
+                self.rt.send_callback_success(op.callback_id or "", {"ok": True})
                 return True
             if outcome == "failure":
-                self.rt.send_callback_failure(token, "the provider said no")
+                self.rt.send_callback_failure(op.callback_id or "", "the provider said no")
                 return True
         ex = self.base.get_execution(EXECUTION_ID)
         if ex.wake_at is None:

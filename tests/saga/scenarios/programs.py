@@ -267,72 +267,68 @@ class _Names:
         return f"{prefix}{self.n}"
 
 
-@st.composite
-def steps(draw: st.DrawFn, names: _Names, *, after_pivot: bool, branch: bool = False) -> Step:
+# Module-level strategies: drawing from the same objects keeps generation cheap.
+_BEFORE_KINDS = st.sampled_from(["comp", "comp", "comp", "plain", "retriable"])
+_AFTER_KINDS = st.sampled_from(["plain", "retriable"])
+_RETRIES = st.integers(0, 2)
+_FINALS = st.sampled_from(["ok", "ok", "ok", "fail", "fail_after_effect"])
+_UNDOS = st.sampled_from(["ok", "ok", "transient", "down"])
+_PIVOT_FINALS = st.sampled_from(["ok", "ok", "ok", "fail"])
+_OUTCOMES = st.sampled_from(["success", "success", "failure", "timeout"])
+_SMALL = st.integers(0, 2)
+_POLLS = st.integers(1, 3)
+_BRANCHES = st.integers(1, 3)
+_CHILD_OPS = st.integers(1, 3)
+_BOOL = st.booleans()
+_TOP = st.sampled_from(["step", "step", "step", "wait", "callback", "condition", "parallel"])
+_TOP_BEFORE = st.sampled_from(
+    ["step", "step", "step", "wait", "callback", "condition", "parallel", "child"]
+)
+_NESTED = st.sampled_from(["step", "step", "step", "wait", "callback", "condition"])
+
+
+def _step(draw: st.DrawFn, names: _Names, *, after_pivot: bool, branch: bool = False) -> Step:
     """A step legal at its position (before or after the pivot; a branch is never a pivot)."""
-    if after_pivot:
-        kind: Kind = draw(st.sampled_from(["plain", "retriable"]))
-    else:
-        kind = draw(st.sampled_from(["comp", "comp", "comp", "plain", "retriable"]))
-    retries = draw(st.integers(0, 2))
-    final: Final = "ok"
-    if kind in ("comp", "plain"):
-        final = draw(st.sampled_from(["ok", "ok", "ok", "fail", "fail_after_effect"]))
-    if after_pivot:
-        final = "ok"
-    undo: UndoMode = "ok"
-    uncertain = False
-    if kind == "comp":
-        undo = draw(st.sampled_from(["ok", "ok", "transient", "down"]))
-        uncertain = draw(st.booleans()) if final != "ok" else False
+    kind: Kind = draw(_AFTER_KINDS if after_pivot else _BEFORE_KINDS)
+    retries: int = draw(_RETRIES)
+    final: Final = draw(_FINALS) if kind in ("comp", "plain") and not after_pivot else "ok"
+    undo: UndoMode = draw(_UNDOS) if kind == "comp" else "ok"
+    uncertain: bool = draw(_BOOL) if kind == "comp" and final != "ok" else False
     if final != "ok":
         retries = FORWARD_ATTEMPTS - 1
-    return Step(draw(st.just(names("b" if branch else "s"))), kind, retries, final, undo, uncertain)
+    return Step(names("b" if branch else "s"), kind, retries, final, undo, uncertain)
 
 
-@st.composite
-def pivots(draw: st.DrawFn, names: _Names) -> Step:
-    final: Final = draw(st.sampled_from(["ok", "ok", "ok", "fail"]))
+def _pivot(draw: st.DrawFn, names: _Names) -> Step:
+    final: Final = draw(_PIVOT_FINALS)
     retries = FORWARD_ATTEMPTS - 1 if final == "fail" else draw(st.integers(0, 1))
     return Step(names("pivot"), "pivot", retries, final)
 
 
-@st.composite
-def callbacks_(draw: st.DrawFn, names: _Names, *, after_pivot: bool) -> Op:
-    outcome: CallbackOutcome = draw(st.sampled_from(["success", "success", "failure", "timeout"]))
-    if draw(st.booleans()):
+def _callback(draw: st.DrawFn, names: _Names, *, after_pivot: bool) -> Op:
+    outcome: CallbackOutcome = draw(_OUTCOMES)
+    if draw(_BOOL):
         return WaitForCallback(names("wfc"), outcome)
-    between = tuple(
-        draw(steps(names, after_pivot=after_pivot)) for _ in range(draw(st.integers(0, 2)))
-    )
+    between = tuple(_step(draw, names, after_pivot=after_pivot) for _ in range(draw(_SMALL)))
     return Callback(names("cb"), between, outcome)
 
 
-@st.composite
-def ops_(draw: st.DrawFn, names: _Names, *, after_pivot: bool, nested: bool) -> Op:
-    choices = ["step", "step", "step", "wait", "callback", "condition"]
-    if not nested:
-        choices.append("parallel")
-    if not nested and not after_pivot:
-        choices.append("child")
-    what = draw(st.sampled_from(choices))
+def _op(draw: st.DrawFn, names: _Names, *, after_pivot: bool, nested: bool) -> Op:
+    what = draw(_NESTED if nested else _TOP if after_pivot else _TOP_BEFORE)
     if what == "step":
-        return draw(steps(names, after_pivot=after_pivot))
+        return _step(draw, names, after_pivot=after_pivot)
     if what == "wait":
         return Wait(names("w"))
     if what == "callback":
-        return draw(callbacks_(names, after_pivot=after_pivot))
+        return _callback(draw, names, after_pivot=after_pivot)
     if what == "condition":
-        return Condition(names("cond"), draw(st.integers(1, 3)))
+        return Condition(names("cond"), draw(_POLLS))
     if what == "parallel":
-        count = draw(st.integers(1, 3))
         branches = tuple(
-            draw(steps(names, after_pivot=after_pivot, branch=True)) for _ in range(count)
+            _step(draw, names, after_pivot=after_pivot, branch=True) for _ in range(draw(_BRANCHES))
         )
-        return Parallel(names("par"), tuple(b for b in branches if b.kind != "pivot"))
-    inner = tuple(
-        draw(ops_(names, after_pivot=False, nested=True)) for _ in range(draw(st.integers(1, 3)))
-    )
+        return Parallel(names("par"), branches)
+    inner = tuple(_op(draw, names, after_pivot=False, nested=True) for _ in range(draw(_CHILD_OPS)))
     return Child(names("child"), inner)
 
 
@@ -345,8 +341,8 @@ def programs(draw: st.DrawFn, max_ops: int = 6) -> Program:
     ops: list[Op] = []
     for i in range(count):
         if i == pivot_at:
-            ops.append(draw(pivots(names)))
+            ops.append(_pivot(draw, names))
         else:
             after = pivot_at is not None and i > pivot_at
-            ops.append(draw(ops_(names, after_pivot=after, nested=False)))
+            ops.append(_op(draw, names, after_pivot=after, nested=False))
     return Program(tuple(ops))
