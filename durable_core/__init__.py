@@ -22,6 +22,7 @@ from durable_core.errors import (
     ExecutionConflictError,
     ExecutionNotFoundError,
     ExecutionNotRunningError,
+    ExecutionTerminatedError,
     FunctionNotFoundError,
     InvalidDurationError,
     InvokeError,
@@ -45,6 +46,8 @@ from durable_core.journal import (
     Operation,
     OperationStatus,
     OperationType,
+    StopKind,
+    StopRequest,
 )
 from durable_core.operations.batch import (
     BatchError,
@@ -90,6 +93,7 @@ __all__ = [
     "ExecutionNotFoundError",
     "ExecutionNotRunningError",
     "ExecutionStatus",
+    "ExecutionTerminatedError",
     "FunctionNotFoundError",
     "InvalidDurationError",
     "InvokeError",
@@ -111,6 +115,8 @@ __all__ = [
     "StepFailedError",
     "StepInterruptedError",
     "StepSemantics",
+    "StopKind",
+    "StopRequest",
     "Store",
     "StoreError",
     "SuspendExecution",

@@ -321,8 +321,11 @@ def render_execution(
         waits = [w.describe() for w in pending_waits(ops)]
         rows.append(("waiting for", "; ".join(waits) or tidy_reason(ex.waiting_for or "-")))
         rows.append(("next run", fmt_time(ex.wake_at) if ex.wake_at else "on an external event"))
-    if ex.cancel_requested:
-        rows.append(("cancel requested", ex.cancel_requested))
+    for req in ex.stop_requests:
+        who = f" by {req.actor}" if req.actor else ""
+        rows.append(
+            (f"{req.kind.value} requested", f"{fmt_time(req.requested_at)}{who}: {req.reason}")
+        )
     if ex.deadline is not None:
         rows.append(("deadline", fmt_time(ex.deadline)))
     if ex.lease_owner is not None:

@@ -20,10 +20,12 @@ Invariants:
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
 import shlex
+import socket
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -48,7 +50,7 @@ from durable_core.errors import (
     ValidationError,
 )
 from durable_core.function import DurableFunction
-from durable_core.journal import Execution, ExecutionStatus
+from durable_core.journal import Execution, ExecutionStatus, StopKind
 from durable_core.runtime import Runtime, RuntimeOptions
 from durable_core.stores.base import Store
 from durable_core.worker import Worker
@@ -215,11 +217,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("token")
     p.set_defaults(handler=cmd_callback_heartbeat)
 
+    _add_stop_commands(sub)
+    return parser
+
+
+def _add_stop_commands(sub: Any) -> None:
     p = sub.add_parser("cancel", help="cancel a running execution at its next operation")
     p.add_argument("execution_id", metavar="ID")
-    p.add_argument("--reason", default="cancelled by request", help="recorded reason")
+    p.add_argument("--reason", default=None, help="recorded reason (free text)")
+    p.add_argument("--actor", default=None, help="who asks (default: user@host)")
     p.set_defaults(handler=cmd_cancel)
-    return parser
+    p = sub.add_parser(
+        "terminate", help="end a running execution at its next operation, WITHOUT clean-up"
+    )
+    p.add_argument("execution_id", metavar="ID")
+    p.add_argument("--reason", required=True, help="why (recorded; required)")
+    p.add_argument("--actor", default=None, help="who asks (default: user@host)")
+    p.set_defaults(handler=cmd_terminate)
 
 
 # --- plumbing ---------------------------------------------------------------------------------
@@ -524,16 +538,38 @@ def _woken(args: argparse.Namespace, what: str) -> str:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    """``durable cancel ID [--reason R]``."""
+    """``durable cancel ID [--reason R] [--actor A]``."""
+    return _signal(args, lambda rt: _stopped(args, rt.cancel, StopKind.CANCEL))
 
-    def act(rt: Runtime) -> str:
-        ex = rt.cancel(args.execution_id, args.reason)
+
+def cmd_terminate(args: argparse.Namespace) -> int:
+    """``durable terminate ID --reason R [--actor A]``."""
+    return _signal(args, lambda rt: _stopped(args, rt.terminate, StopKind.TERMINATE))
+
+
+def default_actor() -> str:
+    """``user@host``: who a command run by hand acts as, unless told otherwise."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (containers)
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _stopped(args: argparse.Namespace, request: Callable[..., Execution], kind: StopKind) -> str:
+    ex = request(args.execution_id, args.reason, actor=args.actor or default_actor())
+    first, mine = ex.stop_request(kind), ex.stop_requests[-1]
+    verb = {StopKind.CANCEL: "cancellation", StopKind.TERMINATE: "termination"}[kind]
+    if first is not None and first is not mine:
         return (
-            f"cancellation of {ex.id} requested ({args.reason}); it takes effect at its next "
-            f"operation when a worker runs it — run '{_command(args)} worker'"
+            f"{verb} of {ex.id} was already requested at {fmt_time(first.requested_at)} by "
+            f"{first.actor or '-'} ({first.reason}); this request is recorded beside it and "
+            "changes nothing"
         )
-
-    return _signal(args, act)
+    return (
+        f"{verb} of {ex.id} requested ({mine.reason}); it takes effect at its next "
+        f"operation when a worker runs it — run '{_command(args)} worker'"
+    )
 
 
 if __name__ == "__main__":

@@ -186,16 +186,40 @@ class InvokeError(DurableError):
 
 
 class ExecutionCancelledError(DurableError):
-    """The execution was cancelled (or its deadline passed).
+    """The execution was cancelled, its deadline passed, or it was terminated.
 
-    Raised at the next operation boundary after the request. It is an ordinary exception so
-    code may clean up (sagas compensate); if it escapes the function the execution ends
-    CANCELLED. Operations started after it was raised run normally.
+    Raised at the next operation boundary after the request (``kind`` says which: ``cancel``,
+    ``deadline`` or ``terminate``). It is an ordinary exception so code may clean up (sagas
+    compensate); if it escapes the function the execution ends CANCELLED. Operations started
+    after it was raised run normally. A terminate raises the subclass
+    :class:`ExecutionTerminatedError`.
     """
 
-    def __init__(self, message: str, *, reason: str = "cancelled") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "cancelled",
+        kind: str = "cancel",
+        attempts: int = 0,
+    ) -> None:
         super().__init__(message)
         self.reason = reason
+        """The request's free text (for people; it never changes what happens)."""
+        self.kind = kind
+        """``cancel``, ``deadline`` or ``terminate`` (:class:`durable_core.StopKind`)."""
+        self.attempts = attempts
+        """Attempts the interrupted operation had made (a step waiting to retry, or an
+        at-most-once attempt found unfinished): its effect may have happened. 0 when it was
+        delivered before the operation ever ran."""
+
+
+class ExecutionTerminatedError(ExecutionCancelledError):
+    """The execution was terminated: stop now, clean up nothing (sagas do not compensate).
+
+    Delivered at the next operation boundary like a cancellation, also after a cancellation
+    was delivered (it stops a rollback in progress).
+    """
 
 
 class NonDeterminismError(DurableError):

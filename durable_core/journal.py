@@ -80,6 +80,55 @@ class ExecutionStatus(StrEnum):
         return self is not ExecutionStatus.RUNNING
 
 
+class StopKind(StrEnum):
+    """Why an execution is being stopped from outside its code."""
+
+    CANCEL = "cancel"
+    """A cancel request: the code is told (sagas compensate) and the execution ends CANCELLED."""
+    DEADLINE = "deadline"
+    """The execution's deadline passed: delivered like a cancel."""
+    TERMINATE = "terminate"
+    """A terminate request: the execution ends CANCELLED; a saga stops without compensating."""
+
+    @property
+    def error_type(self) -> str:
+        """The ``ErrorInfo.type`` that records this kind's delivery at an operation."""
+        return _STOP_ERROR_TYPES[self]
+
+    @classmethod
+    def of_error(cls, error: ErrorInfo | None) -> StopKind | None:
+        """The kind whose delivery ``error`` records, or ``None`` for any other error."""
+        if error is None:
+            return None
+        return _STOP_KINDS.get(error.type)
+
+
+_STOP_ERROR_TYPES = {
+    StopKind.CANCEL: "durable_core.Cancelled",
+    StopKind.DEADLINE: "durable_core.DeadlineExceeded",
+    StopKind.TERMINATE: "durable_core.Terminated",
+}
+_STOP_KINDS = {v: k for k, v in _STOP_ERROR_TYPES.items()}
+MAX_STOP_REQUESTS = 16
+"""How many stop requests one execution records; later ones are refused (nothing recorded)."""
+MAX_REASON_LENGTH = 2000
+"""The longest reason text a stop request or an operator action may carry."""
+
+
+class StopRequest(BaseModel):
+    """A cancel or terminate request, as recorded on the execution (never overwritten)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: StopKind
+    """``cancel`` or ``terminate`` (a deadline is not a request)."""
+    reason: str = Field(min_length=1, max_length=MAX_REASON_LENGTH)
+    """Free text for people; it never changes what happens."""
+    actor: str | None = Field(default=None, max_length=200)
+    """Who asked, as given by the caller (the CLI defaults it to user@host)."""
+    requested_at: datetime
+
+
 class ErrorInfo(BaseModel):
     """A recorded error: enough to re-raise it the same way on replay."""
 
@@ -171,8 +220,9 @@ class Execution(BaseModel):
     """Human-readable reason the execution is suspended (for ``durable show`` and the CLI)."""
     deadline: datetime | None = None
     """When the execution is cancelled with reason "deadline" if still running."""
-    cancel_requested: str | None = None
-    """Reason for a pending cancellation request, if any."""
+    stop_requests: tuple[StopRequest, ...] = Field(default=(), max_length=MAX_STOP_REQUESTS)
+    """Every cancel and terminate request, in the order they arrived. The first of each kind
+    is the one that takes effect; later ones are kept as a record only."""
     version: str | None = None
     """The code version the execution started with; resuming under another fails."""
     parent_execution_id: str | None = None
@@ -188,6 +238,10 @@ class Execution(BaseModel):
         data = self.model_dump()
         data.update(changes)
         return type(self).model_validate(data)
+
+    def stop_request(self, kind: StopKind) -> StopRequest | None:
+        """The request of ``kind`` that takes effect: the first one recorded."""
+        return next((r for r in self.stop_requests if r.kind is kind), None)
 
 
 class Lease(BaseModel):

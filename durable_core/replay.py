@@ -10,8 +10,13 @@ Invariants:
 - ``checkpoint`` returns only after the store has made the records durable; the caller may
   let user code depend on them only after that. Writes from concurrent branches are
   serialized by one lock, so no record is lost or interleaved.
-- A cancellation is delivered exactly once, at an operation boundary, and recorded at that
-  position so every replay raises it at the same place.
+- A stop request (cancel, deadline, terminate) is delivered once per kind, at the code's
+  *frontier* only: an operation with no record yet, an unfinished step, wait, condition or
+  invoke (where the code would run or block), or ``Callback.result()`` of an unfinished
+  callback. Never at an unfinished child context, batch or created callback whose later
+  operations are already recorded: replaying those must reach the same operations again.
+  The delivery is recorded on that operation (CANCELLED, with the kind's error type) so
+  every replay raises it at the same place; a terminate is delivered even after a cancel.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from durable_core.errors import (
     ExecutionCancelledError,
+    ExecutionTerminatedError,
     NonDeterminismError,
     ValidationError,
 )
@@ -36,6 +42,7 @@ from durable_core.journal import (
     Operation,
     OperationStatus,
     OperationType,
+    StopKind,
 )
 from durable_core.stores.base import AssigningStore
 
@@ -47,9 +54,11 @@ if TYPE_CHECKING:
 BeginHook = Callable[["Slot", OperationType, str, "str | None"], None]
 """``(slot, type, name, sub_type)``: told about every position a scope allocates."""
 
-CANCEL_ERROR_TYPE = "durable_core.Cancelled"
+CANCEL_ERROR_TYPE = StopKind.CANCEL.error_type
 CANCEL_POLL_INTERVAL = timedelta(seconds=1)
-"""How often (clock time) a running invocation re-reads its execution for a cancel request."""
+"""How often (clock time) a running invocation re-reads its execution for a stop request."""
+_INTERRUPTIBLE = frozenset({OperationType.STEP, OperationType.WAIT, OperationType.CHAINED_INVOKE})
+"""Types whose unfinished record is the code's frontier (it runs or blocks there)."""
 CANCEL_SUB_TYPE = "Cancellation"
 MAX_NAME_LENGTH = 256
 
@@ -58,6 +67,37 @@ def operation_id(parent_id: str | None, position: int) -> str:
     """The deterministic id of the ``position``-th operation (1-based) of a scope."""
     raw = f"{parent_id}-{position}" if parent_id else str(position)
     return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+
+
+def stop_error(
+    kind: StopKind, reason: str, execution_id: str, *, attempts: int = 0
+) -> ExecutionCancelledError:
+    """The exception that delivers a stop of ``kind`` (the same on every replay)."""
+    what = {
+        StopKind.CANCEL: "was cancelled",
+        StopKind.DEADLINE: "passed its deadline",
+        StopKind.TERMINATE: "was terminated",
+    }[kind]
+    klass = ExecutionTerminatedError if kind is StopKind.TERMINATE else ExecutionCancelledError
+    return klass(
+        f"execution {execution_id!r} {what} ({reason})",
+        reason=reason,
+        kind=kind.value,
+        attempts=attempts,
+    )
+
+
+def stop_info(exc: ExecutionCancelledError) -> ErrorInfo:
+    """The record of a stop that propagated out of a scope (a child context, a batch)."""
+    return ErrorInfo(type=StopKind(exc.kind).error_type, message=exc.reason)
+
+
+def recorded_stop(op: Operation, execution_id: str) -> ExecutionCancelledError | None:
+    """The stop delivered at ``op``, rebuilt, if ``op`` records one."""
+    kind = StopKind.of_error(op.error)
+    if kind is None or op.error is None:
+        return None
+    return stop_error(kind, op.error.message, execution_id, attempts=op.attempt)
 
 
 def check_name(name: object, what: str = "operation") -> str:
@@ -107,9 +147,10 @@ class Journal:
         """The runtime (for ``invoke``); typed loosely to keep this module at the bottom."""
         self.lock = threading.RLock()
         self._ops: dict[str, Operation] = {op.id: op for op in operations}
-        self.cancel_delivered = any(
-            op.error is not None and op.error.type == CANCEL_ERROR_TYPE for op in self._ops.values()
-        )
+        self.delivered: set[StopKind] = {
+            kind for op in self._ops.values() if (kind := StopKind.of_error(op.error)) is not None
+        }
+        """The stop kinds already delivered in this execution (read back from the records)."""
         self.writes = 0
         self._execution_read_at = clock.now()
         self.on_begin: BeginHook | None = None
@@ -191,28 +232,76 @@ class Journal:
                 self._ops[op_id] = fresh[op_id]
             return self._ops.get(op_id)
 
-    def cancel_reason(self) -> str | None:
-        """Why the execution should be cancelled now, if it should and was not yet told."""
-        if self.cancel_delivered:
-            return None
+    @property
+    def cancel_delivered(self) -> bool:
+        """True once a cancel or the deadline was delivered (neither is delivered again)."""
+        return bool(self.delivered & {StopKind.CANCEL, StopKind.DEADLINE})
+
+    def pending_stop(self) -> tuple[StopKind, str] | None:
+        """The stop to deliver at the next frontier, if any (not yet marked delivered).
+
+        A terminate comes first and is delivered even after a cancel; a cancel request comes
+        before the deadline; each kind once. The execution is re-read at most once per
+        :data:`CANCEL_POLL_INTERVAL` so a request made while this invocation runs is seen at
+        its next boundary, not only at its next invocation.
+        """
         now = self.clock.now()
+        ex = self.execution
         if (
-            not self.execution.cancel_requested
+            StopKind.TERMINATE not in self.delivered
+            and ex.stop_request(StopKind.TERMINATE) is None
             and now - self._execution_read_at >= CANCEL_POLL_INTERVAL
         ):
-            # A cancel requested while this invocation runs must be seen at the next
-            # boundary, not only at the next invocation (a function that never suspends
-            # would otherwise run to the end). Re-read at most once per interval.
             self._execution_read_at = now
             fresh = self.store.get_execution(self.execution_id)
-            if fresh.cancel_requested:
-                self.execution = self.execution.evolve(cancel_requested=fresh.cancel_requested)
-        ex = self.execution
-        if ex.cancel_requested:
-            return ex.cancel_requested
+            if fresh.stop_requests != ex.stop_requests:
+                ex = self.execution = ex.evolve(stop_requests=fresh.stop_requests)
+        terminate = ex.stop_request(StopKind.TERMINATE)
+        if terminate is not None and StopKind.TERMINATE not in self.delivered:
+            return StopKind.TERMINATE, terminate.reason
+        if self.cancel_delivered or StopKind.TERMINATE in self.delivered:
+            return None
+        cancel = ex.stop_request(StopKind.CANCEL)
+        if cancel is not None:
+            return StopKind.CANCEL, cancel.reason
         if ex.deadline is not None and now >= ex.deadline:
-            return "deadline"
+            return StopKind.DEADLINE, "deadline"
         return None
+
+    def stop_at(self, op: Operation) -> None:
+        """Deliver a pending stop at ``op`` (new or unfinished): record it there and raise.
+
+        Returns without doing anything if no stop is pending, or if ``op`` is a callback an
+        external system completed first (its result is returned; the stop waits for the
+        next boundary).
+
+        Raises:
+            ExecutionCancelledError: the stop (``ExecutionTerminatedError`` for a terminate).
+        """
+        with self.lock:
+            stop = self.pending_stop()
+            if stop is None:
+                return
+            kind, reason = stop
+            now = self.clock.now()
+            error = ErrorInfo(type=kind.error_type, message=reason)
+            if op.type is OperationType.CALLBACK and op.callback_id is not None:
+                done = self.complete_callback(
+                    op, CallbackOutcome(status=OperationStatus.CANCELLED, error=error)
+                )
+                if StopKind.of_error(done.error) is not kind:
+                    return  # completed from outside first: deliver at the next boundary
+            else:
+                self.checkpoint(
+                    op.evolve(
+                        status=OperationStatus.CANCELLED,
+                        error=error,
+                        started_at=op.started_at or now,
+                        ended_at=now,
+                    )
+                )
+            self.delivered.add(kind)
+        raise stop_error(kind, reason, self.execution_id, attempts=op.attempt)
 
 
 @dataclass(frozen=True)
@@ -245,27 +334,30 @@ class Scope:
             self._next = (position, operation_id(self.parent_id, position))
         return self._next[1]
 
-    def begin(self, type_: OperationType, name: str, sub_type: str | None) -> Slot:
-        """Allocate the next position, check it against the journal, deliver a cancellation.
+    def begin(
+        self, type_: OperationType, name: str, sub_type: str | None, *, deliver: bool = True
+    ) -> Slot:
+        """Allocate the next position, check it against the journal, deliver a pending stop.
+
+        Args:
+            deliver: False where the position is not the code's frontier even when new (a
+                batch allocating its branches: the batch's own position took the stop).
 
         Raises:
             NonDeterminismError: the journal recorded a different operation here.
-            ExecutionCancelledError: a cancellation is due (or was recorded) at this position.
+            ExecutionCancelledError: a stop is due (or was recorded) at this position.
         """
         op_id = self.peek_id()
         self._counter += 1
         position = f"{self.path}.{self._counter}" if self.path else str(self._counter)
         journal = self.journal
         recorded = journal.get(op_id)
-        if (
-            recorded is not None
-            and recorded.error is not None
-            and recorded.error.type == CANCEL_ERROR_TYPE
+        if recorded is not None and not (
+            recorded.type is OperationType.CALLBACK and recorded.callback_id is not None
         ):
-            raise ExecutionCancelledError(
-                f"execution {journal.execution_id!r} was cancelled ({recorded.error.message})",
-                reason=recorded.error.message,
-            )
+            stopped = recorded_stop(recorded, journal.execution_id)
+            if stopped is not None:  # delivered here before: raise it here again
+                raise stopped
         if recorded is not None and (
             recorded.type != type_ or recorded.name != name or recorded.sub_type != sub_type
         ):
@@ -280,61 +372,26 @@ class Scope:
             hook(Slot(op_id, position, recorded, self.parent_id), type_, name, sub_type)
         if recorded is None or not recorded.status.is_terminal:
             self.replaying = False
-            self._deliver_cancel(op_id, type_, name, sub_type, recorded)
-            recorded = journal.get(op_id)  # a lost cancel race may have completed it
+            frontier = recorded is None or recorded.type in _INTERRUPTIBLE
+            if deliver and frontier and journal.pending_stop():
+                journal.stop_at(
+                    recorded
+                    or Operation(
+                        id=op_id,
+                        parent_id=self.parent_id,
+                        type=type_,
+                        sub_type=sub_type,
+                        name=name,
+                        status=OperationStatus.STARTED,
+                    )
+                )
+                recorded = journal.get(op_id)
         return Slot(op_id, position, recorded, self.parent_id)
 
     def after_replayed(self) -> None:
         """Call after returning a recorded result: leave replay mode at new territory."""
         if self.replaying and self.journal.get(self.peek_id()) is None:
             self.replaying = False
-
-    def _deliver_cancel(
-        self,
-        op_id: str,
-        type_: OperationType,
-        name: str,
-        sub_type: str | None,
-        recorded: Operation | None,
-    ) -> None:
-        journal = self.journal
-        with journal.lock:
-            reason = journal.cancel_reason()
-            if reason is None:
-                return
-            journal.cancel_delivered = True
-            now = journal.now()
-            error = ErrorInfo(type=CANCEL_ERROR_TYPE, message=reason)
-            if recorded is not None and recorded.type is OperationType.CALLBACK:
-                done = journal.complete_callback(
-                    recorded, CallbackOutcome(status=OperationStatus.CANCELLED, error=error)
-                )
-                if done.status is not OperationStatus.CANCELLED:
-                    # The external system completed it first: let this operation return its
-                    # result and deliver the cancellation at the next boundary instead.
-                    journal.cancel_delivered = False
-                    return
-            elif recorded is not None:
-                journal.checkpoint(
-                    recorded.evolve(status=OperationStatus.CANCELLED, error=error, ended_at=now)
-                )
-            else:
-                journal.checkpoint(
-                    Operation(
-                        id=op_id,
-                        parent_id=self.parent_id,
-                        type=type_,
-                        sub_type=sub_type,
-                        name=name,
-                        status=OperationStatus.CANCELLED,
-                        error=error,
-                        started_at=now,
-                        ended_at=now,
-                    )
-                )
-        raise ExecutionCancelledError(
-            f"execution {journal.execution_id!r} was cancelled ({reason})", reason=reason
-        )
 
 
 def _describe(type_: OperationType, name: str | None, sub_type: str | None) -> str:

@@ -42,6 +42,7 @@ from durable_core.errors import (
 from durable_core.function import DurableFunction, import_function, make_durable
 from durable_core.invocation import run_invocation
 from durable_core.journal import (
+    MAX_REASON_LENGTH,
     CallbackOutcome,
     ErrorInfo,
     Execution,
@@ -49,6 +50,8 @@ from durable_core.journal import (
     Lease,
     Operation,
     OperationStatus,
+    StopKind,
+    StopRequest,
 )
 from durable_core.lease_keeper import LeaseKeeper
 from durable_core.replay import InvocationOptions, Journal
@@ -56,6 +59,8 @@ from durable_core.serde import DEFAULT_MAX_BYTES, PydanticSerde, Serde, loads_st
 from durable_core.stores.base import InvocationEnd, Store
 
 MAX_CALLBACK_ERROR_BYTES = 32 * 1024
+NO_REASON = "no reason given"
+"""What a cancel request without a reason records."""
 _log = structlog.get_logger("durable.runtime")
 
 
@@ -416,11 +421,64 @@ class Runtime:
         _check_token(token)
         return self.store.complete_callback(token, outcome, self.clock.now())
 
-    def cancel(self, execution_id: str, reason: str = "cancelled by request") -> Execution:
-        """Ask a running execution to stop at its next operation boundary."""
+    def cancel(
+        self, execution_id: str, reason: str | None = None, *, actor: str | None = None
+    ) -> Execution:
+        """Ask a running execution to stop at its next operation boundary; a saga compensates.
+
+        The first cancel request takes effect; a later one is recorded beside it (see
+        ``Execution.stop_requests``) and changes nothing. A blank ``reason`` is recorded as
+        :data:`NO_REASON`. The reason is free text: it never changes what happens.
+
+        Raises:
+            ExecutionNotFoundError: no such execution.
+            ExecutionNotRunningError: it already finished (nothing recorded).
+            ValidationError: ``reason`` or ``actor`` is not text of a valid size.
+        """
+        text = (
+            NO_REASON
+            if reason is None or (isinstance(reason, str) and not reason.strip())
+            else reason
+        )
+        return self._stop(execution_id, StopKind.CANCEL, text, actor)
+
+    def terminate(self, execution_id: str, reason: str, *, actor: str | None = None) -> Execution:
+        """End a running execution at its next operation boundary WITHOUT cleaning up.
+
+        A saga stops compensating (or does not start): what is not undone stays listed by
+        its status. Delivered also after a cancel, e.g. to stop a rollback in progress.
+
+        Raises:
+            ExecutionNotFoundError: no such execution.
+            ExecutionNotRunningError: it already finished (nothing recorded).
+            ValidationError: ``reason`` is blank (a terminate must say why), or ``reason``
+                or ``actor`` is not text of a valid size.
+        """
         if not isinstance(reason, str) or not reason.strip():
-            raise ValidationError(f"a cancel reason must be non-empty text, got {reason!r:.80}")
-        return self.store.request_cancel(execution_id, reason, self.clock.now())
+            raise ValidationError(
+                f"terminate needs a non-empty reason (it is recorded so the next person knows "
+                f"why nothing was cleaned up); got {reason!r:.80}. Nothing was recorded."
+            )
+        return self._stop(execution_id, StopKind.TERMINATE, reason, actor)
+
+    def _stop(self, execution_id: str, kind: StopKind, reason: object, actor: object) -> Execution:
+        eid = _check_execution_id(execution_id)
+        for what, text, limit in (("reason", reason, MAX_REASON_LENGTH), ("actor", actor, 200)):
+            if text is None and what == "actor":
+                continue
+            if not isinstance(text, str) or len(text) > limit or not _encodable(text):
+                raise ValidationError(
+                    f"a {kind.value} {what} must be valid text of at most {limit} characters; "
+                    f"got {type(text).__name__} {str(text)[:40]!r}... Nothing was recorded."
+                )
+        now = self.clock.now()
+        request = StopRequest(
+            kind=kind,
+            reason=str(reason).strip(),
+            actor=None if actor is None else str(actor),
+            requested_at=now,
+        )
+        return self.store.request_stop(eid, request, now)
 
 
 def _check_execution_id(eid: object) -> str:

@@ -14,8 +14,8 @@ Invariants:
   with that name is the current one.
 - ``operator:<path>`` is the callback a parked saga waits on; its payload is an
   :class:`OperatorDecision`, so every operator action is recorded in the journal.
-- A cancellation whose reason starts with :data:`TERMINATE_PREFIX` ends the saga without
-  compensating.
+- A terminate is a request of its own kind (``durable_core.StopKind.TERMINATE``), never
+  recognised by text: a cancel reason is free text and always compensates.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ COMPENSATE_PREFIX = "compensate:"
 OPERATOR_PREFIX = "operator:"
 PLAN_NAME = "saga:rollback"
 RESERVED_PREFIXES = (COMPENSATE_PREFIX, OPERATOR_PREFIX, "saga:")
-TERMINATE_PREFIX = "saga-terminate: "
-"""Cancel reasons starting with this end a saga without compensation (see ``terminate``)."""
 PATH_SEPARATOR = "/"
 
 
@@ -90,9 +88,9 @@ class OperatorDecision(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    action: Literal["retry", "skip", "resolve", "terminate"]
+    action: Literal["retry", "skip", "resolve"]
     reason: str | None = None
-    """Why (required for skip and terminate); for resolve, the operator's note."""
+    """Why (required for skip); for resolve, the operator's note."""
     actor: str | None = None
     """Who decided (free text, e.g. a user name); recorded for the audit trail."""
     at: datetime | None = None
@@ -100,6 +98,6 @@ class OperatorDecision(BaseModel):
 
     @model_validator(mode="after")
     def _reason_given(self) -> OperatorDecision:
-        if self.action in ("skip", "terminate") and not (self.reason or "").strip():
+        if self.action == "skip" and not (self.reason or "").strip():
             raise ValueError(f"an operator {self.action} needs a non-empty reason")
         return self

@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cancel", help="cancel the saga: it rolls back at its next step")
     p.add_argument("execution_id", metavar="ID")
-    p.add_argument("--reason", default="cancelled by an operator", help="recorded reason")
+    p.add_argument("--reason", default=None, help="recorded reason (free text)")
+    p.add_argument("--actor", help="who asks (recorded)")
     p.set_defaults(handler=_cancel)
     return parser
 
@@ -146,7 +147,7 @@ def _terminate(rt: Runtime, args: argparse.Namespace) -> SagaOutcome:
 
 
 def _cancel(rt: Runtime, args: argparse.Namespace) -> str:
-    rt.cancel(args.execution_id, args.reason)
+    rt.cancel(args.execution_id, args.reason, actor=args.actor)
     return (
         f"cancel requested for {args.execution_id}: it rolls back at its next step boundary "
         "(a worker resumes it); `durable-saga status ID` shows the rollback"

@@ -10,10 +10,11 @@ Invariants:
   policy, in reverse order of the forward steps. A recorded undo is never run again; an
   unrecorded one is never skipped (a crash resumes at the first unfinished undo).
 - An undo that exhausts its policy parks the saga on the callback ``operator:<step>`` and
-  waits for an operator decision (retry, skip, resolve, terminate), which is recorded as the
-  callback's payload.
-- A cancellation that arrives during the rollback is absorbed (the rollback must finish);
-  only a terminate request stops it.
+  waits for an operator decision (retry, skip, resolve), which is recorded as the callback's
+  payload. A terminate request ends the wait (it is delivered at the callback's result).
+- A cancellation (or the deadline) that arrives during the rollback is absorbed (the
+  rollback must finish); only a terminate request (``ExecutionTerminatedError``, a request
+  of its own kind, never recognised by its reason text) stops it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from durable_core import (
     DurableContext,
     ErrorInfo,
     ExecutionCancelledError,
+    ExecutionTerminatedError,
     NonDeterminismError,
     RetryPolicy,
     StepConfig,
@@ -37,7 +39,6 @@ from durable_core import (
     StepFailedError,
 )
 from saga._journal import (
-    TERMINATE_PREFIX,
     OperatorDecision,
     PlanItem,
     RollbackCause,
@@ -119,8 +120,8 @@ class RollbackReport:
 
 
 def is_terminate(exc: ExecutionCancelledError) -> bool:
-    """True if the cancellation asks to end the saga without compensation."""
-    return exc.reason.startswith(TERMINATE_PREFIX)
+    """True if the stop asks to end the saga without compensation (a terminate request)."""
+    return isinstance(exc, ExecutionTerminatedError)
 
 
 def shielded(ctx: DurableContext, call: Callable[[], T], what: str) -> T:
@@ -154,8 +155,8 @@ def roll_back(
     """Compensate ``stack`` (entries in forward order) in reverse, durably.
 
     Raises:
-        ExecutionCancelledError: a terminate request (or an operator's terminate decision)
-            stopped the rollback; what was not undone stays listed by ``saga_status``.
+        ExecutionTerminatedError: a terminate request stopped the rollback; what was not
+            undone stays listed by ``saga_status``.
         NonDeterminismError: the rebuilt plan differs from the recorded one.
     """
     todo: list[Undo] = []
@@ -230,13 +231,6 @@ def _compensate(ctx: DurableContext, saga: str, undo: Undo) -> bool:
             decision = _park(ctx, saga, undo, exc)
             if decision.action == "retry":
                 continue
-            if decision.action == "terminate":
-                reason = decision.reason or "terminated by an operator"
-                raise ExecutionCancelledError(
-                    f"saga {saga!r} terminated by an operator while parked on {undo.step!r}: "
-                    f"{reason}",
-                    reason=TERMINATE_PREFIX + reason,
-                ) from exc
             return decision.action == "resolve"
         return True
 
@@ -258,6 +252,13 @@ def _park(ctx: DurableContext, saga: str, undo: Undo, exc: StepFailedError) -> O
             raw = callback.result()
         except (CallbackFailedError, CallbackTimeoutError):
             continue  # not a decision (e.g. `durable callback fail`): wait again
+        except ExecutionCancelledError as stop:
+            if is_terminate(stop):
+                raise
+            # Delivered here (recorded on this callback): the rollback must finish, so
+            # park again on a fresh callback at the next position.
+            ctx.logger.warning("saga cancellation absorbed while parked", operation=name)
+            continue
         try:
             return OperatorDecision.model_validate(raw)
         except PydanticValidationError as bad:

@@ -206,6 +206,15 @@ class SagaContext:
                     Undo(path, key, compensate, undo_policy, None, error, exc.attempts, args)
                 )
             raise
+        except ExecutionCancelledError as exc:
+            # Stopped while waiting to retry (or with an at-most-once attempt unfinished):
+            # it never runs again, and attempts that failed may have had an effect.
+            if compensate is not None and compensate_uncertain and exc.attempts > 0:
+                error = ErrorInfo(type=f"durable_core.{exc.kind}", message=str(exc))
+                self._stack.append(
+                    Undo(path, key, compensate, undo_policy, None, error, exc.attempts, args)
+                )
+            raise
         if compensate is not None:
             self._stack.append(Undo(path, key, compensate, undo_policy, value, None, None, args))
         if step_kind is StepKind.PIVOT:
@@ -354,7 +363,7 @@ class SagaContext:
 
     def _cause(self, exc: BaseException) -> RollbackCause:
         if isinstance(exc, ExecutionCancelledError):
-            kind = "deadline" if exc.reason == "deadline" else "cancelled"
+            kind = "deadline" if exc.kind == "deadline" else "cancelled"
             return RollbackCause(kind=kind, error_type="Cancelled", message=exc.reason)
         step = None
         if self._failure is not None and self._failure[0] is exc:
@@ -371,6 +380,8 @@ class SagaContext:
         report = roll_back(
             self._ctx, saga=self._saga, path=self._path, stack=self._stack, cause=cause
         )
+        if isinstance(exc, SagaPartiallyCompensated):  # a nested saga skipped some first
+            report.skipped[:0] = exc.skipped
         where = f"step {cause.step!r} failed" if cause.step else "the saga body raised"
         done = ", ".join(report.compensated) or "nothing to undo"
         message = f"saga {self._saga!r} rolled back: {where} ({cause.error_type}: {cause.message})"

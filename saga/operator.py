@@ -10,8 +10,8 @@ Invariants:
   :class:`SagaNotParkedError` and records nothing.
 - Completion goes through the store's conditional path: of two operators acting at once,
   one wins and the other gets :class:`SagaNotParkedError`.
-- ``terminate`` is the only way to end a saga without finishing its rollback; ``cancel``
-  (``Runtime.cancel``) always compensates.
+- ``terminate`` (``Runtime.terminate``) is the only way to end a saga without finishing its
+  rollback; ``cancel`` (``Runtime.cancel``) always compensates, whatever its reason says.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from durable_core import (
     OperationType,
     Runtime,
 )
-from saga._journal import OPERATOR_PREFIX, TERMINATE_PREFIX, OperatorDecision
+from saga._journal import OPERATOR_PREFIX, OperatorDecision
 from saga.errors import InvalidOperatorActionError, SagaNotParkedError
 from saga.outcome import SagaOutcome, derive_outcome
 
@@ -121,19 +121,16 @@ def terminate(
 ) -> SagaOutcome:
     """End a saga WITHOUT compensating (what is not undone stays listed in its status).
 
-    ``Runtime.cancel`` rolls a saga back; this does not. A parked saga ends at once; a
-    running one at its next step boundary, with status ``terminated``. Limitation: durable_core
-    delivers one cancellation per execution, so a saga already cancelled once (by a cancel or
-    its deadline) can be terminated only while it is parked.
+    ``Runtime.cancel`` rolls a saga back; this does not: it is ``Runtime.terminate``, a
+    request of its own kind recorded with ``actor`` and ``reason``. It takes effect at the
+    saga's next operation boundary — at once for a parked saga, and also during a rollback
+    (which then stops) — and the saga ends ``terminated``.
 
     Raises:
         InvalidOperatorActionError: ``reason`` is empty (nothing recorded).
-        ExecutionNotRunningError: the saga already ended.
+        ExecutionNotRunningError: the saga already ended (nothing recorded).
     """
-    text = _required(reason, "terminate")
-    if _parked_callback(runtime, execution_id) is not None:
-        return _decide(runtime, execution_id, "terminate", reason=text, actor=actor, drive=drive)
-    runtime.cancel(execution_id, TERMINATE_PREFIX + text)
+    runtime.terminate(execution_id, _required(reason, "terminate"), actor=actor)
     if drive:
         runtime.drive(execution_id)
     return saga_status(runtime, execution_id)

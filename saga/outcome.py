@@ -27,16 +27,17 @@ from durable_core import (
     ErrorInfo,
     Execution,
     ExecutionStatus,
+    ExecutionTerminatedError,
     Operation,
     OperationStatus,
     OperationType,
+    StopKind,
 )
 from saga._journal import (
     COMPENSATE_PREFIX,
     OPERATOR_PREFIX,
     PLAN_NAME,
     RESERVED_PREFIXES,
-    TERMINATE_PREFIX,
     OperatorDecision,
     RollbackCause,
     RollbackPlan,
@@ -56,12 +57,14 @@ class SagaStatus(StrEnum):
     COMPLETED = "completed"
     """Every step ran; the execution succeeded with the saga's result."""
     COMPENSATED = "compensated"
-    """A step failed and every completed step was undone (or resolved by an operator)."""
+    """Rolled back to the end: a step failed, the saga was cancelled or its deadline passed
+    (``cause`` says which), and every completed step was undone (or resolved by an
+    operator)."""
     PARTIALLY_COMPENSATED = "partially_compensated"
     """Rolled back, but an operator skipped at least one undo: see ``not_undone``."""
     CANCELLED = "cancelled"
-    """Cancelled (or past its deadline) and rolled back: every completed step was undone.
-    Also: cancelled past the pivot, where nothing is ever undone."""
+    """Cancelled (or past its deadline) without a rollback: past the pivot, where nothing is
+    ever undone."""
     FAILED = "failed"
     """Failed without a rollback (a definition error, non-determinism, or a failure after the
     pivot): see ``not_undone``."""
@@ -194,7 +197,6 @@ def derive_outcome(execution: Execution, operations: list[Operation]) -> SagaOut
                         at=decision.at or op.ended_at,
                     )
                 )
-                terminated = terminated or decision.action == "terminate"
         elif op.type in _FORWARD_TYPES and not name.startswith(RESERVED_PREFIXES):
             steps.append(_step_report(op))
     running = execution.status is ExecutionStatus.RUNNING
@@ -208,7 +210,8 @@ def derive_outcome(execution: Execution, operations: list[Operation]) -> SagaOut
         for item in plan.steps
     ]
     status = _status(execution, plans, compensations, parked, terminated)
-    root = next((p for n, p in plans if n == PLAN_NAME), plans[-1][1] if plans else None)
+    top = next((p for n, p in plans if n == PLAN_NAME), None)
+    root = top or (plans[-1][1] if plans else None)
     return SagaOutcome(
         execution_id=execution.id,
         saga=execution.function,
@@ -219,14 +222,20 @@ def derive_outcome(execution: Execution, operations: list[Operation]) -> SagaOut
         cause=root.cause if root is not None else None,
         steps=steps,
         compensations=compensations,
-        not_undone=_not_undone(status, steps, compensations),
+        not_undone=_not_undone(status, steps, compensations, top_plan=top is not None),
         parked_on=parked,
         operator_actions=actions,
     )
 
 
+_TERMINATED_TYPE = f"{ExecutionTerminatedError.__module__}.{ExecutionTerminatedError.__qualname__}"
+
+
 def _mentions_terminate(error: ErrorInfo | None) -> bool:
-    return error is not None and TERMINATE_PREFIX in error.message
+    """True if ``error`` records a terminate: delivered at an operation, or the execution's."""
+    if error is None:
+        return False
+    return StopKind.of_error(error) is StopKind.TERMINATE or error.type == _TERMINATED_TYPE
 
 
 def _decision(op: Operation) -> OperatorDecision | None:
@@ -321,8 +330,13 @@ def _status(
         case ExecutionStatus.CANCELLED:
             if terminated:
                 return SagaStatus.TERMINATED
-            return SagaStatus.PARTIALLY_COMPENSATED if skipped else SagaStatus.CANCELLED
+            if skipped:
+                return SagaStatus.PARTIALLY_COMPENSATED
+            # Rolled back to the end: the cause (cancelled / deadline) says why.
+            return SagaStatus.COMPENSATED if plans else SagaStatus.CANCELLED
     error_type = execution.error.type if execution.error else ""
+    if skipped and error_type in (_COMPENSATED_TYPE, _PARTIAL_TYPE):
+        return SagaStatus.PARTIALLY_COMPENSATED  # a nested saga's skip counts for the whole
     if error_type == _COMPENSATED_TYPE:
         return SagaStatus.COMPENSATED
     if error_type == _PARTIAL_TYPE:
@@ -331,10 +345,22 @@ def _status(
 
 
 def _not_undone(
-    status: SagaStatus, steps: list[StepReport], compensations: list[CompensationReport]
+    status: SagaStatus,
+    steps: list[StepReport],
+    compensations: list[CompensationReport],
+    *,
+    top_plan: bool,
 ) -> list[str]:
+    """Steps whose effect may remain: see ``SagaOutcome.not_undone`` in docs/sagas.md."""
     if status in (SagaStatus.RUNNING, SagaStatus.COMPLETED):
         return []
-    if not compensations and status in (SagaStatus.FAILED, SagaStatus.TERMINATED):
-        return [s.name for s in steps if s.type == "step" and s.status == "succeeded"]
-    return [c.step for c in compensations if c.status not in ("compensated", "resolved")]
+    undone = {c.step for c in compensations if c.status in ("compensated", "resolved")}
+    if not top_plan and status in (SagaStatus.FAILED, SagaStatus.TERMINATED):
+        # The saga itself never planned a rollback (at most a nested saga did its own):
+        # every step that succeeded and was not undone by a nested rollback stays in place.
+        return [
+            s.name
+            for s in steps
+            if s.type == "step" and s.status == "succeeded" and s.name not in undone
+        ]
+    return [c.step for c in compensations if c.step not in undone]

@@ -13,14 +13,15 @@ Invariants:
   only to keep modules small.
 - The undo entries come from the recorded batch result, never from what the branch threads
   did in memory: replay rebuilds them without re-running a finished batch.
-- A cancellation delivered inside a branch is absorbed there (the branch's step is re-issued
-  at its next position) and recorded in the branch's result; after the batch the saga
-  raises it, so it rolls back knowing every branch's outcome. A terminate is not absorbed.
-- A cancellation delivered at the group itself (it was suspended, e.g. a branch waiting to
-  retry, when the cancel came) hides the branches' outcomes: durable_core records the group
-  CANCELLED and does not re-enter it. The saga then re-runs the group once, each branch
-  one attempt with the same idempotency key, to learn what each branch holds, and rolls
-  back with those results. Actions must be idempotent by key (they are at-least-once anyway).
+- A cancellation delivered inside a branch (at its step, new or waiting to retry) ends that
+  branch's step there, as for a sequential step: it does not run again, and the branch
+  records the cancellation in its result (with the attempts made, so an uncertain undo
+  can be registered). The other branches, which never see a cancellation twice, run to their
+  end. After the batch the saga raises the cancellation, so it rolls back knowing every
+  branch's outcome. A terminate is not absorbed: it stops the group and the saga.
+- durable_core never delivers a stop at an unfinished group itself (only inside its
+  branches, or at a group not yet started), so every branch that finished is always read
+  back from its own record.
 """
 
 from __future__ import annotations
@@ -53,9 +54,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-RECOVERY_POLICY = RetryPolicy.no_retry()
-"""One attempt per branch when a group is re-run to learn its results after a cancellation."""
-
 
 @dataclass(frozen=True)
 class SagaBranch(Generic[T]):
@@ -86,30 +84,40 @@ class BranchOutcome(BaseModel):
     error: ErrorInfo | None = None
     """The step's recorded error, if it failed for good."""
     attempts: int | None = None
+    stop_kind: str = "cancel"
+    """``cancel`` or ``deadline``: the kind of the cancellation in ``cancelled``."""
+    interrupted: bool = False
+    """The cancellation reached this branch's own step, which then never finished."""
 
 
 def branch_body(
-    path: str, key: str, branch: SagaBranch[Any], config: StepConfig
+    path: str, key: str, branch: SagaBranch[Any], config: StepConfig, *, forward: bool
 ) -> Callable[[DurableContext], BranchOutcome]:
-    """The function one ``ctx.parallel`` branch runs: the saga step, cancellation absorbed."""
+    """The function one ``ctx.parallel`` branch runs: the saga step and how it ended.
+
+    ``forward``: past the pivot, where a cancellation is absorbed and the step re-issued.
+    """
 
     def run(sc: StepContext) -> Any:
         return branch.action(dataclasses.replace(sc, idempotency_key=key), *branch.args)
 
     def body(ctx: DurableContext) -> BranchOutcome:
-        cancelled: str | None = None
-        while True:
-            try:
-                value = ctx.step(path, run, config)
-            except ExecutionCancelledError as exc:
-                if is_terminate(exc):
-                    raise
-                cancelled = exc.reason
-                continue
-            except StepFailedError as exc:
-                error = ErrorInfo(type=exc.error_type, message=exc.args[0], traceback=exc.traceback)
-                return BranchOutcome(cancelled=cancelled, error=error, attempts=exc.attempts)
-            return BranchOutcome(value=value, cancelled=cancelled)
+        try:
+            value = (
+                ctx.step(path, run, config)
+                if not forward
+                else shielded(ctx, lambda: ctx.step(path, run, config), path)
+            )
+        except ExecutionCancelledError as exc:
+            if is_terminate(exc):
+                raise
+            return BranchOutcome(
+                cancelled=exc.reason, stop_kind=exc.kind, attempts=exc.attempts, interrupted=True
+            )
+        except StepFailedError as exc:
+            error = ErrorInfo(type=exc.error_type, message=exc.args[0], traceback=exc.traceback)
+            return BranchOutcome(error=error, attempts=exc.attempts)
+        return BranchOutcome(value=value)
 
     return body
 
@@ -119,9 +127,9 @@ def typed(value: Any, result_type: Any) -> Any:
     return TypeAdapter(result_type).validate_python(value)
 
 
-def first_cancel(outcomes: Sequence[BranchOutcome]) -> str | None:
-    """The reason of the first cancellation a branch absorbed, if any."""
-    return next((o.cancelled for o in outcomes if o.cancelled), None)
+def first_cancel(outcomes: Sequence[BranchOutcome]) -> BranchOutcome | None:
+    """The outcome of the first branch a cancellation reached, if any."""
+    return next((o for o in outcomes if o.cancelled), None)
 
 
 def branch_failure(path: str, outcome: BranchOutcome, execution_id: str) -> StepFailedError:
@@ -153,43 +161,25 @@ def run_parallel(
     paths = [f"{path}{PATH_SEPARATOR}{b.name}" for b in items]
     types = [b.result_type if b.result_type is not None else return_type(b.action) for b in items]
 
-    def bodies(recovery: bool) -> list[Callable[[DurableContext], BranchOutcome]]:
-        return [
-            branch_body(
-                p,
-                f"{s.execution_id}:{p}",
-                b,
-                StepConfig(
-                    retry=RECOVERY_POLICY if recovery else s._forward_policy(k, b.retry),
-                    semantics=b.semantics,
-                    result_type=t,
-                ),
-            )
-            for b, p, k, t in zip(items, paths, kinds, types, strict=True)
-        ]
+    bodies = [
+        branch_body(
+            p,
+            f"{s.execution_id}:{p}",
+            b,
+            StepConfig(retry=s._forward_policy(k, b.retry), semantics=b.semantics, result_type=t),
+            forward=s._pivot is not None,
+        )
+        for b, p, k, t in zip(items, paths, kinds, types, strict=True)
+    ]
 
-    def run(recovery: bool) -> Any:  # durable_core BatchResult[BranchOutcome]
+    def run() -> Any:  # durable_core BatchResult[BranchOutcome]
         return s.ctx.parallel(
-            bodies(recovery),
-            name=path,
-            max_concurrency=max_concurrency,
-            branch_names=[b.name for b in items],
+            bodies, name=path, max_concurrency=max_concurrency, branch_names=[b.name for b in items]
         )
 
-    recovering: str | None = None
-    try:
-        batch = run(recovery=False)
-    except ExecutionCancelledError as exc:
-        if is_terminate(exc):
-            raise
-        if s._pivot is not None:  # past the point of no return: go on, cancellation absorbed
-            batch = shielded(s.ctx, lambda: run(recovery=False), path)
-        else:
-            # Delivered at the group's own boundary: which branches finished is recorded
-            # inside the cancelled group, out of reach. Run every branch once more (same
-            # idempotency keys, so a provider returns what it already did) to learn it.
-            recovering = exc.reason
-            batch = shielded(s.ctx, lambda: run(recovery=True), path)
+    # Past the point of no return a cancellation is absorbed; before it, a stop delivered at
+    # the group's own position means no branch ran: there is nothing to learn.
+    batch = shielded(s.ctx, run, path) if s._pivot is not None else run()
     outcomes: list[BranchOutcome] = batch.raise_if_failed().values()
     values: list[T] = []
     failure: StepFailedError | None = None
@@ -201,22 +191,28 @@ def run_parallel(
             b.compensation_retry or default_compensation_policy(),
             args=b.args,
         )
-        if outcome.error is None:
+        if outcome.error is None and not outcome.interrupted:
             value = typed(outcome.value, t)
             values.append(value)
             if b.compensate is not None:
                 s._stack.append(dataclasses.replace(undo, result=value))
             continue
-        if recovering is None:
+        if outcome.error is not None:
             failure = failure or branch_failure(p, outcome, s.execution_id)
-        if b.compensate is not None and b.compensate_uncertain:
-            s._stack.append(
-                dataclasses.replace(undo, error=outcome.error, forward_attempts=outcome.attempts)
+        uncertain = outcome.error is not None or bool(outcome.attempts)
+        if b.compensate is not None and b.compensate_uncertain and uncertain:
+            error = outcome.error or ErrorInfo(
+                type="durable_core.cancel", message=f"cancelled: {outcome.cancelled}"
             )
-    reason = recovering or first_cancel(outcomes)
-    if reason is not None and s._pivot is None:
+            s._stack.append(
+                dataclasses.replace(undo, error=error, forward_attempts=outcome.attempts)
+            )
+    stopped = first_cancel(outcomes)
+    if stopped is not None and stopped.cancelled is not None and s._pivot is None:
         raise ExecutionCancelledError(
-            f"execution {s.execution_id!r} was cancelled ({reason})", reason=reason
+            f"execution {s.execution_id!r} was cancelled ({stopped.cancelled})",
+            reason=stopped.cancelled,
+            kind=stopped.stop_kind,
         )
     if failure is not None:
         s._failure = (failure, path)

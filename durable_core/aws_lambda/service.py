@@ -56,6 +56,7 @@ from durable_core.journal import (
     Operation,
     OperationStatus,
     OperationType,
+    StopRequest,
 )
 from durable_core.replay import Slot
 from durable_core.stores.base import InvocationEnd
@@ -443,9 +444,9 @@ class ServiceStore:
     def release_lease(self, lease: Lease) -> None:
         """Nothing to release."""
 
-    def request_cancel(self, execution_id: str, reason: str, now: datetime) -> Execution:
+    def request_stop(self, execution_id: str, request: StopRequest, now: datetime) -> Execution:
         """Not available: use StopDurableExecution."""
-        raise _unsupported("request_cancel", "stop_durable_execution")
+        raise _unsupported("request_stop", "stop_durable_execution")
 
     def close(self) -> None:
         """Nothing to release."""

@@ -34,9 +34,9 @@ from typing import Any
 
 from durable_core.aws_lambda.errors import ServiceLimitError
 from durable_core.errors import PayloadTooLargeError, ValidationError
-from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType
+from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType, StopKind
 from durable_core.operations.invoke import child_execution_id
-from durable_core.replay import CANCEL_ERROR_TYPE, CANCEL_SUB_TYPE
+from durable_core.replay import CANCEL_SUB_TYPE
 
 Wire = dict[str, Any]
 
@@ -172,7 +172,7 @@ def to_record(op: Mapping[str, Any], *, execution_id: str, now: datetime) -> Ope
         elif status is OperationStatus.CANCELLED:
             # Only this engine cancels a timer, and only for the execution's deadline (the
             # service-mode Execution never carries a cancel request); WAIT keeps no error.
-            fields["error"] = ErrorInfo(type=CANCEL_ERROR_TYPE, message=DEADLINE_REASON)
+            fields["error"] = ErrorInfo(type=StopKind.DEADLINE.error_type, message=DEADLINE_REASON)
         fields["scheduled_end"] = end
     elif type_ is OperationType.CALLBACK:
         details = op.get("CallbackDetails") or {}

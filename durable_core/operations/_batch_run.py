@@ -63,7 +63,7 @@ from durable_core.operations._batch_types import (
     CompletionReason,
 )
 from durable_core.operations._batch_view import BranchCancelled, BranchJournal, Gate
-from durable_core.replay import CANCEL_ERROR_TYPE, Journal, Scope, Slot, operation_id
+from durable_core.replay import Journal, Scope, Slot, operation_id, stop_info
 
 if TYPE_CHECKING:
     from durable_core.context import DurableContext
@@ -164,7 +164,7 @@ class BatchRun:
         try:
             bscope = Scope(journal, parent_id=slot.id, path=slot.position, replaying=False)
             self.slots = [
-                bscope.begin(OperationType.CONTEXT, s.name, self.branch_sub_type)
+                bscope.begin(OperationType.CONTEXT, s.name, self.branch_sub_type, deliver=False)
                 for s in self.specs
             ]
         except ExecutionCancelledError as exc:
@@ -311,7 +311,7 @@ class BatchRun:
             else:
                 assert isinstance(outcome.error, Exception)
                 if isinstance(outcome.error, ExecutionCancelledError):
-                    info = ErrorInfo(type=CANCEL_ERROR_TYPE, message=outcome.error.reason)
+                    info = stop_info(outcome.error)
                     self.cancel = self.cancel or outcome.error
                 else:
                     info = ErrorInfo.from_exception(outcome.error)
@@ -352,8 +352,9 @@ class BatchRun:
     def _record_cancelled(self, exc: ExecutionCancelledError) -> None:
         with self.root.lock:
             ops = self._unfinished_records() if self.slots else []
-            error = ErrorInfo(type=CANCEL_ERROR_TYPE, message=exc.reason)
-            self.journal.checkpoint(*ops, self._record(OperationStatus.FAILED, error=error))
+            self.journal.checkpoint(
+                *ops, self._record(OperationStatus.FAILED, error=stop_info(exc))
+            )
 
     def _suspension(self) -> SuspendExecution:
         waits = [s.wake_at for s in self.suspended.values() if s.wake_at is not None]

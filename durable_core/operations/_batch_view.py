@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from durable_core.journal import CallbackOutcome, Operation
+from durable_core.journal import CallbackOutcome, Operation, StopKind
 from durable_core.replay import Journal
 
 
@@ -57,7 +57,7 @@ class BranchJournal(Journal):
     ``__setattr__``), so ids, records, the lease and the cancellation flag stay one. Only
     the entry points an operation goes through first are guarded: reading a record
     (``get``, the start of every operation), writing (``checkpoint``, ``complete_callback``)
-    and taking the execution's cancellation (``cancel_reason``, called under the lock).
+    and taking the execution's cancellation (``pending_stop``).
     """
 
     _base: Journal
@@ -87,6 +87,6 @@ class BranchJournal(Journal):
             self._gate.check()
             return self._base.complete_callback(op, outcome)
 
-    def cancel_reason(self) -> str | None:
+    def pending_stop(self) -> tuple[StopKind, str] | None:
         self._gate.check()
-        return self._base.cancel_reason()
+        return self._base.pending_stop()

@@ -7,6 +7,9 @@ Invariants:
   wins and a second completion is rejected without changing anything.
 - A callback not completed by its timeout (or heartbeat deadline) ends TIMED_OUT and raises
   :class:`~durable_core.errors.CallbackTimeoutError` on every replay.
+- A stop (cancel, deadline, terminate) reaches a created callback in ``result()``, where the
+  code would block, never at its creation: operations between creation and ``result()``
+  replay unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from durable_core.journal import (
     OperationStatus,
     OperationType,
 )
+from durable_core.replay import recorded_stop
 
 if TYPE_CHECKING:
     from durable_core.replay import Journal, Scope
@@ -62,6 +66,9 @@ class Callback(Generic[T]):
         Raises:
             CallbackFailedError: the external system reported failure.
             CallbackTimeoutError: the timeout or heartbeat deadline passed first.
+            ExecutionCancelledError: the execution was cancelled (or terminated, or its
+                deadline passed) while the callback was not complete; recorded on the
+                callback, so every replay raises it here again.
         """
         journal = self._journal
         op = journal.get(self._op_id)
@@ -70,6 +77,13 @@ class Callback(Generic[T]):
             op = journal.refresh(self._op_id) or op
         if op.status is OperationStatus.STARTED:
             op = self._check_deadlines(op)
+        if op.status is OperationStatus.STARTED:
+            # The code would block here: its frontier, where a pending stop is delivered.
+            journal.stop_at(op)
+            op = journal.get(self._op_id) or op
+        stopped = recorded_stop(op, journal.execution_id)
+        if stopped is not None:
+            raise stopped
         if op.status is OperationStatus.SUCCEEDED:
             return journal.serde.load(  # type: ignore[no-any-return]
                 op.result or "null", self._type, what=f"callback {self.name!r}"

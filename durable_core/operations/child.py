@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from durable_core.errors import ChildContextError, ExecutionCancelledError
 from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType
-from durable_core.replay import CANCEL_ERROR_TYPE, Scope, operation_id
+from durable_core.replay import Scope, operation_id, stop_info
 
 if TYPE_CHECKING:
     from durable_core.context import DurableContext
@@ -80,11 +80,7 @@ def run_child(
     try:
         value = fn(child)
     except ExecutionCancelledError as exc:
-        journal.checkpoint(
-            record(
-                OperationStatus.FAILED, error=ErrorInfo(type=CANCEL_ERROR_TYPE, message=exc.reason)
-            )
-        )
+        journal.checkpoint(record(OperationStatus.FAILED, error=stop_info(exc)))
         raise
     except Exception as exc:
         op = record(OperationStatus.FAILED, error=ErrorInfo.from_exception(exc))

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from durable_core.errors import (
     ExecutionCancelledError,
     ExecutionNotRunningError,
+    ExecutionTerminatedError,
     InvokeError,
     SuspendExecution,
     ValidationError,
@@ -40,8 +41,9 @@ from durable_core.journal import (
     Operation,
     OperationStatus,
     OperationType,
+    StopKind,
 )
-from durable_core.replay import CANCEL_ERROR_TYPE, check_name
+from durable_core.replay import check_name
 
 if TYPE_CHECKING:
     from durable_core.context import DurableContext
@@ -69,7 +71,13 @@ class _Services(Protocol):
         parent_execution_id: str | None = None,
     ) -> Execution: ...
 
-    def cancel(self, execution_id: str, reason: str = ...) -> Execution: ...
+    def cancel(
+        self, execution_id: str, reason: str | None = ..., *, actor: str | None = ...
+    ) -> Execution: ...
+
+    def terminate(
+        self, execution_id: str, reason: str, *, actor: str | None = ...
+    ) -> Execution: ...
 
 
 def child_execution_id(parent_id: str, op_id: str) -> str:
@@ -145,7 +153,7 @@ def run_invoke(
         slot = scope.begin(OperationType.CHAINED_INVOKE, op_name, SUB_TYPE)
     except ExecutionCancelledError as exc:
         if waiting is not None and waiting.child_execution_id and not waiting.status.is_terminal:
-            _cancel_child(_need(services), waiting.child_execution_id, exc.reason)
+            _stop_child(_need(services), waiting.child_execution_id, exc, journal.execution_id)
         raise
     rec = slot.recorded
     if rec is not None and rec.status is OperationStatus.SUCCEEDED:
@@ -192,7 +200,7 @@ def _finish(
         journal.checkpoint(rec.evolve(status=OperationStatus.SUCCEEDED, result=text, ended_at=now))
         return value
     err = child.error or ErrorInfo(type="Unknown", message=f"child ended {child.status.value}")
-    if err.type == CANCEL_ERROR_TYPE:  # that marker means "this execution was cancelled here"
+    if StopKind.of_error(err) is not None:  # that marker means "stopped at this operation"
         err = err.model_copy(update={"type": "durable_core.errors.ExecutionCancelledError"})
     status = (
         OperationStatus.CANCELLED
@@ -204,6 +212,13 @@ def _finish(
     raise invoke_error(done, function)
 
 
-def _cancel_child(services: _Services, child_id: str, reason: str) -> None:
+def _stop_child(
+    services: _Services, child_id: str, exc: ExecutionCancelledError, parent_id: str
+) -> None:
+    """Pass the parent's cancel (or terminate) on to the child it waits for."""
+    reason, actor = f"parent {exc.kind}: {exc.reason}", f"parent execution {parent_id}"
     with contextlib.suppress(ExecutionNotRunningError):  # it finished first: nothing to stop
-        services.cancel(child_id, f"parent cancelled: {reason}")
+        if isinstance(exc, ExecutionTerminatedError):
+            services.terminate(child_id, reason, actor=actor)
+        else:
+            services.cancel(child_id, reason, actor=actor)

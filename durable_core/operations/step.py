@@ -182,17 +182,17 @@ class _StepRun:
         if delay is None:
             raise self.fail(attempt, exc) from exc
         due = now + timedelta(seconds=delay)
-        journal.checkpoint(
-            self.record(
-                OperationStatus.PENDING,
-                attempt,
-                error=ErrorInfo.from_exception(exc),
-                next_attempt_at=due,
-            )
+        pending = self.record(
+            OperationStatus.PENDING,
+            attempt,
+            error=ErrorInfo.from_exception(exc),
+            next_attempt_at=due,
         )
+        journal.checkpoint(pending)
         if timedelta(seconds=delay) > journal.options.inline_retry_threshold:
             raise SuspendExecution(
                 f"retry of step {self.name!r} (attempt {attempt + 1})", wake_at=due
             )
         journal.clock.sleep(delay)
+        journal.stop_at(pending)  # a stop that arrived meanwhile ends the retries here
         return attempt + 1

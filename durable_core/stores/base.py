@@ -10,7 +10,7 @@ them against each backend):
   with :class:`~durable_core.errors.LeaseLostError` unless the execution still carries that
   fence and owner, so two workers never advance one execution.
 - **All or nothing.** A call either applies every record it was given or none.
-- **No lost wake-ups.** External events (callback completion or heartbeat, cancel requests,
+- **No lost wake-ups.** External events (callback completion or heartbeat, stop requests,
   a child execution finishing) increment ``signal_seq`` and make the execution due now;
   ``finish_invocation`` keeps it due if ``signal_seq`` moved since the lease was taken.
 - **Insertion order.** ``load_operations`` returns records in the order they were first
@@ -27,14 +27,31 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from durable_core.errors import ExecutionNotRunningError, ValidationError
 from durable_core.journal import (
+    MAX_STOP_REQUESTS,
     CallbackOutcome,
     ErrorInfo,
     Execution,
     ExecutionStatus,
     Lease,
     Operation,
+    StopRequest,
 )
+
+
+def check_stop(ex: Execution) -> None:
+    """Refuse a stop request for ``ex`` if it finished or holds the most requests allowed."""
+    if ex.status.is_terminal:
+        raise ExecutionNotRunningError(
+            f"execution {ex.id!r} already finished ({ex.status.value}); there is nothing to "
+            "stop. Nothing was recorded."
+        )
+    if len(ex.stop_requests) >= MAX_STOP_REQUESTS:
+        raise ValidationError(
+            f"execution {ex.id!r} already holds {MAX_STOP_REQUESTS} stop requests; the first "
+            "cancel and the first terminate are the ones that count. Nothing was recorded."
+        )
 
 
 def operation_json(op: Operation) -> str:
@@ -132,8 +149,14 @@ class Store(Protocol):
         """Push a STARTED callback's heartbeat deadline forward; wake its execution."""
         ...
 
-    def request_cancel(self, execution_id: str, reason: str, now: datetime) -> Execution:
-        """Mark a RUNNING execution for cancellation and make it due now."""
+    def request_stop(self, execution_id: str, request: StopRequest, now: datetime) -> Execution:
+        """Append a cancel or terminate request to a RUNNING execution and make it due now.
+
+        Requests are only ever appended (the first of each kind takes effect; a later one is
+        a record). Raises ExecutionNotFoundError, ExecutionNotRunningError if it finished,
+        and ValidationError once :data:`~durable_core.journal.MAX_STOP_REQUESTS` are
+        recorded (nothing written).
+        """
         ...
 
     def close(self) -> None:

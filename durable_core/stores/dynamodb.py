@@ -38,20 +38,21 @@ from durable_core.errors import (
     CallbackNotFoundError,
     CorruptRecordError,
     ExecutionNotFoundError,
-    ExecutionNotRunningError,
     LeaseLostError,
     PayloadTooLargeError,
     StoreError,
 )
 from durable_core.journal import (
+    MAX_STOP_REQUESTS,
     CallbackOutcome,
     Execution,
     ExecutionStatus,
     Lease,
     Operation,
     OperationStatus,
+    StopRequest,
 )
-from durable_core.stores.base import InvocationEnd, operation_json
+from durable_core.stores.base import InvocationEnd, check_stop, operation_json
 
 Item = dict[str, Any]
 _log = structlog.get_logger("durable.store")
@@ -62,7 +63,7 @@ DUE = "DUE"
 _META, _OP, _CB, _RUN = "#META", "OP#", "#CB", ExecutionStatus.RUNNING.value
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOT = {"status", "fence", "signal_seq", "lease_owner", "lease_expires", "wake_at"}
-_HOT |= {"updated_at", "cancel_requested"}
+_HOT |= {"updated_at", "stop_requests"}
 _FENCED = "fence = :f AND lease_owner = :o"
 _FREE = "(attribute_not_exists(lease_owner) OR lease_exp_us <= :now)"
 _SIGNAL = "SET signal_seq = signal_seq + :one, wake_us = :now, due_pk = :due, updated_us = :now"
@@ -236,8 +237,8 @@ class DynamoDBStore:
             item |= {"lease_owner": _s(ex.lease_owner), "lease_exp_us": _n(_us(ex.lease_expires))}
         if ex.wake_at is not None and ex.status is ExecutionStatus.RUNNING:
             item |= {"wake_us": _n(_us(ex.wake_at)), "due_pk": _s(DUE)}
-        if ex.cancel_requested is not None:
-            item["cancel"] = _s(ex.cancel_requested)
+        if ex.stop_requests:
+            item["stops"] = {"L": [_s(r.model_dump_json()) for r in ex.stop_requests]}
         if expires is not None:
             item["expires_at"] = _n(expires)
         if _size(item) > ITEM_LIMIT:
@@ -261,7 +262,7 @@ class DynamoDBStore:
                 lease_expires=None if lease_exp is None else _dt(lease_exp),
                 wake_at=None if wake is None else _dt(wake),
                 updated_at=_dt(item["updated_us"]["N"]),
-                cancel_requested=_opt(item, "cancel"),
+                stop_requests=[json.loads(v["S"]) for v in item.get("stops", {}).get("L", [])],
             )
             return Execution.model_validate(data)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -686,24 +687,24 @@ class DynamoDBStore:
 
         return self._change_callback(callback_id, now, beat, "a heartbeat cannot revive it")
 
-    def request_cancel(self, execution_id: str, reason: str, now: datetime) -> Execution:
-        values = {":one": _n(1), ":now": _n(_us(now)), ":due": _s(DUE), ":run": _s(_RUN)}
-        values[":r"] = _s(reason)
-        expr = _SIGNAL + ", cancel = :r"
+    def request_stop(self, execution_id: str, request: StopRequest, now: datetime) -> Execution:
+        values: Item = {":one": _n(1), ":now": _n(_us(now)), ":due": _s(DUE), ":run": _s(_RUN)}
+        values |= {":new": {"L": [_s(request.model_dump_json())]}, ":none": {"L": []}}
+        values[":max"] = _n(MAX_STOP_REQUESTS)
+        expr = _SIGNAL + ", stops = list_append(if_not_exists(stops, :none), :new)"
+        cond = "#st = :run AND (attribute_not_exists(stops) OR size(stops) < :max)"
         try:
             new = self._call(
                 "update_item",
-                **self._update(f"EXEC#{execution_id}", _META, expr, "#st = :run", values),
+                **self._update(f"EXEC#{execution_id}", _META, expr, cond, values),
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except _RejectedError as rej:
             if rej.item is None:
                 raise ExecutionNotFoundError(execution_id) from None
-            raise ExecutionNotRunningError(
-                f"Execution {execution_id!r} already finished ({_opt(rej.item, 'status')}); "
-                "there is nothing to cancel."
-            ) from None
+            check_stop(self._execution(rej.item))
+            raise  # the condition failed for a reason check_stop does not know
         return self._execution(new["Attributes"])
 
     def close(self) -> None:

@@ -14,7 +14,6 @@ from durable_core.errors import (
     CallbackAlreadyCompletedError,
     CallbackNotFoundError,
     ExecutionNotFoundError,
-    ExecutionNotRunningError,
     LeaseLostError,
 )
 from durable_core.journal import (
@@ -24,8 +23,9 @@ from durable_core.journal import (
     Lease,
     Operation,
     OperationStatus,
+    StopRequest,
 )
-from durable_core.stores.base import InvocationEnd
+from durable_core.stores.base import InvocationEnd, check_stop
 
 
 class MemoryStore:
@@ -224,15 +224,11 @@ class MemoryStore:
             self._signal(execution_id, now)
             return beat
 
-    def request_cancel(self, execution_id: str, reason: str, now: datetime) -> Execution:
+    def request_stop(self, execution_id: str, request: StopRequest, now: datetime) -> Execution:
         with self._lock:
             ex = self.get_execution(execution_id)
-            if ex.status.is_terminal:
-                raise ExecutionNotRunningError(
-                    f"Execution {execution_id!r} already finished ({ex.status.value}); "
-                    "there is nothing to cancel."
-                )
-            self._executions[execution_id] = ex.evolve(cancel_requested=reason)
+            check_stop(ex)
+            self._executions[execution_id] = ex.evolve(stop_requests=(*ex.stop_requests, request))
             self._signal(execution_id, now)
             return self._executions[execution_id]
 

@@ -48,7 +48,6 @@ from durable_core.errors import (
     CallbackNotFoundError,
     CorruptRecordError,
     ExecutionNotFoundError,
-    ExecutionNotRunningError,
     LeaseLostError,
     SchemaVersionError,
     StoreError,
@@ -60,8 +59,9 @@ from durable_core.journal import (
     Lease,
     Operation,
     OperationStatus,
+    StopRequest,
 )
-from durable_core.stores.base import InvocationEnd, operation_json
+from durable_core.stores.base import InvocationEnd, check_stop, operation_json
 from durable_core.stores.sqlite_commit import GroupCommit
 
 SCHEMA_VERSION = 1
@@ -671,21 +671,15 @@ class SQLiteStore:
 
         return self._change_callback(callback_id, now, beat)
 
-    def request_cancel(self, execution_id: str, reason: str, now: datetime) -> Execution:
-        """Mark a RUNNING execution for cancellation and make it due now.
-
-        Raises ExecutionNotRunningError if it has already finished.
-        """
+    def request_stop(self, execution_id: str, request: StopRequest, now: datetime) -> Execution:
+        """Append a cancel or terminate request to a RUNNING execution; make it due now."""
         now = _aware(now)
 
         def tx(db: sqlite3.Connection) -> Execution:
             ex = self._get(db, execution_id)
-            if ex.status.is_terminal:
-                raise ExecutionNotRunningError(
-                    f"Execution {execution_id!r} already finished ({ex.status.value}); "
-                    "there is nothing to cancel."
-                )
-            return self._put(db, _signalled(ex.evolve(cancel_requested=reason), now))
+            check_stop(ex)
+            stopped = ex.evolve(stop_requests=(*ex.stop_requests, request))
+            return self._put(db, _signalled(stopped, now))
 
         return self._write(tx)
 

@@ -29,6 +29,7 @@ from durable_core.journal import (
     Operation,
     OperationStatus,
     OperationType,
+    StopRequest,
 )
 from durable_core.stores.base import InvocationEnd, Store
 
@@ -92,8 +93,8 @@ class DelegatingStore:
     def heartbeat_callback(self, callback_id: str, now: datetime) -> Operation:
         return self.inner.heartbeat_callback(callback_id, now)
 
-    def request_cancel(self, execution_id: str, reason: str, now: datetime) -> Execution:
-        return self.inner.request_cancel(execution_id, reason, now)
+    def request_stop(self, execution_id: str, request: StopRequest, now: datetime) -> Execution:
+        return self.inner.request_stop(execution_id, request, now)
 
     def close(self) -> None:
         self.inner.close()

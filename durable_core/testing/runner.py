@@ -334,7 +334,7 @@ class DurableTestRunner(Generic[E, R]):
         """Push a callback's heartbeat deadline forward (now + its heartbeat timeout)."""
         return self.runtime.send_callback_heartbeat(self._token(name_or_token))
 
-    def cancel(self, reason: str = "cancelled by test") -> Execution:
+    def cancel(self, reason: str | None = "cancelled by test", *, actor: str = "test") -> Execution:
         """Request cancellation; the function sees it at its next operation boundary.
 
         Call ``resume()`` to let it happen.
@@ -342,7 +342,11 @@ class DurableTestRunner(Generic[E, R]):
         Raises:
             ExecutionNotRunningError: the execution has already finished.
         """
-        return self.runtime.cancel(self.execution_id, reason)
+        return self.runtime.cancel(self.execution_id, reason, actor=actor)
+
+    def terminate(self, reason: str = "terminated by test", *, actor: str = "test") -> Execution:
+        """Request termination (no clean-up; a saga does not compensate); see ``cancel``."""
+        return self.runtime.terminate(self.execution_id, reason, actor=actor)
 
     def _token(self, name_or_token: str) -> str:
         """Resolve a callback name to its token; anything else is taken as a token."""

@@ -31,6 +31,8 @@ from durable_core.journal import (
     Operation,
     OperationStatus,
     OperationType,
+    StopKind,
+    StopRequest,
 )
 from durable_core.stores.base import InvocationEnd, Store
 from durable_core.stores.dynamodb import DynamoDBStore
@@ -110,8 +112,9 @@ def test_unknown_ids(ddb_store: DynamoDBStore) -> None:
         ddb_store.load_operations("nope")
     with pytest.raises(ExecutionNotFoundError):
         ddb_store.acquire_lease("nope", "w", T0, TTL)
+    request = StopRequest(kind=StopKind.CANCEL, reason="why", requested_at=T0)
     with pytest.raises(ExecutionNotFoundError):
-        ddb_store.request_cancel("nope", "why", T0)
+        ddb_store.request_stop("nope", request, T0)
     with pytest.raises(CallbackNotFoundError):
         ddb_store.complete_callback("no-such-token", OK, T0)
 
@@ -345,13 +348,14 @@ def test_takeover_racing_a_checkpoint_writes_nothing(ddb_store: DynamoDBStore) -
 
 def test_cancel_request_wakes_and_refuses_finished(ddb_store: DynamoDBStore) -> None:
     ddb_store.create_execution(execution(wake_at=None))
-    ex = ddb_store.request_cancel("ex-1", "operator", T0)
-    assert (ex.cancel_requested, ex.signal_seq, ex.wake_at) == ("operator", 1, T0)
+    request = StopRequest(kind=StopKind.CANCEL, reason="operator", requested_at=T0)
+    ex = ddb_store.request_stop("ex-1", request, T0)
+    assert (ex.stop_requests, ex.signal_seq, ex.wake_at) == ((request,), 1, T0)
     lease = ddb_store.acquire_lease("ex-1", "w", T0, TTL)
     assert lease is not None
     ddb_store.finish_invocation(lease, InvocationEnd(status=ExecutionStatus.CANCELLED), T0)
     with pytest.raises(ExecutionNotRunningError):
-        ddb_store.request_cancel("ex-1", "again", T0)
+        ddb_store.request_stop("ex-1", request, T0)
 
 
 def test_terminal_finish_wakes_the_parent_atomically(ddb_store: DynamoDBStore) -> None:
@@ -616,7 +620,12 @@ def test_same_answers_as_memory_store_on_a_random_history(
             else:
                 both("complete_callback", rng.choice(tokens), outcome, clock)
         elif action == "cancel":
-            both("request_cancel", rng.choice(ids), "stop", clock)
+            both(
+                "request_stop",
+                rng.choice(ids),
+                StopRequest(kind=StopKind.CANCEL, reason="stop", requested_at=clock),
+                clock,
+            )
     for eid in ids:
         both("get_execution", eid)
         both("load_operations", eid)

@@ -277,7 +277,8 @@ def test_deadline_cancellation_marker(deploy: Deploy, emulator: Emulator) -> Non
     marker = [e for e in emulator.history(arn) if e["EventType"] == "StepFailed"]
     assert [(e["Name"], e["SubType"]) for e in marker] == [("after", "Step")]
     assert (
-        marker[0]["StepFailedDetails"]["Error"]["Payload"]["ErrorType"] == "durable_core.Cancelled"
+        marker[0]["StepFailedDetails"]["Error"]["Payload"]["ErrorType"]
+        == "durable_core.DeadlineExceeded"
     )
 
 

@@ -24,7 +24,7 @@ from durable_core.aws_lambda.wire import (
     to_record,
 )
 from durable_core.errors import PayloadTooLargeError, ValidationError
-from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType
+from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType, StopKind
 from durable_core.operations.invoke import child_execution_id
 from durable_core.replay import CANCEL_ERROR_TYPE
 
@@ -100,7 +100,7 @@ def test_timers_contexts_and_invokes_read_back() -> None:
     assert wait is not None and wait.scheduled_end == NOW + HOLD
     cancelled = to_record(_wire("WAIT", "CANCELLED"), execution_id=EID, now=NOW)
     assert cancelled is not None and cancelled.error is not None
-    assert cancelled.error.type == CANCEL_ERROR_TYPE
+    assert cancelled.error.type == StopKind.DEADLINE.error_type
     ctx = to_record(
         _wire("CONTEXT", "STARTED", ContextDetails={"Result": '{"branches": 2}'}),
         execution_id=EID,

@@ -16,6 +16,7 @@ from durable_core import (
     OperationStatus,
     OperationType,
     Runtime,
+    StopKind,
     durable,
 )
 from durable_core.errors import SimulatedCrash
@@ -136,7 +137,12 @@ def test_cancelling_the_parent_cancels_the_waiting_child(
     settle(rt)
     assert rt.get("w1").status is ExecutionStatus.CANCELLED
     assert rt.get(child_id).status is ExecutionStatus.CANCELLED
-    assert rt.get(child_id).cancel_requested == "parent cancelled: order withdrawn"
+    request = rt.get(child_id).stop_request(StopKind.CANCEL)
+    assert request is not None
+    assert (request.reason, request.actor) == (
+        "parent cancel: order withdrawn",
+        "parent execution w1",
+    )
 
 
 def test_a_cancelled_child_surfaces_as_invoke_error(

@@ -662,7 +662,7 @@ KNOWN: dict[str, tuple[type[DurableError], Callable[[Bench, str], object]]] = {
         CallbackNotFoundError,
         lambda b, t: b.rt.send_callback_success(t[:-1] + "\ud800", 1),
     ),
-    "cancel reason not a str": (ValidationError, lambda b, t: b.rt.cancel(VICTIM, None)),  # type: ignore[arg-type]
+    "cancel reason not a str": (ValidationError, lambda b, t: b.rt.cancel(VICTIM, 42)),  # type: ignore[arg-type]
 }
 
 

@@ -40,7 +40,7 @@ def test_cancel_while_waiting_rolls_back_at_the_next_boundary(rt: Runtime) -> No
     assert ex.status is ExecutionStatus.CANCELLED
     assert fx.log == ["do:a", "do:b", "undo:b", "undo:a"]
     outcome = saga_status(rt, ex.id)
-    assert outcome.status is SagaStatus.CANCELLED
+    assert outcome.status is SagaStatus.COMPENSATED
     assert outcome.cause is not None
     assert outcome.cause.kind == "cancelled"
     assert outcome.cause.message == "customer changed their mind"
@@ -76,7 +76,7 @@ def test_the_deadline_rolls_the_saga_back(rt: Runtime, clock: VirtualClock) -> N
     assert fx.log == ["do:a", "do:b", "undo:b", "undo:a"]
     assert clock.now() - started == timedelta(hours=1)
     outcome = saga_status(rt, ex.id)
-    assert outcome.status is SagaStatus.CANCELLED
+    assert outcome.status is SagaStatus.COMPENSATED
     assert outcome.cause is not None
     assert outcome.cause.kind == "deadline"
 
@@ -166,7 +166,7 @@ def test_cancel_inside_a_nested_saga_rolls_back_the_child_then_the_parent(rt: Ru
     assert ex.status is ExecutionStatus.CANCELLED
     assert fx.log == ["do:p1", "do:c1", "undo:c1", "undo:p1"]
     assert "saga:rollback:kid" in names(rt.operations(ex.id))
-    assert saga_status(rt, ex.id).status is SagaStatus.CANCELLED
+    assert saga_status(rt, ex.id).status is SagaStatus.COMPENSATED
 
 
 def test_terminate_of_a_finished_saga_is_refused(rt: Runtime) -> None:

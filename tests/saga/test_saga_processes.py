@@ -17,6 +17,7 @@ from saga_helpers import EXPECTED_ROLLBACK
 
 from durable_core import ExecutionStatus, Runtime
 from durable_core.stores.sqlite import SQLiteStore
+from examples.order_processing.services import effects as order_effects
 from examples.tour_booking.providers import Tour, effects, ledger_rows
 from examples.tour_booking.saga import book_tour
 
@@ -159,6 +160,31 @@ def test_the_order_example_waits_for_the_shipper_who_confirms_by_cli(env: dict[s
 
     status = run("-m", "saga.cli", "status", execution_id, env=env)
     assert "status: COMPLETED (execution SUCCEEDED)" in status.stdout
+
+
+def test_cancelling_the_order_while_it_waits_for_the_shipper_refunds_and_releases(
+    env: dict[str, str],
+) -> None:
+    """The issue's reproduction: before, FAILED with NonDeterminismError and nothing undone."""
+    first = run("-m", "examples.order_processing", "--id", "order-cancel-1", env=env)
+    assert first.returncode == 0, first.stderr
+    cli = ("-m", "durable_core.cli")
+    cancel = run(*cli, "cancel", "order-cancel-1", "--reason", "customer called", env=env)
+    assert cancel.returncode == 0, cancel.stderr
+    again = run(*cli, "cancel", "order-cancel-1", "--reason", "twice", env=env)
+    assert again.returncode == 0 and "already requested" in again.stdout
+    worker = run(*cli, "worker", "--until-idle", "--poll", "0.05", env=env)
+    assert worker.returncode == 0, worker.stderr
+
+    status = run("-m", "saga.cli", "status", "order-cancel-1", "--json", env=env)
+    outcome = json.loads(status.stdout)
+    assert (outcome["status"], outcome["execution_status"]) == ("compensated", "CANCELLED")
+    assert outcome["cause"]["message"] == "customer called"
+    assert outcome["not_undone"] == []
+    landed = [f"{s}/{a}" for s, a, _ in order_effects("order-cancel-1")]
+    assert landed.count("payments/refund") == 1
+    assert landed.count("inventory/release") == 1
+    assert landed.index("inventory/release") < landed.index("payments/refund")  # reverse order
 
 
 def test_the_order_example_refunds_when_out_of_stock(env: dict[str, str]) -> None:

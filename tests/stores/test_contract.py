@@ -14,8 +14,10 @@ from durable_core.errors import (
     ExecutionNotFoundError,
     ExecutionNotRunningError,
     LeaseLostError,
+    ValidationError,
 )
 from durable_core.journal import (
+    MAX_STOP_REQUESTS,
     CallbackOutcome,
     ErrorInfo,
     ExecutionStatus,
@@ -23,6 +25,8 @@ from durable_core.journal import (
     Operation,
     OperationStatus,
     OperationType,
+    StopKind,
+    StopRequest,
 )
 from durable_core.stores.base import InvocationEnd, Store
 
@@ -73,7 +77,7 @@ def test_unknown_execution_id_is_not_found(store: Store) -> None:
     with pytest.raises(ExecutionNotFoundError):
         store.acquire_lease("nope", "w", T0, TTL)
     with pytest.raises(ExecutionNotFoundError):
-        store.request_cancel("nope", "r", T0)
+        store.request_stop("nope", stop("cancel", "r"), T0)
 
 
 def test_list_is_newest_first_with_status_filter_and_limit(store: Store) -> None:
@@ -97,7 +101,7 @@ def test_records_round_trip_unchanged(store: Store, store_factory: Callable[[], 
         version="v2",
         parent_execution_id="p",
         waiting_for="timer",
-        cancel_requested=None,
+        stop_requests=(stop("cancel", "customer asked", actor="ana"), stop("terminate", "t")),
     )
     store.create_execution(full)
     lease = store.acquire_lease("e1", "w", T0, TTL)
@@ -352,7 +356,7 @@ def test_finish_keeps_the_execution_due_when_an_event_arrived_meanwhile(
     elif event == "heartbeat":
         store.heartbeat_callback(cb, at(1))
     elif event == "cancel":
-        store.request_cancel("e1", "operator", at(1))
+        store.request_stop("e1", stop("cancel", "operator"), at(1))
     else:
         child = leased(store, "child", "w2", parent_execution_id="e1")
         store.finish_invocation(child, SUCCEEDED, at(1))
@@ -463,19 +467,42 @@ def test_heartbeat_pushes_the_deadline_and_wakes(store: Store) -> None:
 # --- cancel and handles ---------------------------------------------------------------------
 
 
-def test_request_cancel_marks_and_wakes_a_running_execution(store: Store) -> None:
+def stop(kind: str, reason: str, *, actor: str | None = None, t: int = 0) -> StopRequest:
+    return StopRequest(kind=StopKind(kind), reason=reason, actor=actor, requested_at=at(t))
+
+
+def test_request_stop_appends_and_wakes_a_running_execution(store: Store) -> None:
     lease = leased(store, "e1")
     store.finish_invocation(lease, WAITING, T0)
-    ex = store.request_cancel("e1", "customer asked", at(3))
-    assert (ex.cancel_requested, ex.wake_at, ex.signal_seq) == ("customer asked", at(3), 1)
+    first = stop("cancel", "customer asked", actor="ana", t=3)
+    ex = store.request_stop("e1", first, at(3))
+    assert (ex.stop_requests, ex.wake_at, ex.signal_seq) == ((first,), at(3), 1)
+    assert store.get_execution("e1") == ex
+    # A second request never overwrites the first: it is appended, in arrival order.
+    second, term = stop("cancel", "again", t=4), stop("terminate", "stop it", actor="bo", t=5)
+    store.request_stop("e1", second, at(4))
+    ex = store.request_stop("e1", term, at(5))
+    assert ex.stop_requests == (first, second, term)
+    assert ex.stop_request(StopKind.CANCEL) == first
+    assert ex.stop_request(StopKind.TERMINATE) == term
     assert store.get_execution("e1") == ex
 
 
-def test_request_cancel_on_a_finished_execution_is_refused(store: Store) -> None:
+def test_request_stop_on_a_finished_execution_is_refused(store: Store) -> None:
     store.finish_invocation(leased(store, "e1"), SUCCEEDED, T0)
     before = store.get_execution("e1")
     with pytest.raises(ExecutionNotRunningError, match="already finished"):
-        store.request_cancel("e1", "too late", at(1))
+        store.request_stop("e1", stop("cancel", "too late"), at(1))
+    assert store.get_execution("e1") == before
+
+
+def test_request_stop_past_the_limit_is_refused_and_records_nothing(store: Store) -> None:
+    leased(store, "e1")
+    for i in range(MAX_STOP_REQUESTS):
+        store.request_stop("e1", stop("cancel", f"r{i}"), at(i))
+    before = store.get_execution("e1")
+    with pytest.raises(ValidationError, match="stop requests"):
+        store.request_stop("e1", stop("terminate", "one more"), at(99))
     assert store.get_execution("e1") == before
 
 
