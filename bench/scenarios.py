@@ -85,9 +85,12 @@ def replay(text: str) -> int:
     """Run one scenario line; print what happened and what the oracle expected."""
     program, schedule = scenario_from_json(text)
     observed = drive.run(program, schedule)
-    want = drive.expected_for(program, schedule, observed)
     print(f"observed: {observed.execution_status} / {observed.status}, effects {observed.effects}")
-    print(f"expected: {want.execution_status} / {want.status}, dos {want.dos}, undos {want.undos}")
+    for want in drive.expected_for(program, schedule, observed):
+        print(
+            f"allowed:  {want.execution_status} / {want.status}, dos {want.dos}, "
+            f"undos {want.undos}, not undone {sorted(want.not_undone or ())}"
+        )
     found = drive.problems(program, schedule, observed)
     for problem in found:
         print(f"- {problem}")

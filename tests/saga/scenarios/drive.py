@@ -66,6 +66,7 @@ LEASE_TTL = timedelta(seconds=5)
 MAX_ROUNDS = 400
 HOOK_ADVANCE = timedelta(seconds=2)
 STOP_SENT = "stop-sent"
+TERMINATE_SENT = "terminate-sent"
 
 
 @dataclass
@@ -90,9 +91,10 @@ class Observed:
 
 
 def refusable(stop: Stop) -> bool:
-    """May this stop request be refused (a blank or oversized reason)? Anything else must
-    be accepted: free text never changes what happens."""
-    return not stop.reason.strip() or len(stop.reason) > 1000
+    """May this stop request be refused with a typed error (an oversized reason, or a blank
+    terminate reason)? Anything else must be accepted: free text never changes what
+    happens, and a blank cancel reason is recorded as "no reason given"."""
+    return len(stop.reason) > 1000 or (stop.kind == "terminate" and not stop.reason.strip())
 
 
 class Driver:
@@ -156,13 +158,28 @@ class Driver:
         self.fire(stop)
         self.clock.advance(HOOK_ADVANCE)
 
+    def terminate_at(self, labels: list[str]) -> bool:
+        """Send the schedule's later terminate if the run is at its point; True if sent."""
+        at = self.schedule.terminate_at
+        if (
+            at is None
+            or self.ledger.marked(TERMINATE_SENT)
+            or at.removeprefix("wait:") not in labels
+        ):
+            return False
+        self.ledger.mark(TERMINATE_SENT)
+        self.rt.terminate(EXECUTION_ID, self.schedule.note, actor="scenario-operator")
+        return True
+
     def fire(self, stop: Stop) -> None:
         self.ledger.mark(STOP_SENT)
         try:
             if stop.kind == "cancel":
                 self.rt.cancel(EXECUTION_ID, stop.reason)
-            elif stop.kind == "terminate":
+            elif stop.kind == "terminate" and stop.at.startswith("wait:operator:"):
                 operator.terminate(self.rt, EXECUTION_ID, stop.reason, actor="scenario")
+            elif stop.kind == "terminate":
+                self.rt.terminate(EXECUTION_ID, stop.reason, actor="scenario")
             else:
                 return  # a deadline is time, not a request
         except DurableError as e:
@@ -230,6 +247,8 @@ class Driver:
             and stop.at.removeprefix("wait:") in waiting
         ):
             self.fire(stop)
+            return True
+        if self.terminate_at(waiting):
             return True
         started = [
             op
@@ -323,17 +342,23 @@ def run(program: Program, schedule: Schedule, *, sqlite: bool = False) -> Observ
         ).run()
 
 
-def expected_for(program: Program, schedule: Schedule, observed: Observed) -> oracle.Expected:
-    """The oracle's answer; a refused stop request (blank or oversized reason) counts as
-    never sent."""
+def expected_for(program: Program, schedule: Schedule, observed: Observed) -> list[oracle.Expected]:
+    """The ends the oracle allows; a refused stop request (see :func:`refusable`) counts
+    as never sent."""
     if observed.refused and schedule.stop is not None and refusable(schedule.stop):
-        return oracle.expect(program, replace(schedule, stop=None))
-    return oracle.expect(program, schedule)
+        schedule = replace(schedule, stop=None)
+    return oracle.expect_all(program, schedule)
 
 
 def problems(program: Program, schedule: Schedule, observed: Observed) -> list[str]:
-    """Every way ``observed`` differs from the oracle (empty: the run is right)."""
-    want = expected_for(program, schedule, observed)
+    """Every way ``observed`` differs from the oracle (empty: the run is right). Where the
+    rules allow several ends, the closest one is reported."""
+    found = [compare(program, want, observed) for want in expected_for(program, schedule, observed)]
+    return min(found, key=len)
+
+
+def compare(program: Program, want: oracle.Expected, observed: Observed) -> list[str]:
+    """Every way ``observed`` differs from one allowed end."""
     out = [f"violation: {v}" for v in observed.violations]
     dos = [p for a, p in observed.effects if a == "do"]
     undos = [p for a, p in observed.effects if a == "undo"]

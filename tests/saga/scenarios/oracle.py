@@ -76,6 +76,8 @@ from scenarios.programs import (
     WaitForCallback,
 )
 
+NO_REASON = "no reason given"
+"""What a blank cancel reason is recorded as (docs/sagas.md)."""
 TIME_KINDS = ("wait", "callback", "condition")
 """Points a deadline can expire at (suspensions that last far longer than the margin)."""
 
@@ -139,16 +141,25 @@ class _Parked(Exception):  # noqa: N818
 
 
 class _Sim:
-    def __init__(self, program: Program, schedule: Schedule) -> None:
+    def __init__(self, program: Program, schedule: Schedule, choices: tuple[int, ...]) -> None:
         self.program = program
         self.schedule = schedule
+        self.choices = choices
+        self.sizes: list[int] = []
+        """How many alternatives each choice point had (for :func:`expect_all`)."""
         self.t = 0.0
         self.out = Expected()
         self.stack: list[_Entry] = []
         self.pivot_done = False
         self.pending: Stop | None = None
         self.requested = False
+        self.terminating = False
         self.skipped = False
+
+    def choose(self, n: int) -> int:
+        i = len(self.sizes)
+        self.sizes.append(n)
+        return self.choices[i] if i < len(self.choices) else 0
 
     # --- points and delivery ------------------------------------------------------------
 
@@ -158,16 +169,25 @@ class _Sim:
         if stop is not None and not self.requested and stop.at == label:
             self.requested = True
             self.pending = stop
+        if self.schedule.terminate_at == label:
+            self.terminating = True
+
+    def take(self, kind: str) -> Stop | None:
+        """The stop that lands at this forward frontier (``None``: none, or absorbed)."""
+        if self.terminating:
+            self.terminating = False
+            return Stop("terminate", "", self.schedule.note)
+        stop, self.pending = self.pending, None
+        if stop is None:
+            return None
+        if stop.kind != "terminate" and self.pivot_done and kind in ("step", "parallel"):
+            return None  # absorbed after the pivot: the step runs and the saga goes on
+        return stop
 
     def deliver(self, kind: str) -> None:
-        """An operation boundary of the forward path: deliver a pending stop here."""
-        stop = self.pending
-        if stop is None:
-            return
-        self.pending = None
-        if stop.kind != "terminate" and self.pivot_done and kind in ("step", "parallel"):
-            return  # absorbed after the pivot: the step runs and the saga goes on
-        raise _Stopped(stop)
+        stop = self.take(kind)
+        if stop is not None:
+            raise _Stopped(stop)
 
     def boundary(self, path: str, kind: str) -> None:
         self.point(f"before:{path}", kind)
@@ -206,7 +226,7 @@ class _Sim:
             self.parallel(path, op)
         else:
             assert isinstance(op, Child)
-            self.point(f"before:{path}", "child")  # delivered at the child's first operation
+            self.point(f"before:{path}", "child")  # lands at the child's first operation
             self.ops(op.ops, path + "/")
 
     def callback_result(self, path: str, outcome: str) -> None:
@@ -219,60 +239,84 @@ class _Sim:
 
     def step(self, path: str, s: Step) -> None:
         self.boundary(path, "step")
-        if s.retries or s.final != "ok":
+        if s.retries:
             if s.final == "fail_after_effect":
                 self.do(path)
-            else:
-                self.point(f"wait:{path}", "step")  # attempt 1 failed; a retry timer is set
-            self.deliver("step")
+            self.point(f"wait:{path}", "step")  # attempt 1 failed; a retry timer is set
+            try:
+                self.deliver("step")
+            except _Stopped:
+                self.register_failed(path, s)  # its failed attempts are its outcome
+                raise
             self.t += RETRY_DELAY_S * s.retries
         elif s.final == "ok":
             self.point(f"during:{path}", "step")
         if s.final == "ok":
-            self.do(path)
-            if s.has_undo:
-                self.stack.append(_Entry(path, s, True))
+            self.succeeded(path, s)
             if s.kind == "pivot":
                 self.pivot_done = True
             return
-        if s.has_undo and s.uncertain:
-            self.stack.append(_Entry(path, s, s.final == "fail_after_effect"))
+        if s.final == "fail_after_effect":
+            self.do(path)
+        self.register_failed(path, s)
         raise _Failed()
 
+    def succeeded(self, path: str, s: Step) -> None:
+        self.do(path)
+        if s.has_undo:
+            self.stack.append(_Entry(path, s, True))
+
+    def register_failed(self, path: str, s: Step) -> None:
+        if s.has_undo and s.uncertain:
+            self.stack.append(_Entry(path, s, s.final == "fail_after_effect"))
+
     def parallel(self, path: str, p: Parallel) -> None:
-        self.boundary(path, "parallel")
-        rounds = max((b.retries for b in p.branches), default=0)
-        stoppable = not any(b.uncertain or b.final == "fail_after_effect" for b in p.branches)
-        for b in p.branches:
+        self.point(f"before:{path}", "parallel")
+        branches = [(f"{path}/{b.name}", b) for b in p.branches]
+        for bpath, b in branches:
             if b.final == "fail_after_effect":
-                self.do(f"{path}/{b.name}")
+                self.do(bpath)  # attempt 1 applies it, whatever happens later
+        stop = self.take("parallel")
+        if stop is not None:  # lands in a branch that has not run yet
+            self.land_in_group(branches, branches, stop, ran=False)
+        rounds = max((b.retries for b in p.branches), default=0)
         for j in range(1, rounds + 1):
-            if stoppable:
-                self.point(f"wait:{path}#{j}", "parallel")
-            try:
-                self.deliver("parallel")
-            except _Stopped:
-                # Branches that finished before the j-th suspension stay registered.
-                for b in p.branches:
-                    if b.retries < j and b.final == "ok":
-                        self.do(f"{path}/{b.name}")
-                        if b.has_undo:
-                            self.stack.append(_Entry(f"{path}/{b.name}", b, True))
-                raise
+            self.point(f"wait:{path}#{j}", "parallel")
+            stop = self.take("parallel")
+            if stop is not None:  # lands in a branch waiting to retry
+                pending = [(bp, b) for bp, b in branches if b.retries >= j]
+                self.land_in_group(branches, pending, stop, ran=True)
             self.t += RETRY_DELAY_S
         failed = False
-        for b in p.branches:
-            bpath = f"{path}/{b.name}"
+        for bpath, b in branches:
             if b.final == "ok":
-                self.do(bpath)
-                if b.has_undo:
-                    self.stack.append(_Entry(bpath, b, True))
-                continue
-            failed = True
-            if b.has_undo and b.uncertain:
-                self.stack.append(_Entry(bpath, b, b.final == "fail_after_effect"))
+                self.succeeded(bpath, b)
+            else:
+                failed = True
+                self.register_failed(bpath, b)
         if failed:
             raise _Failed()
+
+    def land_in_group(
+        self,
+        branches: list[tuple[str, Step]],
+        candidates: list[tuple[str, Step]],
+        stop: Stop,
+        *,
+        ran: bool,
+    ) -> None:
+        """The stop lands in one candidate branch; the others run to their end."""
+        cut = candidates[self.choose(len(candidates))][0]
+        others_run = stop.kind != "terminate" or self.choose(2) == 0
+        for bpath, b in branches:
+            if bpath == cut:
+                if ran:
+                    self.register_failed(bpath, b)
+            elif others_run and b.final == "ok":
+                self.succeeded(bpath, b)
+            elif others_run:
+                self.register_failed(bpath, b)
+        raise _Stopped(stop)
 
     def do(self, path: str) -> None:
         if path not in self.out.dos:
@@ -281,9 +325,9 @@ class _Sim:
     # --- rollback ------------------------------------------------------------------------
 
     def absorb(self) -> None:
-        """A boundary of the rollback: a cancel is absorbed, a terminate stops it."""
+        """A frontier of the rollback: a cancel is absorbed, a terminate stops it."""
         stop, self.pending = self.pending, None
-        if stop is not None and stop.kind == "terminate":
+        if self.terminating or (stop is not None and stop.kind == "terminate"):
             raise _Terminated()
 
     def roll_back(self) -> None:
@@ -352,9 +396,10 @@ class _Sim:
             out.not_undone = None
             return out
         out.cause_kind = "deadline" if stop.kind == "deadline" else "cancelled"
-        out.cause_message = None if stop.kind == "deadline" else stop.reason
+        if stop.kind == "cancel":
+            out.cause_message = stop.reason if stop.reason.strip() else NO_REASON
         self.roll_back()
-        self.end("CANCELLED", "partially_compensated" if self.skipped else "cancelled")
+        self.end("CANCELLED", "partially_compensated" if self.skipped else "compensated")
         return out
 
     def end(self, execution_status: str, status: str) -> None:
@@ -366,9 +411,29 @@ class _Sim:
             self.out.not_undone = frozenset(e.path for e in self.stack if not e.undone)
 
 
+def expect_all(program: Program, schedule: Schedule) -> list[Expected]:
+    """Every end the rules allow for ``program`` under ``schedule`` (usually one)."""
+    out: list[Expected] = []
+    seen: set[tuple[int, ...]] = set()
+    todo: list[tuple[int, ...]] = [()]
+    while todo:
+        prefix = todo.pop()
+        sim = _Sim(program, schedule, prefix)
+        end = sim.run()
+        full = prefix + (0,) * (len(sim.sizes) - len(prefix))  # the choices it made
+        if full in seen:
+            continue
+        seen.add(full)
+        out.append(end)
+        for k in range(len(prefix), len(sim.sizes)):
+            todo.extend((*full[:k], c) for c in range(1, sim.sizes[k]))
+    return out
+
+
 def expect(program: Program, schedule: Schedule) -> Expected:
-    """The expected end of ``program`` run under ``schedule`` (see the module's rules)."""
-    return _Sim(program, schedule).run()
+    """The first end :func:`expect_all` allows (the only one unless a stop lands in a
+    parallel group)."""
+    return _Sim(program, schedule, ()).run()
 
 
 def points(program: Program, schedule: Schedule) -> list[Point]:

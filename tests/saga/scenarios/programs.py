@@ -16,7 +16,8 @@ Invariants:
   ``group/branch``) is unique within the program, so each keyed effect names one step.
 - Only programs the documented rules allow are generated: at most one pivot, a sequential
   top-level step; after it only retriable steps (no undo), and no child saga; a child saga
-  has no pivot; a retriable step never fails for good (it would retry forever).
+  has no pivot; a retriable step fails for good only by an error its retry predicate
+  rejects (anything else it retries forever).
 - Everything serializes to JSON (``to_json`` / ``program_from_json``), so a failing
   scenario prints as a line anyone can replay, and real worker processes can load it.
 """
@@ -32,9 +33,10 @@ from hypothesis import strategies as st
 Kind = Literal["comp", "plain", "pivot", "retriable"]
 """``comp``: compensatable with an undo; ``plain``: compensatable with nothing to undo (a
 retriable step by default after the pivot); ``pivot``; ``retriable`` (explicit kind)."""
-Final = Literal["ok", "fail", "fail_after_effect"]
+Final = Literal["ok", "fail", "fail_after_effect", "reject"]
 """How a step's last attempt ends: success; failure before the provider is reached; failure
-after the provider applied the effect (a timed-out charge)."""
+after the provider applied the effect (a timed-out charge); for a retriable step, an error
+its ``retry`` predicate rejects (it fails for good although it is retried forever)."""
 UndoMode = Literal["ok", "transient", "down"]
 """An undo that succeeds; fails its first attempt; fails until an operator fixes the
 provider (it exhausts its policy and parks the saga)."""
@@ -69,11 +71,6 @@ class Step:
     undo: UndoMode = "ok"
     uncertain: bool = False
     """``compensate_uncertain=True``."""
-
-    @property
-    def attempts(self) -> int:
-        """How many attempts the step makes when nothing interrupts it."""
-        return FORWARD_ATTEMPTS if self.final != "ok" else self.retries + 1
 
     @property
     def has_undo(self) -> bool:
@@ -167,6 +164,9 @@ class Schedule:
     """The reason / note text of operator decisions."""
     crash: tuple[int, str] | None = None
     """``(k, "before" | "after")``: kill the worker at its k-th checkpoint write."""
+    terminate_at: str | None = None
+    """A terminate requested at this (later) point too, e.g. during the rollback a cancel
+    started (reason: ``note``)."""
 
     def decision(self, path: str) -> Decision:
         return dict(self.decisions).get(path, "leave")
@@ -219,6 +219,7 @@ def scenario_from_json(text: str) -> tuple[Program, Schedule]:
         decisions=tuple((p, d) for p, d in raw.get("decisions", ())),
         note=raw.get("note", "operator note"),
         crash=(int(raw["crash"][0]), str(raw["crash"][1])) if raw.get("crash") else None,
+        terminate_at=raw.get("terminate_at"),
     )
     return program, schedule
 
@@ -274,6 +275,7 @@ _RETRIES = st.integers(0, 2)
 _FINALS = st.sampled_from(["ok", "ok", "ok", "fail", "fail_after_effect"])
 _UNDOS = st.sampled_from(["ok", "ok", "transient", "down"])
 _PIVOT_FINALS = st.sampled_from(["ok", "ok", "ok", "fail"])
+_RETRIABLE_FINALS = st.sampled_from(["ok", "ok", "ok", "reject"])
 _OUTCOMES = st.sampled_from(["success", "success", "failure", "timeout"])
 _SMALL = st.integers(0, 2)
 _POLLS = st.integers(1, 3)
@@ -291,10 +293,14 @@ def _step(draw: st.DrawFn, names: _Names, *, after_pivot: bool, branch: bool = F
     """A step legal at its position (before or after the pivot; a branch is never a pivot)."""
     kind: Kind = draw(_AFTER_KINDS if after_pivot else _BEFORE_KINDS)
     retries: int = draw(_RETRIES)
-    final: Final = draw(_FINALS) if kind in ("comp", "plain") and not after_pivot else "ok"
+    final: Final = "ok"
+    if kind in ("comp", "plain") and not after_pivot:
+        final = draw(_FINALS)
+    elif kind == "retriable" or after_pivot:
+        final = draw(_RETRIABLE_FINALS)
     undo: UndoMode = draw(_UNDOS) if kind == "comp" else "ok"
     uncertain: bool = draw(_BOOL) if kind == "comp" and final != "ok" else False
-    if final != "ok":
+    if final in ("fail", "fail_after_effect"):
         retries = FORWARD_ATTEMPTS - 1
     return Step(names("b" if branch else "s"), kind, retries, final, undo, uncertain)
 

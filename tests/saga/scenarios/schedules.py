@@ -5,8 +5,9 @@ A schedule is drawn *for* a program: the oracle lists the points an uninterrupte
 generated stop is reached. Kinds of schedule: none; cancel (at any point: before an
 operation, during a step body, while suspended on a timer / callback / condition / retry
 timer / parallel group, during a rollback, while parked), with an optional second cancel;
-terminate (anywhere, parked included); the saga deadline expiring while it waits; plus
-operator decisions for every undo that parks, and optionally a crash at a checkpoint write.
+terminate (anywhere, parked included); the saga deadline expiring while it waits; a
+terminate later in the run, during the rollback a cancel or deadline started; plus operator
+decisions for every undo that parks, and optionally a crash at a checkpoint write.
 
 Invariants:
 - A deadline is placed only on a long suspension (a timer, a condition's pause, a callback)
@@ -18,6 +19,8 @@ Invariants:
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from hypothesis import strategies as st
 
@@ -90,7 +93,17 @@ def schedules(
                 stop = Stop("terminate", at, draw(st.sampled_from(reasons)))
             else:
                 stop = Stop("deadline", at, "deadline")
-    return Schedule(stop=stop, decisions=decisions, note=base.note, crash=crash_at)
+    schedule = Schedule(stop=stop, decisions=decisions, note=base.note, crash=crash_at)
+    if stop is not None and stop.kind != "terminate" and draw(st.integers(0, 3)) == 0:
+        # A terminate later in the same run: during the rollback the stop started.
+        later = [
+            p.label
+            for p in oracle.expect(program, schedule).points
+            if p.rollback and not (with_crash and p.kind not in LONG_KINDS)
+        ]
+        if later:
+            schedule = replace(schedule, terminate_at=draw(st.sampled_from(later)))
+    return schedule
 
 
 @st.composite

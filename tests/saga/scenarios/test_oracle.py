@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from scenarios.oracle import deadline_s, expect, points
+from scenarios.oracle import deadline_s, expect, expect_all, points
 from scenarios.programs import (
     DEADLINE_MARGIN_S,
     WAIT_S,
@@ -56,8 +56,10 @@ def test_a_cancel_while_waiting_rolls_back_with_its_reason() -> None:
     program = Program((A, B, Wait("w"), C))
     want = expect(program, Schedule(stop=Stop("cancel", "wait:w", "customer called", "later")))
     assert (want.dos, want.undos) == (["a", "b"], ["b", "a"])
-    assert (want.execution_status, want.status) == ("CANCELLED", "cancelled")
+    assert (want.execution_status, want.status) == ("CANCELLED", "compensated")
     assert (want.cause_kind, want.cause_message) == ("cancelled", "customer called")
+    blank = expect(program, Schedule(stop=Stop("cancel", "wait:w", "  ")))
+    assert blank.cause_message == "no reason given"
 
 
 def test_a_cancel_reaches_a_callback_result_after_the_steps_between() -> None:
@@ -78,6 +80,17 @@ def test_a_cancel_after_the_pivot() -> None:
     )
 
 
+def test_a_terminate_stops_the_rollback_a_cancel_started() -> None:
+    program = Program((A, B, Step("c", undo="transient"), Wait("w")))
+    schedule = Schedule(stop=Stop("cancel", "wait:w"), terminate_at="wait:compensate:c")
+    want = expect(program, schedule)
+    assert (want.status, want.undos, want.not_undone) == (
+        "terminated",
+        [],
+        frozenset({"a", "b", "c"}),
+    )
+
+
 def test_terminate_undoes_nothing_more() -> None:
     program = Program((A, B, Wait("w")))
     want = expect(program, Schedule(stop=Stop("terminate", "wait:w", "fraud")))
@@ -92,12 +105,22 @@ def test_parallel_branches_are_undone_in_reverse_branch_order() -> None:
     assert want.undos == ["g/y", "g/x", "a"]
 
 
-def test_a_cancel_while_a_group_waits_keeps_the_branches_that_finished() -> None:
+def test_a_cancel_in_a_group_lands_in_one_waiting_branch_the_others_finish() -> None:
     group = Parallel("g", (Step("x", retries=1), Step("y", retries=2), Step("z")))
-    first = expect(Program((group,)), Schedule(stop=Stop("cancel", "wait:g#1")))
-    assert first.undos == ["g/z"]
-    second = expect(Program((group,)), Schedule(stop=Stop("cancel", "wait:g#2")))
-    assert second.undos == ["g/z", "g/x"]
+    first = expect_all(Program((group,)), Schedule(stop=Stop("cancel", "wait:g#1")))
+    assert sorted(w.undos for w in first) == [["g/z", "g/x"], ["g/z", "g/y"]]
+    second = expect_all(Program((group,)), Schedule(stop=Stop("cancel", "wait:g#2")))
+    assert [w.undos for w in second] == [["g/z", "g/x"]]  # only y still waits
+    before = expect_all(Program((group,)), Schedule(stop=Stop("cancel", "before:g")))
+    assert sorted(w.undos for w in before) == [["g/y", "g/x"], ["g/z", "g/x"], ["g/z", "g/y"]]
+
+
+def test_a_stop_while_a_step_waits_to_retry() -> None:
+    lost = Step("x", retries=2, final="fail_after_effect", uncertain=True)
+    want = expect(Program((A, lost)), Schedule(stop=Stop("cancel", "wait:x")))
+    assert (want.dos, want.undos) == (["a", "x"], ["x", "a"])  # its undo runs, uncertain
+    plain = expect(Program((A, Step("y", retries=1))), Schedule(stop=Stop("cancel", "wait:y")))
+    assert (plain.dos, plain.undos) == (["a"], ["a"])  # it does not run again
 
 
 def test_a_child_saga_is_undone_as_a_unit_at_its_place() -> None:
@@ -139,10 +162,12 @@ def test_points_and_the_deadline() -> None:
     schedule = Schedule(stop=Stop("deadline", "wait:w2", "deadline"))
     assert deadline_s(program, schedule) == 2 * WAIT_S + DEADLINE_MARGIN_S
     want = expect(program, schedule)
-    assert (want.status, want.cause_kind, want.undos) == ("cancelled", "deadline", ["a"])
+    assert (want.status, want.cause_kind, want.undos) == ("compensated", "deadline", ["a"])
 
 
 def test_scenarios_round_trip_through_json() -> None:
     program = Program((A, Callback("cb", (B,), "timeout"), Child("k", (Wait("w"),))))
-    schedule = Schedule(stop=Stop("cancel", "wait:k/w", "r", "s"), decisions=(("b", "skip"),))
+    schedule = Schedule(
+        stop=Stop("cancel", "wait:k/w", "r", "s"), decisions=(("b", "skip"),), terminate_at="x"
+    )
     assert scenario_from_json(to_json(program, schedule)) == (program, schedule)
