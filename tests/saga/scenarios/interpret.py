@@ -53,16 +53,24 @@ from scenarios.programs import (
 )
 
 SAGA_NAME = "scenario"
+
+
+class ProviderError(RuntimeError):
+    """A scripted failure of a provider request (retried by the step's policy)."""
+
+
+class Rejected(ProviderError):  # noqa: N818 - the provider's answer, not a program error
+    """A scripted error the step's retry predicate rejects: it fails the step for good."""
+
+
 FORWARD = RetryPolicy(
-    stop=tenacity.stop_after_attempt(FORWARD_ATTEMPTS), wait=tenacity.wait_fixed(RETRY_DELAY_S)
+    stop=tenacity.stop_after_attempt(FORWARD_ATTEMPTS),
+    wait=tenacity.wait_fixed(RETRY_DELAY_S),
+    retry=tenacity.retry_if_not_exception_type(Rejected),
 )
 UNDO = RetryPolicy(
     stop=tenacity.stop_after_attempt(UNDO_ATTEMPTS), wait=tenacity.wait_fixed(RETRY_DELAY_S)
 )
-
-
-class ProviderError(RuntimeError):
-    """A scripted failure of a provider request."""
 
 
 class Ledger(Protocol):
@@ -254,6 +262,8 @@ def _action(path: str, spec: Step, env: Env, *, branch: bool) -> Callable[[StepC
             raise ProviderError(f"{path}: the provider applied it, then the response was lost")
         if spec.final == "fail" or sc.attempt <= spec.retries:
             raise ProviderError(f"{path}: provider unavailable (attempt {sc.attempt})")
+        if spec.final == "reject":
+            raise Rejected(f"{path}: the provider rejected the request for good")
         env.ledger.do(path)
         return f"{path}:done"
 

@@ -108,6 +108,9 @@ class Expected:
     status: str = "completed"
     not_undone: frozenset[str] | None = frozenset()
     """Steps with an undo that stay not undone (``None``: not checked)."""
+    maybe_not_undone: frozenset[str] = frozenset()
+    """Uncertain steps (failed, undo registered) a stop ended without any rollback: whether
+    ``not_undone`` lists them is open (ASSUMED: either is accepted)."""
     cause_kind: str | None = None
     cause_message: str | None = None
     parked_on: str | None = None
@@ -273,19 +276,19 @@ class _Sim:
     def parallel(self, path: str, p: Parallel) -> None:
         self.point(f"before:{path}", "parallel")
         branches = [(f"{path}/{b.name}", b) for b in p.branches]
+        stop = self.take("parallel")
+        if stop is not None:  # lands at the group itself, not started: no branch runs
+            raise _Stopped(stop)
         for bpath, b in branches:
             if b.final == "fail_after_effect":
                 self.do(bpath)  # attempt 1 applies it, whatever happens later
-        stop = self.take("parallel")
-        if stop is not None:  # lands in a branch that has not run yet
-            self.land_in_group(branches, branches, stop, ran=False)
         rounds = max((b.retries for b in p.branches), default=0)
         for j in range(1, rounds + 1):
             self.point(f"wait:{path}#{j}", "parallel")
             stop = self.take("parallel")
             if stop is not None:  # lands in a branch waiting to retry
                 pending = [(bp, b) for bp, b in branches if b.retries >= j]
-                self.land_in_group(branches, pending, stop, ran=True)
+                self.land_in_group(branches, pending, stop)
             self.t += RETRY_DELAY_S
         failed = False
         for bpath, b in branches:
@@ -302,16 +305,13 @@ class _Sim:
         branches: list[tuple[str, Step]],
         candidates: list[tuple[str, Step]],
         stop: Stop,
-        *,
-        ran: bool,
     ) -> None:
         """The stop lands in one candidate branch; the others run to their end."""
         cut = candidates[self.choose(len(candidates))][0]
         others_run = stop.kind != "terminate" or self.choose(2) == 0
         for bpath, b in branches:
             if bpath == cut:
-                if ran:
-                    self.register_failed(bpath, b)
+                self.register_failed(bpath, b)  # it ran and waits to retry
             elif others_run and b.final == "ok":
                 self.succeeded(bpath, b)
             elif others_run:
@@ -407,8 +407,12 @@ class _Sim:
         self.out.status = status
         if status == "completed":
             self.out.not_undone = frozenset()
-        else:
-            self.out.not_undone = frozenset(e.path for e in self.stack if not e.undone)
+            return
+        self.out.not_undone = frozenset(e.path for e in self.stack if not e.undone)
+        if self.out.cause_kind is None:
+            self.out.maybe_not_undone = frozenset(
+                e.path for e in self.stack if not e.undone and e.step.final != "ok"
+            )
 
 
 def expect_all(program: Program, schedule: Schedule) -> list[Expected]:
