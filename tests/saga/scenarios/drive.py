@@ -66,6 +66,7 @@ LEASE_TTL = timedelta(seconds=5)
 MAX_ROUNDS = 400
 HOOK_ADVANCE = timedelta(seconds=2)
 STOP_SENT = "stop-sent"
+STOP_REFUSED = "stop-refused"
 TERMINATE_SENT = "terminate-sent"
 
 
@@ -183,12 +184,12 @@ class Driver:
             else:
                 return  # a deadline is time, not a request
         except DurableError as e:
-            self.obs.refused = True
+            self.ledger.mark(STOP_REFUSED)  # in the ledger: a worker process may send it
             if not refusable(stop):
-                self.obs.violations.append(f"{stop.kind} refused: {type(e).__name__}: {e}")
+                self.ledger.violation(f"{stop.kind} refused: {type(e).__name__}: {e}")
             return
         if stop.kind == "terminate" and not stop.reason.strip():
-            self.obs.violations.append("terminate accepted a blank reason")
+            self.ledger.violation("terminate accepted a blank reason")
         if stop.second is not None:
             # Reported as already requested, or refused: fine, as long as the first stands.
             with contextlib.suppress(DurableError):
@@ -309,6 +310,7 @@ class Driver:
         obs.effects = state.effects
         obs.requests = state.requests
         obs.violations.extend(state.violations)
+        obs.refused = self.ledger.marked(STOP_REFUSED)
         obs.writes = self.store.calls
         ex = self.base.get_execution(EXECUTION_ID)
         obs.execution_status = ex.status.value

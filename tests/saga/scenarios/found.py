@@ -72,6 +72,11 @@ _LINES = {
         '{"ops":[' + _C % "s1" + "," + _C % "s2" + "," + _C % "s3" + "],"
         '"schedule":{"stop":{"kind":"cancel","at":"during:s2","reason":"r"},"crash":[2,"before"]}}'
     ),
+    "terminate_while_parked_on_an_uncertain_undo_in_a_child_drops_it_from_not_undone": (
+        '{"ops":[' + _C % "s1" + ',{"op":"Child","name":"k","ops":[{"op":"Step","name":"s4",'
+        '"retries":2,"final":"fail","undo":"down","uncertain":true}]}],'
+        '"schedule":{"decisions":[["k/s4","terminate"]]}}'
+    ),
 }
 
 FOUND: dict[str, tuple[Program, Schedule]] = {

@@ -29,14 +29,14 @@ def _assert_ok(program: Program, schedule: Schedule, found: list[str]) -> None:
     )
 
 
-@examples(ci=250)
+@examples(ci=800)
 @given(scenarios())
 def test_generated_scenarios_match_the_oracle(scenario: tuple[Program, Schedule]) -> None:
     program, schedule = scenario
     _assert_ok(program, schedule, campaign.check_one(program, schedule))
 
 
-@examples(ci=12)
+@examples(ci=40)
 @given(scenarios(crash=False))
 def test_a_crash_at_every_checkpoint_boundary_changes_nothing(
     scenario: tuple[Program, Schedule],
@@ -48,7 +48,7 @@ def test_a_crash_at_every_checkpoint_boundary_changes_nothing(
     _assert_ok(program, schedule, found)
 
 
-@examples(ci=15)
+@examples(ci=40)
 @given(scenarios())
 def test_generated_scenarios_on_sqlite(scenario: tuple[Program, Schedule]) -> None:
     program, schedule = scenario
