@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 from durable_core import DurableContext, DurableFunction
 from saga.context import SagaContext, run_saga
 from saga.errors import SagaDefinitionError
+from saga.rules import check_saga_types
 
 E = TypeVar("E")
 R = TypeVar("R")
@@ -51,6 +52,7 @@ class SagaDefinition(ABC, Generic[E, R]):
             raise SagaDefinitionError(
                 f"saga {name!r}: deadline must be a positive timedelta, got {deadline!r}"
             )
+        check_saga_types(name, input_type=input_type, result_type=result_type)
         self._name = name
         self._version = version
         self._deadline = deadline

@@ -42,11 +42,12 @@ from durable_core import (
     StepFailedError,
     StepSemantics,
 )
+from durable_core.serde import return_type
 from saga._journal import PATH_SEPARATOR
 from saga.compensation import Compensation, Undo, is_terminate, shielded
 from saga.errors import SagaDefinitionError
 from saga.policy import StepKind, default_compensation_policy
-from saga.rules import check_step, check_step_name, resolve_kind, return_type
+from saga.rules import check_step, check_step_name, resolve_kind, undo_on_failure
 
 if TYPE_CHECKING:
     from saga.context import SagaContext
@@ -209,7 +210,7 @@ def run_parallel(
             continue
         if recovering is None:
             failure = failure or branch_failure(p, outcome, s.execution_id)
-        if b.compensate is not None and b.compensate_uncertain:
+        if b.compensate is not None and undo_on_failure(outcome.error.type, b.compensate_uncertain):
             s._stack.append(
                 dataclasses.replace(undo, error=outcome.error, forward_attempts=outcome.attempts)
             )
@@ -242,6 +243,7 @@ def _declare(s: SagaContext, group: str, branch: object, taken: set[str]) -> Ste
         retry=branch.retry,
         pivot=s._pivot,
         nested=s._nested,
+        result_type=branch.result_type,
     )
     kind = resolve_kind(branch.kind, branch.compensate, pivot=s._pivot)
     if kind is StepKind.PIVOT:
