@@ -360,3 +360,40 @@ def test_a_value_that_does_not_fit_its_type_fails_the_step_naming_it(
     assert "step 'count'" in result.result
     assert "does not fit the declared type int" in result.result
     assert result.get_step("count").status is OperationStatus.FAILED  # recorded, not lost
+
+
+def test_child_contexts_batches_and_callbacks_check_their_types_before_running(
+    durable_runner: Any,
+) -> None:
+    calls: list[str] = []
+
+    def child(ctx: DurableContext) -> threading.Lock:
+        calls.append("child")
+        return threading.Lock()
+
+    def item(ctx: DurableContext, value: int, index: int) -> threading.Lock:
+        calls.append("item")
+        return threading.Lock()
+
+    uses = {
+        "child context 'c'": lambda ctx: ctx.run_in_child_context("c", child),
+        "parallel 'p' branch 'lock'": lambda ctx: ctx.parallel(
+            [child], name="p", branch_names=["lock"]
+        ),
+        "map 'm'": lambda ctx: ctx.map([1, 2], item, name="m"),
+        "callback 'cb'": lambda ctx: ctx.create_callback("cb", result_type=threading.Lock),
+    }
+
+    def using(use: Callable[[DurableContext], object]) -> Any:
+        def wf(ctx: DurableContext, event: None) -> None:
+            use(ctx)
+
+        return durable(wf)
+
+    for what, use in uses.items():
+        result = durable_runner(using(use)).run(None)
+        assert result.error is not None, what
+        assert result.error.type == "durable_core.errors.SerializationError", what
+        assert result.error.message.startswith(f"{what}: "), result.error.message
+        assert result.operations == [], what  # nothing recorded, no token minted
+    assert calls == []

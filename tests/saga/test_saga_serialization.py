@@ -64,6 +64,7 @@ def test_an_s_step_with_an_unserializable_return_type_never_runs_and_earlier_ste
     assert fx.log == ["do:first", "undo:first"]  # the lock step's body never ran
     assert ex.status is ExecutionStatus.FAILED
     assert ex.error is not None
+    assert ex.error.type == "saga.errors.SagaCompensated"
     assert "take-lock" in ex.error.message
     assert "SerializationError" in ex.error.message
     names = [op.name for op in rt.store.load_operations(ex.id)]
