@@ -26,6 +26,7 @@ import inspect
 import json
 import typing
 from collections.abc import Callable, Iterator
+from types import FunctionType, MethodType
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import TypeAdapter
@@ -160,8 +161,12 @@ def check_type(type_: Any, *, what: str, fn: Callable[..., Any] | None = None) -
     Raises:
         SerializationError: naming ``what`` (and ``fn``): see :func:`adapter_for`.
     """
-    if type_ is not Any:
-        adapter_for(type_, what=what, fn=fn)
+    if type_ is Any:
+        return
+    try:
+        _adapter(type_)  # the fast path: a cache hit once the type has been seen
+    except (TypeError, _UnsupportedTypeError):
+        adapter_for(type_, what=what, fn=fn)  # unhashable, or raise the error naming it
 
 
 def describe(fn: Callable[..., Any]) -> str:
@@ -246,7 +251,7 @@ def _annotated_target(fn: Callable[..., Any]) -> Any:
     """The function whose annotations describe calling ``fn``: the unwrapped function, or a
     callable object's ``__call__``."""
     target: Any = inspect.unwrap(fn) if hasattr(fn, "__wrapped__") else fn
-    if not (inspect.isfunction(target) or inspect.ismethod(target)):
+    if not isinstance(target, FunctionType | MethodType):
         target = getattr(target, "__call__", target)  # noqa: B004 - a callable object's method
     return target
 
@@ -254,7 +259,8 @@ def _annotated_target(fn: Callable[..., Any]) -> Any:
 def return_type(fn: Callable[..., Any]) -> Any:
     """The annotated return type of ``fn`` (or of its ``__call__``), with ``Annotated``
     extras; ``Any`` when absent or unresolvable."""
-    if not getattr(_annotated_target(fn), "__annotations__", None):
+    plain = type(fn) is FunctionType and not hasattr(fn, "__wrapped__")  # the common case
+    if not getattr(fn if plain else _annotated_target(fn), "__annotations__", None):
         return Any  # fast path: lambdas and unannotated callables
     try:
         return _return_type(fn)
