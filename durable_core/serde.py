@@ -226,6 +226,19 @@ class PydanticSerde:
             ) from e
 
 
+def round_trip(value: Any, type_: Any, *, what: str) -> Any:
+    """``value`` as the journal will read it back as ``type_`` (by the default serde, without
+    a size limit), for code that must know a value can be recorded before it is.
+
+    Raises:
+        SerializationError: ``value`` does not serialize as, or read back into, ``type_``.
+    """
+    return _ROUND_TRIP.load(_ROUND_TRIP.dump(value, type_, what=what), type_, what=what)
+
+
+_ROUND_TRIP = PydanticSerde(max_bytes=2**62)
+
+
 def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON value")
 

@@ -397,3 +397,19 @@ def test_child_contexts_batches_and_callbacks_check_their_types_before_running(
         assert result.error.message.startswith(f"{what}: "), result.error.message
         assert result.operations == [], what  # nothing recorded, no token minted
     assert calls == []
+
+
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
+def test_a_function_result_that_does_not_fit_its_type_fails_the_execution(
+    durable_runner: Any,
+) -> None:
+    @durable
+    def wf(ctx: DurableContext, event: None) -> int:
+        return "many"  # type: ignore[return-value]
+
+    result = durable_runner(wf).run(None)
+
+    assert result.status is ExecutionStatus.FAILED  # not SUCCEEDED with a result no one can read
+    assert result.error is not None
+    assert result.error.type == "durable_core.errors.SerializationError"
+    assert "does not fit the declared type int" in result.error.message

@@ -175,3 +175,21 @@ def test_a_parallel_branch_whose_value_cannot_be_recorded_is_compensated(rt: Run
 
     assert fx.count("do:charge") == 1
     assert sorted(fx.undone()) == ["undo:charge", "undo:hold"]
+
+
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
+def test_a_saga_result_that_cannot_be_recorded_rolls_the_saga_back(rt: Runtime) -> None:
+    fx = Effects()
+
+    @saga(name="bad-result")
+    def bad_result(s: SagaContext, event: None) -> int:
+        s.step("reserve", fx.action("reserve"), compensate=fx.undo("reserve"))
+        return "not a number"  # type: ignore[return-value]
+
+    ex = settle(rt, rt.start(bad_result).id)
+
+    assert fx.log == ["do:reserve", "undo:reserve"]  # not FAILED with the reservation held
+    assert ex.error is not None
+    assert ex.error.type == "saga.errors.SagaCompensated"
+    assert "the result of saga 'bad-result'" in ex.error.message
+    assert saga_status(rt, ex.id).not_undone == []
