@@ -113,14 +113,11 @@ def _adapter(type_: Any) -> TypeAdapter[Any]:
     return _build(type_)
 
 
-def _label(obj: Any) -> str:
-    if isinstance(obj, type):
-        return (
-            obj.__qualname__
-            if obj.__module__ == "builtins"
-            else f"{obj.__module__}.{obj.__qualname__}"
-        )
-    return repr(obj)
+def _label(type_: Any) -> str:
+    if not isinstance(type_, type):
+        return repr(type_)  # typing forms print well: list[int], Annotated[...]
+    module = "" if type_.__module__ == "builtins" else f"{type_.__module__}."
+    return f"{module}{type_.__qualname__}"
 
 
 def adapter_for(
@@ -146,8 +143,8 @@ def adapter_for(
         source = f" (the return annotation of {describe(fn)})" if fn is not None else ""
         raise SerializationError(
             f"{what}: the type {_label(type_)}{source} cannot be serialized to JSON: {e}. "
-            "Annotate plain data, a pydantic model or a dataclass (or pass result_type=): "
-            "the journal records values as JSON.",
+            "The journal records values as JSON: annotate plain data, a pydantic model or a "
+            "dataclass instead (an operation's result_type= overrides a return annotation).",
             operation=what,
         ) from e
 
