@@ -375,6 +375,10 @@ def test_child_contexts_batches_and_callbacks_check_their_types_before_running(
         calls.append("item")
         return threading.Lock()
 
+    @durable
+    def kid(ctx: DurableContext, event: None) -> None:
+        calls.append("kid")
+
     uses = {
         "child context 'c'": lambda ctx: ctx.run_in_child_context("c", child),
         "parallel 'p' branch 'lock'": lambda ctx: ctx.parallel(
@@ -382,6 +386,14 @@ def test_child_contexts_batches_and_callbacks_check_their_types_before_running(
         ),
         "map 'm'": lambda ctx: ctx.map([1, 2], item, name="m"),
         "callback 'cb'": lambda ctx: ctx.create_callback("cb", result_type=threading.Lock),
+        "invoke 'kid'": lambda ctx: ctx.invoke(kid, None, name="kid", result_type=threading.Lock),
+        "condition 'poll'": lambda ctx: ctx.wait_for_condition(
+            "poll",
+            lambda state, sc: calls.append("poll"),
+            initial_state=None,
+            done=lambda state: True,
+            state_type=threading.Lock,
+        ),
     }
 
     def using(use: Callable[[DurableContext], object]) -> Any:
@@ -391,7 +403,7 @@ def test_child_contexts_batches_and_callbacks_check_their_types_before_running(
         return durable(wf)
 
     for what, use in uses.items():
-        result = durable_runner(using(use)).run(None)
+        result = durable_runner(using(use), functions=[kid]).run(None)
         assert result.error is not None, what
         assert result.error.type == "durable_core.errors.SerializationError", what
         assert result.error.message.startswith(f"{what}: "), result.error.message
