@@ -38,6 +38,7 @@ from durable_core import (
     StoreError,
     VersionMismatchError,
 )
+from durable_core.serde import return_type
 from saga._journal import PATH_SEPARATOR, RollbackCause
 from saga.compensation import Compensation, Undo, is_terminate, roll_back, shielded
 from saga.errors import (
@@ -53,7 +54,7 @@ from saga.policy import (
     default_forward_policy,
     forward_recovery,
 )
-from saga.rules import check_step, check_step_name, resolve_kind, return_type
+from saga.rules import check_step, check_step_name, resolve_kind, undo_on_failure
 
 if TYPE_CHECKING:
     from saga.definition import SagaDefinition
@@ -179,6 +180,7 @@ class SagaContext:
             kind=kind,
             compensate_uncertain=compensate_uncertain,
             retry=retry,
+            result_type=result_type,
         )
         path = self._child_path(name)
         key = f"{self.execution_id}:{path}"
@@ -200,7 +202,7 @@ class SagaContext:
                 value = self._ctx.step(path, run, config)
         except StepFailedError as exc:
             self._failure = (exc, path)
-            if compensate is not None and compensate_uncertain:
+            if compensate is not None and undo_on_failure(exc.error_type, compensate_uncertain):
                 error = ErrorInfo(type=exc.error_type, message=exc.args[0], traceback=exc.traceback)
                 self._stack.append(
                     Undo(path, key, compensate, undo_policy, None, error, exc.attempts, args)
@@ -332,6 +334,7 @@ class SagaContext:
         kind: StepKind | str | None,
         compensate_uncertain: bool,
         retry: object,
+        result_type: Any = None,
     ) -> StepKind:
         check_step_name(self._saga, name, self._names)
         check_step(
@@ -344,6 +347,7 @@ class SagaContext:
             retry=retry,
             pivot=self._pivot,
             nested=self._nested,
+            result_type=result_type,
         )
         step_kind = resolve_kind(kind, compensate, pivot=self._pivot)
         self._names.add(name)

@@ -43,11 +43,12 @@ from durable_core import (
     StepFailedError,
     StepSemantics,
 )
+from durable_core.serde import return_type
 from saga._journal import PATH_SEPARATOR
 from saga.compensation import Compensation, Undo, is_terminate, shielded
 from saga.errors import SagaDefinitionError
 from saga.policy import StepKind, default_compensation_policy
-from saga.rules import check_step, check_step_name, resolve_kind, return_type
+from saga.rules import check_step, check_step_name, resolve_kind, undo_on_failure
 
 if TYPE_CHECKING:
     from saga.context import SagaContext
@@ -199,8 +200,12 @@ def run_parallel(
             continue
         if outcome.error is not None:
             failure = failure or branch_failure(p, outcome, s.execution_id)
-        uncertain = outcome.error is not None or bool(outcome.attempts)
-        if b.compensate is not None and b.compensate_uncertain and uncertain:
+        wanted = (
+            b.compensate_uncertain
+            if outcome.error is None
+            else undo_on_failure(outcome.error.type, b.compensate_uncertain)
+        )
+        if b.compensate is not None and wanted and (outcome.error or outcome.attempts):
             error = outcome.error or ErrorInfo(
                 type="durable_core.cancel", message=f"cancelled: {outcome.cancelled}"
             )
@@ -238,6 +243,7 @@ def _declare(s: SagaContext, group: str, branch: object, taken: set[str]) -> Ste
         retry=branch.retry,
         pivot=s._pivot,
         nested=s._nested,
+        result_type=branch.result_type,
     )
     kind = resolve_kind(branch.kind, branch.compensate, pivot=s._pivot)
     if kind is StepKind.PIVOT:
