@@ -19,7 +19,7 @@ import typing
 from collections.abc import Callable, Collection
 from typing import Any
 
-from durable_core import RetryPolicy
+from durable_core import RetryPolicy, StepConfig, ValidationError
 from saga._journal import PATH_SEPARATOR, RESERVED_PREFIXES
 from saga.errors import SagaDefinitionError
 from saga.policy import StepKind
@@ -60,11 +60,17 @@ def check_step(
     kind: StepKind | str | None,
     compensate_uncertain: bool,
     retry: object,
+    timeout: object = None,
+    compensation_timeout: object = None,
     pivot: str | None,
     nested: bool,
 ) -> None:
     """Validate one step declaration (shared by ``s.step`` and the builder)."""
     where = f"saga {saga!r}, step {name!r}"
+    _check_timeout(where, "timeout", timeout)
+    _check_timeout(where, "compensation_timeout", compensation_timeout)
+    if compensation_timeout is not None and compensate is None:
+        raise SagaDefinitionError(f"{where}: compensation_timeout= needs compensate=")
     from saga.definition import SagaDefinition  # a cycle: definition builds on this module
 
     if isinstance(action, SagaDefinition):
@@ -111,6 +117,16 @@ def check_step(
             "compensate= (steps after the pivot are retriable by default), or move this step "
             "before the pivot."
         )
+
+
+def _check_timeout(where: str, option: str, value: object) -> None:
+    """Refuse a timeout ``StepConfig`` would refuse, naming the step and the option."""
+    if value is None:
+        return
+    try:
+        StepConfig(timeout=value)  # type: ignore[arg-type]  # checking what a caller gave
+    except ValidationError as e:
+        raise SagaDefinitionError(f"{where}: {option}={value!r} is refused: {e}") from None
 
 
 def resolve_kind(kind: StepKind | str | None, compensate: object, *, pivot: str | None) -> StepKind:

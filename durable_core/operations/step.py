@@ -9,6 +9,9 @@ Invariants:
   instead of sleeping.
 - At-most-once: the attempt's start is recorded before the body runs; an attempt found
   STARTED on replay counts as failed with StepInterruptedError and is never re-run blindly.
+- An attempt past ``config.timeout`` fails with StepTimeoutError (see
+  :mod:`durable_core.operations._attempt`); only this thread records, so the abandoned
+  attempt's late outcome is never written.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from durable_core.errors import (
 )
 from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.logging import ReplayAwareLogger
+from durable_core.operations._attempt import call_with_timeout
 from durable_core.retry import StepConfig, StepSemantics
 from durable_core.serde import return_type
 
@@ -118,7 +122,12 @@ def run_step(
             logger=logger.bind(operation=name, attempt=attempt),
         )
         try:
-            value = fn(ctx)
+            if config.timeout is None:
+                value = fn(ctx)
+            else:
+                value = call_with_timeout(
+                    fn, ctx, timeout=config.timeout, step=name, attempt=attempt
+                )
         except Exception as exc:
             attempt = run.after_failure(attempt, exc)
             continue
