@@ -8,7 +8,7 @@ skipped on the virtual clock by ``settle``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -37,7 +37,7 @@ def release() -> Iterator[threading.Event]:
     event.set()
 
 
-def hung_first(fx: Effects, name: str, release: threading.Event) -> Any:
+def hung_first(fx: Effects, name: str, release: threading.Event) -> Callable[[StepContext], str]:
     """An action whose first attempt hangs until ``release``; later attempts return."""
 
     def run(sc: StepContext) -> str:
