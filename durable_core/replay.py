@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from durable_core.errors import (
     ExecutionCancelledError,
     NonDeterminismError,
+    RecoveryLimitError,
     ValidationError,
 )
 from durable_core.journal import (
@@ -37,6 +38,7 @@ from durable_core.journal import (
     OperationStatus,
     OperationType,
 )
+from durable_core.recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS, recovery_limit
 from durable_core.stores.base import AssigningStore
 
 if TYPE_CHECKING:
@@ -80,6 +82,8 @@ class InvocationOptions:
 
     lease_ttl: timedelta
     inline_retry_threshold: timedelta
+    max_recovery_attempts: int = DEFAULT_MAX_RECOVERY_ATTEMPTS
+    """Recoveries after a worker death before the next step to run fails instead."""
 
 
 class Journal:
@@ -116,6 +120,18 @@ class Journal:
         """Set by a backend that must announce a scope before its children's records (the
         Lambda durable service needs a CONTEXT started before its first child)."""
         self._assigner = store if isinstance(store, AssigningStore) else None
+        self._recovery_limit = recovery_limit(execution, options.max_recovery_attempts)
+
+    def take_recovery_limit(self) -> RecoveryLimitError | None:
+        """The error the next step attempt fails with instead of running, once, if any.
+
+        Set when this invocation recovers the execution more than ``max_recovery_attempts``
+        times in a row (each time its worker died mid-invocation): the step that was
+        running then is the next one to run now, and it must not kill another worker.
+        """
+        with self.lock:
+            error, self._recovery_limit = self._recovery_limit, None
+            return error
 
     @property
     def execution_id(self) -> str:

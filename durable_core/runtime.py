@@ -51,6 +51,11 @@ from durable_core.journal import (
     OperationStatus,
 )
 from durable_core.lease_keeper import LeaseKeeper
+from durable_core.recovery import (
+    DEFAULT_MAX_RECOVERY_ATTEMPTS,
+    check_max_recovery_attempts,
+    given_up,
+)
 from durable_core.replay import InvocationOptions, Journal
 from durable_core.serde import DEFAULT_MAX_BYTES, PydanticSerde, Serde, loads_strict
 from durable_core.stores.base import InvocationEnd, Store
@@ -72,8 +77,13 @@ class RuntimeOptions:
     """Size limit of one serialized value."""
     version_retry_delay: timedelta = timedelta(minutes=1)
     """How soon an execution refused for a version mismatch is offered to workers again."""
+    max_recovery_attempts: int = DEFAULT_MAX_RECOVERY_ATTEMPTS
+    """How often in a row an execution is recovered after its worker died mid-invocation
+    before the step that was running is failed for good with RecoveryLimitError (a saga
+    then compensates); see :mod:`durable_core.recovery`."""
 
     def __post_init__(self) -> None:
+        check_max_recovery_attempts(self.max_recovery_attempts)
         if self.lease_ttl < timedelta(seconds=1):
             raise ValidationError("lease_ttl must be at least 1 second")
         if self.inline_retry_threshold < timedelta(0):
@@ -293,6 +303,10 @@ class Runtime:
                     )
                 ),
             )
+        if ex.recovery_attempts:
+            crashed = self._recovering(lease, ex)
+            if crashed is not None:
+                return crashed
         journal = Journal(
             execution=ex,
             operations=store.load_operations(ex.id),
@@ -303,6 +317,7 @@ class Runtime:
             options=InvocationOptions(
                 lease_ttl=self.options.lease_ttl,
                 inline_retry_threshold=self.options.inline_retry_threshold,
+                max_recovery_attempts=self.options.max_recovery_attempts,
             ),
             services=self,
         )
@@ -317,6 +332,23 @@ class Runtime:
             return store.finish_invocation(journal.lease, end, self.clock.now())
         except LeaseLostError:
             return store.get_execution(ex.id)
+
+    def _recovering(self, lease: Lease, ex: Execution) -> Execution | None:
+        """Log a recovery after a worker death; fail the execution if far past the cap."""
+        cap = self.options.max_recovery_attempts
+        error = given_up(ex, cap)
+        _log.warning(
+            "recovering an execution whose worker died mid-invocation",
+            execution_id=ex.id,
+            function=ex.function,
+            recovery=ex.recovery_attempts,
+            max_recovery_attempts=cap,
+            giving_up=error is not None,
+        )
+        if error is None:
+            return None
+        end = InvocationEnd(status=ExecutionStatus.FAILED, error=ErrorInfo.from_exception(error))
+        return self.store.finish_invocation(lease, end, self.clock.now())
 
     def _park(self, lease: Lease, reason: str) -> Execution:
         """Leave an execution RUNNING but not due soon, saying why (nothing is lost)."""

@@ -10,8 +10,15 @@ advances an execution at a time.
 
 Invariants:
 - The stop event is only looked at *between* invocations. An invocation that has started
-  always finishes: its outcome is recorded and its lease released before the loop exits,
-  so a graceful stop never leaves an execution waiting for a lease to expire.
+  finishes: its outcome is recorded and its lease released before the loop exits, so a
+  graceful stop never leaves an execution waiting for a lease to expire.
+- ... within a bound: :meth:`Worker.run_forever` gives the running invocations
+  ``shutdown_grace`` seconds after SIGTERM/SIGINT; past it (a hung step) it returns and
+  abandons them. Their leases are *left to expire*, not released: the hung body may still
+  be running in this process until it exits, and a released lease would let another worker
+  start the same step next to it. Once the process is gone nothing of the invocation runs
+  and the lease ends at most ``lease_ttl`` later; the execution is then recovered (a counted
+  recovery, see :mod:`durable_core.recovery`).
 - Executions are claimed one at a time per loop (``tick(limit=1)``), so a stop request
   never strands executions that were claimed but not run.
 - Idle waiting is an ``Event.wait``: a stop request wakes the loop at once.
@@ -34,6 +41,8 @@ from durable_core.journal import ExecutionStatus
 if TYPE_CHECKING:
     from durable_core.runtime import Runtime
 
+DEFAULT_SHUTDOWN_GRACE_S = 30.0
+"""How long a stop request waits for running invocations (as Kubernetes' default grace)."""
 MAX_ERROR_BACKOFF_S = 10.0
 """Longest pause after a tick failed unexpectedly (a store outage, a locked database)."""
 _IDLE_SCAN_LIMIT = 10_000
@@ -55,6 +64,7 @@ class Worker:
         poll_interval: float = 0.2,
         batch: int = 16,
         concurrency: int = 1,
+        shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S,
     ) -> None:
         """Create a worker.
 
@@ -66,6 +76,8 @@ class Worker:
                 More than 1 pays off when invocations wait (on I/O in steps, or on the
                 store's fsync: concurrent checkpoints share one commit on SQLite); the
                 Python work itself still runs one thread at a time.
+            shutdown_grace: seconds :meth:`run_forever` waits for running invocations after
+                a stop signal before it returns without them (a hung step).
         """
         if poll_interval <= 0:
             raise ValidationError(f"poll_interval must be positive, got {poll_interval}")
@@ -73,10 +85,15 @@ class Worker:
             raise ValidationError(f"batch must be at least 1, got {batch}")
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValidationError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
+        if not 0 <= shutdown_grace <= 24 * 3600:  # also refuses NaN
+            raise ValidationError(
+                f"shutdown_grace must be 0 to 86400 seconds, got {shutdown_grace!r}"
+            )
         self.runtime = runtime
         self.poll_interval = poll_interval
         self.batch = batch
         self.concurrency = concurrency
+        self.shutdown_grace = shutdown_grace
         self.executions_run = 0
         """Invocations run since this worker was created."""
         self._count = threading.Lock()
@@ -184,16 +201,22 @@ class Worker:
         return any(ex.wake_at is not None and ex.wake_at <= now for ex in running)
 
     def run_forever(self, *, until_idle: bool = False) -> int:
-        """Run until SIGTERM or SIGINT, then finish the current invocation and return 0.
+        """Run until SIGTERM or SIGINT, then let running invocations finish and return.
 
-        A second SIGINT (Ctrl-C twice) aborts at once with ``KeyboardInterrupt``. Must be
-        called from the main thread (Python delivers signals there only).
+        After the signal, running invocations get ``shutdown_grace`` seconds to finish; an
+        invocation still running then (a hung step) is abandoned with its lease left to
+        expire (see the module docstring). A second SIGINT (Ctrl-C twice) aborts at once
+        with ``KeyboardInterrupt``. Must be called from the main thread (Python delivers
+        signals there only); the loops run on a daemon thread so that it stays free.
 
         Args:
             until_idle: also return when there is no work (see :meth:`run`).
 
         Returns:
-            The process exit code: 0.
+            The process exit code: 0, or 1 if invocations were abandoned at the grace.
+
+        Raises:
+            Exception: what :meth:`run` raised (``until_idle`` only).
         """
         stop = threading.Event()
 
@@ -203,18 +226,56 @@ class Worker:
             self._log.info(
                 "stop requested; finishing the current invocation",
                 signal=signal.Signals(signum).name,
+                grace_s=self.shutdown_grace,
             )
             stop.set()
+
+        outcome: list[BaseException] = []
+
+        def loops() -> None:
+            try:
+                self.run(stop, until_idle=until_idle)
+            except BaseException as e:  # re-raised in the main thread
+                outcome.append(e)
 
         previous: dict[signal.Signals, Any] = {}
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, on_signal)
         try:
-            self.run(stop, until_idle=until_idle)
+            runner = threading.Thread(target=loops, name="durable-worker", daemon=True)
+            runner.start()
+            if not self._join(runner, stop):
+                self._log.error(
+                    "shutdown grace passed with invocations still running (a hung step?); "
+                    "exiting without them. Their leases are left to expire; another worker "
+                    "recovers those executions after lease_ttl.",
+                    grace_s=self.shutdown_grace,
+                    lease_ttl_s=self.runtime.options.lease_ttl.total_seconds(),
+                )
+                return 1
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+        if outcome:
+            raise outcome[0]
         return 0
+
+    def _join(self, runner: threading.Thread, stop: threading.Event) -> bool:
+        """Wait for ``runner``; once ``stop`` is set, at most ``shutdown_grace`` more seconds.
+
+        Short joins keep the main thread responsive to signals. Returns False if the grace
+        ran out with ``runner`` still alive.
+        """
+        deadline: float | None = None
+        while runner.is_alive():
+            if deadline is None and stop.is_set():
+                deadline = time.monotonic() + self.shutdown_grace
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            runner.join(
+                0.05 if deadline is None else max(0.0, min(0.05, deadline - time.monotonic()))
+            )
+        return True
 
 
 class _Either(threading.Event):

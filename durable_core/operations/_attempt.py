@@ -70,13 +70,17 @@ class _Attempt(Generic[T]):
             return True
 
 
-def call_with_timeout(
-    fn: Callable[[A], T], arg: A, *, timeout: timedelta, step: str, attempt: int
+def run_attempt(
+    fn: Callable[[A], T], arg: A, *, timeout: timedelta | None, step: str, attempt: int
 ) -> T:
-    """``fn(arg)`` on a daemon thread; StepTimeoutError if it has not ended in ``timeout``.
+    """``fn(arg)``; with a ``timeout``, on a daemon thread, abandoned past it.
 
-    Whatever ``fn`` raises is re-raised here, in the caller's thread.
+    Without a timeout the body runs inline (no thread). With one, whatever ``fn`` raises is
+    re-raised here, in the caller's thread, and StepTimeoutError is raised if it has not
+    ended in ``timeout``.
     """
+    if timeout is None:
+        return fn(arg)
     box: _Attempt[T] = _Attempt(step, attempt)
     context = contextvars.copy_context()
 

@@ -9,6 +9,9 @@ Invariants:
   instead of sleeping.
 - At-most-once: the attempt's start is recorded before the body runs; an attempt found
   STARTED on replay counts as failed with StepInterruptedError and is never re-run blindly.
+- In an invocation past the recovery cap (``max_recovery_attempts``) the first attempt
+  to run fails for good with RecoveryLimitError instead of running (see
+  :mod:`durable_core.recovery`).
 - An attempt past ``config.timeout`` fails with StepTimeoutError (see
   :mod:`durable_core.operations._attempt`); only this thread records, so the abandoned
   attempt's late outcome is never written.
@@ -29,7 +32,7 @@ from durable_core.errors import (
 )
 from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.logging import ReplayAwareLogger
-from durable_core.operations._attempt import call_with_timeout
+from durable_core.operations._attempt import run_attempt
 from durable_core.retry import StepConfig, StepSemantics
 from durable_core.serde import return_type
 
@@ -109,6 +112,9 @@ def run_step(
                 "finished; its effect is unknown, so it is not re-run blindly"
             )
             attempt = run.after_failure(attempt, interrupted)
+    crash_looping = journal.take_recovery_limit()
+    if crash_looping is not None:  # this step was running each time the worker died
+        raise run.fail(attempt, crash_looping) from None
 
     while True:
         if config.semantics is StepSemantics.AT_MOST_ONCE_PER_RETRY:
@@ -122,12 +128,7 @@ def run_step(
             logger=logger.bind(operation=name, attempt=attempt),
         )
         try:
-            if config.timeout is None:
-                value = fn(ctx)
-            else:
-                value = call_with_timeout(
-                    fn, ctx, timeout=config.timeout, step=name, attempt=attempt
-                )
+            value = run_attempt(fn, ctx, timeout=config.timeout, step=name, attempt=attempt)
         except Exception as exc:
             attempt = run.after_failure(attempt, exc)
             continue
