@@ -36,6 +36,7 @@ from durable_core.errors import (
     LeaseLostError,
     PayloadTooLargeError,
     SerializationError,
+    StoreError,
     ValidationError,
     VersionMismatchError,
 )
@@ -323,15 +324,29 @@ class Runtime:
         )
         held = self._keeper.hold(journal)
         try:
-            end = run_invocation(fn, journal)
-        except LeaseLostError:
-            return store.get_execution(ex.id)
-        finally:
-            self._keeper.release(held)
-        try:
+            try:
+                end = run_invocation(fn, journal)
+            finally:
+                self._keeper.release(held)
             return store.finish_invocation(journal.lease, end, self.clock.now())
         except LeaseLostError:
             return store.get_execution(ex.id)
+        except StoreError:  # a failed write (disk full): nothing half-written, lease given back
+            self._give_back(journal.lease)
+            raise
+
+    def _give_back(self, lease: Lease) -> None:
+        """Release ``lease`` after a store error, so a worker may retry at once, not after
+        the TTL. Safe: stores write all or nothing, so the journal is as last committed.
+        Best effort: a store that cannot take this write either lets the lease expire."""
+        try:
+            self.store.release_lease(lease)
+        except Exception as e:
+            _log.warning(
+                "could not release the lease after a store error; it expires after lease_ttl",
+                execution_id=lease.execution_id,
+                error=str(e),
+            )
 
     def _recovering(self, lease: Lease, ex: Execution) -> Execution | None:
         """Log a recovery after a worker death; fail the execution if far past the cap."""
