@@ -408,6 +408,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise ValidationError(f"--lease-ttl must be at least 1 second, got {args.lease_ttl}")
     if args.poll <= 0:
         raise ValidationError(f"--poll must be positive, got {args.poll}")
+    if not 0 <= args.shutdown_grace <= 86400:  # also refuses NaN
+        raise ValidationError(
+            f"--shutdown-grace must be 0 to 86400 seconds, got {args.shutdown_grace}"
+        )
     options = RuntimeOptions(
         lease_ttl=timedelta(seconds=args.lease_ttl),
         max_recovery_attempts=check_max_recovery_attempts(

@@ -6,7 +6,7 @@ go. One thread serves every invocation of a runtime (started on first use, gone 
 quiet period), so a short invocation costs two dictionary updates, not a thread.
 
 Safety margin: each renewal sets the lease to expire ``ttl`` after it, and the next one is
-due a period later, so just before a renewal about ⅔ of the TTL is left (TTL − 0.5 s when
+due a period later, so just before a renewal about ⅔ of the TTL is left (TTL - 0.5 s when
 the TTL is under 1.5 s). A stall of the worker shorter than that (minus the renewal's own
 store latency) keeps the lease; one failed renewal leaves ⅓; two in a row lose it, and then
 fencing stops the invocation at its next write. docs/guarantees.md states this margin.

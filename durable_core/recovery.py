@@ -15,13 +15,18 @@ Invariants:
   RecoveryLimitError (the worker died outside any step, e.g. while replaying). So one
   crash-looping execution kills its worker at most ``2 * limit + 1`` times in a row, and at
   most ``limit + 1`` times per step.
-- This module depends on the journal and errors only.
+- This module depends on the journal, errors and the store seam's records only.
 """
 
 from __future__ import annotations
 
+import structlog
+
 from durable_core.errors import RecoveryLimitError, ValidationError
-from durable_core.journal import Execution
+from durable_core.journal import ErrorInfo, Execution, ExecutionStatus
+from durable_core.stores.base import InvocationEnd
+
+_log = structlog.get_logger("durable.runtime")
 
 DEFAULT_MAX_RECOVERY_ATTEMPTS = 10
 """As DBOS's ``max_recovery_attempts``."""
@@ -51,7 +56,26 @@ def recovery_limit(execution: Execution, limit: int) -> RecoveryLimitError | Non
     )
 
 
-def given_up(execution: Execution, limit: int) -> RecoveryLimitError | None:
+def recovery_end(execution: Execution, limit: int) -> InvocationEnd | None:
+    """Log a recovery; the end to record instead of running, if past ``2 * limit``.
+
+    Called by the runtime for an execution it just recovered (``recovery_attempts > 0``).
+    """
+    error = _given_up(execution, limit)
+    _log.warning(
+        "recovering an execution whose worker died mid-invocation",
+        execution_id=execution.id,
+        function=execution.function,
+        recovery=execution.recovery_attempts,
+        max_recovery_attempts=limit,
+        giving_up=error is not None,
+    )
+    if error is None:
+        return None
+    return InvocationEnd(status=ExecutionStatus.FAILED, error=ErrorInfo.from_exception(error))
+
+
+def _given_up(execution: Execution, limit: int) -> RecoveryLimitError | None:
     """The error an execution past ``2 * limit`` recoveries is failed with (not run)."""
     count = execution.recovery_attempts
     if count <= 2 * limit:

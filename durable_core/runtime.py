@@ -55,7 +55,7 @@ from durable_core.lease_keeper import LeaseKeeper
 from durable_core.recovery import (
     DEFAULT_MAX_RECOVERY_ATTEMPTS,
     check_max_recovery_attempts,
-    given_up,
+    recovery_end,
 )
 from durable_core.replay import InvocationOptions, Journal
 from durable_core.serde import DEFAULT_MAX_BYTES, PydanticSerde, Serde, loads_strict
@@ -305,9 +305,9 @@ class Runtime:
                 ),
             )
         if ex.recovery_attempts:
-            crashed = self._recovering(lease, ex)
-            if crashed is not None:
-                return crashed
+            given_up = recovery_end(ex, self.options.max_recovery_attempts)
+            if given_up is not None:
+                return store.finish_invocation(lease, given_up, self.clock.now())
         journal = Journal(
             execution=ex,
             operations=store.load_operations(ex.id),
@@ -347,23 +347,6 @@ class Runtime:
                 execution_id=lease.execution_id,
                 error=str(e),
             )
-
-    def _recovering(self, lease: Lease, ex: Execution) -> Execution | None:
-        """Log a recovery after a worker death; fail the execution if far past the cap."""
-        cap = self.options.max_recovery_attempts
-        error = given_up(ex, cap)
-        _log.warning(
-            "recovering an execution whose worker died mid-invocation",
-            execution_id=ex.id,
-            function=ex.function,
-            recovery=ex.recovery_attempts,
-            max_recovery_attempts=cap,
-            giving_up=error is not None,
-        )
-        if error is None:
-            return None
-        end = InvocationEnd(status=ExecutionStatus.FAILED, error=ErrorInfo.from_exception(error))
-        return self.store.finish_invocation(lease, end, self.clock.now())
 
     def _park(self, lease: Lease, reason: str) -> Execution:
         """Leave an execution RUNNING but not due soon, saying why (nothing is lost)."""
