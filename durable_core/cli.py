@@ -430,9 +430,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             shutdown_grace=args.shutdown_grace,
         )
-        code = worker.run_forever(until_idle=args.until_idle)
-        if code:
-            return code  # invocations were abandoned at the shutdown grace (logged)
+        worker.run_forever(until_idle=args.until_idle)
         if args.until_idle:
             waiting = store.list_executions(status=ExecutionStatus.RUNNING, limit=1_000_000)
             _out(

@@ -13,12 +13,13 @@ Invariants:
   finishes: its outcome is recorded and its lease released before the loop exits, so a
   graceful stop never leaves an execution waiting for a lease to expire.
 - ... within a bound: :meth:`Worker.run_forever` gives the running invocations
-  ``shutdown_grace`` seconds after SIGTERM/SIGINT; past it (a hung step) it returns and
-  abandons them. Their leases are *left to expire*, not released: the hung body may still
-  be running in this process until it exits, and a released lease would let another worker
-  start the same step next to it. Once the process is gone nothing of the invocation runs
-  and the lease ends at most ``lease_ttl`` later; the execution is then recovered (a counted
-  recovery, see :mod:`durable_core.recovery`).
+  ``shutdown_grace`` seconds after SIGTERM/SIGINT; past it (a hung step) a watchdog ends
+  the process (exit status 1) without them. Their leases are *left to expire*, not
+  released: the hung body may still be running in this process until it exits, and a
+  released lease would let another worker start the same step next to it. Once the
+  process is gone nothing of the invocation runs and the lease ends at most ``lease_ttl``
+  later; the execution is then recovered (a counted recovery, see
+  :mod:`durable_core.recovery`).
 - Executions are claimed one at a time per loop (``tick(limit=1)``), so a stop request
   never strands executions that were claimed but not run.
 - Idle waiting is an ``Event.wait``: a stop request wakes the loop at once.
@@ -26,7 +27,9 @@ Invariants:
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 import time
 from datetime import datetime
@@ -43,6 +46,8 @@ if TYPE_CHECKING:
 
 DEFAULT_SHUTDOWN_GRACE_S = 30.0
 """How long a stop request waits for running invocations (as Kubernetes' default grace)."""
+ABANDONED_EXIT_STATUS = 1
+"""The exit status of a worker process that the shutdown grace ended (see ``run_forever``)."""
 MAX_ERROR_BACKOFF_S = 10.0
 """Longest pause after a tick failed unexpectedly (a store outage, a locked database)."""
 _IDLE_SCAN_LIMIT = 10_000
@@ -201,24 +206,23 @@ class Worker:
         return any(ex.wake_at is not None and ex.wake_at <= now for ex in running)
 
     def run_forever(self, *, until_idle: bool = False) -> int:
-        """Run until SIGTERM or SIGINT, then let running invocations finish and return.
+        """Run until SIGTERM or SIGINT, then finish the current invocation and return 0.
 
-        After the signal, running invocations get ``shutdown_grace`` seconds to finish; an
-        invocation still running then (a hung step) is abandoned with its lease left to
-        expire (see the module docstring). A second SIGINT (Ctrl-C twice) aborts at once
-        with ``KeyboardInterrupt``. Must be called from the main thread (Python delivers
-        signals there only); the loops run on a daemon thread so that it stays free.
+        The signal also starts a watchdog: if the running invocations have not finished
+        ``shutdown_grace`` seconds later (a hung step), it logs that and ends the process
+        with exit status 1 (``os._exit``: a hung thread cannot be stopped otherwise), leaving
+        their leases to expire (see the module docstring). A second SIGINT (Ctrl-C twice)
+        aborts at once with ``KeyboardInterrupt``. Must be called from the main thread
+        (Python delivers signals there only).
 
         Args:
             until_idle: also return when there is no work (see :meth:`run`).
 
         Returns:
-            The process exit code: 0, or 1 if invocations were abandoned at the grace.
-
-        Raises:
-            Exception: what :meth:`run` raised (``until_idle`` only).
+            The process exit code: 0.
         """
         stop = threading.Event()
+        watchdogs: list[threading.Timer] = []
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             if stop.is_set() and signum == signal.SIGINT:
@@ -228,54 +232,38 @@ class Worker:
                 signal=signal.Signals(signum).name,
                 grace_s=self.shutdown_grace,
             )
+            if not watchdogs:
+                watchdog = threading.Timer(self.shutdown_grace, self._abandon)
+                watchdog.daemon = True
+                watchdog.start()
+                watchdogs.append(watchdog)
             stop.set()
-
-        outcome: list[BaseException] = []
-
-        def loops() -> None:
-            try:
-                self.run(stop, until_idle=until_idle)
-            except BaseException as e:  # re-raised in the main thread
-                outcome.append(e)
 
         previous: dict[signal.Signals, Any] = {}
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, on_signal)
         try:
-            runner = threading.Thread(target=loops, name="durable-worker", daemon=True)
-            runner.start()
-            if not self._join(runner, stop):
-                self._log.error(
-                    "shutdown grace passed with invocations still running (a hung step?); "
-                    "exiting without them. Their leases are left to expire; another worker "
-                    "recovers those executions after lease_ttl.",
-                    grace_s=self.shutdown_grace,
-                    lease_ttl_s=self.runtime.options.lease_ttl.total_seconds(),
-                )
-                return 1
+            self.run(stop, until_idle=until_idle)
         finally:
+            for watchdog in watchdogs:
+                watchdog.cancel()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        if outcome:
-            raise outcome[0]
         return 0
 
-    def _join(self, runner: threading.Thread, stop: threading.Event) -> bool:
-        """Wait for ``runner``; once ``stop`` is set, at most ``shutdown_grace`` more seconds.
-
-        Short joins keep the main thread responsive to signals. Returns False if the grace
-        ran out with ``runner`` still alive.
-        """
-        deadline: float | None = None
-        while runner.is_alive():
-            if deadline is None and stop.is_set():
-                deadline = time.monotonic() + self.shutdown_grace
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            runner.join(
-                0.05 if deadline is None else max(0.0, min(0.05, deadline - time.monotonic()))
-            )
-        return True
+    def _abandon(self) -> None:
+        """The shutdown grace ran out with an invocation still running: end the process."""
+        self._log.error(
+            "shutdown grace passed with invocations still running (a hung step?); exiting "
+            "without them. Their leases are left to expire; another worker recovers those "
+            "executions after lease_ttl.",
+            grace_s=self.shutdown_grace,
+            lease_ttl_s=self.runtime.options.lease_ttl.total_seconds(),
+            exit_status=ABANDONED_EXIT_STATUS,
+        )
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(ABANDONED_EXIT_STATUS)
 
 
 class _Either(threading.Event):

@@ -82,13 +82,16 @@ def test_a_step_that_kills_its_worker_ends_the_saga_compensated_after_the_cap(
         final.store.close()
 
 
-def test_sigterm_stops_a_worker_with_a_hung_step_within_the_grace(tmp_path: Path) -> None:
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_sigterm_stops_a_worker_with_a_hung_step_within_the_grace(
+    tmp_path: Path, concurrency: int
+) -> None:
     store, ledger = tmp_path / "durable.sqlite3", tmp_path / "ledger.jsonl"
     rt = Runtime(SQLiteStore(store))
     rt.start(crash_flows.hangs, crash_flows.Trip(ledger=str(ledger)), execution_id="hung")
     rt.store.close()
 
-    proc = worker(store, "--shutdown-grace", "0.5")
+    proc = worker(store, "--shutdown-grace", "0.5", "--concurrency", str(concurrency))
     deadline = time.monotonic() + WAIT_S
     while not entries(ledger):  # a bounded wait for the step to start in the worker
         assert time.monotonic() < deadline, "the step never started"
