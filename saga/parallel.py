@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
@@ -72,6 +73,10 @@ class SagaBranch(Generic[T]):
     compensate_uncertain: bool
     semantics: StepSemantics
     result_type: Any
+    timeout: timedelta | None = None
+    """The limit of one attempt of ``action``."""
+    compensation_timeout: timedelta | None = None
+    """The limit of one attempt of ``compensate``."""
 
 
 class BranchOutcome(BaseModel):
@@ -167,7 +172,12 @@ def run_parallel(
             p,
             f"{s.execution_id}:{p}",
             b,
-            StepConfig(retry=s._forward_policy(k, b.retry), semantics=b.semantics, result_type=t),
+            StepConfig(
+                retry=s._forward_policy(k, b.retry),
+                semantics=b.semantics,
+                result_type=t,
+                timeout=b.timeout,
+            ),
             forward=s._pivot is not None,
         )
         for b, p, k, t in zip(items, paths, kinds, types, strict=True)
@@ -191,6 +201,7 @@ def run_parallel(
             b.compensate,
             b.compensation_retry or default_compensation_policy(),
             args=b.args,
+            timeout=b.compensation_timeout,
         )
         if outcome.error is None and not outcome.interrupted:
             value = typed(outcome.value, t)
@@ -241,6 +252,8 @@ def _declare(s: SagaContext, group: str, branch: object, taken: set[str]) -> Ste
         kind=branch.kind,
         compensate_uncertain=branch.compensate_uncertain,
         retry=branch.retry,
+        timeout=branch.timeout,
+        compensation_timeout=branch.compensation_timeout,
         pivot=s._pivot,
         nested=s._nested,
         result_type=branch.result_type,

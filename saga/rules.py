@@ -23,7 +23,13 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
-from durable_core import PayloadTooLargeError, RetryPolicy, SerializationError
+from durable_core import (
+    PayloadTooLargeError,
+    RetryPolicy,
+    SerializationError,
+    StepConfig,
+    ValidationError,
+)
 from durable_core.serde import check_type, return_type
 from saga._journal import PATH_SEPARATOR, RESERVED_PREFIXES
 from saga.errors import SagaDefinitionError
@@ -65,6 +71,8 @@ def check_step(
     kind: StepKind | str | None,
     compensate_uncertain: bool,
     retry: object,
+    timeout: object = None,
+    compensation_timeout: object = None,
     pivot: str | None,
     nested: bool,
     result_type: Any = None,
@@ -76,6 +84,10 @@ def check_step(
         SerializationError: the step's result type cannot cross the journal as JSON.
     """
     where = f"saga {saga!r}, step {name!r}"
+    _check_timeout(where, "timeout", timeout)
+    _check_timeout(where, "compensation_timeout", compensation_timeout)
+    if compensation_timeout is not None and compensate is None:
+        raise SagaDefinitionError(f"{where}: compensation_timeout= needs compensate=")
     from saga.definition import SagaDefinition  # a cycle: definition builds on this module
 
     if isinstance(action, SagaDefinition):
@@ -158,6 +170,16 @@ def undo_on_failure(error_type: str, compensate_uncertain: bool) -> bool:
     could not be recorded. The undo then gets ``uncertain=True`` and the error, as for an
     uncertain step, and the effect is never left behind silently."""
     return compensate_uncertain or error_type in _UNRECORDABLE
+
+
+def _check_timeout(where: str, option: str, value: object) -> None:
+    """Refuse a timeout ``StepConfig`` would refuse, naming the step and the option."""
+    if value is None:
+        return
+    try:
+        StepConfig(timeout=value)  # type: ignore[arg-type]  # checking what a caller gave
+    except ValidationError as e:
+        raise SagaDefinitionError(f"{where}: {option}={value!r} is refused: {e}") from None
 
 
 def resolve_kind(kind: StepKind | str | None, compensate: object, *, pivot: str | None) -> StepKind:

@@ -13,6 +13,12 @@ Invariants:
   raises SerializationError naming the step and its function, with nothing run or recorded.
   A body whose value then does not serialize (or does not fit the type) fails the step for
   good with a SerializationError: its effect happened, so it is recorded, never lost.
+- In an invocation past the recovery cap (``max_recovery_attempts``) the first attempt
+  to run fails for good with RecoveryLimitError instead of running (see
+  :mod:`durable_core.recovery`).
+- An attempt past ``config.timeout`` fails with StepTimeoutError (see
+  :mod:`durable_core.operations._attempt`); only this thread records, so the abandoned
+  attempt's late outcome is never written.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from durable_core.errors import (
 )
 from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.logging import ReplayAwareLogger
+from durable_core.operations._attempt import run_attempt
 from durable_core.retry import StepConfig, StepSemantics
 from durable_core.serde import check_type, return_type
 
@@ -110,6 +117,9 @@ def run_step(
                 "finished; its effect is unknown, so it is not re-run blindly"
             )
             attempt = run.after_failure(attempt, interrupted)
+    crash_looping = journal.take_recovery_limit()
+    if crash_looping is not None:  # this step was running each time the worker died
+        raise run.fail(attempt, crash_looping) from None
 
     while True:
         if config.semantics is StepSemantics.AT_MOST_ONCE_PER_RETRY:
@@ -123,7 +133,7 @@ def run_step(
             logger=logger.bind(operation=name, attempt=attempt),
         )
         try:
-            value = fn(ctx)
+            value = run_attempt(fn, ctx, timeout=config.timeout, step=name, attempt=attempt)
         except Exception as exc:
             attempt = run.after_failure(attempt, exc)
             continue
