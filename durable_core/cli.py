@@ -51,9 +51,10 @@ from durable_core.errors import (
 )
 from durable_core.function import DurableFunction
 from durable_core.journal import Execution, ExecutionStatus, StopKind
+from durable_core.recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS, check_max_recovery_attempts
 from durable_core.runtime import Runtime, RuntimeOptions
 from durable_core.stores.base import Store
-from durable_core.worker import Worker
+from durable_core.worker import DEFAULT_SHUTDOWN_GRACE_S, Worker
 
 DEFAULT_STORE = Path(".durable") / "durable.sqlite3"
 STORE_ENV = "DURABLE_STORE"
@@ -181,6 +182,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="run up to N executions at once on threads (default 1)",
+    )
+    p.add_argument(
+        "--max-recovery-attempts",
+        type=int,
+        default=DEFAULT_MAX_RECOVERY_ATTEMPTS,
+        metavar="N",
+        help="recoveries in a row after a worker died mid-invocation before the step that "
+        f"was running fails for good (default {DEFAULT_MAX_RECOVERY_ATTEMPTS})",
+    )
+    p.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=DEFAULT_SHUTDOWN_GRACE_S,
+        metavar="SECONDS",
+        help="after SIGTERM/Ctrl-C, how long running invocations may still take before "
+        f"the worker exits without them (default {DEFAULT_SHUTDOWN_GRACE_S:g})",
     )
     p.add_argument(
         "--import",
@@ -405,12 +422,28 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise ValidationError(f"--lease-ttl must be at least 1 second, got {args.lease_ttl}")
     if args.poll <= 0:
         raise ValidationError(f"--poll must be positive, got {args.poll}")
+    if not 0 <= args.shutdown_grace <= 86400:  # also refuses NaN
+        raise ValidationError(
+            f"--shutdown-grace must be 0 to 86400 seconds, got {args.shutdown_grace}"
+        )
+    options = RuntimeOptions(
+        lease_ttl=timedelta(seconds=args.lease_ttl),
+        max_recovery_attempts=check_max_recovery_attempts(
+            args.max_recovery_attempts, "--max-recovery-attempts"
+        ),
+    )
     store = open_store(args.store, create=True)
     try:
-        rt = Runtime(store, options=RuntimeOptions(lease_ttl=timedelta(seconds=args.lease_ttl)))
+        rt = Runtime(store, options=options)
         for module in args.imports:
             _register_module(rt, module)
-        worker = Worker(rt, poll_interval=args.poll, batch=args.batch, concurrency=args.concurrency)
+        worker = Worker(
+            rt,
+            poll_interval=args.poll,
+            batch=args.batch,
+            concurrency=args.concurrency,
+            shutdown_grace=args.shutdown_grace,
+        )
         worker.run_forever(until_idle=args.until_idle)
         if args.until_idle:
             waiting = store.list_executions(status=ExecutionStatus.RUNNING, limit=1_000_000)

@@ -163,6 +163,37 @@ class StepInterruptedError(DurableError):
     """
 
 
+class StepTimeoutError(DurableError):
+    """A step attempt ran past its ``StepConfig.timeout`` and was abandoned.
+
+    The attempt counts as failed and goes to the retry policy like any error. Python cannot
+    stop a thread, so the abandoned body may still be running (and may still cause its
+    effect): its late result is discarded, never recorded. For an at-most-once step the
+    outcome is uncertain, like :class:`StepInterruptedError`.
+    """
+
+    def __init__(self, message: str, *, step: str, attempt: int, timeout_s: float) -> None:
+        super().__init__(message)
+        self.step = step
+        self.attempt = attempt
+        self.timeout_s = timeout_s
+
+
+class RecoveryLimitError(DurableError):
+    """An execution was recovered after its worker died more often than allowed.
+
+    Raised (and recorded) instead of running the step that was next to run when
+    ``RuntimeOptions.max_recovery_attempts`` consecutive recoveries did not end an
+    invocation normally: that step fails for good (a saga compensates). An execution that
+    keeps killing its worker outside any step is failed with it as a whole.
+    """
+
+    def __init__(self, message: str, *, recoveries: int, limit: int) -> None:
+        super().__init__(message)
+        self.recoveries = recoveries
+        self.limit = limit
+
+
 class ConditionTimeoutError(DurableError):
     """``wait_for_condition`` reached its deadline before the condition held."""
 

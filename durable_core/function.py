@@ -1,7 +1,9 @@
 """``@durable``: mark a function ``(ctx, event) -> result`` as a durable function.
 
 The decorator checks the signature at decoration time, keeps the function callable as
-written, and carries the options the runtime needs (name, version, timeout). It registers
+written, and carries the options the runtime needs (name, version, timeout). Its event and
+result types (with ``Annotated`` extras) are checked when the DurableFunction is made: a type
+that cannot cross the journal as JSON is a SerializationError before anything runs. It registers
 nothing globally: a :class:`~durable_core.runtime.Runtime` resolves functions you give it,
 or imports them by their ``module:qualname`` name.
 """
@@ -10,13 +12,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from durable_core.errors import FunctionNotFoundError, ValidationError
+from durable_core.serde import check_type, type_hints
 
 if TYPE_CHECKING:
     from durable_core.context import DurableContext
@@ -42,15 +44,16 @@ class DurableFunction(Generic[E, R]):
     result_type: Any = field(default=Any)
     """Type the result is serialized by (from the return annotation)."""
 
+    def __post_init__(self) -> None:
+        check_type(self.input_type, what=f"the input event of durable function {self.name!r}")
+        check_type(self.result_type, what=f"the result of durable function {self.name!r}")
+
     def __call__(self, ctx: DurableContext, event: E) -> R:
         return self.fn(ctx, event)
 
 
 def _types(fn: Callable[..., Any]) -> tuple[Any, Any]:
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:
-        hints = {}
+    hints = type_hints(fn)
     params = list(inspect.signature(fn).parameters.values())
     input_type = hints.get(params[1].name, Any) if len(params) > 1 else Any
     return input_type, hints.get("return", Any)
@@ -63,7 +66,12 @@ def make_durable(
     version: str | None = None,
     timeout: timedelta | None = None,
 ) -> DurableFunction[E, R]:
-    """Wrap ``fn`` after checking it takes ``(ctx, event)``."""
+    """Wrap ``fn`` after checking it takes ``(ctx, event)``.
+
+    Raises:
+        ValidationError: ``fn`` is not a function of ``(ctx, event)``, or a bad option.
+        SerializationError: its event or return annotation cannot cross the journal as JSON.
+    """
     if isinstance(fn, DurableFunction):
         return fn
     if not callable(fn):

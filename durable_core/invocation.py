@@ -42,9 +42,9 @@ def run_invocation(fn: DurableFunction[Any, Any], journal: Journal) -> Invocatio
     try:
         event = journal.serde.load(journal.execution.input, fn.input_type, what=what)
         value = fn(ctx, event)
-        text = journal.serde.dump(
-            value, fn.result_type, what=f"result of execution {journal.execution_id!r}"
-        )
+        what = f"result of execution {journal.execution_id!r}"
+        text = journal.serde.dump(value, fn.result_type, what=what)
+        journal.serde.load(text, fn.result_type, what=what)  # it must read back as its type
     except SuspendExecution as s:
         return _suspended(journal, s.reason, s.wake_at)
     except ReplayBoundary:

@@ -232,6 +232,10 @@ class Execution(BaseModel):
     """Incremented on every lease acquisition; writes carry it so stale holders are refused."""
     signal_seq: int = Field(default=0, ge=0, le=MAX_COUNTER)
     """Incremented by every external event (callback, cancel, child finished)."""
+    recovery_attempts: int = Field(default=0, ge=0, le=MAX_COUNTER)
+    """Consecutive recoveries: incremented when a worker takes over a lease that expired
+    while held (its holder died mid-invocation), reset to 0 when an invocation ends
+    normally (``finish_invocation``). The runtime caps it (``max_recovery_attempts``)."""
 
     def evolve(self, **changes: Any) -> Self:
         """Return a copy with ``changes`` applied and validated."""

@@ -5,6 +5,12 @@ keeper renews each held lease every ``ttl / 3`` (at least 0.5 s) until the invoc
 go. One thread serves every invocation of a runtime (started on first use, gone after a
 quiet period), so a short invocation costs two dictionary updates, not a thread.
 
+Safety margin: each renewal sets the lease to expire ``ttl`` after it, and the next one is
+due a period later, so just before a renewal about ⅔ of the TTL is left (TTL - 0.5 s when
+the TTL is under 1.5 s). A stall of the worker shorter than that (minus the renewal's own
+store latency) keeps the lease; one failed renewal leaves ⅓; two in a row lose it, and then
+fencing stops the invocation at its next write. docs/guarantees.md states this margin.
+
 After :meth:`LeaseKeeper.release` returns, no renewal of that invocation is in flight and
 none starts (unless the bounded wait for a stuck one ran out), so a renewal cannot race
 ``finish_invocation``. A renewal that is still running then is refused by the store's

@@ -32,6 +32,7 @@ from durable_core.errors import (
     ExecutionCancelledError,
     ExecutionTerminatedError,
     NonDeterminismError,
+    RecoveryLimitError,
     ValidationError,
 )
 from durable_core.journal import (
@@ -44,6 +45,7 @@ from durable_core.journal import (
     OperationType,
     StopKind,
 )
+from durable_core.recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS, recovery_limit
 from durable_core.stores.base import AssigningStore
 
 if TYPE_CHECKING:
@@ -120,6 +122,8 @@ class InvocationOptions:
 
     lease_ttl: timedelta
     inline_retry_threshold: timedelta
+    max_recovery_attempts: int = DEFAULT_MAX_RECOVERY_ATTEMPTS
+    """Recoveries after a worker death before the next step to run fails instead."""
 
 
 class Journal:
@@ -157,6 +161,18 @@ class Journal:
         """Set by a backend that must announce a scope before its children's records (the
         Lambda durable service needs a CONTEXT started before its first child)."""
         self._assigner = store if isinstance(store, AssigningStore) else None
+        self._recovery_limit = recovery_limit(execution, options.max_recovery_attempts)
+
+    def take_recovery_limit(self) -> RecoveryLimitError | None:
+        """The error the next step attempt fails with instead of running, once, if any.
+
+        Set when this invocation recovers the execution more than ``max_recovery_attempts``
+        times in a row (each time its worker died mid-invocation): the step that was
+        running then is the next one to run now, and it must not kill another worker.
+        """
+        with self.lock:
+            error, self._recovery_limit = self._recovery_limit, None
+            return error
 
     @property
     def execution_id(self) -> str:

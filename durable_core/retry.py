@@ -20,6 +20,10 @@ from tenacity.retry import RetryBaseT
 from tenacity.stop import StopBaseT
 from tenacity.wait import WaitBaseT
 
+from durable_core.errors import ValidationError
+
+MAX_STEP_TIMEOUT = timedelta(days=365)
+"""The longest per-attempt timeout a step accepts (the longest duration anything records)."""
 _RETRYING = tenacity.Retrying()  # only used as the owner object tenacity's state expects
 
 
@@ -102,3 +106,25 @@ class StepConfig:
     """Crash behaviour of an attempt."""
     result_type: Any = None
     """Type to serialize the result by; default: the function's return annotation."""
+    timeout: timedelta | None = None
+    """How long one attempt may run (more than 0, at most 365 days); ``None``: no limit.
+
+    An attempt past it fails with :class:`~durable_core.errors.StepTimeoutError` and goes to
+    the retry policy like any error. The body then runs on a thread of its own that the
+    invocation stops waiting for (Python cannot stop it): the execution goes on, and the
+    abandoned attempt's late result is discarded. Measured in real (monotonic) time, even
+    under a virtual clock: the body runs in real time."""
+
+    def __post_init__(self) -> None:
+        timeout = self.timeout
+        if timeout is None:
+            return
+        if not isinstance(timeout, timedelta):
+            raise ValidationError(
+                f"StepConfig(timeout=...) must be a datetime.timedelta or None, got {timeout!r}"
+            )
+        if not timedelta(0) < timeout <= MAX_STEP_TIMEOUT:
+            raise ValidationError(
+                f"StepConfig(timeout={timeout}) is out of range: a step attempt's timeout must "
+                f"be more than 0 and at most {MAX_STEP_TIMEOUT.days} days. Nothing was run."
+            )

@@ -36,6 +36,7 @@ from durable_core.errors import (
     LeaseLostError,
     PayloadTooLargeError,
     SerializationError,
+    StoreError,
     ValidationError,
     VersionMismatchError,
 )
@@ -54,6 +55,11 @@ from durable_core.journal import (
     StopRequest,
 )
 from durable_core.lease_keeper import LeaseKeeper
+from durable_core.recovery import (
+    DEFAULT_MAX_RECOVERY_ATTEMPTS,
+    check_max_recovery_attempts,
+    recovery_end,
+)
 from durable_core.replay import InvocationOptions, Journal
 from durable_core.serde import DEFAULT_MAX_BYTES, PydanticSerde, Serde, loads_strict
 from durable_core.stores.base import InvocationEnd, Store
@@ -77,8 +83,13 @@ class RuntimeOptions:
     """Size limit of one serialized value."""
     version_retry_delay: timedelta = timedelta(minutes=1)
     """How soon an execution refused for a version mismatch is offered to workers again."""
+    max_recovery_attempts: int = DEFAULT_MAX_RECOVERY_ATTEMPTS
+    """How often in a row an execution is recovered after its worker died mid-invocation
+    before the step that was running is failed for good with RecoveryLimitError (a saga
+    then compensates); see :mod:`durable_core.recovery`."""
 
     def __post_init__(self) -> None:
+        check_max_recovery_attempts(self.max_recovery_attempts)
         if self.lease_ttl < timedelta(seconds=1):
             raise ValidationError("lease_ttl must be at least 1 second")
         if self.inline_retry_threshold < timedelta(0):
@@ -298,6 +309,10 @@ class Runtime:
                     )
                 ),
             )
+        if ex.recovery_attempts:
+            given_up = recovery_end(ex, self.options.max_recovery_attempts)
+            if given_up is not None:
+                return store.finish_invocation(lease, given_up, self.clock.now())
         journal = Journal(
             execution=ex,
             operations=store.load_operations(ex.id),
@@ -308,20 +323,35 @@ class Runtime:
             options=InvocationOptions(
                 lease_ttl=self.options.lease_ttl,
                 inline_retry_threshold=self.options.inline_retry_threshold,
+                max_recovery_attempts=self.options.max_recovery_attempts,
             ),
             services=self,
         )
         held = self._keeper.hold(journal)
         try:
-            end = run_invocation(fn, journal)
-        except LeaseLostError:
-            return store.get_execution(ex.id)
-        finally:
-            self._keeper.release(held)
-        try:
+            try:
+                end = run_invocation(fn, journal)
+            finally:
+                self._keeper.release(held)
             return store.finish_invocation(journal.lease, end, self.clock.now())
         except LeaseLostError:
             return store.get_execution(ex.id)
+        except StoreError:  # a failed write (disk full): nothing half-written, lease given back
+            self._give_back(journal.lease)
+            raise
+
+    def _give_back(self, lease: Lease) -> None:
+        """Release ``lease`` after a store error, so a worker may retry at once, not after
+        the TTL. Safe: stores write all or nothing, so the journal is as last committed.
+        Best effort: a store that cannot take this write either lets the lease expire."""
+        try:
+            self.store.release_lease(lease)
+        except Exception as e:
+            _log.warning(
+                "could not release the lease after a store error; it expires after lease_ttl",
+                execution_id=lease.execution_id,
+                error=str(e),
+            )
 
     def _park(self, lease: Lease, reason: str) -> Execution:
         """Leave an execution RUNNING but not due soon, saying why (nothing is lost)."""

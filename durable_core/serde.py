@@ -6,6 +6,15 @@ Invariants:
 - Nothing read from a store is ever unpickled; there is no pickle anywhere.
 - A value that cannot be serialized, or whose JSON exceeds the size limit, raises
   :class:`~durable_core.errors.SerializationError` naming the operation.
+- A type whose values cannot round-trip through JSON (no pydantic schema, or a schema with a
+  callable, a generator, a class or an isinstance-only check in it) is refused by
+  :func:`check_type` with a SerializationError, never a raw pydantic error. Operations check
+  their declared types before they run anything, so such a type stops an operation before its
+  effect, with nothing recorded.
+- Annotations are read with their ``Annotated`` extras (:func:`type_hints`), so serializers
+  and validators attached to a return or event type are applied in both directions.
+- One TypeAdapter per (hashable) type, built and checked once, is shared by the checks and
+  every dump and load: the per-operation check is a cache lookup.
 - The engine round-trips every value before recording it, so the first run and every
   replay return an equal value of the same type.
 """
@@ -17,6 +26,7 @@ import inspect
 import json
 import typing
 from collections.abc import Callable, Iterator
+from types import FunctionType, MethodType
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import TypeAdapter
@@ -42,17 +52,124 @@ class Serde(Protocol):
         ...
 
 
+_NOT_JSON = {
+    "callable": "it holds a callable, which has no JSON form",
+    "generator": (
+        "it holds a generator or iterator, which is consumed once: the value recorded would "
+        "not be the value returned"
+    ),
+    "is-instance": (
+        "it holds a class pydantic only checks with isinstance (arbitrary_types_allowed), "
+        "whose values cannot be read back from JSON"
+    ),
+    "is-subclass": "it holds a class object (type[...]), which cannot be read back from JSON",
+}
+"""Core-schema kinds whose values cannot round-trip through JSON, and why."""
+
+
+class _UnsupportedTypeError(Exception):
+    """A type's values cannot round-trip through JSON; the message says why."""
+
+
+def _why_not_json(schema: object) -> str | None:
+    """Why a pydantic core schema cannot round-trip through JSON, or None if it can.
+
+    Walks every nested schema except the Python-only branch of a ``json-or-python`` schema
+    (JSON input never takes it: ``Sequence`` and ``Path`` check isinstance there) and
+    metadata."""
+    if isinstance(schema, dict):
+        kind = schema.get("type")
+        if isinstance(kind, str) and kind in _NOT_JSON:
+            return _NOT_JSON[kind]
+        for key, value in schema.items():
+            if key == "metadata" or (key == "python_schema" and kind == "json-or-python"):
+                continue
+            reason = _why_not_json(value)
+            if reason is not None:
+                return reason
+    elif isinstance(schema, list | tuple):
+        for value in schema:
+            reason = _why_not_json(value)
+            if reason is not None:
+                return reason
+    return None
+
+
+def _build(type_: Any) -> TypeAdapter[Any]:
+    try:
+        adapter: TypeAdapter[Any] = TypeAdapter(type_)
+    except Exception as e:  # pydantic raises several kinds (schema, user, name errors)
+        # Only pydantic's first sentence: its advice (arbitrary_types_allowed) does not apply.
+        first = str(e).strip().split("\n", 1)[0].split(". ", 1)[0].rstrip(".")
+        raise _UnsupportedTypeError(f"pydantic has no schema for it ({first})") from e
+    reason = _why_not_json(adapter.core_schema)
+    if reason is not None:
+        raise _UnsupportedTypeError(reason)
+    return adapter
+
+
 @functools.lru_cache(maxsize=512)
 def _adapter(type_: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(type_)
+    return _build(type_)
 
 
-def adapter_for(type_: Any) -> TypeAdapter[Any]:
-    """A cached TypeAdapter; unhashable types get a fresh one."""
+def _label(type_: Any) -> str:
+    if not isinstance(type_, type):
+        return repr(type_)  # typing forms print well: list[int], Annotated[...]
+    module = "" if type_.__module__ == "builtins" else f"{type_.__module__}."
+    return f"{module}{type_.__qualname__}"
+
+
+def adapter_for(
+    type_: Any, *, what: str = "value", fn: Callable[..., Any] | None = None
+) -> TypeAdapter[Any]:
+    """The TypeAdapter of ``type_``, checked to round-trip through JSON; cached per type
+    (an unhashable type gets a fresh one).
+
+    Args:
+        type_: the declared type.
+        what: the operation, for the error message (``"step 'charge'"``).
+        fn: the function whose annotation ``type_`` is, named in the error message.
+
+    Raises:
+        SerializationError: values of ``type_`` cannot round-trip through JSON.
+    """
     try:
-        return _adapter(type_)
-    except TypeError:
-        return TypeAdapter(type_)
+        try:
+            return _adapter(type_)
+        except TypeError:  # unhashable type (e.g. Annotated with unhashable metadata)
+            return _build(type_)
+    except _UnsupportedTypeError as e:
+        source = f" (the return annotation of {describe(fn)})" if fn is not None else ""
+        raise SerializationError(
+            f"{what}: the type {_label(type_)}{source} cannot be serialized to JSON: {e}. "
+            "The journal records values as JSON: annotate plain data, a pydantic model or a "
+            "dataclass instead (an operation's result_type= overrides a return annotation).",
+            operation=what,
+        ) from e
+
+
+def check_type(type_: Any, *, what: str, fn: Callable[..., Any] | None = None) -> None:
+    """Refuse, before anything runs, a declared type whose values cannot cross the journal.
+
+    The check builds the same cached adapter that later serializes the values, so calling
+    it per operation costs a cache lookup.
+
+    Raises:
+        SerializationError: naming ``what`` (and ``fn``): see :func:`adapter_for`.
+    """
+    if type_ is Any:
+        return
+    try:
+        _adapter(type_)  # the fast path: a cache hit once the type has been seen
+    except (TypeError, _UnsupportedTypeError):
+        adapter_for(type_, what=what, fn=fn)  # unhashable, or raise the error naming it
+
+
+def describe(fn: Callable[..., Any]) -> str:
+    """``module.qualname`` of a function (or of a callable object's class), for messages."""
+    target = fn if hasattr(fn, "__qualname__") else type(fn)
+    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(fn))}"
 
 
 class PydanticSerde:
@@ -73,8 +190,9 @@ class PydanticSerde:
                 "as plain data instead (e.g. list(...) or the text).",
                 operation=what,
             )
+        adapter = adapter_for(type_, what=what)
         try:
-            raw = adapter_for(type_).dump_json(value)
+            raw = adapter.dump_json(value)
         except (PydanticSerializationError, PydanticValidationError, TypeError, ValueError) as e:
             raise SerializationError(
                 f"{what}: value of type {type(value).__name__} is not JSON-serializable "
@@ -92,14 +210,30 @@ class PydanticSerde:
         return raw.decode()
 
     def load(self, text: str, type_: Any, *, what: str) -> Any:
+        adapter = adapter_for(type_, what=what)
         try:
-            return adapter_for(type_).validate_json(text)
+            return adapter.validate_json(text)
         except PydanticValidationError as e:
+            # Reached on the first run too: the engine reads back every value it records.
             raise SerializationError(
-                f"{what}: the recorded value does not fit the type {type_!r}: {e}. Did the "
+                f"{what}: the value does not fit the declared type {_label(type_)}: {e}. A "
+                "function must return a value of its annotated type; when replaying, did the "
                 "annotated type change while this execution was in flight?",
                 operation=what,
             ) from e
+
+
+def round_trip(value: Any, type_: Any, *, what: str) -> Any:
+    """``value`` as the journal will read it back as ``type_`` (by the default serde, without
+    a size limit), for code that must know a value can be recorded before it is.
+
+    Raises:
+        SerializationError: ``value`` does not serialize as, or read back into, ``type_``.
+    """
+    return _ROUND_TRIP.load(_ROUND_TRIP.dump(value, type_, what=what), type_, what=what)
+
+
+_ROUND_TRIP = PydanticSerde(max_bytes=2**62)
 
 
 def _not_json(constant: str) -> Any:
@@ -113,10 +247,30 @@ def loads_strict(text: str | bytes) -> Any:
     return json.loads(text, parse_constant=_not_json)
 
 
+def type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The resolved annotations of ``fn`` with their ``Annotated`` extras kept (a
+    ``PlainSerializer`` or validator is part of the type the journal uses); ``{}`` when they
+    cannot be resolved. Every reader of a durable annotation goes through here."""
+    try:
+        return typing.get_type_hints(fn, include_extras=True)
+    except Exception:
+        return {}
+
+
+def _annotated_target(fn: Callable[..., Any]) -> Any:
+    """The function whose annotations describe calling ``fn``: the unwrapped function, or a
+    callable object's ``__call__``."""
+    target: Any = inspect.unwrap(fn) if hasattr(fn, "__wrapped__") else fn
+    if not isinstance(target, FunctionType | MethodType):
+        target = getattr(target, "__call__", target)  # noqa: B004 - a callable object's method
+    return target
+
+
 def return_type(fn: Callable[..., Any]) -> Any:
-    """The annotated return type of ``fn``, or ``Any`` when absent or unresolvable."""
-    target = inspect.unwrap(fn) if hasattr(fn, "__wrapped__") else fn
-    if not getattr(target, "__annotations__", None):
+    """The annotated return type of ``fn`` (or of its ``__call__``), with ``Annotated``
+    extras; ``Any`` when absent or unresolvable."""
+    plain = type(fn) is FunctionType and not hasattr(fn, "__wrapped__")  # the common case
+    if not getattr(fn if plain else _annotated_target(fn), "__annotations__", None):
         return Any  # fast path: lambdas and unannotated callables
     try:
         return _return_type(fn)
@@ -126,10 +280,4 @@ def return_type(fn: Callable[..., Any]) -> Any:
 
 @functools.lru_cache(maxsize=1024)
 def _return_type(fn: Callable[..., Any]) -> Any:
-    target = inspect.unwrap(fn)
-    try:
-        hints = typing.get_type_hints(target)
-    except Exception:
-        return Any
-    hint = hints.get("return", Any)
-    return Any if hint is type(None) and "return" not in hints else hint
+    return type_hints(_annotated_target(fn)).get("return", Any)

@@ -10,8 +10,16 @@ advances an execution at a time.
 
 Invariants:
 - The stop event is only looked at *between* invocations. An invocation that has started
-  always finishes: its outcome is recorded and its lease released before the loop exits,
-  so a graceful stop never leaves an execution waiting for a lease to expire.
+  finishes: its outcome is recorded and its lease released before the loop exits, so a
+  graceful stop never leaves an execution waiting for a lease to expire.
+- ... within a bound: :meth:`Worker.run_forever` gives the running invocations
+  ``shutdown_grace`` seconds after SIGTERM/SIGINT; past it (a hung step) a watchdog ends
+  the process (exit status 1) without them. Their leases are *left to expire*, not
+  released: the hung body may still be running in this process until it exits, and a
+  released lease would let another worker start the same step next to it. Once the
+  process is gone nothing of the invocation runs and the lease ends at most ``lease_ttl``
+  later; the execution is then recovered (a counted recovery, see
+  :mod:`durable_core.recovery`).
 - Executions are claimed one at a time per loop (``tick(limit=1)``), so a stop request
   never strands executions that were claimed but not run.
 - Idle waiting is an ``Event.wait``: a stop request wakes the loop at once.
@@ -19,7 +27,9 @@ Invariants:
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 import time
 from datetime import datetime
@@ -34,6 +44,10 @@ from durable_core.journal import ExecutionStatus
 if TYPE_CHECKING:
     from durable_core.runtime import Runtime
 
+DEFAULT_SHUTDOWN_GRACE_S = 30.0
+"""How long a stop request waits for running invocations (as Kubernetes' default grace)."""
+ABANDONED_EXIT_STATUS = 1
+"""The exit status of a worker process that the shutdown grace ended (see ``run_forever``)."""
 MAX_ERROR_BACKOFF_S = 10.0
 """Longest pause after a tick failed unexpectedly (a store outage, a locked database)."""
 _IDLE_SCAN_LIMIT = 10_000
@@ -55,6 +69,7 @@ class Worker:
         poll_interval: float = 0.2,
         batch: int = 16,
         concurrency: int = 1,
+        shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S,
     ) -> None:
         """Create a worker.
 
@@ -66,6 +81,8 @@ class Worker:
                 More than 1 pays off when invocations wait (on I/O in steps, or on the
                 store's fsync: concurrent checkpoints share one commit on SQLite); the
                 Python work itself still runs one thread at a time.
+            shutdown_grace: seconds :meth:`run_forever` waits for running invocations after
+                a stop signal before it returns without them (a hung step).
         """
         if poll_interval <= 0:
             raise ValidationError(f"poll_interval must be positive, got {poll_interval}")
@@ -73,10 +90,15 @@ class Worker:
             raise ValidationError(f"batch must be at least 1, got {batch}")
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValidationError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
+        if not 0 <= shutdown_grace <= 24 * 3600:  # also refuses NaN
+            raise ValidationError(
+                f"shutdown_grace must be 0 to 86400 seconds, got {shutdown_grace!r}"
+            )
         self.runtime = runtime
         self.poll_interval = poll_interval
         self.batch = batch
         self.concurrency = concurrency
+        self.shutdown_grace = shutdown_grace
         self.executions_run = 0
         """Invocations run since this worker was created."""
         self._count = threading.Lock()
@@ -186,8 +208,12 @@ class Worker:
     def run_forever(self, *, until_idle: bool = False) -> int:
         """Run until SIGTERM or SIGINT, then finish the current invocation and return 0.
 
-        A second SIGINT (Ctrl-C twice) aborts at once with ``KeyboardInterrupt``. Must be
-        called from the main thread (Python delivers signals there only).
+        The signal also starts a watchdog: if the running invocations have not finished
+        ``shutdown_grace`` seconds later (a hung step), it logs that and ends the process
+        with exit status 1 (``os._exit``: a hung thread cannot be stopped otherwise), leaving
+        their leases to expire (see the module docstring). A second SIGINT (Ctrl-C twice)
+        aborts at once with ``KeyboardInterrupt``. Must be called from the main thread
+        (Python delivers signals there only).
 
         Args:
             until_idle: also return when there is no work (see :meth:`run`).
@@ -196,6 +222,7 @@ class Worker:
             The process exit code: 0.
         """
         stop = threading.Event()
+        watchdogs: list[threading.Timer] = []
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             if stop.is_set() and signum == signal.SIGINT:
@@ -203,7 +230,13 @@ class Worker:
             self._log.info(
                 "stop requested; finishing the current invocation",
                 signal=signal.Signals(signum).name,
+                grace_s=self.shutdown_grace,
             )
+            if not watchdogs:
+                watchdog = threading.Timer(self.shutdown_grace, self._abandon)
+                watchdog.daemon = True
+                watchdog.start()
+                watchdogs.append(watchdog)
             stop.set()
 
         previous: dict[signal.Signals, Any] = {}
@@ -212,9 +245,25 @@ class Worker:
         try:
             self.run(stop, until_idle=until_idle)
         finally:
+            for watchdog in watchdogs:
+                watchdog.cancel()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         return 0
+
+    def _abandon(self) -> None:
+        """The shutdown grace ran out with an invocation still running: end the process."""
+        self._log.error(
+            "shutdown grace passed with invocations still running (a hung step?); exiting "
+            "without them. Their leases are left to expire; another worker recovers those "
+            "executions after lease_ttl.",
+            grace_s=self.shutdown_grace,
+            lease_ttl_s=self.runtime.options.lease_ttl.total_seconds(),
+            exit_status=ABANDONED_EXIT_STATUS,
+        )
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(ABANDONED_EXIT_STATUS)
 
 
 class _Either(threading.Event):

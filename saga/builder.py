@@ -63,6 +63,10 @@ class SagaStep:
     """Also undo this step if it fails for good (its effect may have happened)."""
     semantics: StepSemantics = StepSemantics.AT_LEAST_ONCE_PER_RETRY
     """durable_core's crash semantics for an attempt."""
+    timeout: timedelta | None = None
+    """The limit of one attempt of the action (None: no limit)."""
+    compensation_timeout: timedelta | None = None
+    """The limit of one attempt of the compensation (None: no limit)."""
 
 
 class Saga(SagaDefinition[Any, dict[str, Any]]):
@@ -119,6 +123,8 @@ class Saga(SagaDefinition[Any, dict[str, Any]]):
         compensation_retry: RetryPolicy | None = None,
         compensate_uncertain: bool = False,
         semantics: StepSemantics = StepSemantics.AT_LEAST_ONCE_PER_RETRY,
+        timeout: timedelta | None = None,
+        compensation_timeout: timedelta | None = None,
     ) -> Saga:
         """Return a new saga with one more step (see :meth:`SagaContext.step` for options).
 
@@ -135,6 +141,8 @@ class Saga(SagaDefinition[Any, dict[str, Any]]):
             kind=kind,
             compensate_uncertain=compensate_uncertain,
             retry=retry,
+            timeout=timeout,
+            compensation_timeout=compensation_timeout,
             pivot=pivot,
             nested=False,
         )
@@ -147,6 +155,8 @@ class Saga(SagaDefinition[Any, dict[str, Any]]):
             compensation_retry=compensation_retry,
             compensate_uncertain=compensate_uncertain,
             semantics=semantics,
+            timeout=timeout,
+            compensation_timeout=compensation_timeout,
         )
         new = copy.copy(self)
         new.__dict__.pop("durable_function", None)  # the cached property of the old saga
@@ -168,6 +178,8 @@ class Saga(SagaDefinition[Any, dict[str, Any]]):
                 compensation_retry=spec.compensation_retry,
                 compensate_uncertain=spec.compensate_uncertain,
                 semantics=spec.semantics,
+                timeout=spec.timeout,
+                compensation_timeout=spec.compensation_timeout,
             )
         return results
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from pydantic import ValidationError as PydanticValidationError
@@ -100,6 +101,8 @@ class Undo:
     forward_attempts: int | None = None
     args: tuple[Any, ...] = ()
     children: tuple[Undo, ...] = ()
+    timeout: timedelta | None = None
+    """The limit of one attempt of ``compensate`` (``compensation_timeout=``)."""
 
     def flatten(self) -> list[Undo]:
         """The compensations this entry stands for, in the order they run."""
@@ -223,7 +226,7 @@ def _compensate(ctx: DurableContext, saga: str, undo: Undo) -> bool:
             )
         )
 
-    config = StepConfig(retry=undo.policy, result_type=Any)
+    config = StepConfig(retry=undo.policy, result_type=Any, timeout=undo.timeout)
     while True:
         try:
             shielded(ctx, lambda: ctx.step(name, body, config), name)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
 
 from durable_core import (
@@ -38,6 +39,7 @@ from durable_core import (
     StoreError,
     VersionMismatchError,
 )
+from durable_core.serde import return_type
 from saga._journal import PATH_SEPARATOR, RollbackCause
 from saga.compensation import Compensation, Undo, is_terminate, roll_back, shielded
 from saga.errors import (
@@ -53,7 +55,7 @@ from saga.policy import (
     default_forward_policy,
     forward_recovery,
 )
-from saga.rules import check_step, check_step_name, resolve_kind, return_type
+from saga.rules import check_step, check_step_name, resolve_kind, undo_on_failure
 
 if TYPE_CHECKING:
     from saga.definition import SagaDefinition
@@ -142,6 +144,8 @@ class SagaContext:
         compensate_uncertain: bool = False,
         semantics: StepSemantics = StepSemantics.AT_LEAST_ONCE_PER_RETRY,
         result_type: Any = None,
+        timeout: timedelta | None = None,
+        compensation_timeout: timedelta | None = None,
     ) -> T:
         """Run ``action(sc, *args)`` as a checkpointed step; register ``compensate`` for it.
 
@@ -164,6 +168,10 @@ class SagaContext:
                 attempt). The undo then gets ``uncertain=True`` and the error.
             semantics: durable_core's step semantics (at-least-once or at-most-once per retry).
             result_type: the type the result is recorded as (default: the return annotation).
+            timeout: how long one attempt of ``action`` may run (``StepConfig.timeout``):
+                past it the attempt fails with StepTimeoutError, is abandoned, and goes to
+                the retry policy. ``None``: no limit.
+            compensation_timeout: the same limit for one attempt of ``compensate``.
 
         Returns:
             The action's result (the recorded one when replaying).
@@ -179,6 +187,9 @@ class SagaContext:
             kind=kind,
             compensate_uncertain=compensate_uncertain,
             retry=retry,
+            result_type=result_type,
+            timeout=timeout,
+            compensation_timeout=compensation_timeout,
         )
         path = self._child_path(name)
         key = f"{self.execution_id}:{path}"
@@ -191,8 +202,10 @@ class SagaContext:
             retry=policy,
             semantics=semantics,
             result_type=result_type if result_type is not None else return_type(action),
+            timeout=timeout,
         )
         undo_policy = compensation_retry or default_compensation_policy()
+        undo = Undo(path, key, compensate, undo_policy, args=args, timeout=compensation_timeout)
         try:
             if self._pivot is not None and step_kind is not StepKind.PIVOT:
                 value = shielded(self._ctx, lambda: self._ctx.step(path, run, config), path)
@@ -200,10 +213,10 @@ class SagaContext:
                 value = self._ctx.step(path, run, config)
         except StepFailedError as exc:
             self._failure = (exc, path)
-            if compensate is not None and compensate_uncertain:
+            if compensate is not None and undo_on_failure(exc.error_type, compensate_uncertain):
                 error = ErrorInfo(type=exc.error_type, message=exc.args[0], traceback=exc.traceback)
                 self._stack.append(
-                    Undo(path, key, compensate, undo_policy, None, error, exc.attempts, args)
+                    dataclasses.replace(undo, error=error, forward_attempts=exc.attempts)
                 )
             raise
         except ExecutionCancelledError as exc:
@@ -216,7 +229,7 @@ class SagaContext:
                 )
             raise
         if compensate is not None:
-            self._stack.append(Undo(path, key, compensate, undo_policy, value, None, None, args))
+            self._stack.append(dataclasses.replace(undo, result=value))
         if step_kind is StepKind.PIVOT:
             self._pivot_done = True
         return value
@@ -280,6 +293,8 @@ class SagaContext:
         compensate_uncertain: bool = False,
         semantics: StepSemantics = StepSemantics.AT_LEAST_ONCE_PER_RETRY,
         result_type: Any = None,
+        timeout: timedelta | None = None,
+        compensation_timeout: timedelta | None = None,
     ) -> SagaBranch[T]:
         """Declare one branch of :meth:`parallel` (same options as :meth:`step`).
 
@@ -296,6 +311,8 @@ class SagaContext:
             compensate_uncertain,
             semantics,
             result_type,
+            timeout,
+            compensation_timeout,
         )
 
     def parallel(
@@ -332,6 +349,9 @@ class SagaContext:
         kind: StepKind | str | None,
         compensate_uncertain: bool,
         retry: object,
+        timeout: object,
+        compensation_timeout: object,
+        result_type: Any = None,
     ) -> StepKind:
         check_step_name(self._saga, name, self._names)
         check_step(
@@ -342,8 +362,11 @@ class SagaContext:
             kind=kind,
             compensate_uncertain=compensate_uncertain,
             retry=retry,
+            timeout=timeout,
+            compensation_timeout=compensation_timeout,
             pivot=self._pivot,
             nested=self._nested,
+            result_type=result_type,
         )
         step_kind = resolve_kind(kind, compensate, pivot=self._pivot)
         self._names.add(name)

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-import typing
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 from durable_core import DurableContext
+from durable_core.serde import type_hints
 from saga.context import SagaContext
 from saga.definition import SagaDefinition
 from saga.errors import SagaDefinitionError
@@ -127,10 +127,7 @@ def _check_signature(fn: object) -> tuple[Any, Any]:
             f"saga function {label!r} must take exactly two positional parameters "
             f"(s: SagaContext, event); its signature is {sig}"
         )
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:
-        hints = {}
+    hints = type_hints(fn)
     first = hints.get(positional[0].name)
     if first is DurableContext:
         raise SagaDefinitionError(

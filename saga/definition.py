@@ -24,8 +24,10 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from durable_core import DurableContext, DurableFunction
+from durable_core.serde import round_trip
 from saga.context import SagaContext, run_saga
 from saga.errors import SagaDefinitionError
+from saga.rules import check_saga_types
 
 E = TypeVar("E")
 R = TypeVar("R")
@@ -51,6 +53,7 @@ class SagaDefinition(ABC, Generic[E, R]):
             raise SagaDefinitionError(
                 f"saga {name!r}: deadline must be a positive timedelta, got {deadline!r}"
             )
+        check_saga_types(name, input_type=input_type, result_type=result_type)
         self._name = name
         self._version = version
         self._deadline = deadline
@@ -109,4 +112,12 @@ class SagaDefinition(ABC, Generic[E, R]):
         return self._entry(ctx, event)
 
     def _entry(self, ctx: DurableContext, event: E) -> R:
-        return run_saga(SagaContext(ctx, saga=self._name), self.run_body, event)
+        return run_saga(SagaContext(ctx, saga=self._name), self._run_checked, event)
+
+    def _run_checked(self, s: SagaContext, event: E) -> R:
+        """The body, then its result checked against the result type inside the rollback:
+        a result that cannot be recorded fails the saga like any error of its body (rolled
+        back before the pivot), instead of failing the execution with every step done."""
+        value = self.run_body(s, event)
+        round_trip(value, self._result_type, what=f"the result of saga {self._name!r}")
+        return value

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
@@ -43,11 +44,12 @@ from durable_core import (
     StepFailedError,
     StepSemantics,
 )
+from durable_core.serde import return_type
 from saga._journal import PATH_SEPARATOR
 from saga.compensation import Compensation, Undo, is_terminate, shielded
 from saga.errors import SagaDefinitionError
 from saga.policy import StepKind, default_compensation_policy
-from saga.rules import check_step, check_step_name, resolve_kind, return_type
+from saga.rules import check_step, check_step_name, resolve_kind, undo_on_failure
 
 if TYPE_CHECKING:
     from saga.context import SagaContext
@@ -71,6 +73,10 @@ class SagaBranch(Generic[T]):
     compensate_uncertain: bool
     semantics: StepSemantics
     result_type: Any
+    timeout: timedelta | None = None
+    """The limit of one attempt of ``action``."""
+    compensation_timeout: timedelta | None = None
+    """The limit of one attempt of ``compensate``."""
 
 
 class BranchOutcome(BaseModel):
@@ -166,7 +172,12 @@ def run_parallel(
             p,
             f"{s.execution_id}:{p}",
             b,
-            StepConfig(retry=s._forward_policy(k, b.retry), semantics=b.semantics, result_type=t),
+            StepConfig(
+                retry=s._forward_policy(k, b.retry),
+                semantics=b.semantics,
+                result_type=t,
+                timeout=b.timeout,
+            ),
             forward=s._pivot is not None,
         )
         for b, p, k, t in zip(items, paths, kinds, types, strict=True)
@@ -190,6 +201,7 @@ def run_parallel(
             b.compensate,
             b.compensation_retry or default_compensation_policy(),
             args=b.args,
+            timeout=b.compensation_timeout,
         )
         if outcome.error is None and not outcome.interrupted:
             value = typed(outcome.value, t)
@@ -199,8 +211,12 @@ def run_parallel(
             continue
         if outcome.error is not None:
             failure = failure or branch_failure(p, outcome, s.execution_id)
-        uncertain = outcome.error is not None or bool(outcome.attempts)
-        if b.compensate is not None and b.compensate_uncertain and uncertain:
+        wanted = (
+            b.compensate_uncertain
+            if outcome.error is None
+            else undo_on_failure(outcome.error.type, b.compensate_uncertain)
+        )
+        if b.compensate is not None and wanted and (outcome.error or outcome.attempts):
             error = outcome.error or ErrorInfo(
                 type="durable_core.cancel", message=f"cancelled: {outcome.cancelled}"
             )
@@ -236,8 +252,11 @@ def _declare(s: SagaContext, group: str, branch: object, taken: set[str]) -> Ste
         kind=branch.kind,
         compensate_uncertain=branch.compensate_uncertain,
         retry=branch.retry,
+        timeout=branch.timeout,
+        compensation_timeout=branch.compensation_timeout,
         pivot=s._pivot,
         nested=s._nested,
+        result_type=branch.result_type,
     )
     kind = resolve_kind(branch.kind, branch.compensate, pivot=s._pivot)
     if kind is StepKind.PIVOT:

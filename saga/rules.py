@@ -10,16 +10,27 @@ Invariants:
 - Nothing compensatable follows the pivot: an explicit ``COMPENSATABLE`` kind or a
   ``compensate=`` after it is an error, and a step with neither is retriable.
 - A retriable step has no compensation.
+- A step's result type (its ``result_type=``, else the action's return annotation with its
+  ``Annotated`` extras) and a saga's event and result types can cross the journal as JSON;
+  otherwise :class:`durable_core.SerializationError` names the saga, the step and the action,
+  before anything runs or is recorded.
+- A step that failed for good with a SerializationError ran its body (its value could not be
+  recorded), so its compensation runs on rollback as for ``compensate_uncertain=True``.
 """
 
 from __future__ import annotations
 
-import inspect
-import typing
 from collections.abc import Callable, Collection
 from typing import Any
 
-from durable_core import RetryPolicy
+from durable_core import (
+    PayloadTooLargeError,
+    RetryPolicy,
+    SerializationError,
+    StepConfig,
+    ValidationError,
+)
+from durable_core.serde import check_type, return_type
 from saga._journal import PATH_SEPARATOR, RESERVED_PREFIXES
 from saga.errors import SagaDefinitionError
 from saga.policy import StepKind
@@ -60,11 +71,23 @@ def check_step(
     kind: StepKind | str | None,
     compensate_uncertain: bool,
     retry: object,
+    timeout: object = None,
+    compensation_timeout: object = None,
     pivot: str | None,
     nested: bool,
+    result_type: Any = None,
 ) -> None:
-    """Validate one step declaration (shared by ``s.step`` and the builder)."""
+    """Validate one step declaration (shared by ``s.step`` and the builder).
+
+    Raises:
+        SagaDefinitionError: the declaration breaks a rule of the module docstring.
+        SerializationError: the step's result type cannot cross the journal as JSON.
+    """
     where = f"saga {saga!r}, step {name!r}"
+    _check_timeout(where, "timeout", timeout)
+    _check_timeout(where, "compensation_timeout", compensation_timeout)
+    if compensation_timeout is not None and compensate is None:
+        raise SagaDefinitionError(f"{where}: compensation_timeout= needs compensate=")
     from saga.definition import SagaDefinition  # a cycle: definition builds on this module
 
     if isinstance(action, SagaDefinition):
@@ -111,6 +134,52 @@ def check_step(
             "compensate= (steps after the pivot are retriable by default), or move this step "
             "before the pivot."
         )
+    _check_result_type(where, action, result_type)
+
+
+def _check_result_type(where: str, action: Callable[..., Any], result_type: Any) -> None:
+    if result_type is not None:
+        check_type(result_type, what=where)
+    else:
+        check_type(return_type(action), what=where, fn=action)
+
+
+def check_saga_types(saga: str, *, input_type: Any, result_type: Any) -> None:
+    """Check a saga's event and result types can cross the journal as JSON.
+
+    Raises:
+        SerializationError: naming the saga and which of the two types is at fault.
+    """
+    check_type(input_type, what=f"the input event of saga {saga!r}")
+    check_type(result_type, what=f"the result of saga {saga!r}")
+
+
+_UNRECORDABLE = tuple(
+    f"{e.__module__}.{e.__qualname__}" for e in (SerializationError, PayloadTooLargeError)
+)
+"""The recorded error types of a step whose body returned a value that could not be
+recorded (not serializable, not of its type, too large)."""
+
+
+def undo_on_failure(error_type: str, compensate_uncertain: bool) -> bool:
+    """Whether a step that failed for good (with the recorded ``error_type``) still gets its
+    compensation on rollback.
+
+    Yes with ``compensate_uncertain=True``, and always when it failed with a
+    SerializationError: its body ran and returned, so its effect happened; only its value
+    could not be recorded. The undo then gets ``uncertain=True`` and the error, as for an
+    uncertain step, and the effect is never left behind silently."""
+    return compensate_uncertain or error_type in _UNRECORDABLE
+
+
+def _check_timeout(where: str, option: str, value: object) -> None:
+    """Refuse a timeout ``StepConfig`` would refuse, naming the step and the option."""
+    if value is None:
+        return
+    try:
+        StepConfig(timeout=value)  # type: ignore[arg-type]  # checking what a caller gave
+    except ValidationError as e:
+        raise SagaDefinitionError(f"{where}: {option}={value!r} is refused: {e}") from None
 
 
 def resolve_kind(kind: StepKind | str | None, compensate: object, *, pivot: str | None) -> StepKind:
@@ -133,16 +202,3 @@ def _parse_kind(where: str, kind: StepKind | str | None) -> StepKind | None:
             f"{where}: unknown step kind {kind!r}; use one of "
             f"{', '.join(k.value for k in StepKind)}"
         ) from None
-
-
-def return_type(fn: Callable[..., Any]) -> Any:
-    """The return annotation of ``fn`` (or of its ``__call__``), else ``Any``: the type a
-    step's result is recorded as."""
-    target: Any = inspect.unwrap(fn)
-    if not (inspect.isfunction(target) or inspect.ismethod(target)):
-        target = getattr(target, "__call__", target)  # noqa: B004 - a callable object's method
-    try:
-        hints = typing.get_type_hints(target)
-    except Exception:
-        return Any
-    return hints.get("return", Any)

@@ -30,7 +30,7 @@ from durable_core.operations._batch_types import (
 )
 from durable_core.operations._batch_view import BranchCancelled
 from durable_core.replay import check_name
-from durable_core.serde import return_type
+from durable_core.serde import check_type, return_type
 
 if TYPE_CHECKING:
     from durable_core.context import DurableContext
@@ -127,6 +127,8 @@ def run_parallel(
             )
     names = _names(branch_names, [f"parallel-branch-{i}" for i in range(len(fns))], what)
     specs = [BranchSpec(n, fn, return_type(fn)) for n, fn in zip(names, fns, strict=True)]
+    for spec, fn in zip(specs, fns, strict=True):
+        check_type(spec.result_type, what=f"{what} branch {spec.name!r}", fn=fn)
     run = BatchRun(
         parent,
         name,
@@ -167,6 +169,7 @@ def run_map(
         raise ValidationError(f"{what}: item_name must be a callable (item, index) -> str")
     values = _as_list(items, what, "items")
     type_ = return_type(fn)
+    check_type(type_, what=what, fn=fn)
     specs: list[BranchSpec] = []
     for i, item in enumerate(values):
         label = item_name(item, i) if item_name is not None else f"map-item-{i}"

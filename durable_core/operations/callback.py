@@ -31,6 +31,7 @@ from durable_core.journal import (
     OperationType,
 )
 from durable_core.replay import recorded_stop
+from durable_core.serde import check_type
 
 if TYPE_CHECKING:
     from durable_core.replay import Journal, Scope
@@ -134,7 +135,13 @@ def create_callback(
     heartbeat_timeout: timedelta | None,
     result_type: Any,
 ) -> Callback[Any]:
-    """Create (or replay the creation of) a callback and return its handle."""
+    """Create (or replay the creation of) a callback and return its handle.
+
+    Raises:
+        SerializationError: ``result_type`` cannot be read from JSON (nothing recorded, no
+            token minted: the external system must not act on a payload we cannot read).
+    """
+    check_type(result_type, what=f"callback {name!r}")
     journal = scope.journal
     slot = scope.begin(OperationType.CALLBACK, name, "Callback")
     if slot.recorded is None:

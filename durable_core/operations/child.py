@@ -40,13 +40,14 @@ def run_child(
     result_type: Any = None,
 ) -> T:
     """Run (or replay) ``fn`` in a child scope and checkpoint its result as one value."""
-    from durable_core.serde import return_type
+    from durable_core.serde import check_type, return_type
 
     scope = parent._scope
     journal = scope.journal
-    slot = scope.begin(OperationType.CONTEXT, name, sub_type)
     type_ = result_type if result_type is not None else return_type(fn)
     what = f"child context {name!r}"
+    check_type(type_, what=what, fn=None if result_type is not None else fn)  # before the body
+    slot = scope.begin(OperationType.CONTEXT, name, sub_type)
     rec = slot.recorded
     if rec is not None and rec.status is OperationStatus.SUCCEEDED:
         scope.after_replayed()

@@ -18,6 +18,7 @@ from durable_core.journal import ErrorInfo, Operation, OperationStatus, Operatio
 from durable_core.logging import ReplayAwareLogger
 from durable_core.operations.step import StepContext, failed_error
 from durable_core.retry import retry_state
+from durable_core.serde import check_type
 
 if TYPE_CHECKING:
     from tenacity.wait import WaitBaseT
@@ -43,6 +44,7 @@ def run_condition(
     """Poll (or replay polls) until ``done(state)``; return the final state."""
     journal = scope.journal
     what = f"condition {name!r}"
+    check_type(state_type, what=what)  # before the first poll runs
     slot = scope.begin(OperationType.STEP, name, SUB_TYPE)
     rec = slot.recorded
     if rec is not None and rec.status is OperationStatus.SUCCEEDED:

@@ -44,6 +44,7 @@ from durable_core.journal import (
     StopKind,
 )
 from durable_core.replay import check_name
+from durable_core.serde import check_type
 
 if TYPE_CHECKING:
     from durable_core.context import DurableContext
@@ -143,6 +144,7 @@ def run_invoke(
     op_name = check_name(name if name is not None else fn.name, "invoke")
     type_ = result_type if result_type is not None else fn.result_type
     what = f"invoke {op_name!r}"
+    check_type(type_, what=what)  # fn's own types were checked when it was made
     serde, about = journal.serde, f"payload of {what}"
     # Validated against the child's input type now, so a bad payload records nothing.
     event = serde.load(serde.dump(payload, Any, what=about), fn.input_type, what=about)

@@ -9,6 +9,16 @@ Invariants:
   instead of sleeping.
 - At-most-once: the attempt's start is recorded before the body runs; an attempt found
   STARTED on replay counts as failed with StepInterruptedError and is never re-run blindly.
+- The result type is checked before anything else: a type that cannot cross the journal
+  raises SerializationError naming the step and its function, with nothing run or recorded.
+  A body whose value then does not serialize (or does not fit the type) fails the step for
+  good with a SerializationError: its effect happened, so it is recorded, never lost.
+- In an invocation past the recovery cap (``max_recovery_attempts``) the first attempt
+  to run fails for good with RecoveryLimitError instead of running (see
+  :mod:`durable_core.recovery`).
+- An attempt past ``config.timeout`` fails with StepTimeoutError (see
+  :mod:`durable_core.operations._attempt`); only this thread records, so the abandoned
+  attempt's late outcome is never written.
 """
 
 from __future__ import annotations
@@ -26,8 +36,9 @@ from durable_core.errors import (
 )
 from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.logging import ReplayAwareLogger
+from durable_core.operations._attempt import run_attempt
 from durable_core.retry import StepConfig, StepSemantics
-from durable_core.serde import return_type
+from durable_core.serde import check_type, return_type
 
 if TYPE_CHECKING:
     from durable_core.replay import Journal, Scope, Slot
@@ -77,10 +88,11 @@ def run_step(
 ) -> T:
     """Run (or replay) one step; see the module docstring for the rules."""
     journal = scope.journal
-    slot = scope.begin(OperationType.STEP, name, sub_type)
-    type_ = config.result_type if config.result_type is not None else return_type(fn)
-    rec = slot.recorded
     what = f"step {name!r}"
+    type_ = config.result_type if config.result_type is not None else return_type(fn)
+    check_type(type_, what=what, fn=None if config.result_type is not None else fn)
+    slot = scope.begin(OperationType.STEP, name, sub_type)
+    rec = slot.recorded
     if rec is not None and rec.status is OperationStatus.SUCCEEDED:
         scope.after_replayed()
         return journal.serde.load(rec.result or "null", type_, what=what)  # type: ignore[no-any-return]
@@ -105,6 +117,9 @@ def run_step(
                 "finished; its effect is unknown, so it is not re-run blindly"
             )
             attempt = run.after_failure(attempt, interrupted)
+    crash_looping = journal.take_recovery_limit()
+    if crash_looping is not None:  # this step was running each time the worker died
+        raise run.fail(attempt, crash_looping) from None
 
     while True:
         if config.semantics is StepSemantics.AT_MOST_ONCE_PER_RETRY:
@@ -118,7 +133,7 @@ def run_step(
             logger=logger.bind(operation=name, attempt=attempt),
         )
         try:
-            value = fn(ctx)
+            value = run_attempt(fn, ctx, timeout=config.timeout, step=name, attempt=attempt)
         except Exception as exc:
             attempt = run.after_failure(attempt, exc)
             continue

@@ -13,6 +13,9 @@ them against each backend):
 - **No lost wake-ups.** External events (callback completion or heartbeat, stop requests,
   a child execution finishing) increment ``signal_seq`` and make the execution due now;
   ``finish_invocation`` keeps it due if ``signal_seq`` moved since the lease was taken.
+- **Recoveries are counted.** Taking over an expired lease that was never released
+  increments ``recovery_attempts``; ``finish_invocation`` resets it to 0; ``release_lease``
+  leaves it as it is.
 - **Insertion order.** ``load_operations`` returns records in the order they were first
   written.
 - Records read back are validated; a row that fails to parse raises
@@ -52,6 +55,16 @@ def check_stop(ex: Execution) -> None:
             f"execution {ex.id!r} already holds {MAX_STOP_REQUESTS} stop requests; the first "
             "cancel and the first terminate are the ones that count. Nothing was recorded."
         )
+
+
+def recovered(ex: Execution) -> int:
+    """``ex.recovery_attempts`` after a lease is taken: one more if the lease was still held.
+
+    A lease is taken only when it is free or expired; one still held (``lease_owner`` set)
+    expired without its holder finishing or releasing it, so that worker died (or stalled
+    past the TTL) in the middle of an invocation, and this acquisition is a recovery.
+    """
+    return ex.recovery_attempts + (1 if ex.lease_owner is not None else 0)
 
 
 def operation_json(op: Operation) -> str:

@@ -63,9 +63,8 @@ DUE = "DUE"
 _META, _OP, _CB, _RUN = "#META", "OP#", "#CB", ExecutionStatus.RUNNING.value
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOT = {"status", "fence", "signal_seq", "lease_owner", "lease_expires", "wake_at"}
-_HOT |= {"updated_at", "stop_requests"}
+_HOT |= {"updated_at", "stop_requests", "recovery_attempts"}
 _FENCED = "fence = :f AND lease_owner = :o"
-_FREE = "(attribute_not_exists(lease_owner) OR lease_exp_us <= :now)"
 _SIGNAL = "SET signal_seq = signal_seq + :one, wake_us = :now, due_pk = :due, updated_us = :now"
 
 
@@ -228,6 +227,7 @@ class DynamoDBStore:
             "status": _s(ex.status.value),
             "fence": _n(ex.fence),
             "signal_seq": _n(ex.signal_seq),
+            "recoveries": _n(ex.recovery_attempts),
             "op_count": _n(op_count),
             "updated_us": _n(_us(ex.updated_at)),
             "list_pk": _s("EXEC"),
@@ -263,6 +263,7 @@ class DynamoDBStore:
                 wake_at=None if wake is None else _dt(wake),
                 updated_at=_dt(item["updated_us"]["N"]),
                 stop_requests=[json.loads(v["S"]) for v in item.get("stops", {}).get("L", [])],
+                recovery_attempts=int(_opt(item, "recoveries") or 0),  # absent: older items
             )
             return Execution.model_validate(data)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -426,9 +427,14 @@ class DynamoDBStore:
     def _take(
         self, execution_id: str, owner: str, now: datetime, ttl: timedelta, due: bool
     ) -> Lease | None:
-        """Conditionally take the lease (RUNNING, free or expired; due too if ``due``)."""
+        """Conditionally take the lease (RUNNING, free or expired; due too if ``due``).
+
+        A free lease is taken in one conditional update. An expired one that is still held
+        (its holder died) is taken over in a second update conditional on that same holder
+        and fence, which also counts the recovery (``recoveries``).
+        """
         expires = now + ttl
-        cond = f"attribute_exists(PK) AND #st = :run AND {_FREE}"
+        cond = "attribute_exists(PK) AND #st = :run AND attribute_not_exists(lease_owner)"
         values = {":o": _s(owner), ":e": _n(_us(expires)), ":one": _n(1)}
         values |= {":now": _n(_us(now)), ":run": _s(_RUN)}
         if due:  # the due index lags the table: re-check that it is still due
@@ -436,16 +442,24 @@ class DynamoDBStore:
             values[":due"] = _s(DUE)
         expr = "SET lease_owner = :o, lease_exp_us = :e, fence = fence + :one, updated_us = :now"
         try:
-            new = self._call(
-                "update_item",
-                **self._update(f"EXEC#{execution_id}", _META, expr, cond, values),
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )["Attributes"]
+            new = self._lease_update(execution_id, expr, cond, values)
         except _RejectedError as rej:
-            if rej.item is None and not due:
+            old = rej.item
+            if old is None and not due:
                 raise ExecutionNotFoundError(execution_id) from None
-            return None  # held by someone else, finished, or (claim) no longer due
+            held_until = None if old is None else _opt(old, "lease_exp_us")
+            if old is None or "lease_owner" not in old or int(held_until or 0) > _us(now):
+                return None  # held by someone else, finished, or (claim) no longer due
+            values |= {":dead": old["lease_owner"], ":df": old["fence"], ":zero": _n(0)}
+            cond = cond.replace(
+                "attribute_not_exists(lease_owner)",
+                "lease_owner = :dead AND fence = :df AND lease_exp_us <= :now",
+            )
+            expr += ", recoveries = if_not_exists(recoveries, :zero) + :one"
+            try:
+                new = self._lease_update(execution_id, expr, cond, values)
+            except _RejectedError:
+                return None  # another worker took it over first, or it changed meanwhile
         fence = int(new["fence"]["N"])
         with self._lock:
             if len(self._op_counts) > 10_000:
@@ -455,6 +469,15 @@ class DynamoDBStore:
         return Lease(
             execution_id=execution_id, owner=owner, fence=fence, expires=expires, signal_seq=seq
         )
+
+    def _lease_update(self, execution_id: str, expr: str, cond: str, values: Item) -> Item:
+        new: Item = self._call(
+            "update_item",
+            **self._update(f"EXEC#{execution_id}", _META, expr, cond, values),
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )["Attributes"]
+        return new
 
     def acquire_lease(
         self, execution_id: str, owner: str, now: datetime, ttl: timedelta
@@ -568,6 +591,7 @@ class DynamoDBStore:
                 lease_owner=None,
                 lease_expires=None,
                 updated_at=now,
+                recovery_attempts=0,
             )
             ttl = self.ttl_after_finish
             expires = int((now + ttl).timestamp()) if ttl and not running else None

@@ -25,7 +25,7 @@ from durable_core.journal import (
     OperationStatus,
     StopRequest,
 )
-from durable_core.stores.base import InvocationEnd, check_stop
+from durable_core.stores.base import InvocationEnd, check_stop, recovered
 
 
 class MemoryStore:
@@ -86,7 +86,11 @@ class MemoryStore:
         fence = ex.fence + 1
         expires = now + ttl
         self._executions[ex.id] = ex.evolve(
-            lease_owner=owner, lease_expires=expires, fence=fence, updated_at=now
+            lease_owner=owner,
+            lease_expires=expires,
+            fence=fence,
+            updated_at=now,
+            recovery_attempts=recovered(ex),
         )
         return Lease(
             execution_id=ex.id, owner=owner, fence=fence, expires=expires, signal_seq=ex.signal_seq
@@ -158,6 +162,7 @@ class MemoryStore:
                 lease_owner=None,
                 lease_expires=None,
                 updated_at=now,
+                recovery_attempts=0,
             )
             self._executions[ex.id] = updated
             if end.status.is_terminal and ex.parent_execution_id is not None:

@@ -61,7 +61,7 @@ from durable_core.journal import (
     OperationStatus,
     StopRequest,
 )
-from durable_core.stores.base import InvocationEnd, check_stop, operation_json
+from durable_core.stores.base import InvocationEnd, check_stop, operation_json, recovered
 from durable_core.stores.sqlite_commit import GroupCommit
 
 SCHEMA_VERSION = 1
@@ -468,9 +468,8 @@ class SQLiteStore:
         if ex.lease_owner is not None and ex.lease_expires is not None and ex.lease_expires > now:
             return None
         fence, expires = ex.fence + 1, now + ttl
-        self._put(
-            db, ex.evolve(lease_owner=owner, lease_expires=expires, fence=fence, updated_at=now)
-        )
+        changes = {"lease_owner": owner, "lease_expires": expires, "fence": fence}
+        self._put(db, ex.evolve(**changes, updated_at=now, recovery_attempts=recovered(ex)))
         return Lease(
             execution_id=ex.id, owner=owner, fence=fence, expires=expires, signal_seq=ex.signal_seq
         )
@@ -585,6 +584,7 @@ class SQLiteStore:
                 wake_at = now  # an event arrived while we ran: do not sleep through it
             changes = end.model_dump(include={"status", "result", "error", "waiting_for"})
             changes |= {"wake_at": wake_at, "updated_at": now, "lease_owner": None}
+            changes |= {"recovery_attempts": 0}
             done = self._put(db, ex.evolve(**changes, lease_expires=None))
             if end.status.is_terminal and ex.parent_execution_id is not None:
                 self._signal(db, ex.parent_execution_id, now)

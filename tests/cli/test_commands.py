@@ -248,6 +248,11 @@ def test_the_store_and_its_directory_are_created_by_run(durable: Durable, store:
         (("list", "--status", "bogus"), "--status 'bogus' is not one of"),
         (("worker", "--lease-ttl", "0.5"), "--lease-ttl must be at least 1 second"),
         (("worker", "--concurrency", "0"), "concurrency must be a whole number >= 1"),
+        (
+            ("worker", "--max-recovery-attempts", "0"),
+            "--max-recovery-attempts must be a whole number of at least 1",
+        ),
+        (("worker", "--shutdown-grace", "nan"), "--shutdown-grace must be 0 to 86400 seconds"),
         (("worker", "--until-idle", "--import", "no_such_module"), "cannot import it"),
     ],
 )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import uuid
+from collections.abc import Callable, Generator
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+import pytest
+from pydantic import BaseModel, BeforeValidator, PlainSerializer
 
 from durable_core import (
     DurableContext,
@@ -17,6 +20,8 @@ from durable_core import (
     OperationStatus,
     RetryPolicy,
     RuntimeOptions,
+    SerializationError,
+    SQLiteStore,
     StepConfig,
     StepContext,
     StepFailedError,
@@ -201,3 +206,222 @@ def test_normal_and_always_replay_runs_agree_on_typed_values() -> None:
     normal = DurableTestRunner(wf).run(None)
     replayed = DurableTestRunner(wf, always_replay=True).run(None)
     assert normal.result == replayed.result == SHIPMENT
+
+
+# --- types checked before effects ---------------------------------------------------------
+
+
+class NoSchema:
+    """A plain class: pydantic has no schema for it."""
+
+
+UNSERIALIZABLE = [
+    pytest.param(threading.Lock, "no schema", id="threading.Lock"),
+    pytest.param(NoSchema, "no schema", id="plain-class"),
+    pytest.param(Callable[[], int], "callable", id="Callable"),
+    pytest.param(Generator[int, None, None], "generator", id="Generator"),
+    pytest.param(type[int], "class object", id="type"),
+    pytest.param(list[threading.Lock], "no schema", id="list-of-locks"),
+]
+
+
+def annotated(fn: Any, **hints: Any) -> Any:
+    """``fn`` with these annotations (a parametrized type cannot be written in a def)."""
+    fn.__annotations__ = hints
+    return fn
+
+
+@pytest.mark.parametrize(("type_", "why"), UNSERIALIZABLE)
+def test_a_step_whose_return_type_cannot_be_serialized_never_runs(
+    durable_runner: Any, type_: Any, why: str
+) -> None:
+    calls: list[int] = []
+
+    def make_it(sc: StepContext) -> Any:
+        calls.append(sc.attempt)
+        return None
+
+    step_fn = annotated(make_it, sc=StepContext, **{"return": type_})
+
+    @durable
+    def wf(ctx: DurableContext, event: None) -> str:
+        ctx.step("make-it", step_fn)
+        return "done"
+
+    result = durable_runner(wf).run(None)
+
+    assert calls == []  # refused before the body: no effect to lose
+    assert result.status is ExecutionStatus.FAILED
+    assert result.error is not None
+    assert result.error.type == "durable_core.errors.SerializationError"
+    assert "step 'make-it'" in result.error.message
+    assert "make_it" in result.error.message  # the function whose annotation is at fault
+    assert why in result.error.message
+    assert [op.name for op in result.operations] == []  # nothing recorded
+
+
+def test_result_type_replaces_an_annotation_that_cannot_be_serialized(
+    durable_runner: Any,
+) -> None:
+    step_fn = annotated(lambda sc: 7, sc=StepContext, **{"return": threading.Lock})
+
+    @durable
+    def wf(ctx: DurableContext, event: None) -> int:
+        return ctx.step("seven", step_fn, StepConfig(result_type=int))  # type: ignore[no-any-return]
+
+    assert durable_runner(wf).run(None).result == 7
+
+
+@pytest.mark.parametrize(("type_", "why"), UNSERIALIZABLE)
+@pytest.mark.parametrize("where", ["return", "event"])
+def test_a_durable_function_whose_types_cannot_be_serialized_is_refused_at_decoration(
+    type_: Any, why: str, where: str
+) -> None:
+    calls: list[object] = []
+
+    def wf(ctx: DurableContext, event: Any) -> Any:
+        calls.append(event)
+
+    annotated(wf, ctx=DurableContext, **{where: type_})
+    with pytest.raises(SerializationError) as caught:
+        durable(wf)
+
+    what = "the result" if where == "return" else "the input event"
+    assert f"{what} of durable function '{__name__}:" in str(caught.value)
+    assert "wf" in str(caught.value)
+    assert why in str(caught.value)
+    assert calls == []
+
+
+# --- Annotated extras ------------------------------------------------------------------------
+
+
+def _from_cents(value: object) -> object:
+    return Decimal(value) / 100 if isinstance(value, int) else value
+
+
+Cents = Annotated[
+    Decimal,
+    PlainSerializer(lambda d: int(d * 100), return_type=int),
+    BeforeValidator(_from_cents),
+]
+"""Money recorded as an integer number of cents: a custom JSON form both ways."""
+
+
+def price(sc: StepContext) -> Cents:
+    return Decimal("12.50")
+
+
+def test_annotated_serializers_and_validators_are_used_for_the_journal(tmp_path: Any) -> None:
+    def in_child(child: DurableContext) -> Cents:
+        return Decimal("0.99")
+
+    @durable
+    def wf(ctx: DurableContext, event: None) -> Cents:
+        first = ctx.step("price", price)
+        second = ctx.run_in_child_context("fee", in_child)
+        assert type(first) is Decimal and type(second) is Decimal
+        return first + second
+
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    for always_replay in (False, True):
+        runner = DurableTestRunner(wf, store=store, always_replay=always_replay)
+        result = runner.run(None)
+        assert result.status is ExecutionStatus.SUCCEEDED
+        assert result.result == Decimal("13.49")
+        records = {op.name: op.result for op in store.load_operations(result.execution_id)}
+        assert records == {"price": "1250", "fee": "99"}  # the custom form, not "12.50"
+        assert store.get_execution(result.execution_id).result == "1349"
+    store.close()
+
+
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
+def test_a_value_that_does_not_fit_its_type_fails_the_step_naming_it(
+    durable_runner: Any,
+) -> None:
+    calls: list[int] = []
+
+    def count(sc: StepContext) -> int:
+        calls.append(sc.attempt)
+        return "many"  # type: ignore[return-value]
+
+    @durable
+    def wf(ctx: DurableContext, event: None) -> str:
+        try:
+            ctx.step("count", count, StepConfig(retry=RetryPolicy()))
+        except StepFailedError as e:
+            return f"{e.error_type}: {e}"
+        return "counted"
+
+    result = durable_runner(wf).run(None)
+
+    assert calls == [1]  # the body ran once: retrying cannot fix the value
+    assert result.result.startswith("durable_core.errors.SerializationError: ")
+    assert "step 'count'" in result.result
+    assert "does not fit the declared type int" in result.result
+    assert result.get_step("count").status is OperationStatus.FAILED  # recorded, not lost
+
+
+def test_child_contexts_batches_and_callbacks_check_their_types_before_running(
+    durable_runner: Any,
+) -> None:
+    calls: list[str] = []
+
+    def child(ctx: DurableContext) -> threading.Lock:
+        calls.append("child")
+        return threading.Lock()
+
+    def item(ctx: DurableContext, value: int, index: int) -> threading.Lock:
+        calls.append("item")
+        return threading.Lock()
+
+    @durable
+    def kid(ctx: DurableContext, event: None) -> None:
+        calls.append("kid")
+
+    uses = {
+        "child context 'c'": lambda ctx: ctx.run_in_child_context("c", child),
+        "parallel 'p' branch 'lock'": lambda ctx: ctx.parallel(
+            [child], name="p", branch_names=["lock"]
+        ),
+        "map 'm'": lambda ctx: ctx.map([1, 2], item, name="m"),
+        "callback 'cb'": lambda ctx: ctx.create_callback("cb", result_type=threading.Lock),
+        "invoke 'kid'": lambda ctx: ctx.invoke(kid, None, name="kid", result_type=threading.Lock),
+        "condition 'poll'": lambda ctx: ctx.wait_for_condition(
+            "poll",
+            lambda state, sc: calls.append("poll"),
+            initial_state=None,
+            done=lambda state: True,
+            state_type=threading.Lock,
+        ),
+    }
+
+    def using(use: Callable[[DurableContext], object]) -> Any:
+        def wf(ctx: DurableContext, event: None) -> None:
+            use(ctx)
+
+        return durable(wf)
+
+    for what, use in uses.items():
+        result = durable_runner(using(use), functions=[kid]).run(None)
+        assert result.error is not None, what
+        assert result.error.type == "durable_core.errors.SerializationError", what
+        assert result.error.message.startswith(f"{what}: "), result.error.message
+        assert result.operations == [], what  # nothing recorded, no token minted
+    assert calls == []
+
+
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
+def test_a_function_result_that_does_not_fit_its_type_fails_the_execution(
+    durable_runner: Any,
+) -> None:
+    @durable
+    def wf(ctx: DurableContext, event: None) -> int:
+        return "many"  # type: ignore[return-value]
+
+    result = durable_runner(wf).run(None)
+
+    assert result.status is ExecutionStatus.FAILED  # not SUCCEEDED with a result no one can read
+    assert result.error is not None
+    assert result.error.type == "durable_core.errors.SerializationError"
+    assert "does not fit the declared type int" in result.error.message

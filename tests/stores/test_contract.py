@@ -254,6 +254,26 @@ def test_release_frees_the_lease_and_changes_nothing_else(store: Store) -> None:
     assert again.fence == 2
 
 
+def test_taking_over_a_lease_never_released_counts_a_recovery_until_a_finish(
+    store: Store, store_factory: Callable[[], Store]
+) -> None:
+    leased(store, "e1", "w1")
+    assert store.get_execution("e1").recovery_attempts == 0
+    assert store.acquire_lease("e1", "w2", at(30), TTL) is not None  # w1 died holding it
+    assert store.get_execution("e1").recovery_attempts == 1
+    [third] = store.claim_due("w3", at(60), TTL, 1)  # w2 died too: the claim path counts
+    assert store_factory().get_execution("e1").recovery_attempts == 2
+    store.release_lease(third)  # a release is no death: nothing counted, nothing reset
+    fourth = store.acquire_lease("e1", "w4", at(61), TTL)
+    assert fourth is not None
+    assert store.get_execution("e1").recovery_attempts == 2
+    done = store.finish_invocation(fourth, WAITING, at(62))
+    assert done.recovery_attempts == 0
+    assert store_factory().get_execution("e1").recovery_attempts == 0
+    assert store.acquire_lease("e1", "w5", at(63), TTL) is not None  # free again: no count
+    assert store.get_execution("e1").recovery_attempts == 0
+
+
 # --- claim_due ----------------------------------------------------------------------------
 
 
