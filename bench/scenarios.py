@@ -19,13 +19,10 @@ hypothesis-minimised example per class, and LAST the summary line
 from __future__ import annotations
 
 import argparse
-import logging
 import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-import structlog
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "saga")]
@@ -43,7 +40,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=0, help="real-worker SIGKILL sample")
     parser.add_argument("--replay", metavar="JSON", help="run one scenario line and explain")
     args = parser.parse_args(argv)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
     if args.replay:
         return replay(args.replay)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)

@@ -22,7 +22,9 @@ workers, external systems and operators would:
 Invariants:
 - One run = one fresh store, clock, ledger and saga object; nothing is shared between runs.
 - :func:`problems` compares only observable results (ledger, journal-derived status)
-  with :func:`scenarios.oracle.expect`; it never looks at how the engine got there.
+  with :func:`scenarios.oracle.expect_all`; it never looks at how the engine got there.
+- Every log line of an in-process run is captured (``structlog.testing.capture_logs``) and
+  must not contain any callback or operator token of the execution (issue 11, item 3).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import structlog.testing
 
 from durable_core import (
     DurableError,
@@ -198,6 +202,24 @@ class Driver:
     # --- the loop ------------------------------------------------------------------------
 
     def run(self) -> Observed:
+        """Drive the run to its end; every log line it wrote is checked for tokens."""
+        with structlog.testing.capture_logs() as logs:
+            observed = self._run()
+        tokens = {
+            op.callback_id for op in self.base.load_operations(EXECUTION_ID) if op.callback_id
+        }
+        for entry in logs:
+            text = repr(entry)
+            if any(token in text for token in tokens):
+                observed.violations.append(
+                    f"a callback token is in a log line ({entry.get('log_level')}: "
+                    f"{entry.get('event')!r})"
+                )
+                break
+        self.base.close()
+        return observed
+
+    def _run(self) -> Observed:
         self.rt.start(self.saga, None, execution_id=EXECUTION_ID)
         for _ in range(MAX_ROUNDS):
             ex = self.invoke()
@@ -323,7 +345,6 @@ class Driver:
         if outcome.cause is not None:
             obs.cause_kind = outcome.cause.kind
             obs.cause_message = outcome.cause.message
-        self.base.close()
         return obs
 
 

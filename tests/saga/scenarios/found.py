@@ -77,6 +77,10 @@ _LINES = {
         '"retries":2,"final":"fail","undo":"down","uncertain":true}]}],'
         '"schedule":{"decisions":[["k/s4","terminate"]]}}'
     ),
+    "a_parked_saga_logs_its_operator_token": (
+        '{"ops":[{"op":"Step","name":"s1","undo":"down"},{"op":"Step","name":"s2","final":"fail",'
+        '"retries":2}],"schedule":{"decisions":[["s1","retry"]]}}'
+    ),
 }
 
 FOUND: dict[str, tuple[Program, Schedule]] = {
