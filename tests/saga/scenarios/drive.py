@@ -125,7 +125,7 @@ class Driver:
         self.store = CrashingStore(store, crash_at=crash_at, point=CrashPoint(point))
         self.saga = build(program, self.env(), deadline_s=oracle.deadline_s(program, schedule))
         self.rt = self.runtime()
-        self.outcomes = {path: op.outcome for path, op in _callbacks(program)}
+        self.callbacks = dict(_callbacks(program))
         self.groups = {
             f"{op.name}/{b.name}": op.name
             for op in program.ops
@@ -291,9 +291,11 @@ class Driver:
                 return self.decide((op.name or "").removeprefix("operator:"))
         for op in started:
             name = op.name or ""
-            if name not in waiting:
+            spec = self.callbacks.get(name)
+            early = isinstance(spec, Callback) and spec.early
+            if name not in waiting and not early:
                 continue  # created, but the saga is not at its .result() yet
-            outcome = self.outcomes.get(name)
+            outcome = spec.outcome if spec is not None else None
             if stop is not None and stop.kind == "deadline" and stop.at == f"wait:{name}":
                 continue  # let the deadline pass while it waits
             if outcome == "success":

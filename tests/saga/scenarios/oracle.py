@@ -215,7 +215,11 @@ class _Sim:
             self.boundary(path, "callback")
             for s in op.between:
                 self.step(prefix + s.name, s)
-            self.callback_result(path, op.outcome)
+            if op.answered_early:  # completed already: .result() is not a frontier
+                if op.outcome != "success":
+                    raise _Failed()
+            else:
+                self.callback_result(path, op.outcome)
         elif isinstance(op, WaitForCallback):
             self.boundary(path, "callback")
             self.callback_result(path, op.outcome)

@@ -91,6 +91,14 @@ class Callback:
     name: str
     between: tuple[Step, ...] = ()
     outcome: CallbackOutcome = "success"
+    early: bool = False
+    """The external system answers (success or failure) as soon as it can - while a step
+    between creation and ``.result()`` still waits to retry - instead of at ``.result()``."""
+
+    @property
+    def answered_early(self) -> bool:
+        """True if the answer is in before the saga reaches ``.result()``."""
+        return self.early and self.outcome != "timeout" and any(s.retries for s in self.between)
 
 
 @dataclass(frozen=True)
@@ -316,7 +324,7 @@ def _callback(draw: st.DrawFn, names: _Names, *, after_pivot: bool) -> Op:
     if draw(_BOOL):
         return WaitForCallback(names("wfc"), outcome)
     between = tuple(_step(draw, names, after_pivot=after_pivot) for _ in range(draw(_SMALL)))
-    return Callback(names("cb"), between, outcome)
+    return Callback(names("cb"), between, outcome, early=bool(between) and draw(_BOOL))
 
 
 def _op(draw: st.DrawFn, names: _Names, *, after_pivot: bool, nested: bool) -> Op:
