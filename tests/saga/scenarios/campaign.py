@@ -76,8 +76,10 @@ def sweep(program: Program, schedule: Schedule) -> tuple[int, list[str]]:
 
 
 def sweepable(schedule: Schedule) -> bool:
-    """A stop that stays at the same place when crashes shift time (see schedules)."""
-    stop = schedule.stop
+    """Requests that stay at the same place when crashes shift time (see schedules)."""
+    stop, later = schedule.stop, schedule.terminate_at
+    if later is not None and not later.startswith("wait:operator:"):
+        return False
     return stop is None or (stop.kind != "deadline" and not stop.at.startswith("wait:"))
 
 
