@@ -17,6 +17,8 @@ Invariants:
   operations are already recorded: replaying those must reach the same operations again.
   The delivery is recorded on that operation (CANCELLED, with the kind's error type) so
   every replay raises it at the same place; a terminate is delivered even after a cancel.
+  In an invocation that recovers from a dead worker, a scope's first unrecorded step is not
+  a delivery point: it may be the step that was running, and it runs again first.
 """
 
 from __future__ import annotations
@@ -342,6 +344,7 @@ class Scope:
         self._counter = 0
         self.replaying = replaying
         self._next: tuple[int, str] = (0, "")  # (position, id): peek_id's, reused by begin
+        self._went_new = False  # True once this scope began an operation with no record
 
     def peek_id(self) -> str:
         """The id the next operation of this scope will get."""
@@ -389,6 +392,14 @@ class Scope:
         if recorded is None or not recorded.status.is_terminal:
             self.replaying = False
             frontier = recorded is None or recorded.type in _INTERRUPTIBLE
+            if recorded is None and not self._went_new:
+                self._went_new = True
+                # After a worker death, this scope's first unrecorded step may be the one
+                # that was running (an at-least-once step records nothing before its
+                # body): it runs again, as at-least-once promises, and the stop lands at
+                # the next operation, so an effect that happened is never left unknown.
+                if type_ is OperationType.STEP and journal.execution.recovery_attempts:
+                    frontier = False
             if deliver and frontier and journal.pending_stop():
                 journal.stop_at(
                     recorded
