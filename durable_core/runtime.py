@@ -9,6 +9,10 @@ The :class:`Runtime` is the API the CLI, the worker and the testing kit share:
   of dead workers) and runs it; :mod:`durable_core.worker` loops over ``tick``.
 - Callbacks are completed through the store's conditional path; ``cancel`` requests a
   cancellation that the function sees at its next operation boundary.
+- The ``send_callback_*`` methods are the generic, token-holder path: they refuse a
+  privileged callback (PrivilegedCallbackError, nothing changed). Only
+  ``send_privileged_callback_success`` completes one; it is for the program that created the
+  callback (its own validated API), never to be exposed to token holders.
 """
 
 from __future__ import annotations
@@ -358,9 +362,32 @@ class Runtime:
     # --- external events ------------------------------------------------------------------
 
     def send_callback_success(self, token: str, result: Any = None) -> Operation:
-        """Complete a callback with a JSON-serializable ``result``."""
+        """Complete a callback with a JSON-serializable ``result``.
+
+        Raises:
+            CallbackNotFoundError: no callback has this token.
+            PrivilegedCallbackError: the callback is privileged (nothing changed).
+            CallbackAlreadyCompletedError: it completed before (nothing changed).
+        """
         text = self.serde.dump(result, Any, what="callback result")
         return self._complete(token, CallbackOutcome(status=OperationStatus.SUCCEEDED, result=text))
+
+    def send_privileged_callback_success(self, token: str, result: Any = None) -> Operation:
+        """Complete a callback, privileged or not, with a JSON-serializable ``result``.
+
+        The one way to complete a callback created with ``privileged=True``. It is for the
+        code that owns the callback and has validated and attributed ``result`` itself (a
+        saga's operator decisions go through ``saga.operator``); holding the token must not
+        be enough, so never wire this to a webhook or a generic command. A callback recorded
+        without the flag (e.g. before it existed) is completed the same way.
+
+        Raises:
+            CallbackNotFoundError: no callback has this token.
+            CallbackAlreadyCompletedError: it completed before (nothing changed).
+        """
+        text = self.serde.dump(result, Any, what="callback result")
+        outcome = CallbackOutcome(status=OperationStatus.SUCCEEDED, result=text)
+        return self._complete(token, outcome, privileged=True)
 
     def send_callback_success_json(self, token: str, payload: str) -> Operation:
         """Complete a callback with raw JSON text (validated as JSON first)."""
@@ -412,9 +439,11 @@ class Runtime:
         _check_token(token)
         return self.store.heartbeat_callback(token, self.clock.now())
 
-    def _complete(self, token: str, outcome: CallbackOutcome) -> Operation:
+    def _complete(
+        self, token: str, outcome: CallbackOutcome, *, privileged: bool = False
+    ) -> Operation:
         _check_token(token)
-        return self.store.complete_callback(token, outcome, self.clock.now())
+        return self.store.complete_callback(token, outcome, self.clock.now(), privileged=privileged)
 
     def cancel(self, execution_id: str, reason: str = "cancelled by request") -> Execution:
         """Ask a running execution to stop at its next operation boundary."""

@@ -7,6 +7,11 @@ Invariants:
   wins and a second completion is rejected without changing anything.
 - A callback not completed by its timeout (or heartbeat deadline) ends TIMED_OUT and raises
   :class:`~durable_core.errors.CallbackTimeoutError` on every replay.
+- A privileged callback is recorded with ``privileged=True`` when it is created; the stores
+  refuse its completion by the generic paths (token holders), so only
+  ``Runtime.send_privileged_callback_success`` (and the engine's own timeouts and
+  cancellations) end it. On replay the recorded record governs; the flag is never added to
+  or removed from a record that exists.
 """
 
 from __future__ import annotations
@@ -119,6 +124,7 @@ def create_callback(
     timeout: timedelta | None,
     heartbeat_timeout: timedelta | None,
     result_type: Any,
+    privileged: bool = False,
 ) -> Callback[Any]:
     """Create (or replay the creation of) a callback and return its handle."""
     journal = scope.journal
@@ -140,6 +146,7 @@ def create_callback(
                 if heartbeat_timeout
                 else None,
                 heartbeat_deadline=now + heartbeat_timeout if heartbeat_timeout else None,
+                privileged=True if privileged else None,
             )
         )
     else:

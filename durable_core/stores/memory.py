@@ -25,7 +25,7 @@ from durable_core.journal import (
     Operation,
     OperationStatus,
 )
-from durable_core.stores.base import InvocationEnd
+from durable_core.stores.base import InvocationEnd, check_callback_access
 
 
 class MemoryStore:
@@ -190,10 +190,16 @@ class MemoryStore:
         return execution_id, self._ops[execution_id][op_id]
 
     def complete_callback(
-        self, callback_id: str, outcome: CallbackOutcome, now: datetime
+        self,
+        callback_id: str,
+        outcome: CallbackOutcome,
+        now: datetime,
+        *,
+        privileged: bool = False,
     ) -> Operation:
         with self._lock:
             execution_id, op = self._callback(callback_id)
+            check_callback_access(op, execution_id, privileged=privileged)
             if op.status is not OperationStatus.STARTED:
                 raise CallbackAlreadyCompletedError(
                     f"Callback {op.name!r} of execution {execution_id!r} is already "
@@ -209,6 +215,7 @@ class MemoryStore:
     def heartbeat_callback(self, callback_id: str, now: datetime) -> Operation:
         with self._lock:
             execution_id, op = self._callback(callback_id)
+            check_callback_access(op, execution_id, privileged=False)
             if op.status is not OperationStatus.STARTED:
                 raise CallbackAlreadyCompletedError(
                     f"Callback {op.name!r} of execution {execution_id!r} is already "

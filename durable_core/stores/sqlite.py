@@ -61,7 +61,7 @@ from durable_core.journal import (
     Operation,
     OperationStatus,
 )
-from durable_core.stores.base import InvocationEnd, operation_json
+from durable_core.stores.base import InvocationEnd, check_callback_access, operation_json
 from durable_core.stores.sqlite_commit import GroupCommit
 
 SCHEMA_VERSION = 1
@@ -610,7 +610,12 @@ class SQLiteStore:
             self._put(db, _signalled(ex, now))
 
     def _change_callback(
-        self, callback_id: str, now: datetime, change: Callable[[Operation, datetime], Operation]
+        self,
+        callback_id: str,
+        now: datetime,
+        change: Callable[[Operation, datetime], Operation],
+        *,
+        privileged: bool = False,
     ) -> Operation:
         """Apply ``change`` to a STARTED callback and signal its execution, atomically."""
         now = _aware(now)
@@ -635,6 +640,7 @@ class SQLiteStore:
                     f"{execution_id!r}, an id that is not UTF-8 text. Restore the file from a "
                     f"backup, or inspect the row (operations, seq={seq}) with the sqlite3 shell."
                 )
+            check_callback_access(op, execution_id, privileged=privileged)
             if op.status is not OperationStatus.STARTED:
                 raise CallbackAlreadyCompletedError(
                     f"Callback {op.name!r} of execution {execution_id!r} is already "
@@ -648,16 +654,25 @@ class SQLiteStore:
         return self._write(tx)
 
     def complete_callback(
-        self, callback_id: str, outcome: CallbackOutcome, now: datetime
+        self,
+        callback_id: str,
+        outcome: CallbackOutcome,
+        now: datetime,
+        *,
+        privileged: bool = False,
     ) -> Operation:
         """Complete a STARTED callback once and wake its execution, atomically.
 
-        Raises CallbackNotFoundError for an unknown token, and CallbackAlreadyCompletedError
-        (changing nothing) if the callback is no longer STARTED.
+        Raises CallbackNotFoundError for an unknown token, PrivilegedCallbackError for a
+        privileged callback without ``privileged=True``, and CallbackAlreadyCompletedError
+        if the callback is no longer STARTED (each changing nothing).
         """
         changes = outcome.model_dump()
         return self._change_callback(
-            callback_id, now, lambda op, t: op.evolve(**changes, ended_at=t)
+            callback_id,
+            now,
+            lambda op, t: op.evolve(**changes, ended_at=t),
+            privileged=privileged,
         )
 
     def heartbeat_callback(self, callback_id: str, now: datetime) -> Operation:

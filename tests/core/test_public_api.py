@@ -42,6 +42,7 @@ DURABLE_CORE_ALL = [
     "OperationStatus",
     "OperationType",
     "PayloadTooLargeError",
+    "PrivilegedCallbackError",
     "RetryPolicy",
     "Runtime",
     "RuntimeOptions",
