@@ -13,6 +13,8 @@ Invariants:
   stderr, so stdout can be piped.
 - Commands that only read or signal (``list``, ``show``, ``callback``, ``cancel``) never
   create a store file; ``run`` and ``worker`` create it (and its directory) if missing.
+- Callback tokens are masked in all output (``show --json`` included) unless
+  ``--show-tokens`` is given to ``run`` or ``show``; nothing is ever logged with a token.
 - The current directory is put on ``sys.path`` so ``module:function`` references resolve
   as they do in ``python -c "import module"``.
 """
@@ -34,6 +36,7 @@ from typing import Any
 import structlog
 
 from durable_core._render import (
+    execution_json,
     fmt_duration,
     fmt_time,
     pending_waits,
@@ -166,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip timer and retry waits on a virtual clock (demos and tests only)",
     )
+    _show_tokens_option(p)
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("worker", help="resume due executions until stopped")
@@ -198,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="an execution's history as a timeline")
     p.add_argument("execution_id", metavar="ID")
     p.add_argument("--json", action="store_true", help="print the raw records as JSON")
+    _show_tokens_option(p)
     p.set_defaults(handler=cmd_show)
 
     cb = sub.add_parser("callback", help="complete or heartbeat a callback by its token")
@@ -223,6 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --- plumbing ---------------------------------------------------------------------------------
+
+
+def _show_tokens_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--show-tokens",
+        action="store_true",
+        help="print callback tokens in full (masked by default: a token completes its callback)",
+    )
 
 
 class _StderrLoggerFactory:
@@ -316,7 +329,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             _out(f"started execution {ex.id} ({fn.name})")
         ex = drive(rt, ex.id, clock, _out)
-        return report(rt, ex, _command(args), _out)
+        return report(rt, ex, _command(args), _out, show_tokens=args.show_tokens)
     finally:
         store.close()
 
@@ -374,10 +387,13 @@ def _held_elsewhere(rt: Runtime, ex: Execution) -> bool:
     )
 
 
-def report(rt: Runtime, ex: Execution, command: str, out: Out) -> int:
+def report(rt: Runtime, ex: Execution, command: str, out: Out, *, show_tokens: bool = False) -> int:
     """Print how an execution stands after ``run``; return the exit code."""
     ops = rt.operations(ex.id) if ex.status is ExecutionStatus.RUNNING else []
-    for line in render_outcome(ex, ops, command=command, held_elsewhere=_held_elsewhere(rt, ex)):
+    held = _held_elsewhere(rt, ex)
+    for line in render_outcome(
+        ex, ops, command=command, held_elsewhere=held, show_tokens=show_tokens
+    ):
         out(line)
     return 1 if ex.status in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED) else 0
 
@@ -465,13 +481,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.json:
-        doc = {
-            "execution": ex.model_dump(mode="json"),
-            "operations": [op.model_dump(mode="json") for op in ops],
-        }
+        doc = execution_json(ex, ops, show_tokens=args.show_tokens)
         _out(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
-        _out(render_execution(ex, ops))
+        _out(render_execution(ex, ops, show_tokens=args.show_tokens))
     return 0
 
 
