@@ -277,8 +277,7 @@ def open_store(path: str, *, create: bool) -> Store:
             f"no store at {path!r}. Start an execution first (`durable run ...`), or point "
             f"--store (or ${STORE_ENV}) at an existing store file."
         )
-    file.parent.mkdir(parents=True, exist_ok=True)
-    from durable_core.stores.sqlite import SQLiteStore
+    from durable_core.stores.sqlite import SQLiteStore  # it creates the folder owner-only
 
     return SQLiteStore(str(file))
 

@@ -21,6 +21,10 @@ Same semantics as :class:`~durable_core.stores.memory.MemoryStore` (the contract
 - **First-write order**: ``operations.seq`` is set on first insert; an upsert keeps it.
 - **UTC**: datetimes come back aware in UTC (naive input is taken as UTC); the indexed
   copies are integer epoch microseconds.
+- **Owner-only when new**: a store file this class creates is ``0600`` (SQLite gives its
+  ``-wal`` and ``-shm`` side files the main file's mode) and the folders it creates are
+  ``0700``: the file holds inputs, results and callback tokens. An existing file or folder
+  keeps its mode (``chmod 600`` it yourself); nothing is changed behind the user's back.
 - **Versioned schema**: ``meta.schema_version`` and the layout are checked on open
   (SchemaVersionError, file untouched); creation is one ``BEGIN IMMEDIATE`` transaction,
   so processes opening a new file at once are safe.
@@ -233,11 +237,36 @@ def _enter_wal(db: sqlite3.Connection, busy_timeout_s: float) -> object:
             time.sleep(0.01)
 
 
+def _create_owner_only(path: Path) -> None:
+    """Create the missing folders of ``path`` (0700) and, if it is new, an empty file (0600).
+
+    SQLite would create the file with the umask's mode (usually world-readable); an empty
+    file is a valid new database, so creating it here first fixes its mode, and SQLite
+    gives the ``-wal``/``-shm`` files the same one. ``O_EXCL`` makes a race with another
+    process opening the same new store harmless: one creates, the other opens.
+    """
+    for folder in reversed([p for p in (path.parent, *path.parent.parents) if not p.exists()]):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # another process made it first
+        os.chmod(folder, 0o700)  # exactly, whatever the umask
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.chmod(path, 0o600)
+    finally:
+        os.close(fd)
+
+
 class SQLiteStore:
     """A :class:`~durable_core.stores.base.Store` in one SQLite file.
 
     Args:
-        path: The database file; missing parent directories are created.
+        path: The database file; missing parent directories are created. A new file is
+            created owner-only (0600, its folders 0700); an existing one keeps its mode.
         durability: ``"full"`` fsyncs every commit before returning; ``"normal"`` may lose
             the last commits on power loss (never corrupts the file).
         busy_timeout_s: How long a call waits for another process's write lock before it
@@ -259,7 +288,10 @@ class SQLiteStore:
         if durability not in ("full", "normal"):
             raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _create_owner_only(self.path)
+        except OSError as e:
+            raise StoreError(f"cannot create the SQLite store {self.path}: {e}") from e
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(
