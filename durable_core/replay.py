@@ -6,7 +6,9 @@ Invariants:
   allocate the same ids.
 - Before a recorded operation is used, its type, sub-type and name must match what the code
   asks for now; otherwise :class:`~durable_core.errors.NonDeterminismError` names the
-  execution, the position, the recorded and the requested operation.
+  execution, the position, the recorded and the requested operation. A callback's
+  ``privileged`` flag is not compared: it is fixed when the callback is created and the
+  record governs (a journal written before the flag existed replays unchanged).
 - ``checkpoint`` returns only after the store has made the records durable; the caller may
   let user code depend on them only after that. Writes from concurrent branches are
   serialized by one lock, so no record is lost or interleaved.
@@ -217,7 +219,9 @@ class Journal:
     def complete_callback(self, op: Operation, outcome: CallbackOutcome) -> Operation:
         """Complete a callback through the store's conditional path (timeouts, cancels).
 
-        If an external completion won the race, the stored outcome is returned instead.
+        The engine itself ends the callback here, so this is a privileged completion (a
+        privileged callback still times out and is cancelled). If an external completion
+        won the race, the stored outcome is returned instead.
         """
         from durable_core.errors import (
             CallbackAlreadyCompletedError,
@@ -228,7 +232,9 @@ class Journal:
         assert op.callback_id is not None
         with self.lock:
             try:
-                done = self.store.complete_callback(op.callback_id, outcome, self.clock.now())
+                done = self.store.complete_callback(
+                    op.callback_id, outcome, self.clock.now(), privileged=True
+                )
             except CallbackNotFoundError as e:  # the journal has it: the store's index does not
                 raise CorruptRecordError(
                     f"callback {op.name!r} of execution {self.execution_id!r} is in its journal "
