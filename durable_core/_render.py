@@ -11,6 +11,9 @@ Invariants:
 - Output is plain text without colour or terminal control codes, so it can be piped and
   compared in tests. Times are UTC ISO-8601 with a ``Z`` suffix.
 - This module reads records only; it never writes to a store.
+- Callback tokens are masked (:func:`mask_token`: the first characters and ``…``) in every
+  view, the JSON one included, unless the caller passes ``show_tokens=True``
+  (``--show-tokens``): a token completes its callback, so it is shown only when asked for.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 
 from durable_core.journal import (
     Execution,
@@ -31,8 +36,9 @@ from durable_core.journal import (
 )
 from durable_core.replay import operation_id
 
-TOKEN_SHOWN = 8
-"""Characters of a callback token shown at each end when it is shortened."""
+TOKEN_SHOWN = 4
+"""Characters of a callback token shown when it is masked: enough to tell two apart, far too
+few to complete one (a token has 43)."""
 MAX_VALUE_CHARS = 120
 """Longest JSON value shown inline before it is cut with an ellipsis."""
 CONDITION_SUB_TYPE = "WaitForCondition"
@@ -78,13 +84,15 @@ def fmt_duration(delta: timedelta) -> str:
     return "".join(shown[:2])
 
 
-def short_token(token: str | None) -> str:
-    """A callback token cut to its ends (``abcdefgh…wxyz1234``); the full one is in ``--json``."""
+def mask_token(token: str | None, *, show: bool = False) -> str:
+    """A callback token as printed: its first characters and ``…`` (``h9Tt…``) unless ``show``.
+
+    The ellipsis is not a URL-safe character, so a masked token can never be mistaken for
+    (or used as) a real one.
+    """
     if token is None:
         return "-"
-    if len(token) <= 2 * TOKEN_SHOWN + 1:
-        return token
-    return f"{token[:TOKEN_SHOWN]}…{token[-TOKEN_SHOWN:]}"
+    return token if show else f"{token[:TOKEN_SHOWN]}…"
 
 
 def short_json(text: str | None, limit: int = MAX_VALUE_CHARS) -> str:
@@ -99,10 +107,15 @@ def short_json(text: str | None, limit: int = MAX_VALUE_CHARS) -> str:
     return compact if len(compact) <= limit else compact[: limit - 1] + "…"
 
 
-def tidy_reason(text: str) -> str:
-    """An engine's suspend reason for people: ISO times as ``fmt_time``, tokens shortened."""
+def mask_tokens_in(text: str, *, show: bool = False) -> str:
+    """``text`` with every ``token <TOKEN>`` masked (suspend reasons of older records)."""
+    return text if show else _TOKEN.sub(lambda m: "token " + mask_token(m[1]), text)
+
+
+def tidy_reason(text: str, *, show_tokens: bool = False) -> str:
+    """An engine's suspend reason for people: ISO times as ``fmt_time``, tokens masked."""
     text = _ISO.sub(lambda m: fmt_time(datetime.fromisoformat(m[0])), text)
-    return _TOKEN.sub(lambda m: "token " + short_token(m[1]), text)
+    return mask_tokens_in(text, show=show_tokens)
 
 
 def _first_line(text: str, limit: int = MAX_VALUE_CHARS) -> str:
@@ -127,6 +140,8 @@ class PendingWait:
     """For a callback: the full token to complete it with."""
     detail: str = ""
     """Extra words: ``attempt 3``, a callback's deadlines, an invoked execution's id."""
+    privileged: bool = False
+    """For a callback: only its owner's API completes it (``durable callback`` refuses it)."""
 
     @property
     def is_timed(self) -> bool:
@@ -142,7 +157,7 @@ class PendingWait:
             return f"retry delay of step {self.name!r} ({self.detail})"
         return f"delay before the next poll of condition {self.name!r}"
 
-    def describe(self) -> str:
+    def describe(self, *, show_tokens: bool = False) -> str:
         """One line: ``timer 'cool-off' until 2026-11-24T03:00:00Z``."""
         if self.kind == "timer":
             return f"timer {self.name!r} until {fmt_time(self.until)}"
@@ -151,7 +166,9 @@ class PendingWait:
         if self.kind == "poll":
             return f"next poll of condition {self.name!r} at {fmt_time(self.until)}"
         if self.kind == "callback":
-            return f"callback {self.name!r} (token {self.token}){self.detail}"
+            token = mask_token(self.token, show=show_tokens)
+            access = ", privileged: only its owner's API completes it" if self.privileged else ""
+            return f"callback {self.name!r} (token {token}{access}){self.detail}"
         return f"invoked execution {self.detail} ({self.name!r})"
 
 
@@ -188,6 +205,7 @@ def pending_waits(ops: Sequence[Operation]) -> list[PendingWait]:
                     min(times) if times else None,
                     token=op.callback_id,
                     detail=detail,
+                    privileged=bool(op.privileged),
                 )
             )
         elif op.type is OperationType.CHAINED_INVOKE and op.status is OperationStatus.STARTED:
@@ -248,7 +266,7 @@ def _kind(op: Operation) -> str:
     return op.type.value
 
 
-def render_operation(entry: TimelineEntry) -> list[str]:
+def render_operation(entry: TimelineEntry, *, show_tokens: bool = False) -> list[str]:
     """Lines for one operation: a summary line, then indented detail lines."""
     op = entry.op
     pad = "    " * entry.depth
@@ -268,7 +286,8 @@ def render_operation(entry: TimelineEntry) -> list[str]:
         what = "next poll" if op.sub_type == CONDITION_SUB_TYPE else f"retry {op.attempt + 1}"
         more.append(f"{what} due {fmt_time(op.next_attempt_at)}")
     if op.callback_id is not None:
-        more.append(f"token {short_token(op.callback_id)}")
+        access = " (privileged)" if op.privileged else ""
+        more.append(f"token {mask_token(op.callback_id, show=show_tokens)}{access}")
     if op.timeout_at is not None:
         more.append(f"times out {fmt_time(op.timeout_at)}")
     if op.heartbeat_deadline is not None and op.status is OperationStatus.STARTED:
@@ -289,12 +308,18 @@ def render_operation(entry: TimelineEntry) -> list[str]:
 def render_operations(
     ops: Sequence[Operation],
     *,
-    render: Callable[[TimelineEntry], list[str]] = render_operation,
+    render: Callable[[TimelineEntry], list[str]] | None = None,
+    show_tokens: bool = False,
 ) -> list[str]:
-    """The journal as timeline lines, using ``render`` for each operation."""
+    """The journal as timeline lines, using ``render`` for each operation.
+
+    The default renderer is :func:`render_operation` (with ``show_tokens``); a custom one
+    decides for itself how it shows tokens.
+    """
+    each = render or partial(render_operation, show_tokens=show_tokens)
     lines: list[str] = []
     for entry in timeline(ops):
-        lines.extend(render(entry))
+        lines.extend(each(entry))
     return lines
 
 
@@ -302,7 +327,8 @@ def render_execution(
     ex: Execution,
     ops: Sequence[Operation],
     *,
-    render: Callable[[TimelineEntry], list[str]] = render_operation,
+    render: Callable[[TimelineEntry], list[str]] | None = None,
+    show_tokens: bool = False,
 ) -> str:
     """The full ``durable show`` text: a header about the execution, then its timeline."""
     rows = [
@@ -318,8 +344,9 @@ def render_execution(
     if ex.error is not None:
         rows.append(("error", f"{ex.error.type}: {_first_line(ex.error.message)}"))
     if ex.status is ExecutionStatus.RUNNING:
-        waits = [w.describe() for w in pending_waits(ops)]
-        rows.append(("waiting for", "; ".join(waits) or tidy_reason(ex.waiting_for or "-")))
+        waits = [w.describe(show_tokens=show_tokens) for w in pending_waits(ops)]
+        reason = tidy_reason(ex.waiting_for or "-", show_tokens=show_tokens)
+        rows.append(("waiting for", "; ".join(waits) or reason))
         rows.append(("next run", fmt_time(ex.wake_at) if ex.wake_at else "on an external event"))
     for req in ex.stop_requests:
         who = f" by {req.actor}" if req.actor else ""
@@ -336,12 +363,38 @@ def render_execution(
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines.append("")
     lines.append(f"operations ({len(ops)}):" if ops else "operations: none recorded yet")
-    lines.extend("  " + line for line in render_operations(ops, render=render))
+    shown = render_operations(ops, render=render, show_tokens=show_tokens)
+    lines.extend("  " + line for line in shown)
     return "\n".join(lines)
 
 
+def execution_json(
+    ex: Execution, ops: Sequence[Operation], *, show_tokens: bool = False
+) -> dict[str, Any]:
+    """``durable show --json``: the raw records, tokens masked unless ``show_tokens``.
+
+    A masked ``callback_id`` ends in ``…`` (see :func:`mask_token`); everything else is the
+    record as stored.
+    """
+    execution = ex.model_dump(mode="json")
+    if execution.get("waiting_for"):
+        execution["waiting_for"] = mask_tokens_in(execution["waiting_for"], show=show_tokens)
+    operations = []
+    for op in ops:
+        record = op.model_dump(mode="json")
+        if op.callback_id is not None:
+            record["callback_id"] = mask_token(op.callback_id, show=show_tokens)
+        operations.append(record)
+    return {"execution": execution, "operations": operations}
+
+
 def render_outcome(
-    ex: Execution, ops: Sequence[Operation], *, command: str, held_elsewhere: bool
+    ex: Execution,
+    ops: Sequence[Operation],
+    *,
+    command: str,
+    held_elsewhere: bool,
+    show_tokens: bool = False,
 ) -> list[str]:
     """What ``durable run`` prints when it stops: the outcome, or what the execution waits for.
 
@@ -350,6 +403,7 @@ def render_outcome(
         ops: its journal (used only while it is RUNNING).
         command: how to invoke ``durable`` on the same store, for the printed hints.
         held_elsewhere: another worker holds its lease right now.
+        show_tokens: print callback tokens in full (``--show-tokens``); masked otherwise.
     """
     if ex.status is ExecutionStatus.SUCCEEDED:
         value = json.dumps(json.loads(ex.result or "null"), indent=2, ensure_ascii=False)
@@ -366,18 +420,23 @@ def render_outcome(
     resume = f"run '{command} worker' to resume it"
     if not waits:
         when = f" (next run {fmt_time(ex.wake_at)})" if ex.wake_at else ""
-        return [f"SUSPENDED: {tidy_reason(ex.waiting_for or 'waiting')}{when} — {resume}"]
+        reason = tidy_reason(ex.waiting_for or "waiting", show_tokens=show_tokens)
+        return [f"SUSPENDED: {reason}{when} — {resume}"]
     if len(waits) == 1 and waits[0].kind != "callback":
         return [f"SUSPENDED: waiting for {waits[0].describe()} — {resume}"]
     lines = ["SUSPENDED: waiting for"]
+    hidden = False
     for w in waits:
-        lines.append(f"  - {w.describe()}")
-        if w.kind == "callback" and w.token is not None:
-            token = shlex.quote(w.token)
+        lines.append(f"  - {w.describe(show_tokens=show_tokens)}")
+        if w.kind == "callback" and w.token is not None and not w.privileged:
+            token = shlex.quote(w.token) if show_tokens else "<TOKEN>"
+            hidden = hidden or not show_tokens
             lines.append(
                 f"      complete it: {command} callback succeed {token} --payload '<JSON>'"
             )
             lines.append(f"      or fail it:  {command} callback fail {token} --message '<why>'")
+    if hidden:
+        lines.append(f"tokens are hidden; print them with: {command} show {ex.id} --show-tokens")
     lines.append(f"then {resume}")
     return lines
 

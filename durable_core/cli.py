@@ -13,6 +13,8 @@ Invariants:
   stderr, so stdout can be piped.
 - Commands that only read or signal (``list``, ``show``, ``callback``, ``cancel``) never
   create a store file; ``run`` and ``worker`` create it (and its directory) if missing.
+- Callback tokens are masked in all output (``show --json`` included) unless
+  ``--show-tokens`` is given to ``run`` or ``show``; nothing is ever logged with a token.
 - The current directory is put on ``sys.path`` so ``module:function`` references resolve
   as they do in ``python -c "import module"``.
 """
@@ -20,12 +22,10 @@ Invariants:
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import logging
 import os
 import shlex
-import socket
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -36,6 +36,7 @@ from typing import Any
 import structlog
 
 from durable_core._render import (
+    execution_json,
     fmt_duration,
     fmt_time,
     pending_waits,
@@ -52,7 +53,7 @@ from durable_core.errors import (
 from durable_core.function import DurableFunction
 from durable_core.journal import Execution, ExecutionStatus, StopKind
 from durable_core.recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS, check_max_recovery_attempts
-from durable_core.runtime import Runtime, RuntimeOptions
+from durable_core.runtime import Runtime, RuntimeOptions, default_actor
 from durable_core.stores.base import Store
 from durable_core.worker import DEFAULT_SHUTDOWN_GRACE_S, Worker
 
@@ -169,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip timer and retry waits on a virtual clock (demos and tests only)",
     )
+    _show_tokens_option(p)
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("worker", help="resume due executions until stopped")
@@ -217,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="an execution's history as a timeline")
     p.add_argument("execution_id", metavar="ID")
     p.add_argument("--json", action="store_true", help="print the raw records as JSON")
+    _show_tokens_option(p)
     p.set_defaults(handler=cmd_show)
 
     cb = sub.add_parser("callback", help="complete or heartbeat a callback by its token")
@@ -254,6 +257,14 @@ def _add_stop_commands(sub: Any) -> None:
 
 
 # --- plumbing ---------------------------------------------------------------------------------
+
+
+def _show_tokens_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--show-tokens",
+        action="store_true",
+        help="print callback tokens in full (masked by default: a token completes its callback)",
+    )
 
 
 class _StderrLoggerFactory:
@@ -295,8 +306,7 @@ def open_store(path: str, *, create: bool) -> Store:
             f"no store at {path!r}. Start an execution first (`durable run ...`), or point "
             f"--store (or ${STORE_ENV}) at an existing store file."
         )
-    file.parent.mkdir(parents=True, exist_ok=True)
-    from durable_core.stores.sqlite import SQLiteStore
+    from durable_core.stores.sqlite import SQLiteStore  # it creates the folder owner-only
 
     return SQLiteStore(str(file))
 
@@ -347,7 +357,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             _out(f"started execution {ex.id} ({fn.name})")
         ex = drive(rt, ex.id, clock, _out)
-        return report(rt, ex, _command(args), _out)
+        return report(rt, ex, _command(args), _out, show_tokens=args.show_tokens)
     finally:
         store.close()
 
@@ -405,10 +415,13 @@ def _held_elsewhere(rt: Runtime, ex: Execution) -> bool:
     )
 
 
-def report(rt: Runtime, ex: Execution, command: str, out: Out) -> int:
+def report(rt: Runtime, ex: Execution, command: str, out: Out, *, show_tokens: bool = False) -> int:
     """Print how an execution stands after ``run``; return the exit code."""
     ops = rt.operations(ex.id) if ex.status is ExecutionStatus.RUNNING else []
-    for line in render_outcome(ex, ops, command=command, held_elsewhere=_held_elsewhere(rt, ex)):
+    held = _held_elsewhere(rt, ex)
+    for line in render_outcome(
+        ex, ops, command=command, held_elsewhere=held, show_tokens=show_tokens
+    ):
         out(line)
     return 1 if ex.status in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED) else 0
 
@@ -512,13 +525,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.json:
-        doc = {
-            "execution": ex.model_dump(mode="json"),
-            "operations": [op.model_dump(mode="json") for op in ops],
-        }
+        doc = execution_json(ex, ops, show_tokens=args.show_tokens)
         _out(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
-        _out(render_execution(ex, ops))
+        _out(render_execution(ex, ops, show_tokens=args.show_tokens))
     return 0
 
 
@@ -578,15 +588,6 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_terminate(args: argparse.Namespace) -> int:
     """``durable terminate ID --reason R [--actor A]``."""
     return _signal(args, lambda rt: _stopped(args, rt.terminate, StopKind.TERMINATE))
-
-
-def default_actor() -> str:
-    """``user@host``: who a command run by hand acts as, unless told otherwise."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (containers)
-        user = f"uid{os.getuid()}"
-    return f"{user}@{socket.gethostname()}"
 
 
 def _stopped(args: argparse.Namespace, request: Callable[..., Execution], kind: StopKind) -> str:

@@ -96,18 +96,44 @@ class DurableContext:
         timeout: timedelta | float | None = None,
         heartbeat_timeout: timedelta | float | None = None,
         result_type: Any = Any,
+        privileged: bool = False,
     ) -> Callback[Any]:
         """Create a callback an external system completes with its token.
 
         Send ``callback.token`` out (from a step), then call ``callback.result()``.
+
+        Args:
+            name: the operation's name.
+            timeout: how long to wait for a completion (none: without limit).
+            heartbeat_timeout: how long a heartbeat keeps it alive.
+            result_type: the type the payload is validated as.
+            privileged: complete it only through your own API: the generic paths (``durable
+                callback``, ``Runtime.send_callback_*``, the DynamoDB-mode webhook) refuse
+                it with PrivilegedCallbackError whoever holds the token, and only
+                ``Runtime.send_privileged_callback_success`` completes it. For decisions
+                that must be validated and attributed (a saga's operator callback). Has no
+                effect on Lambda's durable execution service, whose callback API cannot be
+                refused (authorise it with IAM).
+
+        Raises:
+            ValidationError: a privileged callback with a heartbeat timeout (heartbeats
+                come through the generic paths, which refuse it).
         """
         check_name(name, "callback")
+        if not isinstance(privileged, bool):
+            raise ValidationError(f"callback {name!r}: privileged must be a bool")
+        if privileged and heartbeat_timeout is not None:
+            raise ValidationError(
+                f"callback {name!r}: a privileged callback cannot have a heartbeat timeout; "
+                "heartbeats come through the generic callback paths, which refuse it"
+            )
         return create_callback(
             self._scope,
             name,
             timeout=_opt_duration(timeout, f"callback {name!r} timeout"),
             heartbeat_timeout=_opt_duration(heartbeat_timeout, f"callback {name!r} heartbeat"),
             result_type=result_type,
+            privileged=privileged,
         )
 
     def wait_for_callback(

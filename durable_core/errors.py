@@ -107,6 +107,16 @@ class CallbackAlreadyCompletedError(CallbackError):
     """The callback was already completed, failed or timed out; nothing was changed."""
 
 
+class PrivilegedCallbackError(CallbackError, PermissionError):
+    """The callback is privileged: the generic callback paths may not complete it.
+
+    A callback created with ``ctx.create_callback(..., privileged=True)`` is completed only
+    by the program that created it, through ``Runtime.send_privileged_callback_success``
+    (a saga's operator callback: through ``saga.operator`` / ``durable-saga``). Holding its
+    token is not enough. Nothing was changed.
+    """
+
+
 class CallbackTimeoutError(CallbackError):
     """The callback was not completed (or heartbeated) in time."""
 

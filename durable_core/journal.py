@@ -182,6 +182,11 @@ class Operation(BaseModel):
     """When a WAIT completes."""
     callback_id: str | None = None
     """The unguessable token an external system uses to complete a CALLBACK."""
+    privileged: bool | None = None
+    """True for a privileged CALLBACK (``create_callback(..., privileged=True)``): the
+    generic completion paths (token holders) are refused; only
+    ``Runtime.send_privileged_callback_success`` completes it. Unset otherwise. Fixed at
+    creation; not part of the replay check (the record governs)."""
     timeout_at: datetime | None = None
     """When a CALLBACK (or CONTEXT with a deadline) times out."""
     heartbeat_timeout_s: float | None = Field(

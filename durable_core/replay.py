@@ -6,7 +6,9 @@ Invariants:
   allocate the same ids.
 - Before a recorded operation is used, its type, sub-type and name must match what the code
   asks for now; otherwise :class:`~durable_core.errors.NonDeterminismError` names the
-  execution, the position, the recorded and the requested operation.
+  execution, the position, the recorded and the requested operation. A callback's
+  ``privileged`` flag is not compared: it is fixed when the callback is created and the
+  record governs (a journal written before the flag existed replays unchanged).
 - ``checkpoint`` returns only after the store has made the records durable; the caller may
   let user code depend on them only after that. Writes from concurrent branches are
   serialized by one lock, so no record is lost or interleaved.
@@ -17,6 +19,8 @@ Invariants:
   operations are already recorded: replaying those must reach the same operations again.
   The delivery is recorded on that operation (CANCELLED, with the kind's error type) so
   every replay raises it at the same place; a terminate is delivered even after a cancel.
+  In an invocation that recovers from a dead worker, a scope's first unrecorded step is not
+  a delivery point: it may be the step that was running, and it runs again first.
 """
 
 from __future__ import annotations
@@ -215,7 +219,9 @@ class Journal:
     def complete_callback(self, op: Operation, outcome: CallbackOutcome) -> Operation:
         """Complete a callback through the store's conditional path (timeouts, cancels).
 
-        If an external completion won the race, the stored outcome is returned instead.
+        The engine itself ends the callback here, so this is a privileged completion (a
+        privileged callback still times out and is cancelled). If an external completion
+        won the race, the stored outcome is returned instead.
         """
         from durable_core.errors import (
             CallbackAlreadyCompletedError,
@@ -226,7 +232,9 @@ class Journal:
         assert op.callback_id is not None
         with self.lock:
             try:
-                done = self.store.complete_callback(op.callback_id, outcome, self.clock.now())
+                done = self.store.complete_callback(
+                    op.callback_id, outcome, self.clock.now(), privileged=True
+                )
             except CallbackNotFoundError as e:  # the journal has it: the store's index does not
                 raise CorruptRecordError(
                     f"callback {op.name!r} of execution {self.execution_id!r} is in its journal "
@@ -342,6 +350,7 @@ class Scope:
         self._counter = 0
         self.replaying = replaying
         self._next: tuple[int, str] = (0, "")  # (position, id): peek_id's, reused by begin
+        self._went_new = False  # True once this scope began an operation with no record
 
     def peek_id(self) -> str:
         """The id the next operation of this scope will get."""
@@ -389,6 +398,14 @@ class Scope:
         if recorded is None or not recorded.status.is_terminal:
             self.replaying = False
             frontier = recorded is None or recorded.type in _INTERRUPTIBLE
+            if recorded is None and not self._went_new:
+                self._went_new = True
+                # After a worker death, this scope's first unrecorded step may be the one
+                # that was running (an at-least-once step records nothing before its
+                # body): it runs again, as at-least-once promises, and the stop lands at
+                # the next operation, so an effect that happened is never left unknown.
+                if type_ is OperationType.STEP and journal.execution.recovery_attempts:
+                    frontier = False
             if deliver and frontier and journal.pending_stop():
                 journal.stop_at(
                     recorded

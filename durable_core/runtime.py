@@ -9,10 +9,15 @@ The :class:`Runtime` is the API the CLI, the worker and the testing kit share:
   of dead workers) and runs it; :mod:`durable_core.worker` loops over ``tick``.
 - Callbacks are completed through the store's conditional path; ``cancel`` requests a
   cancellation that the function sees at its next operation boundary.
+- The ``send_callback_*`` methods are the generic, token-holder path: they refuse a
+  privileged callback (PrivilegedCallbackError, nothing changed). Only
+  ``send_privileged_callback_success`` completes one; it is for the program that created the
+  callback (its own validated API), never to be exposed to token holders.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import socket
@@ -94,6 +99,19 @@ class RuntimeOptions:
             raise ValidationError("lease_ttl must be at least 1 second")
         if self.inline_retry_threshold < timedelta(0):
             raise ValidationError("inline_retry_threshold must not be negative")
+
+
+def default_actor() -> str:
+    """Who acts when no ``actor`` is given (the CLI, operator actions): ``user@host``.
+
+    The user is the login name (``$USER``/``$LOGNAME``, else the account of the process id);
+    a process without one is named by its uid.
+    """
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (e.g. a bare container)
+        user = f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 def default_worker_id() -> str:
@@ -393,9 +411,32 @@ class Runtime:
     # --- external events ------------------------------------------------------------------
 
     def send_callback_success(self, token: str, result: Any = None) -> Operation:
-        """Complete a callback with a JSON-serializable ``result``."""
+        """Complete a callback with a JSON-serializable ``result``.
+
+        Raises:
+            CallbackNotFoundError: no callback has this token.
+            PrivilegedCallbackError: the callback is privileged (nothing changed).
+            CallbackAlreadyCompletedError: it completed before (nothing changed).
+        """
         text = self.serde.dump(result, Any, what="callback result")
         return self._complete(token, CallbackOutcome(status=OperationStatus.SUCCEEDED, result=text))
+
+    def send_privileged_callback_success(self, token: str, result: Any = None) -> Operation:
+        """Complete a callback, privileged or not, with a JSON-serializable ``result``.
+
+        The one way to complete a callback created with ``privileged=True``. It is for the
+        code that owns the callback and has validated and attributed ``result`` itself (a
+        saga's operator decisions go through ``saga.operator``); holding the token must not
+        be enough, so never wire this to a webhook or a generic command. A callback recorded
+        without the flag (e.g. before it existed) is completed the same way.
+
+        Raises:
+            CallbackNotFoundError: no callback has this token.
+            CallbackAlreadyCompletedError: it completed before (nothing changed).
+        """
+        text = self.serde.dump(result, Any, what="callback result")
+        outcome = CallbackOutcome(status=OperationStatus.SUCCEEDED, result=text)
+        return self._complete(token, outcome, privileged=True)
 
     def send_callback_success_json(self, token: str, payload: str) -> Operation:
         """Complete a callback with raw JSON text (validated as JSON first)."""
@@ -447,9 +488,11 @@ class Runtime:
         _check_token(token)
         return self.store.heartbeat_callback(token, self.clock.now())
 
-    def _complete(self, token: str, outcome: CallbackOutcome) -> Operation:
+    def _complete(
+        self, token: str, outcome: CallbackOutcome, *, privileged: bool = False
+    ) -> Operation:
         _check_token(token)
-        return self.store.complete_callback(token, outcome, self.clock.now())
+        return self.store.complete_callback(token, outcome, self.clock.now(), privileged=privileged)
 
     def cancel(
         self, execution_id: str, reason: str | None = None, *, actor: str | None = None

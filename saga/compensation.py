@@ -239,16 +239,21 @@ def _compensate(ctx: DurableContext, saga: str, undo: Undo) -> bool:
 
 
 def _park(ctx: DurableContext, saga: str, undo: Undo, exc: StepFailedError) -> OperatorDecision:
-    """Wait (durably, without limit) for an operator to decide what to do with ``undo``."""
+    """Wait (durably, without limit) for an operator to decide what to do with ``undo``.
+
+    The callback is privileged: only ``saga.operator`` (which validates the decision and
+    records its actor) completes it; the generic callback paths refuse it whoever holds the
+    token, and the token is never logged. A callback recorded before the flag existed
+    replays as it is (the flag is not part of the replay check).
+    """
     name = operator_name(undo.step)
     while True:
-        callback = shielded(ctx, lambda: ctx.create_callback(name), name)
+        callback = shielded(ctx, lambda: ctx.create_callback(name, privileged=True), name)
         ctx.logger.error(
             "saga compensation failed; parked for an operator",
             saga=saga,
             step=undo.step,
             error=str(exc),
-            token=callback.token,
             hint=f"durable-saga status {ctx.execution_id}; then retry, skip or resolve",
         )
         try:

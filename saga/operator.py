@@ -6,8 +6,16 @@ actions here find that callback in the journal and complete it with an
 journal like everything else. The saga resumes when a worker (or ``drive=True``) runs it.
 
 Invariants:
-- Arguments are checked first; an action on a saga that is not parked raises
-  :class:`SagaNotParkedError` and records nothing.
+- This module (and ``durable-saga``, built on it) is the only way to decide: the operator
+  callback is privileged, so the generic callback paths (``durable callback``,
+  ``Runtime.send_callback_*``, the DynamoDB-mode webhook) refuse it whoever holds the token;
+  the decision is completed with ``Runtime.send_privileged_callback_success``.
+- Arguments are checked first (reason or note, actor): a bad one raises
+  :class:`InvalidOperatorActionError` and records nothing; an action on a saga that is not
+  parked raises :class:`SagaNotParkedError` and records nothing.
+- Every recorded decision names its actor: the ``actor`` given, else :func:`default_actor`
+  (``user@host`` of the deciding process). The actor is what the caller says, for the audit
+  trail; who may decide at all is whoever can open the saga's store.
 - Completion goes through the store's conditional path: of two operators acting at once,
   one wins and the other gets :class:`SagaNotParkedError`.
 - ``terminate`` (``Runtime.terminate``) is the only way to end a saga without finishing its
@@ -16,6 +24,8 @@ Invariants:
 
 from __future__ import annotations
 
+from pydantic import ValidationError as PydanticValidationError
+
 from durable_core import (
     CallbackAlreadyCompletedError,
     Operation,
@@ -23,11 +33,16 @@ from durable_core import (
     OperationType,
     Runtime,
 )
+from durable_core.runtime import default_actor
 from saga._journal import OPERATOR_PREFIX, OperatorDecision
 from saga.errors import InvalidOperatorActionError, SagaNotParkedError
 from saga.outcome import SagaOutcome, derive_outcome
 
+MAX_TEXT = 2000
+"""Longest reason, note or actor accepted (characters); decisions are meant to be read."""
+
 __all__ = [
+    "default_actor",
     "resolve",
     "retry_compensation",
     "saga_status",
@@ -53,10 +68,12 @@ def retry_compensation(
     Args:
         runtime: a runtime on the saga's store.
         execution_id: the parked saga.
-        actor: who decides (recorded).
+        actor: who decides (recorded); default :func:`default_actor`.
         drive: resume the saga in this process now instead of leaving it to a worker.
 
     Raises:
+        InvalidOperatorActionError: ``actor`` is empty or not printable text (nothing
+            recorded).
         SagaNotParkedError: the saga is not waiting for an operator (nothing recorded).
     """
     return _decide(runtime, execution_id, "retry", reason=None, actor=actor, drive=drive)
@@ -76,7 +93,8 @@ def skip_compensation(
     and ``reason`` listed, never ``compensated``.
 
     Raises:
-        InvalidOperatorActionError: ``reason`` is empty (nothing recorded).
+        InvalidOperatorActionError: ``reason`` is empty, or ``actor`` is not text (nothing
+            recorded).
         SagaNotParkedError: the saga is not waiting for an operator (nothing recorded).
     """
     return _decide(
@@ -98,7 +116,8 @@ def resolve(
     as undone, with ``note`` recorded.
 
     Raises:
-        InvalidOperatorActionError: ``note`` is empty (nothing recorded).
+        InvalidOperatorActionError: ``note`` is empty, or ``actor`` is not text (nothing
+            recorded).
         SagaNotParkedError: the saga is not waiting for an operator (nothing recorded).
     """
     return _decide(
@@ -130,20 +149,42 @@ def terminate(
         InvalidOperatorActionError: ``reason`` is empty (nothing recorded).
         ExecutionNotRunningError: the saga already ended (nothing recorded).
     """
-    runtime.terminate(execution_id, _required(reason, "terminate"), actor=actor)
+    runtime.terminate(
+        execution_id, _required(reason, "terminate"), actor=_actor(actor, "terminate")
+    )
     if drive:
         runtime.drive(execution_id)
     return saga_status(runtime, execution_id)
 
 
 def _required(text: object, action: str) -> str:
+    what = "note" if action == "resolve" else "reason"
     if not isinstance(text, str) or not text.strip():
-        what = "note" if action == "resolve" else "reason"
         raise InvalidOperatorActionError(
             f"{action} needs a non-empty {what}; it is recorded in the saga's journal so "
-            "the next person knows why"
+            "the next person knows why. Nothing was recorded."
         )
-    return text.strip()
+    return _bounded(text.strip(), f"the {what} of {action}")
+
+
+def _actor(actor: object, action: str) -> str:
+    if actor is None:
+        return default_actor()
+    if not isinstance(actor, str) or not actor.strip() or not actor.strip().isprintable():
+        raise InvalidOperatorActionError(
+            f"{action}: actor must be non-empty printable text (who decides, e.g. "
+            f"'ana@ops'), got {actor!r:.80}. Nothing was recorded."
+        )
+    return _bounded(actor.strip(), f"the actor of {action}")
+
+
+def _bounded(text: str, what: str) -> str:
+    if len(text) > MAX_TEXT:
+        raise InvalidOperatorActionError(
+            f"{what} is {len(text)} characters, over the limit of {MAX_TEXT}; keep it short "
+            "and link to details. Nothing was recorded."
+        )
+    return text
 
 
 def _parked_callback(runtime: Runtime, execution_id: str) -> Operation | None:
@@ -171,6 +212,7 @@ def _decide(
     actor: str | None,
     drive: bool,
 ) -> SagaOutcome:
+    who = _actor(actor, action)
     callback = _parked_callback(runtime, execution_id)
     if callback is None or callback.callback_id is None:
         status = saga_status(runtime, execution_id).status
@@ -179,11 +221,17 @@ def _decide(
             "only to a saga waiting for an operator in compensation_failed. Nothing was "
             "recorded. See `durable-saga status ID`."
         )
-    decision = OperatorDecision.model_validate(
-        {"action": action, "reason": reason, "actor": actor, "at": runtime.clock.now()}
-    )
     try:
-        runtime.send_callback_success(callback.callback_id, decision.model_dump(mode="json"))
+        decision = OperatorDecision.model_validate(
+            {"action": action, "reason": reason, "actor": who, "at": runtime.clock.now()}
+        )
+    except PydanticValidationError as e:  # the public functions rule this out; be loud
+        raise InvalidOperatorActionError(
+            f"not a valid operator decision for saga {execution_id!r}: {e}. Nothing was recorded."
+        ) from e
+    payload = decision.model_dump(mode="json")
+    try:
+        runtime.send_privileged_callback_success(callback.callback_id, payload)
     except CallbackAlreadyCompletedError as e:
         raise SagaNotParkedError(
             f"saga {execution_id!r}: another decision was recorded first for "

@@ -34,6 +34,7 @@ from typing import Any
 from durable_core.clock import Clock
 from durable_core.errors import (
     ExecutionConflictError,
+    PrivilegedCallbackError,
     ValidationError,
     VersionMismatchError,
 )
@@ -275,11 +276,16 @@ def callback_handler(
 
     The store makes the execution due at once; the sweeper resumes it on its next run.
 
+    A privileged callback (a saga's operator callback) is refused, whoever holds its token:
+    an HTTP request (one with a ``body``) gets ``{"statusCode": 403, ...}``, a direct
+    invocation the PrivilegedCallbackError; nothing changes either way.
+
     Raises (from the handler):
         ValidationError: the event, or its ``body``, is not one of these (e.g. not JSON);
             nothing changed.
         CallbackNotFoundError: no callback has this token.
         CallbackAlreadyCompletedError: it was completed (or timed out) before; nothing changed.
+        PrivilegedCallbackError: a direct invocation for a privileged callback.
     """
     lazy = _Lazy(
         lambda: Runtime(
@@ -289,29 +295,45 @@ def callback_handler(
 
     def handler(event: Mapping[str, Any], lambda_context: Any = None) -> dict[str, Any]:
         request: Any = event
-        if isinstance(event, Mapping) and isinstance(event.get("body"), str):
+        http = isinstance(event, Mapping) and isinstance(event.get("body"), str)
+        if http:
             request = _parse_body(event["body"], base64_encoded=bool(event.get("isBase64Encoded")))
         if not isinstance(request, Mapping) or not isinstance(request.get("token"), str):
             raise ValidationError(
                 'send {"token": ..., "result": ...}, {"token": ..., "error": {"type": ..., '
                 '"message": ...}} or {"token": ..., "heartbeat": true}'
             )
-        runtime, token = lazy.get(), request["token"]
-        if request.get("heartbeat"):
-            op = runtime.send_callback_heartbeat(token)
-        elif "error" in request:
-            error = request["error"] if isinstance(request["error"], Mapping) else {}
-            op = runtime.send_callback_failure(
-                token,
-                str(error.get("message") or request["error"]),
-                error_type=str(error.get("type") or "CallbackFailure"),
-                data=error.get("data"),
-            )
-        else:
-            op = runtime.send_callback_success(token, request.get("result"))
-        return {"status": op.status.value, "callback": op.name}
+        try:
+            return _complete(lazy.get(), request)
+        except PrivilegedCallbackError as e:
+            if not http:
+                raise
+            body = {"error": "PrivilegedCallbackError", "message": str(e)}
+            return {
+                "statusCode": 403,
+                "headers": {"Content-Type": "application/json"},
+                "body": json.dumps(body),
+            }
 
     return handler
+
+
+def _complete(runtime: Runtime, request: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply one webhook request through the runtime's generic (unprivileged) callback path."""
+    token = request["token"]
+    if request.get("heartbeat"):
+        op = runtime.send_callback_heartbeat(token)
+    elif "error" in request:
+        error = request["error"] if isinstance(request["error"], Mapping) else {}
+        op = runtime.send_callback_failure(
+            token,
+            str(error.get("message") or request["error"]),
+            error_type=str(error.get("type") or "CallbackFailure"),
+            data=error.get("data"),
+        )
+    else:
+        op = runtime.send_callback_success(token, request.get("result"))
+    return {"status": op.status.value, "callback": op.name}
 
 
 def _parse_body(body: str, *, base64_encoded: bool = False) -> Any:

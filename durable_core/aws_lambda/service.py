@@ -391,9 +391,17 @@ class ServiceStore:
         )
 
     def complete_callback(
-        self, callback_id: str, outcome: CallbackOutcome, now: datetime
+        self,
+        callback_id: str,
+        outcome: CallbackOutcome,
+        now: datetime,
+        *,
+        privileged: bool = False,
     ) -> Operation:
         """Only the service completes callbacks here; report whatever it says now.
+
+        ``privileged`` changes nothing: the service completes callbacks through its own API
+        (``SendDurableExecutionCallback*``, authorised by IAM), which cannot be refused here.
 
         Raises:
             CallbackAlreadyCompletedError: always (the journal then re-reads the record), so
@@ -401,8 +409,8 @@ class ServiceStore:
         """
         with self._lock:
             if not any(o.callback_id == callback_id for o in self._ops.values()):
-                raise CallbackNotFoundError(
-                    f"no callback with id {callback_id!r} in this execution"
+                raise CallbackNotFoundError(  # the id is a token: never in a message
+                    "no callback with this id in this execution"
                 )
         raise CallbackAlreadyCompletedError(
             "on the durable execution service, callbacks are completed and timed out by the "

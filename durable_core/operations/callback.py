@@ -10,6 +10,11 @@ Invariants:
 - A stop (cancel, deadline, terminate) reaches a created callback in ``result()``, where the
   code would block, never at its creation: operations between creation and ``result()``
   replay unchanged.
+- A privileged callback is recorded with ``privileged=True`` when it is created; the stores
+  refuse its completion by the generic paths (token holders), so only
+  ``Runtime.send_privileged_callback_success`` (and the engine's own timeouts and
+  cancellations) end it. On replay the recorded record governs; the flag is never added to
+  or removed from a record that exists.
 """
 
 from __future__ import annotations
@@ -134,6 +139,7 @@ def create_callback(
     timeout: timedelta | None,
     heartbeat_timeout: timedelta | None,
     result_type: Any,
+    privileged: bool = False,
 ) -> Callback[Any]:
     """Create (or replay the creation of) a callback and return its handle.
 
@@ -161,6 +167,7 @@ def create_callback(
                 if heartbeat_timeout
                 else None,
                 heartbeat_deadline=now + heartbeat_timeout if heartbeat_timeout else None,
+                privileged=True if privileged else None,
             )
         )
     else:

@@ -30,7 +30,11 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from durable_core.errors import ExecutionNotRunningError, ValidationError
+from durable_core.errors import (
+    ExecutionNotRunningError,
+    PrivilegedCallbackError,
+    ValidationError,
+)
 from durable_core.journal import (
     MAX_STOP_REQUESTS,
     CallbackOutcome,
@@ -75,6 +79,25 @@ def operation_json(op: Operation) -> str:
     is loaded.
     """
     return op.model_dump_json(exclude_none=True)
+
+
+def check_callback_access(op: Operation, execution_id: str, *, privileged: bool) -> None:
+    """Refuse a generic completion or heartbeat of a privileged callback.
+
+    Every store calls this inside the transaction that changes the callback, before it
+    looks at the status, so the refusal changes nothing and says nothing about the state.
+
+    Raises:
+        PrivilegedCallbackError: ``op`` is privileged and the caller is not.
+    """
+    if op.privileged and not privileged:
+        raise PrivilegedCallbackError(
+            f"callback {op.name!r} of execution {execution_id!r} is privileged: the generic "
+            "callback paths (`durable callback`, Runtime.send_callback_*, the webhook) may "
+            "not complete or heartbeat it, whoever holds its token. Its owner's API does "
+            "(for a saga's operator callback: `durable-saga retry|skip|resolve ID`). "
+            "Nothing was changed."
+        )
 
 
 class InvocationEnd(BaseModel):
@@ -149,17 +172,31 @@ class Store(Protocol):
         ...
 
     def complete_callback(
-        self, callback_id: str, outcome: CallbackOutcome, now: datetime
+        self,
+        callback_id: str,
+        outcome: CallbackOutcome,
+        now: datetime,
+        *,
+        privileged: bool = False,
     ) -> Operation:
         """Complete a STARTED callback once; wake its execution.
 
-        Raises CallbackNotFoundError for an unknown token and CallbackAlreadyCompletedError
-        (changing nothing) if it is no longer STARTED.
+        ``privileged=True`` is for the engine itself (timeouts, cancellations) and for
+        ``Runtime.send_privileged_callback_success``; without it a privileged callback is
+        refused (:func:`check_callback_access`).
+
+        Raises CallbackNotFoundError for an unknown token, PrivilegedCallbackError for a
+        privileged callback completed without ``privileged=True``, and
+        CallbackAlreadyCompletedError if it is no longer STARTED (each changing nothing).
         """
         ...
 
     def heartbeat_callback(self, callback_id: str, now: datetime) -> Operation:
-        """Push a STARTED callback's heartbeat deadline forward; wake its execution."""
+        """Push a STARTED callback's heartbeat deadline forward; wake its execution.
+
+        A privileged callback is refused (PrivilegedCallbackError): heartbeats come only
+        through the generic paths, and a privileged callback has no heartbeat timeout.
+        """
         ...
 
     def request_stop(self, execution_id: str, request: StopRequest, now: datetime) -> Execution:

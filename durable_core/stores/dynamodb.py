@@ -52,7 +52,12 @@ from durable_core.journal import (
     OperationStatus,
     StopRequest,
 )
-from durable_core.stores.base import InvocationEnd, check_stop, operation_json
+from durable_core.stores.base import (
+    InvocationEnd,
+    check_callback_access,
+    check_stop,
+    operation_json,
+)
 
 Item = dict[str, Any]
 _log = structlog.get_logger("durable.store")
@@ -656,7 +661,13 @@ class DynamoDBStore:
     # --- external events ------------------------------------------------------------------
 
     def _change_callback(
-        self, callback_id: str, now: datetime, change: Callable[[Operation], Operation], why: str
+        self,
+        callback_id: str,
+        now: datetime,
+        change: Callable[[Operation], Operation],
+        why: str,
+        *,
+        privileged: bool = False,
     ) -> Operation:
         ref = self._get(f"CB#{callback_id}", _CB)
         if ref is None:
@@ -668,8 +679,12 @@ class DynamoDBStore:
         for _ in range(10):
             item = self._get(f"EXEC#{eid}", _OP + op_id)
             if item is None:
-                raise CorruptRecordError(f"callback item {_where(ref)} names a missing operation")
+                raise CorruptRecordError(  # named by its operation: the PK holds the token
+                    f"the callback item of operation {op_id!r} of execution {eid!r} names a "
+                    "missing operation"
+                )
             op = self._operation(item)
+            check_callback_access(op, eid, privileged=privileged)
             if op.status is not OperationStatus.STARTED:
                 raise CallbackAlreadyCompletedError(
                     f"Callback {op.name!r} of execution {eid!r} is already {op.status.value}; "
@@ -695,13 +710,20 @@ class DynamoDBStore:
         raise StoreError(f"callback of operation {op_id!r} of {eid!r} kept conflicting")
 
     def complete_callback(
-        self, callback_id: str, outcome: CallbackOutcome, now: datetime
+        self,
+        callback_id: str,
+        outcome: CallbackOutcome,
+        now: datetime,
+        *,
+        privileged: bool = False,
     ) -> Operation:
         def done(op: Operation) -> Operation:
             changes = {"status": outcome.status, "result": outcome.result, "ended_at": now}
             return op.evolve(error=outcome.error, **changes)
 
-        return self._change_callback(callback_id, now, done, "a callback completes once")
+        return self._change_callback(
+            callback_id, now, done, "a callback completes once", privileged=privileged
+        )
 
     def heartbeat_callback(self, callback_id: str, now: datetime) -> Operation:
         def beat(op: Operation) -> Operation:

@@ -25,7 +25,7 @@ from durable_core.journal import (
     OperationStatus,
     StopRequest,
 )
-from durable_core.stores.base import InvocationEnd, check_stop, recovered
+from durable_core.stores.base import InvocationEnd, check_callback_access, check_stop, recovered
 
 
 class MemoryStore:
@@ -195,10 +195,16 @@ class MemoryStore:
         return execution_id, self._ops[execution_id][op_id]
 
     def complete_callback(
-        self, callback_id: str, outcome: CallbackOutcome, now: datetime
+        self,
+        callback_id: str,
+        outcome: CallbackOutcome,
+        now: datetime,
+        *,
+        privileged: bool = False,
     ) -> Operation:
         with self._lock:
             execution_id, op = self._callback(callback_id)
+            check_callback_access(op, execution_id, privileged=privileged)
             if op.status is not OperationStatus.STARTED:
                 raise CallbackAlreadyCompletedError(
                     f"Callback {op.name!r} of execution {execution_id!r} is already "
@@ -214,6 +220,7 @@ class MemoryStore:
     def heartbeat_callback(self, callback_id: str, now: datetime) -> Operation:
         with self._lock:
             execution_id, op = self._callback(callback_id)
+            check_callback_access(op, execution_id, privileged=False)
             if op.status is not OperationStatus.STARTED:
                 raise CallbackAlreadyCompletedError(
                     f"Callback {op.name!r} of execution {execution_id!r} is already "

@@ -21,6 +21,10 @@ Same semantics as :class:`~durable_core.stores.memory.MemoryStore` (the contract
 - **First-write order**: ``operations.seq`` is set on first insert; an upsert keeps it.
 - **UTC**: datetimes come back aware in UTC (naive input is taken as UTC); the indexed
   copies are integer epoch microseconds.
+- **Owner-only when new**: a store file this class creates is ``0600`` (SQLite gives its
+  ``-wal`` and ``-shm`` side files the main file's mode) and the folders it creates are
+  ``0700``: the file holds inputs, results and callback tokens. An existing file or folder
+  keeps its mode (``chmod 600`` it yourself); nothing is changed behind the user's back.
 - **Versioned schema**: ``meta.schema_version`` and the layout are checked on open
   (SchemaVersionError, file untouched); creation is one ``BEGIN IMMEDIATE`` transaction,
   so processes opening a new file at once are safe.
@@ -61,7 +65,13 @@ from durable_core.journal import (
     OperationStatus,
     StopRequest,
 )
-from durable_core.stores.base import InvocationEnd, check_stop, operation_json, recovered
+from durable_core.stores.base import (
+    InvocationEnd,
+    check_callback_access,
+    check_stop,
+    operation_json,
+    recovered,
+)
 from durable_core.stores.sqlite_commit import GroupCommit
 
 SCHEMA_VERSION = 1
@@ -233,11 +243,36 @@ def _enter_wal(db: sqlite3.Connection, busy_timeout_s: float) -> object:
             time.sleep(0.01)
 
 
+def _create_owner_only(path: Path) -> None:
+    """Create the missing folders of ``path`` (0700) and, if it is new, an empty file (0600).
+
+    SQLite would create the file with the umask's mode (usually world-readable); an empty
+    file is a valid new database, so creating it here first fixes its mode, and SQLite
+    gives the ``-wal``/``-shm`` files the same one. ``O_EXCL`` makes a race with another
+    process opening the same new store harmless: one creates, the other opens.
+    """
+    for folder in reversed([p for p in (path.parent, *path.parent.parents) if not p.exists()]):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # another process made it first
+        os.chmod(folder, 0o700)  # exactly, whatever the umask
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.chmod(path, 0o600)
+    finally:
+        os.close(fd)
+
+
 class SQLiteStore:
     """A :class:`~durable_core.stores.base.Store` in one SQLite file.
 
     Args:
-        path: The database file; missing parent directories are created.
+        path: The database file; missing parent directories are created. A new file is
+            created owner-only (0600, its folders 0700); an existing one keeps its mode.
         durability: ``"full"`` fsyncs every commit before returning; ``"normal"`` may lose
             the last commits on power loss (never corrupts the file).
         busy_timeout_s: How long a call waits for another process's write lock before it
@@ -259,7 +294,10 @@ class SQLiteStore:
         if durability not in ("full", "normal"):
             raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _create_owner_only(self.path)
+        except OSError as e:
+            raise StoreError(f"cannot create the SQLite store {self.path}: {e}") from e
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(
@@ -610,7 +648,12 @@ class SQLiteStore:
             self._put(db, _signalled(ex, now))
 
     def _change_callback(
-        self, callback_id: str, now: datetime, change: Callable[[Operation, datetime], Operation]
+        self,
+        callback_id: str,
+        now: datetime,
+        change: Callable[[Operation, datetime], Operation],
+        *,
+        privileged: bool = False,
     ) -> Operation:
         """Apply ``change`` to a STARTED callback and signal its execution, atomically."""
         now = _aware(now)
@@ -635,6 +678,7 @@ class SQLiteStore:
                     f"{execution_id!r}, an id that is not UTF-8 text. Restore the file from a "
                     f"backup, or inspect the row (operations, seq={seq}) with the sqlite3 shell."
                 )
+            check_callback_access(op, execution_id, privileged=privileged)
             if op.status is not OperationStatus.STARTED:
                 raise CallbackAlreadyCompletedError(
                     f"Callback {op.name!r} of execution {execution_id!r} is already "
@@ -648,16 +692,25 @@ class SQLiteStore:
         return self._write(tx)
 
     def complete_callback(
-        self, callback_id: str, outcome: CallbackOutcome, now: datetime
+        self,
+        callback_id: str,
+        outcome: CallbackOutcome,
+        now: datetime,
+        *,
+        privileged: bool = False,
     ) -> Operation:
         """Complete a STARTED callback once and wake its execution, atomically.
 
-        Raises CallbackNotFoundError for an unknown token, and CallbackAlreadyCompletedError
-        (changing nothing) if the callback is no longer STARTED.
+        Raises CallbackNotFoundError for an unknown token, PrivilegedCallbackError for a
+        privileged callback without ``privileged=True``, and CallbackAlreadyCompletedError
+        if the callback is no longer STARTED (each changing nothing).
         """
         changes = outcome.model_dump()
         return self._change_callback(
-            callback_id, now, lambda op, t: op.evolve(**changes, ended_at=t)
+            callback_id,
+            now,
+            lambda op, t: op.evolve(**changes, ended_at=t),
+            privileged=privileged,
         )
 
     def heartbeat_callback(self, callback_id: str, now: datetime) -> Operation:

@@ -86,9 +86,14 @@ class DelegatingStore:
         self.inner.release_lease(lease)
 
     def complete_callback(
-        self, callback_id: str, outcome: CallbackOutcome, now: datetime
+        self,
+        callback_id: str,
+        outcome: CallbackOutcome,
+        now: datetime,
+        *,
+        privileged: bool = False,
     ) -> Operation:
-        return self.inner.complete_callback(callback_id, outcome, now)
+        return self.inner.complete_callback(callback_id, outcome, now, privileged=privileged)
 
     def heartbeat_callback(self, callback_id: str, now: datetime) -> Operation:
         return self.inner.heartbeat_callback(callback_id, now)

@@ -92,6 +92,8 @@ class DurableTestRunner(Generic[E, R]):
         options: runtime options (lease TTL, inline retry threshold, payload limit).
         callbacks: callbacks to complete by name whenever the execution waits for them:
             a value completes it with success, a :class:`CallbackFailure` with failure.
+            A privileged callback (a saga's ``operator:<step>``) is completed through the
+            privileged path, as its owner would; ``send_callback_success`` refuses it.
         max_rounds: how many times the runner may skip time or deliver callbacks in one
             ``run``/``resume`` before raising :class:`RunawayExecutionError`.
         skip_callback_timeouts: also skip time to a callback's timeout or heartbeat
@@ -276,13 +278,27 @@ class DurableTestRunner(Generic[E, R]):
                     and op.callback_id is not None
                 ):
                     try:
-                        self._send(op.callback_id, self.callbacks[op.name])
+                        self._send(op, self.callbacks[op.name])
                     except CallbackAlreadyCompletedError:
                         continue
                     delivered = True
         return delivered
 
-    def _send(self, token: str, value: Any) -> Operation:
+    def _send(self, op: Operation, value: Any) -> Operation:
+        """Deliver a ``callbacks={...}`` value; the test stands in for the callback's owner.
+
+        A privileged callback is completed through the privileged path (its owner's), with a
+        value only: there is no privileged failure.
+        """
+        token = op.callback_id
+        assert token is not None
+        if op.privileged:
+            if isinstance(value, CallbackFailure):
+                raise ValidationError(
+                    f"callback {op.name!r} is privileged: callbacks={{...}} can complete it "
+                    "with a value only, not a CallbackFailure"
+                )
+            return self.runtime.send_privileged_callback_success(token, value)
         if isinstance(value, CallbackFailure):
             return self.runtime.send_callback_failure(
                 token, value.message, error_type=value.error_type, data=value.data

@@ -14,6 +14,12 @@ FLAKY = StepConfig(retry=RetryPolicy(stop=stop_after_attempt(3), wait=wait_fixed
 
 
 @durable
+def owner_only(ctx: DurableContext, event: None) -> Any:
+    """Wait for a privileged callback: only its owner's API completes it."""
+    return ctx.create_callback("owner-decision", privileged=True).result()
+
+
+@durable
 def approval(ctx: DurableContext, event: dict[str, Any]) -> dict[str, Any]:
     """Ask for an approval and wait up to 3 days for it."""
     ctx.step("request", lambda sc: {"requested": event["what"]})

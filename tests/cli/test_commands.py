@@ -15,7 +15,7 @@ ORDER = '{"order_id": "A-1", "amount": 42.5}'
 
 
 def callback_token(durable: Durable, execution_id: str, name: str) -> str:
-    ops = durable("show", execution_id, "--json").json()["operations"]
+    ops = durable("show", execution_id, "--json", "--show-tokens").json()["operations"]
     (token,) = [op["callback_id"] for op in ops if op["name"] == name]
     return str(token)
 
@@ -118,9 +118,14 @@ def test_callback_succeed_completes_the_wait_and_a_worker_finishes_it(durable: D
     assert r.code == 0, r.err
     assert "SUSPENDED: waiting for" in r.out
     token = callback_token(durable, "cb-1", "approval")
-    assert f"callback 'approval' (token {token})" in r.out
-    assert "callback succeed" in r.out
-    assert token in r.out.split("complete it:")[1].splitlines()[0]
+    assert token not in r.out  # masked unless asked for
+    assert f"callback 'approval' (token {token[:4]}…)" in r.out
+    assert "complete it: durable" in r.out and "callback succeed <TOKEN>" in r.out
+    assert "show cb-1 --show-tokens" in r.out
+    shown = durable("run", "cli_flows:approval", "--input", '{"what": "refund"}', "--id", "cb-1",
+                    "--show-tokens")  # fmt: skip
+    assert f"callback 'approval' (token {token})" in shown.out
+    assert token in shown.out.split("complete it:")[1].splitlines()[0]
 
     beat = durable("callback", "heartbeat", token)
     assert beat.code == 0

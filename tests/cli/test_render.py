@@ -10,10 +10,10 @@ from durable_core import Operation, OperationStatus, OperationType
 from durable_core._render import (
     fmt_duration,
     fmt_time,
+    mask_token,
     pending_waits,
     render_operations,
     short_json,
-    short_token,
     timeline,
 )
 from durable_core.replay import operation_id
@@ -46,9 +46,11 @@ def test_fmt_time_is_utc_with_z() -> None:
     assert fmt_time(None) == "-"
 
 
-def test_short_token_and_json() -> None:
-    token = "A" * 8 + "middle-part-of-token" + "Z" * 8
-    assert short_token(token) == "AAAAAAAA…ZZZZZZZZ"
+def test_mask_token_and_short_json() -> None:
+    token = "AbCd" + "middle-part-of-the-token-000000000000000"
+    assert mask_token(token) == "AbCd…"
+    assert mask_token(token, show=True) == token
+    assert mask_token(None) == "-"
     assert short_json('{"a":  [1,\n 2]}') == '{"a": [1, 2]}'
     assert short_json('"' + "x" * 500 + '"', limit=10) == '"xxxxxxxx…'
 
@@ -115,8 +117,11 @@ def test_pending_waits_describe_what_a_suspended_execution_needs() -> None:
     assert [w.describe() for w in waits] == [
         "retry of step 'charge' (attempt 3) at 2026-11-23T03:05:00Z",
         "timer 'cool-off' until 2026-11-24T03:00:00Z",
-        f"callback 'approval' (token {'tok' * 10}), times out at 2026-11-26T03:00:00Z",
+        "callback 'approval' (token tokt…), times out at 2026-11-26T03:00:00Z",
     ]
+    assert waits[2].describe(show_tokens=True) == (
+        f"callback 'approval' (token {'tok' * 10}), times out at 2026-11-26T03:00:00Z"
+    )
     assert [w.is_timed for w in waits] == [True, True, False]
 
 
@@ -138,4 +143,6 @@ def test_render_shows_retry_error_and_token_details() -> None:
     assert "retry 2 due 2026-11-23T03:01:00Z" in text
     assert "last error: ConnectionError: gateway down" in text
     assert "more" not in text
-    assert "token aaaaaaaa…aaaaaaaa" in text
+    assert "token aaaa…" in text
+    assert "aaaaa" not in text
+    assert "a" * 43 in "\n".join(render_operations([pending, cb], show_tokens=True))

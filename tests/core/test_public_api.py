@@ -43,6 +43,7 @@ DURABLE_CORE_ALL = [
     "OperationStatus",
     "OperationType",
     "PayloadTooLargeError",
+    "PrivilegedCallbackError",
     "RecoveryLimitError",
     "RetryPolicy",
     "Runtime",

@@ -14,7 +14,7 @@ import pytest
 from durable_core import DurableContext, MemoryStore, durable
 from durable_core.aws_lambda import callback_handler, dynamodb_handler, sweeper_handler
 from durable_core.aws_lambda.dynamo_mode import resolve_version
-from durable_core.errors import ExecutionNotFoundError, ValidationError
+from durable_core.errors import ExecutionNotFoundError, PrivilegedCallbackError, ValidationError
 from durable_core.testing import VirtualClock
 
 
@@ -118,3 +118,23 @@ def test_a_base64_encoded_callback_body_is_decoded() -> None:
         "status": "SUCCEEDED",
         "callback": "approval",
     }
+
+
+@durable
+def wait_for_owner(ctx: DurableContext, event: Any) -> Any:
+    return ctx.create_callback("owner-only", timeout=timedelta(days=1), privileged=True).result()
+
+
+def test_a_privileged_callback_is_refused_by_the_webhook_changing_nothing() -> None:
+    store, clock = MemoryStore(), VirtualClock()
+    dynamodb_handler(wait_for_owner, store=store, clock=clock)({"execution_id": "p", "input": 1})
+    token = next(op.callback_id for op in store.load_operations("p") if op.callback_id)
+    before = (store.get_execution("p"), store.load_operations("p"))
+    webhook = callback_handler(store=store, clock=clock)
+
+    over_http = webhook({"body": json.dumps({"token": token, "result": "forged"})}, None)
+    assert over_http["statusCode"] == 403
+    assert "'owner-only' of execution 'p' is privileged" in json.loads(over_http["body"])["message"]
+    with pytest.raises(PrivilegedCallbackError):
+        webhook({"token": token, "heartbeat": True}, None)
+    assert (store.get_execution("p"), store.load_operations("p")) == before

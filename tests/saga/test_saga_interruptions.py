@@ -25,6 +25,7 @@ from durable_core import (
     StepContext,
     durable,
 )
+from durable_core.errors import SimulatedCrash
 from durable_core.testing import VirtualClock
 from saga import SagaContext, SagaFunction, SagaStatus, saga, saga_status
 
@@ -198,3 +199,41 @@ def test_a_plain_function_cancelled_between_create_callback_and_result_ends_canc
     assert calls == ["send", "audit"]
     callback = next(op for op in rt.operations(ex.id) if op.name == "approval")
     assert callback.status.value == "CANCELLED"
+
+
+def test_a_cancel_then_a_worker_death_mid_step_reruns_the_step_and_undoes_it(
+    rt: Runtime, clock: VirtualClock
+) -> None:
+    """The step that was running when its worker died may have had its effect (at-least-once
+    records nothing before the body): before, the recovering worker delivered the cancel at
+    it, so it never ran again and its effect was never undone."""
+    fx = Effects()
+    died: list[bool] = []
+
+    def s2(sc: StepContext) -> str:
+        fx.log.append("do:s2")
+        if not died:
+            died.append(True)
+            rt.cancel(sc.execution_id, "customer called")  # arrives while s2 runs
+            raise SimulatedCrash("the worker dies before s2's result is recorded")
+        return "s2-result"
+
+    @saga(name="dies-mid-step")
+    def body(s: SagaContext, event: None) -> str:
+        s.step("s1", fx.action("s1"), compensate=fx.undo("s1"))
+        s.step("s2", s2, compensate=fx.undo("s2"))
+        s.step("s3", fx.action("s3"), compensate=fx.undo("s3"))
+        return "done"
+
+    eid = rt.start(body).id
+    with pytest.raises(SimulatedCrash):
+        rt.drive(eid)
+    lease_expires = rt.get(eid).lease_expires
+    assert lease_expires is not None  # the dead worker's lease stays behind
+    clock.set(lease_expires + timedelta(seconds=1))
+    ex = settle(rt, eid)
+
+    assert ex.status is ExecutionStatus.CANCELLED
+    assert fx.count("do:s3") == 0
+    assert undo_log(fx) == ["undo:s2", "undo:s1"]
+    assert saga_status(rt, eid).status is SagaStatus.COMPENSATED

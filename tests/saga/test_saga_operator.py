@@ -238,20 +238,6 @@ def test_a_second_decision_for_the_same_park_is_rejected(rt: Runtime) -> None:
         skip_compensation(rt, eid, "too late")
 
 
-def test_an_invalid_decision_sent_through_the_callback_is_ignored(rt: Runtime) -> None:
-    eid = parked(rt, Effects())
-    token = next(op.callback_id for op in rt.operations(eid) if op.name == "operator:b")
-    assert token is not None
-
-    rt.send_callback_success(token, {"action": "dance"})
-    settle(rt, eid)
-
-    outcome = saga_status(rt, eid)
-    assert outcome.status is SagaStatus.COMPENSATION_FAILED
-    assert outcome.operator_actions == []
-    retry_compensation(rt, eid)  # the saga parked again on a new callback
-
-
 def test_cancel_of_a_parked_saga_keeps_it_rolling_back(rt: Runtime) -> None:
     fx = Effects()
     eid = parked(rt, fx)

@@ -14,6 +14,7 @@ from durable_core.errors import (
     ExecutionNotFoundError,
     ExecutionNotRunningError,
     LeaseLostError,
+    PrivilegedCallbackError,
     ValidationError,
 )
 from durable_core.journal import (
@@ -467,6 +468,37 @@ def test_unknown_callback_token_is_not_found(store: Store) -> None:
     with pytest.raises(CallbackNotFoundError):
         store.heartbeat_callback("forged-" + "y" * 36, T0)
     assert store.load_operations("e1")[0].status is OperationStatus.STARTED
+
+
+def test_a_privileged_callback_is_refused_to_generic_callers_and_changes_nothing(
+    store: Store, store_factory: Callable[[], Store]
+) -> None:
+    cb = token()
+    lease = leased(store, "e1")
+    store.write_operations(lease, [callback("operator:b", cb, privileged=True)], T0, TTL)
+    store.finish_invocation(lease, WAITING, at(1))
+    other = store_factory()  # what another process reads back: the flag is persisted
+    assert other.load_operations("e1")[0].privileged is True
+    before = (store.load_operations("e1"), store.get_execution("e1"))
+    forged = CallbackOutcome(status=OperationStatus.SUCCEEDED, result='{"action": "skip"}')
+    with pytest.raises(PrivilegedCallbackError, match="privileged.*Nothing was changed"):
+        other.complete_callback(cb, forged, at(2))
+    failed = CallbackOutcome(status=OperationStatus.FAILED, error=ErrorInfo(type="X", message="x"))
+    with pytest.raises(PrivilegedCallbackError):
+        other.complete_callback(cb, failed, at(2))
+    with pytest.raises(PrivilegedCallbackError):
+        other.heartbeat_callback(cb, at(2))
+    assert (store.load_operations("e1"), store.get_execution("e1")) == before
+
+    done = other.complete_callback(cb, forged, at(3), privileged=True)
+    assert (done.status, done.result, done.privileged) == (
+        OperationStatus.SUCCEEDED,
+        '{"action": "skip"}',
+        True,
+    )
+    assert store.get_execution("e1").signal_seq == 1
+    with pytest.raises(PrivilegedCallbackError):  # refused before its state is told
+        other.complete_callback(cb, forged, at(4))
 
 
 def test_heartbeat_pushes_the_deadline_and_wakes(store: Store) -> None:
