@@ -158,6 +158,7 @@ class _Sim:
         self.requested = False
         self.terminating = False
         self.skipped = False
+        self.recovery_slack = schedule.crash is not None
 
     def choose(self, n: int) -> int:
         i = len(self.sizes)
@@ -175,26 +176,37 @@ class _Sim:
         if self.schedule.terminate_at == label:
             self.terminating = True
 
-    def take(self, kind: str) -> Stop | None:
-        """The stop that lands at this forward frontier (``None``: none, or absorbed)."""
+    def take(self, kind: str, *, fresh: bool = False) -> Stop | None:
+        """The stop that lands at this forward frontier (``None``: none, or absorbed).
+
+        ``fresh``: the frontier is a step (or condition) that has not run yet. After a
+        crash, the recovering invocation runs such a step first and the stop lands after it
+        (docs/sagas.md): the oracle then also allows that end, once per run.
+        """
         if self.terminating:
-            self.terminating = False
-            return Stop("terminate", "", self.schedule.note)
-        stop, self.pending = self.pending, None
+            stop: Stop | None = Stop("terminate", "", self.schedule.note)
+        else:
+            stop = self.pending
         if stop is None:
             return None
         if stop.kind != "terminate" and self.pivot_done and kind in ("step", "parallel"):
+            self.pending = None
             return None  # absorbed after the pivot: the step runs and the saga goes on
+        if fresh and self.recovery_slack and self.choose(2) == 1:
+            self.recovery_slack = False
+            return None  # the recovering worker runs this step first; the stop stays due
+        self.terminating = False
+        self.pending = None
         return stop
 
-    def deliver(self, kind: str) -> None:
-        stop = self.take(kind)
+    def deliver(self, kind: str, *, fresh: bool = False) -> None:
+        stop = self.take(kind, fresh=fresh)
         if stop is not None:
             raise _Stopped(stop)
 
     def boundary(self, path: str, kind: str) -> None:
         self.point(f"before:{path}", kind)
-        self.deliver(kind)
+        self.deliver(kind, fresh=kind in ("step", "condition"))
 
     # --- forward path --------------------------------------------------------------------
 
