@@ -277,14 +277,18 @@ class _Names:
 
 
 # Module-level strategies: drawing from the same objects keeps generation cheap.
-_BEFORE_KINDS = st.sampled_from(["comp", "comp", "comp", "plain", "retriable"])
-_AFTER_KINDS = st.sampled_from(["plain", "retriable"])
+_BEFORE_KINDS: st.SearchStrategy[Kind] = st.sampled_from(
+    ("comp", "comp", "comp", "plain", "retriable")
+)
+_AFTER_KINDS: st.SearchStrategy[Kind] = st.sampled_from(("plain", "retriable"))
 _RETRIES = st.integers(0, 2)
-_FINALS = st.sampled_from(["ok", "ok", "ok", "fail", "fail_after_effect"])
-_UNDOS = st.sampled_from(["ok", "ok", "transient", "down"])
-_PIVOT_FINALS = st.sampled_from(["ok", "ok", "ok", "fail"])
-_RETRIABLE_FINALS = st.sampled_from(["ok", "ok", "ok", "reject"])
-_OUTCOMES = st.sampled_from(["success", "success", "failure", "timeout"])
+_FINALS: st.SearchStrategy[Final] = st.sampled_from(("ok", "ok", "ok", "fail", "fail_after_effect"))
+_UNDOS: st.SearchStrategy[UndoMode] = st.sampled_from(("ok", "ok", "transient", "down"))
+_PIVOT_FINALS: st.SearchStrategy[Final] = st.sampled_from(("ok", "ok", "ok", "fail"))
+_RETRIABLE_FINALS: st.SearchStrategy[Final] = st.sampled_from(("ok", "ok", "ok", "reject"))
+_OUTCOMES: st.SearchStrategy[CallbackOutcome] = st.sampled_from(
+    ("success", "success", "failure", "timeout")
+)
 _SMALL = st.integers(0, 2)
 _POLLS = st.integers(1, 3)
 _BRANCHES = st.integers(1, 3)
