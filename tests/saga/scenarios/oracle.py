@@ -189,12 +189,12 @@ class _Sim:
             stop = self.pending
         if stop is None:
             return None
-        if stop.kind != "terminate" and self.pivot_done and kind in ("step", "parallel"):
-            self.pending = None
-            return None  # absorbed after the pivot: the step runs and the saga goes on
         if fresh and self.recovery_slack and self.choose(2) == 1:
             self.recovery_slack = False
             return None  # the recovering worker runs this step first; the stop stays due
+        if stop.kind != "terminate" and self.pivot_done and kind in ("step", "parallel"):
+            self.pending = None
+            return None  # absorbed after the pivot: the step runs and the saga goes on
         self.terminating = False
         self.pending = None
         return stop
