@@ -325,12 +325,15 @@ class _Sim:
         """The stop lands in one candidate branch; the others run to their end."""
         cut = candidates[self.choose(len(candidates))][0]
         others_run = stop.kind != "terminate" or self.choose(2) == 0
+        waiting = {bpath for bpath, _ in candidates}
         for bpath, b in branches:
             if bpath == cut:
                 self.register_failed(bpath, b)  # it ran and waits to retry
-            elif others_run and b.final == "ok":
-                self.succeeded(bpath, b)
-            elif others_run:
+            elif bpath in waiting and not others_run:
+                self.register_failed(bpath, b)  # stopped too, while waiting to retry
+            elif b.final == "ok":
+                self.succeeded(bpath, b)  # finished before, or runs to its end
+            else:
                 self.register_failed(bpath, b)
         raise _Stopped(stop)
 

@@ -171,3 +171,14 @@ def test_scenarios_round_trip_through_json() -> None:
         stop=Stop("cancel", "wait:k/w", "r", "s"), decisions=(("b", "skip"),), terminate_at="x"
     )
     assert scenario_from_json(to_json(program, schedule)) == (program, schedule)
+
+
+def test_a_terminate_in_a_group_keeps_what_finished_and_may_stop_the_rest() -> None:
+    group = Parallel("g", (Step("x", kind="plain"), Step("y", retries=1), Step("z", retries=1)))
+    ends = expect_all(Program((group,)), Schedule(stop=Stop("terminate", "wait:g#1", "fraud")))
+    assert sorted({tuple(sorted(w.dos)) for w in ends}) == [
+        ("g/x",),
+        ("g/x", "g/y"),
+        ("g/x", "g/z"),
+    ]
+    assert {w.status for w in ends} == {"terminated"}
