@@ -29,6 +29,7 @@ from durable_core.journal import (
     OperationStatus,
     OperationType,
 )
+from durable_core.parking import is_parked
 from durable_core.replay import operation_id
 
 TOKEN_SHOWN = 8
@@ -317,7 +318,10 @@ def render_execution(
         rows.append(("result", short_json(ex.result)))
     if ex.error is not None:
         rows.append(("error", f"{ex.error.type}: {_first_line(ex.error.message)}"))
-    if ex.status is ExecutionStatus.RUNNING:
+    if is_parked(ex):
+        rows.append(("parked", tidy_reason(ex.waiting_for or "-")))
+        rows.append(("next run", fmt_time(ex.wake_at) if ex.wake_at else "on `durable retry`"))
+    elif ex.status is ExecutionStatus.RUNNING:
         waits = [w.describe() for w in pending_waits(ops)]
         rows.append(("waiting for", "; ".join(waits) or tidy_reason(ex.waiting_for or "-")))
         rows.append(("next run", fmt_time(ex.wake_at) if ex.wake_at else "on an external event"))
@@ -359,6 +363,8 @@ def render_outcome(
             f"RUNNING: worker {ex.lease_owner} is running it now (lease until "
             f"{fmt_time(ex.lease_expires)}); follow it with '{command} show {ex.id}'"
         ]
+    if is_parked(ex):
+        return [f"PARKED: {tidy_reason(ex.waiting_for or 'parked')}"]
     waits = pending_waits(ops)
     resume = f"run '{command} worker' to resume it"
     if not waits:

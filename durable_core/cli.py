@@ -1,11 +1,12 @@
 """The ``durable`` command: run, resume, inspect and signal executions in a SQLite store.
 
-Commands: ``run``, ``worker``, ``list``, ``show``, ``callback succeed|fail|heartbeat`` and
-``cancel`` (``durable --help`` and ``docs/cli.md`` describe each).
+Commands: ``run``, ``worker``, ``list``, ``show``, ``callback succeed|fail|heartbeat``,
+``cancel``, ``retry`` and ``fail`` (``durable --help`` and ``docs/cli.md`` describe each).
 
 Invariants:
 - Exit codes: 0 when the command did what was asked (an execution that succeeded or is
-  suspended), 1 when ``run`` ends with a FAILED or CANCELLED execution, 2 for user errors.
+  suspended), 1 when ``run`` ends with a FAILED, CANCELLED or parked execution, 2 for user
+  errors.
 - A user error (any :class:`~durable_core.errors.DurableError`: unknown id, bad JSON, a
   forged token, a function that cannot be imported, ...) prints ``error: <message>`` to
   stderr and exits 2, never a traceback. Anything else is a bug and may traceback.
@@ -15,6 +16,10 @@ Invariants:
   create a store file; ``run`` and ``worker`` create it (and its directory) if missing.
 - The current directory is put on ``sys.path`` so ``module:function`` references resolve
   as they do in ``python -c "import module"``.
+- ``run`` imports the function it is told to run. A worker runs only the functions it
+  was given (``--import``) or that live under an allowed prefix (``--allow-module``; by
+  default the packages and modules of the current directory): a store record naming
+  anything else (``os:system``) is parked as not registered, never imported.
 """
 
 from __future__ import annotations
@@ -47,8 +52,9 @@ from durable_core.errors import (
     StoreError,
     ValidationError,
 )
-from durable_core.function import DurableFunction
+from durable_core.function import DurableFunction, import_function
 from durable_core.journal import Execution, ExecutionStatus
+from durable_core.parking import is_parked
 from durable_core.runtime import Runtime, RuntimeOptions
 from durable_core.stores.base import Store
 from durable_core.worker import Worker
@@ -188,6 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE",
         help="import MODULE and register its durable functions (repeatable)",
     )
+    p.add_argument(
+        "--allow-module",
+        dest="allow_modules",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="also run functions of modules under PREFIX that are not registered "
+        "(repeatable; default without --import/--allow-module: the packages and modules "
+        "of the current directory)",
+    )
     p.set_defaults(handler=cmd_worker)
 
     p = sub.add_parser("list", help="list executions, newest first")
@@ -219,7 +235,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("execution_id", metavar="ID")
     p.add_argument("--reason", default="cancelled by request", help="recorded reason")
     p.set_defaults(handler=cmd_cancel)
+    _add_park_commands(sub)
     return parser
+
+
+def _add_park_commands(sub: Any) -> None:
+    """``retry`` and ``fail``: what an operator does with a parked execution."""
+    p = sub.add_parser("retry", help="resume a parked execution (after deploying fixed code)")
+    p.add_argument("execution_id", metavar="ID")
+    p.add_argument("--actor", help="who asks (recorded)")
+    p.set_defaults(handler=cmd_retry)
+
+    p = sub.add_parser(
+        "fail", help="fail an execution parked on non-determinism (a saga compensates)"
+    )
+    p.add_argument("execution_id", metavar="ID")
+    p.add_argument("--reason", required=True, help="why (recorded)")
+    p.add_argument("--actor", help="who decides (recorded)")
+    p.set_defaults(handler=cmd_fail)
 
 
 # --- plumbing ---------------------------------------------------------------------------------
@@ -303,10 +336,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             "'package.module:function', e.g. examples.hello_durable.workflow:hello"
         )
     clock = FastForwardClock() if args.fast_forward else None
+    fn = import_function(args.function)  # the function it was told to run
     store = open_store(args.store, create=True)
     try:
-        rt = Runtime(store, clock=clock)
-        fn = rt.resolve(args.function)
+        rt = Runtime(store, clock=clock, functions=[fn], options=_options(()))
         event = _load_input(args.input, fn)
         eid = args.execution_id or uuid.uuid4().hex
         existed = _exists(store, eid)
@@ -379,7 +412,8 @@ def report(rt: Runtime, ex: Execution, command: str, out: Out) -> int:
     ops = rt.operations(ex.id) if ex.status is ExecutionStatus.RUNNING else []
     for line in render_outcome(ex, ops, command=command, held_elsewhere=_held_elsewhere(rt, ex)):
         out(line)
-    return 1 if ex.status in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED) else 0
+    failed = ex.status in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
+    return 1 if failed or is_parked(ex) else 0
 
 
 # --- worker -----------------------------------------------------------------------------------
@@ -391,11 +425,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise ValidationError(f"--lease-ttl must be at least 1 second, got {args.lease_ttl}")
     if args.poll <= 0:
         raise ValidationError(f"--poll must be positive, got {args.poll}")
+    allowed = tuple(args.allow_modules)
+    options = _options(allowed, explicit=bool(allowed or args.imports), lease_ttl=args.lease_ttl)
     store = open_store(args.store, create=True)
     try:
-        rt = Runtime(store, options=RuntimeOptions(lease_ttl=timedelta(seconds=args.lease_ttl)))
+        rt = Runtime(store, options=options)
         for module in args.imports:
             _register_module(rt, module)
+        structlog.get_logger("durable.worker").info(
+            "worker runs registered functions and modules under allowed prefixes",
+            registered=rt.registered(),
+            allowed_modules=list(options.allowed_modules),
+        )
         worker = Worker(rt, poll_interval=args.poll, batch=args.batch, concurrency=args.concurrency)
         worker.run_forever(until_idle=args.until_idle)
         if args.until_idle:
@@ -407,6 +448,32 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 0
     finally:
         store.close()
+
+
+def _options(
+    allowed: tuple[str, ...], *, explicit: bool = False, lease_ttl: float | None = None
+) -> RuntimeOptions:
+    """Runtime options whose allowed modules are ``allowed``, or by default (``explicit``
+    false) the packages and modules of the current directory: the project being run."""
+    modules = allowed if explicit else _project_modules(Path.cwd())
+    if lease_ttl is None:
+        return RuntimeOptions(allowed_modules=modules)
+    return RuntimeOptions(allowed_modules=modules, lease_ttl=timedelta(seconds=lease_ttl))
+
+
+def _project_modules(folder: Path) -> tuple[str, ...]:
+    """Top-level packages (folders with ``__init__.py``) and ``*.py`` modules in ``folder``.
+
+    Found by listing the folder, never by importing: the default trust of a worker started
+    in a project is that project's own code, not the standard library or site-packages.
+    """
+    names = {
+        entry.stem if entry.suffix == ".py" else entry.name
+        for entry in folder.iterdir()
+        if (entry.suffix == ".py" and entry.is_file())
+        or (entry.is_dir() and (entry / "__init__.py").is_file())
+    }
+    return tuple(sorted(n for n in names if n.isidentifier() and not n.startswith("_")))
 
 
 def _register_module(rt: Runtime, module_name: str) -> None:
@@ -515,6 +582,29 @@ def cmd_callback_heartbeat(args: argparse.Namespace) -> int:
         op = rt.send_callback_heartbeat(args.token)
         deadline = fmt_time(op.heartbeat_deadline) if op.heartbeat_deadline else "none"
         return f"heartbeat recorded for callback {op.name!r}; next heartbeat due by {deadline}"
+
+    return _signal(args, act)
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    """``durable retry ID [--actor A]``."""
+
+    def act(rt: Runtime) -> str:
+        ex = rt.retry(args.execution_id, actor=args.actor)
+        return f"execution {ex.id} is due now; run '{_command(args)} worker' to resume it"
+
+    return _signal(args, act)
+
+
+def cmd_fail(args: argparse.Namespace) -> int:
+    """``durable fail ID --reason R [--actor A]``."""
+
+    def act(rt: Runtime) -> str:
+        ex = rt.fail(args.execution_id, args.reason, actor=args.actor)
+        return (
+            f"fail of {ex.id} recorded ({args.reason}); a worker raises it where the replay "
+            f"diverged (a saga compensates) — run '{_command(args)} worker'"
+        )
 
     return _signal(args, act)
 

@@ -12,6 +12,11 @@ Invariants:
   serialized by one lock, so no record is lost or interleaved.
 - A cancellation is delivered exactly once, at an operation boundary, and recorded at that
   position so every replay raises it at the same place.
+- After the first divergence an invocation records nothing more (every later operation
+  and write raises it again, whatever user code caught): the execution is parked as it
+  stood (see :mod:`durable_core.parking`).
+- An operator's fail request is raised at one position, recorded in the request, and
+  every replay raises it there; the scope then allocates from a fresh id space.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from durable_core.errors import (
     ExecutionCancelledError,
     NonDeterminismError,
+    OperatorFailedError,
     ValidationError,
 )
 from durable_core.journal import (
@@ -37,6 +43,7 @@ from durable_core.journal import (
     OperationStatus,
     OperationType,
 )
+from durable_core.parking import FAIL_OPERATION_ID, fail_record, fresh_space, read_fail_request
 from durable_core.stores.base import AssigningStore
 
 if TYPE_CHECKING:
@@ -116,6 +123,10 @@ class Journal:
         """Set by a backend that must announce a scope before its children's records (the
         Lambda durable service needs a CONTEXT started before its first child)."""
         self._assigner = store if isinstance(store, AssigningStore) else None
+        self.divergence: NonDeterminismError | None = None
+        """The first divergence this invocation met; from then on nothing is recorded."""
+        self.fail_request = read_fail_request(self._ops.get(FAIL_OPERATION_ID), execution.id)
+        """An operator's request to fail the execution (``Runtime.fail``), if any."""
 
     @property
     def execution_id(self) -> str:
@@ -142,6 +153,7 @@ class Journal:
         as stored; those are the ones kept (e.g. a callback id minted by the service).
         """
         with self.lock:
+            self.refuse_if_diverged()
             stored: Sequence[Operation] = ops
             if self._assigner is not None:
                 self.lease, stored = self._assigner.write_operations_assigned(
@@ -154,6 +166,21 @@ class Journal:
             for op in stored:
                 self._ops[op.id] = op
             self.writes += 1
+
+    def diverged(self, error: NonDeterminismError) -> NonDeterminismError:
+        """Remember the first divergence (the invocation records nothing after it)."""
+        with self.lock:
+            if self.divergence is None:
+                self.divergence = error
+        return error
+
+    def refuse_if_diverged(self) -> None:
+        """Raise the divergence again if there was one: code that caught it cannot go on."""
+        d = self.divergence
+        if d is not None:
+            raise NonDeterminismError(
+                execution_id=d.execution_id, position=d.position, expected=d.expected, found=d.found
+            )
 
     def complete_callback(self, op: Operation, outcome: CallbackOutcome) -> Operation:
         """Complete a callback through the store's conditional path (timeouts, cancels).
@@ -235,6 +262,7 @@ class Scope:
         self.parent_id = parent_id
         self.path = path
         self._counter = 0
+        self._space = parent_id  # the id space positions are hashed in (see parking)
         self.replaying = replaying
         self._next: tuple[int, str] = (0, "")  # (position, id): peek_id's, reused by begin
 
@@ -242,7 +270,7 @@ class Scope:
         """The id the next operation of this scope will get."""
         position = self._counter + 1
         if self._next[0] != position:
-            self._next = (position, operation_id(self.parent_id, position))
+            self._next = (position, operation_id(self._space, position))
         return self._next[1]
 
     def begin(self, type_: OperationType, name: str, sub_type: str | None) -> Slot:
@@ -252,10 +280,11 @@ class Scope:
             NonDeterminismError: the journal recorded a different operation here.
             ExecutionCancelledError: a cancellation is due (or was recorded) at this position.
         """
+        journal = self.journal
+        journal.refuse_if_diverged()
         op_id = self.peek_id()
         self._counter += 1
         position = f"{self.path}.{self._counter}" if self.path else str(self._counter)
-        journal = self.journal
         recorded = journal.get(op_id)
         if (
             recorded is not None
@@ -266,14 +295,19 @@ class Scope:
                 f"execution {journal.execution_id!r} was cancelled ({recorded.error.message})",
                 reason=recorded.error.message,
             )
-        if recorded is not None and (
+        mismatch = recorded is not None and (
             recorded.type != type_ or recorded.name != name or recorded.sub_type != sub_type
-        ):
-            raise NonDeterminismError(
-                execution_id=journal.execution_id,
-                position=position,
-                expected=_describe(recorded.type, recorded.name, recorded.sub_type),
-                found=_describe(type_, name, sub_type),
+        )
+        if journal.fail_request is not None:
+            self._fail_here(op_id, position, recorded, mismatch)
+        if recorded is not None and mismatch:
+            raise journal.diverged(
+                NonDeterminismError(
+                    execution_id=journal.execution_id,
+                    position=position,
+                    expected=_describe(recorded.type, recorded.name, recorded.sub_type),
+                    found=_describe(type_, name, sub_type),
+                )
             )
         hook = journal.on_begin
         if hook is not None:
@@ -283,6 +317,37 @@ class Scope:
             self._deliver_cancel(op_id, type_, name, sub_type, recorded)
             recorded = journal.get(op_id)  # a lost cancel race may have completed it
         return Slot(op_id, position, recorded, self.parent_id)
+
+    def _fail_here(
+        self, op_id: str, position: str, recorded: Operation | None, mismatch: bool
+    ) -> None:
+        """Raise the operator's failure if it belongs at this position (see parking).
+
+        Not yet raised anywhere: it belongs at the first position where the code diverges
+        or that the journal has not finished (new territory); the position is recorded
+        first. Once recorded, it belongs there only, on every replay.
+        """
+        journal = self.journal
+        with journal.lock:
+            request = journal.fail_request
+            assert request is not None
+            if request.delivered_to is None:
+                if recorded is not None and not mismatch and recorded.status.is_terminal:
+                    return
+                request = request.model_copy(update={"delivered_to": op_id, "position": position})
+                journal.checkpoint(fail_record(request, journal.now()))
+                journal.fail_request = request
+            elif request.delivered_to != op_id:
+                return
+        self._space = fresh_space(self._space, self._counter)
+        self._next = (0, "")
+        who = f" by {request.actor}" if request.actor else ""
+        raise OperatorFailedError(
+            f"execution {journal.execution_id!r} was failed{who} at position {position}: "
+            f"{request.reason}",
+            reason=request.reason,
+            actor=request.actor,
+        )
 
     def after_replayed(self) -> None:
         """Call after returning a recorded result: leave replay mode at new territory."""

@@ -9,6 +9,12 @@ The :class:`Runtime` is the API the CLI, the worker and the testing kit share:
   of dead workers) and runs it; :mod:`durable_core.worker` loops over ``tick``.
 - Callbacks are completed through the store's conditional path; ``cancel`` requests a
   cancellation that the function sees at its next operation boundary.
+- A worker runs only functions registered with it, or under a module prefix it was told
+  to trust (``RuntimeOptions.allowed_modules``); any other name a store record holds is
+  parked as not registered and never imported.
+- An execution a worker cannot run safely (non-determinism, function not registered or
+  not found, version mismatch) is parked, not failed: ``retry`` resumes it, ``fail`` ends
+  it (see :mod:`durable_core.parking`).
 """
 
 from __future__ import annotations
@@ -39,8 +45,8 @@ from durable_core.errors import (
     ValidationError,
     VersionMismatchError,
 )
-from durable_core.function import DurableFunction, import_function, make_durable
-from durable_core.invocation import run_invocation
+from durable_core.function import DurableFunction, FunctionRegistry, check_module_prefixes
+from durable_core.invocation import InvocationReport, Reporter, run_invocation
 from durable_core.journal import (
     CallbackOutcome,
     ErrorInfo,
@@ -51,8 +57,15 @@ from durable_core.journal import (
     OperationStatus,
 )
 from durable_core.lease_keeper import LeaseKeeper
+from durable_core.parking import park_kind, park_summary, request_fail, request_retry
 from durable_core.replay import InvocationOptions, Journal
-from durable_core.serde import DEFAULT_MAX_BYTES, PydanticSerde, Serde, loads_strict
+from durable_core.serde import (
+    DEFAULT_MAX_BYTES,
+    PydanticSerde,
+    Serde,
+    encodable,
+    loads_strict,
+)
 from durable_core.stores.base import InvocationEnd, Store
 
 MAX_CALLBACK_ERROR_BYTES = 32 * 1024
@@ -72,12 +85,25 @@ class RuntimeOptions:
     """Size limit of one serialized value."""
     version_retry_delay: timedelta = timedelta(minutes=1)
     """How soon an execution refused for a version mismatch is offered to workers again."""
+    park_retry_delay: timedelta = timedelta(hours=1)
+    """How soon an execution parked for non-determinism or a function this worker cannot
+    run is offered to workers again without ``retry``: long enough never to loop, short
+    enough that a rolling deploy bringing the right code back resumes it by itself."""
+    allowed_modules: tuple[str, ...] = ()
+    """Module prefixes a worker may import a ``module:function`` from when a store record
+    names a function not registered with it (``"myapp"`` allows ``myapp`` and
+    ``myapp.*``). Empty: registered functions only."""
 
     def __post_init__(self) -> None:
         if self.lease_ttl < timedelta(seconds=1):
             raise ValidationError("lease_ttl must be at least 1 second")
         if self.inline_retry_threshold < timedelta(0):
             raise ValidationError("inline_retry_threshold must not be negative")
+        if self.park_retry_delay < timedelta(minutes=1):
+            raise ValidationError(
+                f"park_retry_delay must be at least 1 minute, got {self.park_retry_delay}"
+            )
+        object.__setattr__(self, "allowed_modules", check_module_prefixes(self.allowed_modules))
 
 
 def default_worker_id() -> str:
@@ -103,7 +129,7 @@ class Runtime:
         self.options = options or RuntimeOptions()
         self.worker_id = worker_id or default_worker_id()
         self.serde: Serde = serde or PydanticSerde(max_bytes=self.options.max_payload_bytes)
-        self._functions: dict[str, DurableFunction[Any, Any]] = {}
+        self._functions = FunctionRegistry(self.options.allowed_modules)
         self._keeper = LeaseKeeper(self.options.lease_ttl)
         for fn in functions:
             self.register(fn)
@@ -112,24 +138,20 @@ class Runtime:
 
     def register(self, fn: DurableFunction[Any, Any] | Any) -> DurableFunction[Any, Any]:
         """Make ``fn`` resolvable by name (for workers and ``invoke``)."""
-        durable_fn = getattr(fn, "durable_function", fn)
-        durable_fn = make_durable(durable_fn)
-        self._functions[durable_fn.name] = durable_fn
-        return durable_fn
+        return self._functions.register(fn)
+
+    def registered(self) -> list[str]:
+        """The names of the functions registered (resolved ones included), sorted."""
+        return self._functions.names()
 
     def resolve(self, name: str) -> DurableFunction[Any, Any]:
-        """The registered function called ``name``, else import it by ``module:qualname``."""
-        found = self._functions.get(name)
-        if found is not None:
-            return found
-        if ":" not in name:
-            raise FunctionNotFoundError(
-                f"no durable function named {name!r} is registered with this runtime; "
-                "register it (Runtime(functions=[...])) or use a 'module:function' name"
-            )
-        fn = import_function(name)
-        self._functions[name] = fn
-        return fn
+        """The function called ``name`` (see :meth:`FunctionRegistry.resolve`).
+
+        Raises:
+            FunctionNotRegisteredError: neither registered nor under an allowed module
+                prefix (nothing was imported).
+        """
+        return self._functions.resolve(name)
 
     # --- starting and driving -------------------------------------------------------------
 
@@ -235,7 +257,7 @@ class Runtime:
         """Start (idempotently) and drive until the execution finishes or waits."""
         return self.drive(self.start(fn, event, execution_id=execution_id).id)
 
-    def tick(self, *, limit: int = 16, concurrency: int = 1) -> int:
+    def tick(self, *, limit: int = 16, concurrency: int = 1, report: Reporter | None = None) -> int:
         """Claim and run due executions once; return how many ran.
 
         Args:
@@ -245,6 +267,8 @@ class Runtime:
                 commit between them: worth it where an fsync costs far more than the
                 Python work of a step (slow disks); on fast disks threads only add GIL
                 contention (see docs/benchmarks.md).
+            report: called with each invocation's :class:`InvocationReport` (the worker
+                logs its outcome with it).
         """
         if concurrency < 1:
             raise ValidationError(f"concurrency must be at least 1, got {concurrency}")
@@ -255,7 +279,7 @@ class Runtime:
             failed: list[Exception] = []
             for lease in leases:
                 try:
-                    self._invoke(lease)
+                    self._invoke(lease, report)
                 except Exception as e:  # e.g. a corrupt journal: still run the others claimed
                     failed.append(e)
             if failed:
@@ -264,7 +288,7 @@ class Runtime:
             with ThreadPoolExecutor(
                 max_workers=min(concurrency, len(leases)), thread_name_prefix="durable-tick"
             ) as pool:
-                for future in [pool.submit(self._invoke, lease) for lease in leases]:
+                for future in [pool.submit(self._invoke, lease, report) for lease in leases]:
                     future.result()
         return len(leases)
 
@@ -275,24 +299,20 @@ class Runtime:
             and ex.wake_at <= self.clock.now()
         )
 
-    def _invoke(self, lease: Lease) -> Execution:
+    def _invoke(self, lease: Lease, report: Reporter | None = None) -> Execution:
         store = self.store
         ex = store.get_execution(lease.execution_id)
         try:
             fn = self.resolve(ex.function)
         except FunctionNotFoundError as e:
-            return self._park(lease, f"function not found: {e}")
+            return self._park(lease, e, self.options.park_retry_delay, report)
         if fn.version != ex.version:
-            return self._park(
-                lease,
-                str(
-                    VersionMismatchError(
-                        f"execution {ex.id!r} started under version {ex.version!r} but this "
-                        f"worker runs {fn.name!r} version {fn.version!r}; run a worker with "
-                        "the original version (replaying other code could repeat effects)"
-                    )
-                ),
+            mismatch = VersionMismatchError(
+                f"execution {ex.id!r} started under version {ex.version!r} but this "
+                f"worker runs {fn.name!r} version {fn.version!r}; run a worker with "
+                "the original version (replaying other code could repeat effects)"
             )
+            return self._park(lease, mismatch, self.options.version_retry_delay, report)
         journal = Journal(
             execution=ex,
             operations=store.load_operations(ex.id),
@@ -313,20 +333,67 @@ class Runtime:
             return store.get_execution(ex.id)
         finally:
             self._keeper.release(held)
+        if end.status is ExecutionStatus.RUNNING and end.error is not None:  # parked
+            end = end.model_copy(
+                update={"wake_at": self.clock.now() + self.options.park_retry_delay}
+            )
         try:
-            return store.finish_invocation(journal.lease, end, self.clock.now())
+            done = store.finish_invocation(journal.lease, end, self.clock.now())
         except LeaseLostError:
             return store.get_execution(ex.id)
+        if report is not None:
+            report(InvocationReport(done, end.outcome, end.hint))
+        return done
 
-    def _park(self, lease: Lease, reason: str) -> Execution:
-        """Leave an execution RUNNING but not due soon, saying why (nothing is lost)."""
+    def _park(
+        self, lease: Lease, error: Exception, delay: timedelta, report: Reporter | None
+    ) -> Execution:
+        """Leave an execution RUNNING, not due for ``delay``, with ``error`` on it (parked)."""
         now = self.clock.now()
+        info = ErrorInfo.from_exception(error, with_traceback=False)
         end = InvocationEnd(
             status=ExecutionStatus.RUNNING,
-            wake_at=now + self.options.version_retry_delay,
-            waiting_for=reason,
+            wake_at=now + delay,
+            waiting_for=park_summary(info, lease.execution_id),
+            error=info,
         )
-        return self.store.finish_invocation(lease, end, now)
+        done = self.store.finish_invocation(lease, end, now)
+        if report is not None:
+            report(InvocationReport(done, park_kind(info.type)))
+        return done
+
+    # --- parked executions ------------------------------------------------------------------
+
+    def retry(self, execution_id: str, *, actor: str | None = None) -> Execution:
+        """Offer a parked execution to workers now (after deploying fixed code).
+
+        Raises ExecutionNotParkedError if it is not parked (see :mod:`durable_core.parking`).
+        """
+        return request_retry(
+            self.store,
+            execution_id,
+            actor=actor,
+            owner=self.worker_id,
+            now=self.clock.now(),
+            ttl=self.options.lease_ttl,
+        )
+
+    def fail(self, execution_id: str, reason: str, *, actor: str | None = None) -> Execution:
+        """Fail an execution parked on non-determinism: a worker raises OperatorFailedError
+        where its replay diverged (a plain function ends FAILED, a saga compensates).
+
+        Raises ExecutionNotParkedError if it is not parked on non-determinism or was failed
+        already, ValidationError for an empty reason (nothing recorded either way).
+        """
+        return request_fail(
+            self.store,
+            execution_id,
+            reason,
+            actor=actor,
+            owner=self.worker_id,
+            now=self.clock.now(),
+            ttl=self.options.lease_ttl,
+        )
 
     # --- inspecting -----------------------------------------------------------------------
 
@@ -431,17 +498,9 @@ def _check_execution_id(eid: object) -> str:
         raise ValidationError(
             f"execution id must be a str of 1-200 characters, not only spaces; got {shown}"
         )
-    if not _encodable(eid):
+    if not encodable(eid):
         raise ValidationError(f"execution id {eid!r} is not valid Unicode text (lone surrogate)")
     return eid
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _stored_input(ex: Execution) -> Any:
@@ -456,7 +515,7 @@ def _stored_input(ex: Execution) -> Any:
 def _check_token(token: object) -> None:
     from durable_core.errors import CallbackNotFoundError
 
-    if not isinstance(token, str) or not 20 <= len(token) <= 128 or not _encodable(token):
+    if not isinstance(token, str) or not 20 <= len(token) <= 128 or not encodable(token):
         raise CallbackNotFoundError(
             "that is not a callback token (tokens are 43 URL-safe characters); check that it "
             "was copied whole"

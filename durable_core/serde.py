@@ -113,6 +113,15 @@ def loads_strict(text: str | bytes) -> Any:
     return json.loads(text, parse_constant=_not_json)
 
 
+def encodable(text: str) -> bool:
+    """True if ``text`` is valid Unicode (no lone surrogate), so a store can hold it."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def return_type(fn: Callable[..., Any]) -> Any:
     """The annotated return type of ``fn``, or ``Any`` when absent or unresolvable."""
     target = inspect.unwrap(fn) if hasattr(fn, "__wrapped__") else fn
