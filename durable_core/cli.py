@@ -451,29 +451,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _options(
-    allowed: tuple[str, ...], *, explicit: bool = False, lease_ttl: float | None = None
+    allowed: tuple[str, ...], *, explicit: bool = False, lease_ttl: float = 60.0
 ) -> RuntimeOptions:
-    """Runtime options whose allowed modules are ``allowed``, or by default (``explicit``
-    false) the packages and modules of the current directory: the project being run."""
-    modules = allowed if explicit else _project_modules(Path.cwd())
-    if lease_ttl is None:
-        return RuntimeOptions(allowed_modules=modules)
-    return RuntimeOptions(allowed_modules=modules, lease_ttl=timedelta(seconds=lease_ttl))
-
-
-def _project_modules(folder: Path) -> tuple[str, ...]:
-    """Top-level packages (folders with ``__init__.py``) and ``*.py`` modules in ``folder``.
-
-    Found by listing the folder, never by importing: the default trust of a worker started
-    in a project is that project's own code, not the standard library or site-packages.
-    """
-    names = {
-        entry.stem if entry.suffix == ".py" else entry.name
-        for entry in folder.iterdir()
-        if (entry.suffix == ".py" and entry.is_file())
-        or (entry.is_dir() and (entry / "__init__.py").is_file())
-    }
-    return tuple(sorted(n for n in names if n.isidentifier() and not n.startswith("_")))
+    """Options allowing the modules ``allowed`` or, by default (``explicit`` false), the
+    packages and modules of the current directory: the project being run."""
+    ttl = timedelta(seconds=lease_ttl)
+    if explicit:
+        return RuntimeOptions(allowed_modules=allowed, lease_ttl=ttl)
+    return RuntimeOptions.for_project(lease_ttl=ttl)
 
 
 def _register_module(rt: Runtime, module_name: str) -> None:

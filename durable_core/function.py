@@ -19,6 +19,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from durable_core.errors import (
@@ -170,6 +171,21 @@ def check_module_prefixes(prefixes: object) -> tuple[str, ...]:
     return tuple(out)
 
 
+def project_modules(folder: Path) -> tuple[str, ...]:
+    """Top-level packages (folders with ``__init__.py``) and ``*.py`` modules in ``folder``.
+
+    Found by listing the folder, never by importing: a command started in a project trusts
+    that project's own code, not the standard library or site-packages.
+    """
+    names = {
+        entry.stem if entry.suffix == ".py" else entry.name
+        for entry in folder.iterdir()
+        if (entry.suffix == ".py" and entry.is_file())
+        or (entry.is_dir() and (entry / "__init__.py").is_file())
+    }
+    return tuple(sorted(n for n in names if n.isidentifier() and not n.startswith("_")))
+
+
 def module_allowed(module: str, prefixes: tuple[str, ...]) -> bool:
     """True if ``module`` is one of ``prefixes`` or inside one of them (``a`` allows ``a.b``)."""
     return any(module == p or module.startswith(p + ".") for p in prefixes)
@@ -209,7 +225,7 @@ class FunctionRegistry:
             under = f"is {', '.join(allowed)}" if allowed else "is configured"
             raise FunctionNotRegisteredError(
                 f"no durable function named {name!r} is registered with this runtime, and no "
-                f"allowed module prefix {under} for it. Register it (Runtime(functions=[...]), "
+                f"allowed module prefix {under} for it: register it (Runtime(functions=[...]), "
                 "`durable worker --import MODULE`) or allow its module "
                 "(RuntimeOptions(allowed_modules=...), `durable worker --allow-module "
                 "PREFIX`). Nothing was imported."

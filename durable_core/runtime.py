@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -45,7 +46,12 @@ from durable_core.errors import (
     ValidationError,
     VersionMismatchError,
 )
-from durable_core.function import DurableFunction, FunctionRegistry, check_module_prefixes
+from durable_core.function import (
+    DurableFunction,
+    FunctionRegistry,
+    check_module_prefixes,
+    project_modules,
+)
 from durable_core.invocation import InvocationReport, Reporter, run_invocation
 from durable_core.journal import (
     CallbackOutcome,
@@ -104,6 +110,12 @@ class RuntimeOptions:
                 f"park_retry_delay must be at least 1 minute, got {self.park_retry_delay}"
             )
         object.__setattr__(self, "allowed_modules", check_module_prefixes(self.allowed_modules))
+
+    @classmethod
+    def for_project(cls, folder: str | None = None, **knobs: Any) -> RuntimeOptions:
+        """Options allowing the packages and modules in ``folder`` (default: the current
+        directory), as the ``durable`` and ``durable-saga`` commands use by default."""
+        return cls(allowed_modules=project_modules(Path(folder or os.getcwd())), **knobs)
 
 
 def default_worker_id() -> str:

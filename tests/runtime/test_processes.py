@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from durable_core import ExecutionStatus, OperationStatus, Runtime
+from durable_core import ExecutionStatus, OperationStatus, Runtime, RuntimeOptions
 from durable_core.stores.sqlite import SQLiteStore
 
 from .conftest import WAIT_S, Workers, read_ledger, wait_until
@@ -31,7 +31,7 @@ from .conftest import WAIT_S, Workers, read_ledger, wait_until
 def runtime(store_path: Path) -> Iterator[Runtime]:
     store = SQLiteStore(str(store_path))
     try:
-        yield Runtime(store)
+        yield Runtime(store, options=RuntimeOptions(allowed_modules=("rt_flows",)))
     finally:
         store.close()
 
