@@ -21,6 +21,7 @@ from durable_core import (
     ExecutionStatus,
     MemoryStore,
     NonDeterminismError,
+    OperationStatus,
     RetryPolicy,
     Runtime,
     ValidationError,
@@ -223,3 +224,76 @@ def test_failing_a_parked_saga_compensates_each_completed_step_once_in_reverse_o
     assert effects == ["flight", "hotel", "car", "undo:car", "undo:hotel", "undo:flight"]
     ids = [op.id for op in result.operations]
     assert len(ids) == len(set(ids))  # the rollback's records took fresh ids
+
+
+# --- the whole execution parks: child contexts and parallel branches --------------------------
+
+
+def _nested(calls: Counter[str]) -> Any:
+    def branch(name: str) -> Any:
+        def run(c: DurableContext) -> str:
+            step = name if CODE["version"] == "old" or name == "left" else f"{name}-renamed"
+            c.step(step, lambda sc: calls.update([name]))
+            c.wait(f"{name}-pause", HOUR)
+            return name
+
+        return run
+
+    @durable(name="tests:nested")
+    def nested(ctx: DurableContext, event: None) -> list[str]:
+        inner = ctx.run_in_child_context("inner", branch("inner"))
+        both = ctx.parallel([branch("left"), branch("right")], name="pair")
+        ctx.step("after", lambda sc: calls.update(["after"]))
+        return [inner, *both.values()]
+
+    return nested
+
+
+def test_a_divergence_inside_a_child_context_or_a_branch_parks_the_whole_execution(
+    calls: Counter[str],
+) -> None:
+    clock = VirtualClock()
+    rt = Runtime(MemoryStore(), functions=[_nested(calls)], clock=clock)
+    eid = rt.run("tests:nested", None).id  # waits in the child context
+    clock.advance(HOUR)
+    rt.tick()  # the child is done; both branches wait
+    right = {op.id: op for op in rt.operations(eid) if (op.name or "").startswith("right")}
+    CODE["version"] = "new"  # the right branch's step is renamed
+    clock.advance(HOUR)
+    rt.tick()
+
+    ex = rt.get(eid)
+    assert ex.status is ExecutionStatus.RUNNING
+    assert ex.error is not None and "'right-renamed' of type STEP" in ex.error.message
+    ops = rt.operations(eid)
+    assert all(op.status is not OperationStatus.FAILED for op in ops)  # no branch failed
+    assert {op.id: op for op in ops if (op.name or "").startswith("right")} == right
+
+    CODE["version"] = "old"
+    rt.retry(eid)
+    rt.tick()
+    assert rt.result(eid) == ["inner", "left", "right"]
+    assert calls == Counter({"inner": 1, "left": 1, "right": 1, "after": 1})
+
+
+def test_a_divergence_inside_a_child_context_is_not_recorded_as_its_failure(
+    calls: Counter[str],
+) -> None:
+    clock = VirtualClock()
+    rt = Runtime(MemoryStore(), functions=[_nested(calls)], clock=clock)
+    eid = rt.run("tests:nested", None).id  # waits inside the child context "inner"
+    CODE["version"] = "new"
+
+    @durable(name="tests:nested")
+    def changed(ctx: DurableContext, event: None) -> None:
+        ctx.run_in_child_context("inner", lambda c: c.step("other", lambda sc: 1))
+
+    rt.register(changed)
+    clock.advance(HOUR)
+    rt.tick()
+
+    ex = rt.get(eid)
+    assert ex.status is ExecutionStatus.RUNNING and ex.error is not None
+    assert "'other' of type STEP" in ex.error.message
+    # run_child catches the error to record the child FAILED: that write is refused
+    assert all(op.status is not OperationStatus.FAILED for op in rt.operations(eid))
