@@ -70,3 +70,24 @@ def test_retry_and_fail_refuse_an_execution_that_is_not_parked(durable: Durable)
         durable("fail", "ch-3")
     assert usage.value.code == 2
     assert durable("retry", "nope").code == 2
+
+
+def test_a_worker_trusts_the_modules_of_its_folder_by_default_and_nothing_else(
+    durable: Durable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .conftest import HERE
+
+    assert durable("run", "cli_flows:changing", "--id", "here").code == 0
+    token = callback_token(durable, "here", "approval")
+    durable("callback", "succeed", token, "--payload", '"yes"')
+    monkeypatch.chdir(HERE)  # the folder cli_flows.py lives in
+    worker = durable("worker", "--until-idle")
+    assert worker.out.startswith("idle: ran 1 invocation(s)")
+    assert re.search(r"^status +SUCCEEDED$", durable("show", "here").out, flags=re.MULTILINE)
+
+    durable("run", "cli_flows:changing", "--id", "elsewhere")
+    token = callback_token(durable, "elsewhere", "approval")
+    durable("callback", "succeed", token, "--payload", '"yes"')
+    worker = durable("worker", "--until-idle", "--allow-module", "examples")  # not cli_flows
+    assert "execution parked: function not registered" in worker.err
+    assert "parked: function not registered" in durable("show", "elsewhere").out
