@@ -297,3 +297,21 @@ def test_a_divergence_inside_a_child_context_is_not_recorded_as_its_failure(
     assert "'other' of type STEP" in ex.error.message
     # run_child catches the error to record the child FAILED: that write is refused
     assert all(op.status is not OperationStatus.FAILED for op in rt.operations(eid))
+
+
+def test_failing_a_parked_saga_with_the_old_code_back_undoes_every_completed_step() -> None:
+    effects: list[str] = []
+    runner = DurableTestRunner(_trip(effects), always_replay=False)
+    runner.run(None, skip_time=False)
+    CODE["version"] = "new"
+    runner.resume()  # parked at the renamed wait
+    CODE["version"] = "old"  # the deploy is rolled back, but the trip is abandoned anyway
+    Runtime(runner.store, clock=runner.clock).fail(runner.execution_id, "abandoned")
+    result = runner.resume()
+
+    assert result.status is ExecutionStatus.FAILED
+    assert result.error is not None and result.error.type == "saga.errors.SagaCompensated"
+    assert effects == ["flight", "hotel", "car", "undo:car", "undo:hotel", "undo:flight"]
+    ops = runner.store.load_operations(runner.execution_id)
+    record = next(op for op in ops if op.id == FAIL_OPERATION_ID)
+    assert FailRequest.model_validate_json(record.payload or "").position == "4"  # the wait
