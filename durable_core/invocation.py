@@ -8,8 +8,9 @@ execution, and this invocation stops without writing anything.
 
 Invariants:
 - A :class:`~durable_core.errors.NonDeterminismError` is never an outcome either, whether
-  it escaped the function or was caught by it: the execution is *parked* (RUNNING, the
-  error recorded on it, nothing undone; see :mod:`durable_core.parking`).
+  it escaped the function or was caught by it, nor an ``invoke`` of a function this worker
+  does not have: the execution is *parked* (RUNNING, the error recorded on it, nothing
+  undone; see :mod:`durable_core.parking`).
 - An exception may name its outcome for the worker's log with the class attributes
   ``durable_outcome`` (e.g. ``"compensated"``) and ``durable_hint`` (what to do; may
   contain ``{execution_id}``). They are reported, never stored.
@@ -32,7 +33,7 @@ from durable_core.errors import (
     SuspendExecution,
 )
 from durable_core.journal import ErrorInfo, Execution, ExecutionStatus
-from durable_core.parking import NON_DETERMINISM, park_kind, park_summary
+from durable_core.parking import park_kind, park_summary
 from durable_core.replay import Journal, Scope, operation_id
 from durable_core.stores.base import InvocationEnd
 
@@ -59,15 +60,14 @@ Reporter = Callable[[InvocationReport], None]
 def run_invocation(fn: DurableFunction[Any, Any], journal: Journal) -> InvocationEnd:
     """Run ``fn`` once against ``journal`` and say how the execution stands afterwards."""
     end = _run(fn, journal)
-    divergence = journal.divergence
-    if divergence is None:
+    if journal.parked is None:
         return end
-    error = ErrorInfo.from_exception(divergence, with_traceback=False)
+    error = ErrorInfo.from_exception(journal.parked, with_traceback=False)
     return InvocationEnd(
         status=ExecutionStatus.RUNNING,
         error=error,
         waiting_for=park_summary(error, journal.execution_id),
-        outcome=park_kind(NON_DETERMINISM),
+        outcome=park_kind(error.type),
     )
 
 
@@ -95,7 +95,7 @@ def _run(fn: DurableFunction[Any, Any], journal: Journal) -> InvocationEnd:
         # failed (e.g. stayed locked). Leave the execution as recorded; it is retried.
         raise
     except NonDeterminismError as e:
-        journal.diverged(e)  # parked by run_invocation
+        journal.park(e)  # parked by run_invocation
         return InvocationEnd(status=ExecutionStatus.RUNNING)
     except ExecutionCancelledError as e:
         return InvocationEnd(

@@ -12,9 +12,10 @@ Invariants:
   serialized by one lock, so no record is lost or interleaved.
 - A cancellation is delivered exactly once, at an operation boundary, and recorded at that
   position so every replay raises it at the same place.
-- After the first divergence an invocation records nothing more (every later operation
-  and write raises it again, whatever user code caught): the execution is parked as it
-  stood (see :mod:`durable_core.parking`).
+- After the first divergence (or a function the worker does not have, for ``invoke``) an
+  invocation records nothing more (every later operation and write raises it again,
+  whatever user code caught): the execution is parked as it stood (see
+  :mod:`durable_core.parking`).
 - An operator's fail request is raised at one position, recorded in the request, and
   every replay raises it there; the scope then allocates from a fresh id space.
 """
@@ -26,9 +27,10 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from durable_core.errors import (
+    DurableError,
     ExecutionCancelledError,
     NonDeterminismError,
     OperatorFailedError,
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from durable_core.serde import Serde
     from durable_core.stores.base import Store
 
+Parking = TypeVar("Parking", bound=DurableError)
 BeginHook = Callable[["Slot", OperationType, str, "str | None"], None]
 """``(slot, type, name, sub_type)``: told about every position a scope allocates."""
 
@@ -123,8 +126,9 @@ class Journal:
         """Set by a backend that must announce a scope before its children's records (the
         Lambda durable service needs a CONTEXT started before its first child)."""
         self._assigner = store if isinstance(store, AssigningStore) else None
-        self.divergence: NonDeterminismError | None = None
-        """The first divergence this invocation met; from then on nothing is recorded."""
+        self.parked: DurableError | None = None
+        """Why this invocation must park the execution (the first divergence, a function
+        this worker does not have); from then on nothing is recorded."""
         self.fail_request = read_fail_request(self._ops.get(FAIL_OPERATION_ID), execution.id)
         """An operator's request to fail the execution (``Runtime.fail``), if any."""
 
@@ -153,7 +157,7 @@ class Journal:
         as stored; those are the ones kept (e.g. a callback id minted by the service).
         """
         with self.lock:
-            self.refuse_if_diverged()
+            self.refuse_if_parked()
             stored: Sequence[Operation] = ops
             if self._assigner is not None:
                 self.lease, stored = self._assigner.write_operations_assigned(
@@ -167,20 +171,22 @@ class Journal:
                 self._ops[op.id] = op
             self.writes += 1
 
-    def diverged(self, error: NonDeterminismError) -> NonDeterminismError:
-        """Remember the first divergence (the invocation records nothing after it)."""
+    def park(self, error: Parking) -> Parking:
+        """Remember the first reason to park (the invocation records nothing after it)."""
         with self.lock:
-            if self.divergence is None:
-                self.divergence = error
+            if self.parked is None:
+                self.parked = error
         return error
 
-    def refuse_if_diverged(self) -> None:
-        """Raise the divergence again if there was one: code that caught it cannot go on."""
-        d = self.divergence
-        if d is not None:
+    def refuse_if_parked(self) -> None:
+        """Raise the reason to park again, if any: code that caught it cannot go on."""
+        d = self.parked
+        if isinstance(d, NonDeterminismError):
             raise NonDeterminismError(
                 execution_id=d.execution_id, position=d.position, expected=d.expected, found=d.found
             )
+        if d is not None:
+            raise type(d)(str(d))
 
     def complete_callback(self, op: Operation, outcome: CallbackOutcome) -> Operation:
         """Complete a callback through the store's conditional path (timeouts, cancels).
@@ -281,7 +287,7 @@ class Scope:
             ExecutionCancelledError: a cancellation is due (or was recorded) at this position.
         """
         journal = self.journal
-        journal.refuse_if_diverged()
+        journal.refuse_if_parked()
         op_id = self.peek_id()
         self._counter += 1
         position = f"{self.path}.{self._counter}" if self.path else str(self._counter)
@@ -301,7 +307,7 @@ class Scope:
         if journal.fail_request is not None:
             self._fail_here(op_id, position, recorded, mismatch)
         if recorded is not None and mismatch:
-            raise journal.diverged(
+            raise journal.park(
                 NonDeterminismError(
                     execution_id=journal.execution_id,
                     position=position,

@@ -315,3 +315,29 @@ def test_failing_a_parked_saga_with_the_old_code_back_undoes_every_completed_ste
     ops = runner.store.load_operations(runner.execution_id)
     record = next(op for op in ops if op.id == FAIL_OPERATION_ID)
     assert FailRequest.model_validate_json(record.payload or "").position == "4"  # the wait
+
+
+def test_invoking_a_function_the_worker_does_not_have_parks_until_it_is_registered() -> None:
+    @durable(name="tests:child")
+    def child(ctx: DurableContext, n: int) -> int:
+        return n * 2
+
+    @durable(name="tests:parent")
+    def parent(ctx: DurableContext, event: None) -> int:
+        try:
+            return int(ctx.invoke("tests:child", 21))
+        except Exception:  # swallowing it does not make the parent fail or go on
+            return -1
+
+    rt = Runtime(MemoryStore(), functions=[parent], clock=VirtualClock())
+    ex = rt.run(parent, None, execution_id="p-1")
+    assert ex.status is ExecutionStatus.RUNNING
+    assert ex.error is not None
+    assert ex.error.type == "durable_core.errors.FunctionNotRegisteredError"
+    assert ex.waiting_for is not None and ex.waiting_for.startswith("parked: function not reg")
+
+    rt.register(child)  # the deploy that registers it
+    rt.retry("p-1")
+    rt.drive("p-1")  # starts and runs the child
+    rt.tick()  # the parent, woken by the child's end
+    assert rt.result("p-1") == 42
