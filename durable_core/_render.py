@@ -29,7 +29,7 @@ from durable_core.journal import (
     OperationStatus,
     OperationType,
 )
-from durable_core.parking import is_parked
+from durable_core.parking import FAIL_OPERATION_ID, FailRequest, is_parked
 from durable_core.replay import operation_id
 
 TOKEN_SHOWN = 8
@@ -262,6 +262,20 @@ def render_operation(entry: TimelineEntry) -> list[str]:
         if op.started_at is not None:
             when += f" ({fmt_duration(op.ended_at - op.started_at)})"
     lines = [head, f"{pad}     {when}"]
+    more = _details(op)
+    if more:
+        lines.append(f"{pad}     " + "; ".join(more))
+    if op.error is not None:
+        label = "last error" if op.status is OperationStatus.PENDING else "error"
+        message = _first_line(op.error.message)
+        lines.append(f"{pad}     {label}: {op.error.type}: {message}")
+    if op.result is not None and op.status is OperationStatus.SUCCEEDED:
+        lines.append(f"{pad}     result: {short_json(op.result)}")
+    return lines
+
+
+def _details(op: Operation) -> list[str]:
+    """The times, token, child and request an operation carries, for its detail line."""
     more: list[str] = []
     if op.scheduled_end is not None:
         more.append(f"wait until {fmt_time(op.scheduled_end)}")
@@ -276,15 +290,19 @@ def render_operation(entry: TimelineEntry) -> list[str]:
         more.append(f"heartbeat due {fmt_time(op.heartbeat_deadline)}")
     if op.child_execution_id is not None:
         more.append(f"child execution {op.child_execution_id}")
-    if more:
-        lines.append(f"{pad}     " + "; ".join(more))
-    if op.error is not None:
-        label = "last error" if op.status is OperationStatus.PENDING else "error"
-        message = _first_line(op.error.message)
-        lines.append(f"{pad}     {label}: {op.error.type}: {message}")
-    if op.result is not None and op.status is OperationStatus.SUCCEEDED:
-        lines.append(f"{pad}     result: {short_json(op.result)}")
-    return lines
+    if op.id == FAIL_OPERATION_ID and op.payload is not None:
+        more.append(_fail_request(op.payload))
+    return more
+
+
+def _fail_request(payload: str) -> str:
+    """An operator's fail request, for people (see ``durable_core.parking``)."""
+    try:
+        request = FailRequest.model_validate_json(payload)
+    except ValueError:
+        return "fail request (unreadable)"
+    where = f"raised at position {request.position}" if request.position else "not raised yet"
+    return f"failed by {request.actor or 'an operator'}: {request.reason!r}; {where}"
 
 
 def render_operations(

@@ -57,6 +57,7 @@ def test_fail_ends_a_parked_execution_failed_with_the_actor_and_reason(
     assert "OperatorFailedError" in shown
     assert "ops-binh" in shown
     assert "superseded by order 7" in shown
+    assert "failed by ops-binh: 'superseded by order 7'; raised at position 2" in shown
 
 
 def test_retry_and_fail_refuse_an_execution_that_is_not_parked(durable: Durable) -> None:
