@@ -302,7 +302,10 @@ def _fail_request(payload: str) -> str:
     except ValueError:
         return "fail request (unreadable)"
     where = f"raised at position {request.position}" if request.position else "not raised yet"
-    return f"failed by {request.actor or 'an operator'}: {request.reason!r}; {where}"
+    left = f"; NOT undone (unknown to the code): {', '.join(request.left_behind)}"
+    return f"failed by {request.actor or 'an operator'}: {request.reason!r}; {where}" + (
+        left if request.left_behind else ""
+    )
 
 
 def render_operations(

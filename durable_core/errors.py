@@ -118,10 +118,20 @@ class OperatorFailedError(DurableError):
     completed before that position.
     """
 
-    def __init__(self, message: str, *, reason: str, actor: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        actor: str | None = None,
+        left_behind: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.actor = actor
+        self.left_behind = left_behind
+        """Steps the old code recorded at or after the divergent position: unknown to the
+        code that fails, so not undone (named in the message too)."""
 
 
 # --- callbacks ------------------------------------------------------------------------------

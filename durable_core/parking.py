@@ -88,6 +88,9 @@ class FailRequest(BaseModel):
     """The id of the position the failure was raised at (set when first raised)."""
     position: str | None = None
     """That position, for people (``2``, ``3.1``)."""
+    left_behind: list[str] = Field(default_factory=list)
+    """Steps the old code recorded at or after a divergent position: the code that fails
+    does not know them, so nothing undoes them (``OperatorFailedError.left_behind``)."""
 
 
 def is_parked(ex: Execution) -> bool:

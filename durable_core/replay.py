@@ -324,6 +324,14 @@ class Scope:
             recorded = journal.get(op_id)  # a lost cancel race may have completed it
         return Slot(op_id, position, recorded, self.parent_id)
 
+    def diverged(self, slot: Slot, error: NonDeterminismError) -> DurableError:
+        """What to raise for a divergence found at ``slot`` after ``begin`` matched it (a
+        batch whose branches changed): the operator's failure if it belongs here (raised
+        from this call), else ``error``, which parks the execution."""
+        if self.journal.fail_request is not None:
+            self._fail_here(slot.id, slot.position, slot.recorded, mismatch=True)
+        return self.journal.park(error)
+
     def _fail_here(
         self, op_id: str, position: str, recorded: Operation | None, mismatch: bool
     ) -> None:
@@ -340,7 +348,10 @@ class Scope:
             if request.delivered_to is None:
                 if recorded is not None and not mismatch and recorded.status.is_terminal:
                     return
-                request = request.model_copy(update={"delivered_to": op_id, "position": position})
+                left = self._left_behind() if mismatch else []
+                request = request.model_copy(
+                    update={"delivered_to": op_id, "position": position, "left_behind": left}
+                )
                 journal.checkpoint(fail_record(request, journal.now()))
                 journal.fail_request = request
             elif request.delivered_to != op_id:
@@ -348,12 +359,37 @@ class Scope:
         self._space = fresh_space(self._space, self._counter)
         self._next = (0, "")
         who = f" by {request.actor}" if request.actor else ""
+        left = request.left_behind
+        unknown = (
+            f"; steps the old code recorded there or after it are unknown to this code and "
+            f"NOT undone: {', '.join(left)}"
+            if left
+            else ""
+        )
         raise OperatorFailedError(
             f"execution {journal.execution_id!r} was failed{who} at position {position}: "
-            f"{request.reason}",
+            f"{request.reason}{unknown}",
             reason=request.reason,
             actor=request.actor,
+            left_behind=tuple(left),
         )
+
+    def _left_behind(self) -> list[str]:
+        """Names of the step records at this scope's current position and after it, with
+        everything under them: what the old code did that the diverging code cannot know."""
+        journal = self.journal
+        ids: set[str] = set()
+        n = self._counter
+        while (op := journal.get(operation_id(self._space, n))) is not None:
+            ids.add(op.id)
+            n += 1
+        ops = journal.operations()
+        grew = True
+        while grew:
+            below = {op.id for op in ops if op.parent_id in ids} - ids
+            grew = bool(below)
+            ids |= below
+        return [op.name or op.id for op in ops if op.id in ids and op.type is OperationType.STEP]
 
     def after_replayed(self) -> None:
         """Call after returning a recorded result: leave replay mode at new territory."""
