@@ -31,6 +31,7 @@ from durable_core.errors import (
 if TYPE_CHECKING:
     from durable_core.context import DurableContext
 
+_LIBRARY = {"durable_core", "saga"}
 E = TypeVar("E")
 R = TypeVar("R")
 
@@ -128,8 +129,14 @@ def durable(
     return wrap
 
 
-def import_function(ref: str) -> DurableFunction[Any, Any]:
-    """Resolve ``"package.module:attr"`` to a durable function (wrapping a plain one)."""
+def import_function(ref: str, *, declared_only: bool = False) -> DurableFunction[Any, Any]:
+    """Resolve ``"package.module:attr"`` to a durable function (wrapping a plain one).
+
+    Args:
+        ref: the reference.
+        declared_only: refuse a function not declared ``@durable`` / ``@saga`` instead of
+            wrapping it (what a store record names must have been declared durable).
+    """
     module_name, sep, attr = ref.partition(":")
     if not sep or not module_name or not attr:
         raise FunctionNotFoundError(
@@ -150,6 +157,11 @@ def import_function(ref: str) -> DurableFunction[Any, Any]:
     durable_fn = getattr(target, "durable_function", target)
     if isinstance(durable_fn, DurableFunction):
         return durable_fn
+    if declared_only:
+        raise FunctionNotRegisteredError(
+            f"{ref!r} is under an allowed module prefix but is not declared durable (@durable "
+            "or @saga): a worker runs only functions declared durable or registered with it"
+        )
     return make_durable(target, name=ref)
 
 
@@ -183,6 +195,7 @@ def project_modules(folder: Path) -> tuple[str, ...]:
         if (entry.suffix == ".py" and entry.is_file())
         or (entry.is_dir() and (entry / "__init__.py").is_file())
     }
+    names -= _LIBRARY  # a checkout of this library: its own packages hold no workflows
     return tuple(sorted(n for n in names if n.isidentifier() and not n.startswith("_")))
 
 
@@ -230,6 +243,6 @@ class FunctionRegistry:
                 "(RuntimeOptions(allowed_modules=...), `durable worker --allow-module "
                 "PREFIX`). Nothing was imported."
             )
-        fn = import_function(name)
+        fn = import_function(name, declared_only=True)
         self._functions[name] = fn
         return fn

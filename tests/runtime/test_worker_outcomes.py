@@ -193,3 +193,22 @@ def test_an_allowed_prefix_must_be_a_dotted_module_name(bad: Any) -> None:
 
     with pytest.raises(ValidationError, match="allowed"):
         RuntimeOptions(allowed_modules=bad)
+
+
+def test_a_plain_function_under_an_allowed_prefix_is_not_run(tmp_path: Path) -> None:
+    (tmp_path / "durable_plain_mod.py").write_text(
+        "RAN = []\ndef flow(ctx, event):\n    RAN.append(1)\n    return 'ran'\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        options = RuntimeOptions(allowed_modules=("durable_plain_mod",))
+        rt = Runtime(MemoryStore(), clock=VirtualClock(), options=options)
+        _record(rt, "e-plain", "durable_plain_mod:flow")
+        rt.tick()
+        ex = rt.get("e-plain")
+        assert ex.status is ExecutionStatus.RUNNING
+        assert ex.error is not None and "not declared durable" in ex.error.message
+        assert sys.modules["durable_plain_mod"].RAN == []
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("durable_plain_mod", None)
