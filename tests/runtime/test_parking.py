@@ -29,7 +29,7 @@ from durable_core import (
 )
 from durable_core.parking import FAIL_OPERATION_ID, FailRequest
 from durable_core.testing import DurableTestRunner, VirtualClock
-from saga import SagaContext, saga
+from saga import SagaContext, SagaStatus, saga, saga_status
 
 CODE = {"version": "old"}
 HOUR = timedelta(hours=1)
@@ -381,3 +381,6 @@ def test_failing_a_saga_whose_parallel_branches_changed_compensates_them_once() 
     assert effects[3:] == ["undo:order"]  # the batch diverged as a whole: what preceded it
     # The old branches are unknown to the changed code: named, never claimed undone.
     assert "NOT undone: book/flight, book/hotel" in result.error.message
+    outcome = saga_status(Runtime(runner.store, clock=runner.clock), runner.execution_id)
+    assert outcome.status is SagaStatus.PARTIALLY_COMPENSATED
+    assert outcome.not_undone == ["book/flight", "book/hotel"]
