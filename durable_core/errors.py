@@ -344,10 +344,14 @@ class SuspendExecution(BaseException):
     User code must not catch it.
     """
 
-    def __init__(self, reason: str, *, wake_at: datetime | None = None) -> None:
+    def __init__(
+        self, reason: str, *, wake_at: datetime | None = None, outcome: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.wake_at = wake_at
+        self.outcome = outcome
+        """What the worker's log line calls this wait (default ``waiting``)."""
 
 
 class ReplayBoundary(BaseException):

@@ -87,7 +87,8 @@ def _run(fn: DurableFunction[Any, Any], journal: Journal) -> InvocationEnd:
         text = journal.serde.dump(value, fn.result_type, what=what)
         journal.serde.load(text, fn.result_type, what=what)  # it must read back as its type
     except SuspendExecution as s:
-        return _suspended(journal, s.reason, s.wake_at)
+        end = _suspended(journal, s.reason, s.wake_at)
+        return end.model_copy(update={"outcome": s.outcome}) if s.outcome else end
     except ReplayBoundary:
         return _suspended(journal, "replay boundary (always-replay test mode)", journal.now())
     except (LeaseLostError, StoreError):

@@ -225,10 +225,17 @@ class Worker:
                 retry_at=ex.wake_at.isoformat() if ex.wake_at else None,
                 hint=park_hint(error.type, ex.id),
             )
+        elif ex.status is ExecutionStatus.RUNNING and ran.outcome:  # e.g. for an operator
+            log.warning(
+                f"execution {ran.outcome}",
+                outcome=ran.outcome,
+                waiting_for=ex.waiting_for,
+                hint=f"see what it waits for: durable show {ex.id}",
+            )
         elif ex.status is ExecutionStatus.RUNNING:
             log.info(
                 "execution waiting",
-                outcome=ran.outcome or "waiting",
+                outcome="waiting",
                 waiting_for=ex.waiting_for,
                 wake_at=ex.wake_at.isoformat() if ex.wake_at else None,
             )

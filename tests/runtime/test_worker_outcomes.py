@@ -59,6 +59,21 @@ def _fail(sc: Any) -> None:
     raise ValueError("no truck")
 
 
+def _undo_fails(c: Any) -> None:
+    raise ConnectionError("the refund service is down")
+
+
+@saga(name="tests:parks")
+def parks(s: SagaContext, event: None) -> None:
+    s.step(
+        "charge",
+        lambda sc: 1,
+        compensate=_undo_fails,
+        compensation_retry=RetryPolicy.no_retry(),
+    )
+    s.step("ship", _fail, retry=RetryPolicy.no_retry())
+
+
 def _record(rt: Runtime, eid: str, function: str, version: str | None = None) -> None:
     now = rt.clock.now()
     rt.store.create_execution(
@@ -81,7 +96,8 @@ def _outcomes(logs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 @pytest.fixture
 def rt() -> Runtime:
     CODE["version"] = "old"
-    return Runtime(MemoryStore(), functions=[ok, boom, waits, undone], clock=VirtualClock())
+    functions = [ok, boom, waits, undone, parks]
+    return Runtime(MemoryStore(), functions=functions, clock=VirtualClock())
 
 
 def test_one_line_per_outcome_with_what_to_do_and_no_payload(rt: Runtime) -> None:
@@ -89,6 +105,7 @@ def test_one_line_per_outcome_with_what_to_do_and_no_payload(rt: Runtime) -> Non
     rt.start(boom, None, execution_id="e-boom")
     rt.start(undone, None, execution_id="e-saga")
     rt.start(waits, None, execution_id="e-wait")
+    rt.start(parks, None, execution_id="e-parks")
     _record(rt, "e-unregistered", "os:system")
     _record(rt, "e-version", "tests:ok", version="v9")
 
@@ -106,6 +123,8 @@ def test_one_line_per_outcome_with_what_to_do_and_no_payload(rt: Runtime) -> Non
     assert "durable-saga status e-saga" in lines["e-saga"]["hint"]
     assert lines["e-wait"]["event"] == "execution waiting"
     assert "timer 'pause'" in lines["e-wait"]["waiting_for"]
+    assert lines["e-parks"]["event"] == "execution waiting for an operator"
+    assert lines["e-parks"]["log_level"] == "warning"
     assert lines["e-unregistered"]["event"] == "execution parked: function not registered"
     assert "--allow-module" in lines["e-unregistered"]["hint"]
     assert lines["e-version"]["event"] == "execution parked: version mismatch"
