@@ -28,7 +28,7 @@ from typing import IO, Any
 from crash_checks import Outcome, compare, kill_position, read_outcome
 from crash_checks import waiting_callback as callback_token
 
-from durable_core import Runtime
+from durable_core import Runtime, RuntimeOptions
 from durable_core.errors import ExecutionNotFoundError
 from durable_core.stores.sqlite import SQLiteStore
 
@@ -121,7 +121,8 @@ class Run:
         scenario = self.plan.scenario
         store = SQLiteStore(self.store)
         try:
-            Runtime(store).start(scenario.function, scenario.event, execution_id=self.eid)
+            rt = Runtime(store, options=RuntimeOptions(allowed_modules=("examples",)))
+            rt.start(scenario.function, scenario.event, execution_id=self.eid)
         finally:
             store.close()
         pending: float | None = self.plan.first if self.plan.kind != "none" else None

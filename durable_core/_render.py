@@ -34,6 +34,7 @@ from durable_core.journal import (
     OperationStatus,
     OperationType,
 )
+from durable_core.parking import FAIL_OPERATION_ID, FailRequest, is_parked
 from durable_core.replay import operation_id
 
 TOKEN_SHOWN = 4
@@ -279,6 +280,20 @@ def render_operation(entry: TimelineEntry, *, show_tokens: bool = False) -> list
         if op.started_at is not None:
             when += f" ({fmt_duration(op.ended_at - op.started_at)})"
     lines = [head, f"{pad}     {when}"]
+    more = _details(op, show_tokens=show_tokens)
+    if more:
+        lines.append(f"{pad}     " + "; ".join(more))
+    if op.error is not None:
+        label = "last error" if op.status is OperationStatus.PENDING else "error"
+        message = _first_line(op.error.message)
+        lines.append(f"{pad}     {label}: {op.error.type}: {message}")
+    if op.result is not None and op.status is OperationStatus.SUCCEEDED:
+        lines.append(f"{pad}     result: {short_json(op.result)}")
+    return lines
+
+
+def _details(op: Operation, *, show_tokens: bool) -> list[str]:
+    """The times, token, child and request an operation carries, for its detail line."""
     more: list[str] = []
     if op.scheduled_end is not None:
         more.append(f"wait until {fmt_time(op.scheduled_end)}")
@@ -294,15 +309,22 @@ def render_operation(entry: TimelineEntry, *, show_tokens: bool = False) -> list
         more.append(f"heartbeat due {fmt_time(op.heartbeat_deadline)}")
     if op.child_execution_id is not None:
         more.append(f"child execution {op.child_execution_id}")
-    if more:
-        lines.append(f"{pad}     " + "; ".join(more))
-    if op.error is not None:
-        label = "last error" if op.status is OperationStatus.PENDING else "error"
-        message = _first_line(op.error.message)
-        lines.append(f"{pad}     {label}: {op.error.type}: {message}")
-    if op.result is not None and op.status is OperationStatus.SUCCEEDED:
-        lines.append(f"{pad}     result: {short_json(op.result)}")
-    return lines
+    if op.id == FAIL_OPERATION_ID and op.payload is not None:
+        more.append(_fail_request(op.payload))
+    return more
+
+
+def _fail_request(payload: str) -> str:
+    """An operator's fail request, for people (see ``durable_core.parking``)."""
+    try:
+        request = FailRequest.model_validate_json(payload)
+    except ValueError:
+        return "fail request (unreadable)"
+    where = f"raised at position {request.position}" if request.position else "not raised yet"
+    left = f"; NOT undone (unknown to the code): {', '.join(request.left_behind)}"
+    return f"failed by {request.actor or 'an operator'}: {request.reason!r}; {where}" + (
+        left if request.left_behind else ""
+    )
 
 
 def render_operations(
@@ -343,7 +365,10 @@ def render_execution(
         rows.append(("result", short_json(ex.result)))
     if ex.error is not None:
         rows.append(("error", f"{ex.error.type}: {_first_line(ex.error.message)}"))
-    if ex.status is ExecutionStatus.RUNNING:
+    if is_parked(ex):
+        rows.append(("parked", tidy_reason(ex.waiting_for or "-", show_tokens=show_tokens)))
+        rows.append(("next run", fmt_time(ex.wake_at) if ex.wake_at else "on `durable retry`"))
+    elif ex.status is ExecutionStatus.RUNNING:
         waits = [w.describe(show_tokens=show_tokens) for w in pending_waits(ops)]
         reason = tidy_reason(ex.waiting_for or "-", show_tokens=show_tokens)
         rows.append(("waiting for", "; ".join(waits) or reason))
@@ -416,6 +441,8 @@ def render_outcome(
             f"RUNNING: worker {ex.lease_owner} is running it now (lease until "
             f"{fmt_time(ex.lease_expires)}); follow it with '{command} show {ex.id}'"
         ]
+    if is_parked(ex):
+        return [f"PARKED: {tidy_reason(ex.waiting_for or 'parked')}"]
     waits = pending_waits(ops)
     resume = f"run '{command} worker' to resume it"
     if not waits:

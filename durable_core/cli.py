@@ -1,11 +1,12 @@
 """The ``durable`` command: run, resume, inspect and signal executions in a SQLite store.
 
-Commands: ``run``, ``worker``, ``list``, ``show``, ``callback succeed|fail|heartbeat`` and
-``cancel`` (``durable --help`` and ``docs/cli.md`` describe each).
+Commands: ``run``, ``worker``, ``list``, ``show``, ``callback succeed|fail|heartbeat``,
+``cancel``, ``retry`` and ``fail`` (``durable --help`` and ``docs/cli.md`` describe each).
 
 Invariants:
 - Exit codes: 0 when the command did what was asked (an execution that succeeded or is
-  suspended), 1 when ``run`` ends with a FAILED or CANCELLED execution, 2 for user errors.
+  suspended), 1 when ``run`` ends with a FAILED, CANCELLED or parked execution, 2 for user
+  errors.
 - A user error (any :class:`~durable_core.errors.DurableError`: unknown id, bad JSON, a
   forged token, a function that cannot be imported, ...) prints ``error: <message>`` to
   stderr and exits 2, never a traceback. Anything else is a bug and may traceback.
@@ -17,6 +18,10 @@ Invariants:
   ``--show-tokens`` is given to ``run`` or ``show``; nothing is ever logged with a token.
 - The current directory is put on ``sys.path`` so ``module:function`` references resolve
   as they do in ``python -c "import module"``.
+- ``run`` imports the function it is told to run. A worker runs only the functions it
+  was given (``--import``) or that live under an allowed prefix (``--allow-module``; by
+  default the packages and modules of the current directory): a store record naming
+  anything else (``os:system``) is parked as not registered, never imported.
 """
 
 from __future__ import annotations
@@ -50,8 +55,9 @@ from durable_core.errors import (
     StoreError,
     ValidationError,
 )
-from durable_core.function import DurableFunction
+from durable_core.function import DurableFunction, import_function
 from durable_core.journal import Execution, ExecutionStatus, StopKind
+from durable_core.parking import is_parked
 from durable_core.recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS, check_max_recovery_attempts
 from durable_core.runtime import Runtime, RuntimeOptions, default_actor
 from durable_core.stores.base import Store
@@ -209,6 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE",
         help="import MODULE and register its durable functions (repeatable)",
     )
+    p.add_argument(
+        "--allow-module",
+        dest="allow_modules",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="also run functions of modules under PREFIX that are not registered "
+        "(repeatable; default without --import/--allow-module: the packages and modules "
+        "of the current directory)",
+    )
     p.set_defaults(handler=cmd_worker)
 
     p = sub.add_parser("list", help="list executions, newest first")
@@ -238,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_callback_heartbeat)
 
     _add_stop_commands(sub)
+    _add_park_commands(sub)
     return parser
 
 
@@ -254,6 +271,22 @@ def _add_stop_commands(sub: Any) -> None:
     p.add_argument("--reason", required=True, help="why (recorded; required)")
     p.add_argument("--actor", default=None, help="who asks (default: user@host)")
     p.set_defaults(handler=cmd_terminate)
+
+
+def _add_park_commands(sub: Any) -> None:
+    """``retry`` and ``fail``: what an operator does with a parked execution."""
+    p = sub.add_parser("retry", help="resume a parked execution (after deploying fixed code)")
+    p.add_argument("execution_id", metavar="ID")
+    p.add_argument("--actor", help="who asks (recorded)")
+    p.set_defaults(handler=cmd_retry)
+
+    p = sub.add_parser(
+        "fail", help="fail an execution parked on non-determinism (a saga compensates)"
+    )
+    p.add_argument("execution_id", metavar="ID")
+    p.add_argument("--reason", required=True, help="why (recorded)")
+    p.add_argument("--actor", help="who decides (recorded)")
+    p.set_defaults(handler=cmd_fail)
 
 
 # --- plumbing ---------------------------------------------------------------------------------
@@ -344,10 +377,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             "'package.module:function', e.g. examples.hello_durable.workflow:hello"
         )
     clock = FastForwardClock() if args.fast_forward else None
+    fn = import_function(args.function)  # the function it was told to run
     store = open_store(args.store, create=True)
     try:
-        rt = Runtime(store, clock=clock)
-        fn = rt.resolve(args.function)
+        rt = Runtime(store, clock=clock, functions=[fn], options=_options(()))
         event = _load_input(args.input, fn)
         eid = args.execution_id or uuid.uuid4().hex
         existed = _exists(store, eid)
@@ -423,7 +456,8 @@ def report(rt: Runtime, ex: Execution, command: str, out: Out, *, show_tokens: b
         ex, ops, command=command, held_elsewhere=held, show_tokens=show_tokens
     ):
         out(line)
-    return 1 if ex.status in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED) else 0
+    failed = ex.status in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
+    return 1 if failed or is_parked(ex) else 0
 
 
 # --- worker -----------------------------------------------------------------------------------
@@ -439,8 +473,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise ValidationError(
             f"--shutdown-grace must be 0 to 86400 seconds, got {args.shutdown_grace}"
         )
-    options = RuntimeOptions(
-        lease_ttl=timedelta(seconds=args.lease_ttl),
+    allowed = tuple(args.allow_modules)
+    options = _options(
+        allowed,
+        explicit=bool(allowed or args.imports),
+        lease_ttl=args.lease_ttl,
         max_recovery_attempts=check_max_recovery_attempts(
             args.max_recovery_attempts, "--max-recovery-attempts"
         ),
@@ -450,6 +487,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         rt = Runtime(store, options=options)
         for module in args.imports:
             _register_module(rt, module)
+        structlog.get_logger("durable.worker").info(
+            "worker runs registered functions and modules under allowed prefixes",
+            registered=rt.registered(),
+            allowed_modules=list(options.allowed_modules),
+        )
         worker = Worker(
             rt,
             poll_interval=args.poll,
@@ -467,6 +509,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 0
     finally:
         store.close()
+
+
+def _options(
+    allowed: tuple[str, ...],
+    *,
+    explicit: bool = False,
+    lease_ttl: float = 60.0,
+    max_recovery_attempts: int = DEFAULT_MAX_RECOVERY_ATTEMPTS,
+) -> RuntimeOptions:
+    """Options allowing the modules ``allowed`` or, by default (``explicit`` false), the
+    packages and modules of the current directory: the project being run."""
+    knobs: dict[str, Any] = {
+        "lease_ttl": timedelta(seconds=lease_ttl),
+        "max_recovery_attempts": max_recovery_attempts,
+    }
+    if explicit:
+        return RuntimeOptions(allowed_modules=allowed, **knobs)
+    return RuntimeOptions.for_project(**knobs)
 
 
 def _register_module(rt: Runtime, module_name: str) -> None:
@@ -572,6 +632,29 @@ def cmd_callback_heartbeat(args: argparse.Namespace) -> int:
         op = rt.send_callback_heartbeat(args.token)
         deadline = fmt_time(op.heartbeat_deadline) if op.heartbeat_deadline else "none"
         return f"heartbeat recorded for callback {op.name!r}; next heartbeat due by {deadline}"
+
+    return _signal(args, act)
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    """``durable retry ID [--actor A]``."""
+
+    def act(rt: Runtime) -> str:
+        ex = rt.retry(args.execution_id, actor=args.actor)
+        return f"execution {ex.id} is due now; run '{_command(args)} worker' to resume it"
+
+    return _signal(args, act)
+
+
+def cmd_fail(args: argparse.Namespace) -> int:
+    """``durable fail ID --reason R [--actor A]``."""
+
+    def act(rt: Runtime) -> str:
+        ex = rt.fail(args.execution_id, args.reason, actor=args.actor)
+        return (
+            f"fail of {ex.id} recorded ({args.reason}); a worker raises it where the replay "
+            f"diverged (a saga compensates) — run '{_command(args)} worker'"
+        )
 
     return _signal(args, act)
 

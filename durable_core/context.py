@@ -332,7 +332,8 @@ class DurableContext:
             result_type: the type of the result (default: the child's return annotation).
 
         Raises:
-            FunctionNotFoundError: an unknown name (nothing recorded).
+            FunctionNotFoundError: a name this runtime does not have (nothing recorded;
+                the execution is parked until a worker that has it is asked to retry).
             InvokeError: the child failed or was cancelled (the same on every replay).
         """
         from durable_core.operations.invoke import run_invoke

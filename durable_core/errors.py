@@ -47,6 +47,15 @@ class FunctionNotFoundError(DurableError, LookupError):
     """A durable function name could not be resolved to a function."""
 
 
+class FunctionNotRegisteredError(FunctionNotFoundError):
+    """A name is neither registered with the runtime nor under an allowed module prefix.
+
+    Raised before anything is imported: a store record names what a worker runs, so a
+    worker runs only functions it was given (``Runtime(functions=...)``, ``durable worker
+    --import``) or that live under a prefix it was told to trust (``allowed_modules``).
+    """
+
+
 # --- store / execution state ---------------------------------------------------------------
 
 
@@ -90,6 +99,39 @@ class ExecutionNotRunningError(DurableError):
 
 class VersionMismatchError(DurableError):
     """An execution started under one code version is resumed by another."""
+
+
+class ExecutionNotParkedError(DurableError):
+    """``retry`` or ``fail`` was asked of an execution that is not parked.
+
+    Only a parked execution (non-determinism, function not registered or not found,
+    version mismatch) waits for an operator; use ``cancel`` for one that is running.
+    """
+
+
+class OperatorFailedError(DurableError):
+    """An operator failed a parked execution (``durable fail``, ``Runtime.fail``).
+
+    Raised into the function at the position where its replay diverged (or, if the code no
+    longer diverges, at its next operation), on the first run and on every replay. It is an
+    ordinary exception: a plain function ends FAILED with it, a saga compensates the steps it
+    completed before that position.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        actor: str | None = None,
+        left_behind: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.actor = actor
+        self.left_behind = left_behind
+        """Steps the old code recorded at or after the divergent position: unknown to the
+        code that fails, so not undone (named in the message too)."""
 
 
 # --- callbacks ------------------------------------------------------------------------------
@@ -266,9 +308,10 @@ class ExecutionTerminatedError(ExecutionCancelledError):
 class NonDeterminismError(DurableError):
     """The code asked for a different operation than the journal recorded at this position.
 
-    Replaying it would return a result that belongs to another operation, so the execution
-    fails instead. Fix: restore the previous code for in-flight executions (pin a version),
-    or start a new execution.
+    Replaying it would return a result that belongs to another operation, so the invocation
+    stops without recording anything more and the execution is *parked*: it stays RUNNING
+    with this error recorded, nothing undone. Fix: deploy the code it started with (or a
+    fix) and ``durable retry ID``; or ``durable fail ID --reason ...`` (a saga compensates).
     """
 
     def __init__(
@@ -301,10 +344,14 @@ class SuspendExecution(BaseException):
     User code must not catch it.
     """
 
-    def __init__(self, reason: str, *, wake_at: datetime | None = None) -> None:
+    def __init__(
+        self, reason: str, *, wake_at: datetime | None = None, outcome: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.wake_at = wake_at
+        self.outcome = outcome
+        """What the worker's log line calls this wait (default ``waiting``)."""
 
 
 class ReplayBoundary(BaseException):

@@ -3,9 +3,14 @@
 The decorator checks the signature at decoration time, keeps the function callable as
 written, and carries the options the runtime needs (name, version, timeout). Its event and
 result types (with ``Annotated`` extras) are checked when the DurableFunction is made: a type
-that cannot cross the journal as JSON is a SerializationError before anything runs. It registers
-nothing globally: a :class:`~durable_core.runtime.Runtime` resolves functions you give it,
-or imports them by their ``module:qualname`` name.
+that cannot cross the journal as JSON is a SerializationError before anything runs. It
+registers nothing globally: a :class:`FunctionRegistry` (one per runtime) resolves the
+functions you give it.
+
+Invariants:
+- A name that is not registered is imported only if its module is under one of the
+  registry's allowed prefixes, and that is checked on the name before anything is
+  imported: a store record naming ``os:system`` imports nothing.
 """
 
 from __future__ import annotations
@@ -15,14 +20,20 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from durable_core.errors import FunctionNotFoundError, ValidationError
+from durable_core.errors import (
+    FunctionNotFoundError,
+    FunctionNotRegisteredError,
+    ValidationError,
+)
 from durable_core.serde import check_type, type_hints
 
 if TYPE_CHECKING:
     from durable_core.context import DurableContext
 
+_LIBRARY = {"durable_core", "saga"}
 E = TypeVar("E")
 R = TypeVar("R")
 
@@ -126,8 +137,14 @@ def durable(
     return wrap
 
 
-def import_function(ref: str) -> DurableFunction[Any, Any]:
-    """Resolve ``"package.module:attr"`` to a durable function (wrapping a plain one)."""
+def import_function(ref: str, *, declared_only: bool = False) -> DurableFunction[Any, Any]:
+    """Resolve ``"package.module:attr"`` to a durable function (wrapping a plain one).
+
+    Args:
+        ref: the reference.
+        declared_only: refuse a function not declared ``@durable`` / ``@saga`` instead of
+            wrapping it (what a store record names must have been declared durable).
+    """
     module_name, sep, attr = ref.partition(":")
     if not sep or not module_name or not attr:
         raise FunctionNotFoundError(
@@ -148,4 +165,92 @@ def import_function(ref: str) -> DurableFunction[Any, Any]:
     durable_fn = getattr(target, "durable_function", target)
     if isinstance(durable_fn, DurableFunction):
         return durable_fn
+    if declared_only:
+        raise FunctionNotRegisteredError(
+            f"{ref!r} is under an allowed module prefix but is not declared durable (@durable "
+            "or @saga): a worker runs only functions declared durable or registered with it"
+        )
     return make_durable(target, name=ref)
+
+
+def check_module_prefixes(prefixes: object) -> tuple[str, ...]:
+    """Allowed module prefixes as dotted names (a trailing ``.`` is dropped), else an error."""
+    if isinstance(prefixes, str) or not isinstance(prefixes, tuple | list):
+        raise ValidationError(
+            f"allowed_modules must be a tuple of module names, got {prefixes!r:.80}"
+        )
+    out: list[str] = []
+    for prefix in prefixes:
+        name = prefix.removesuffix(".") if isinstance(prefix, str) else prefix
+        if not isinstance(name, str) or not all(p.isidentifier() for p in name.split(".")):
+            raise ValidationError(
+                f"allowed module prefix {prefix!r:.80} is not a dotted module name "
+                "(e.g. 'myapp' or 'myapp.flows')"
+            )
+        out.append(name)
+    return tuple(out)
+
+
+def project_modules(folder: Path) -> tuple[str, ...]:
+    """Top-level packages (folders with ``__init__.py``) and ``*.py`` modules in ``folder``.
+
+    Found by listing the folder, never by importing: a command started in a project trusts
+    that project's own code, not the standard library or site-packages.
+    """
+    names = {
+        entry.stem if entry.suffix == ".py" else entry.name
+        for entry in folder.iterdir()
+        if (entry.suffix == ".py" and entry.is_file())
+        or (entry.is_dir() and (entry / "__init__.py").is_file())
+    }
+    names -= _LIBRARY  # a checkout of this library: its own packages hold no workflows
+    return tuple(sorted(n for n in names if n.isidentifier() and not n.startswith("_")))
+
+
+def module_allowed(module: str, prefixes: tuple[str, ...]) -> bool:
+    """True if ``module`` is one of ``prefixes`` or inside one of them (``a`` allows ``a.b``)."""
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+class FunctionRegistry:
+    """The durable functions one runtime may run, by name."""
+
+    def __init__(self, allowed_modules: tuple[str, ...] = ()) -> None:
+        self._functions: dict[str, DurableFunction[Any, Any]] = {}
+        self.allowed_modules = check_module_prefixes(allowed_modules)
+
+    def register(self, fn: DurableFunction[Any, Any] | Any) -> DurableFunction[Any, Any]:
+        """Make ``fn`` (or the durable function it carries) resolvable by its name."""
+        durable_fn = make_durable(getattr(fn, "durable_function", fn))
+        self._functions[durable_fn.name] = durable_fn
+        return durable_fn
+
+    def names(self) -> list[str]:
+        """The registered names, sorted."""
+        return sorted(self._functions)
+
+    def resolve(self, name: str) -> DurableFunction[Any, Any]:
+        """The registered function called ``name``, else one under an allowed module.
+
+        Raises:
+            FunctionNotRegisteredError: not registered, and not a ``module:function`` under
+                an allowed prefix (nothing imported).
+            FunctionNotFoundError: under an allowed prefix but cannot be imported.
+        """
+        found = self._functions.get(name)
+        if found is not None:
+            return found
+        module = name.partition(":")[0] if ":" in name else ""
+        allowed = self.allowed_modules
+        if not module or not module_allowed(module, allowed):
+            under = f"is {', '.join(allowed)}" if allowed else "is configured"
+            raise FunctionNotRegisteredError(
+                f"no durable function named {name!r} is registered with this runtime, and no "
+                f"allowed module prefix {under} for it: register it (Runtime(functions=[...]), "
+                "`durable worker --import MODULE`) or allow its module "
+                "(RuntimeOptions(allowed_modules=...), `durable worker --allow-module "
+                "PREFIX`). Nothing was imported."
+            )
+        fn = import_function(name, declared_only=True)
+        self._functions[name] = fn
+        return fn

@@ -21,6 +21,12 @@ Invariants:
   every replay raises it at the same place; a terminate is delivered even after a cancel.
   In an invocation that recovers from a dead worker, a scope's first unrecorded step is not
   a delivery point: it may be the step that was running, and it runs again first.
+- After the first divergence (or a function the worker does not have, for ``invoke``) an
+  invocation records nothing more (every later operation and write raises it again,
+  whatever user code caught): the execution is parked as it stood (see
+  :mod:`durable_core.parking`).
+- An operator's fail request is raised at one position, recorded in the request, and
+  every replay raises it there; the scope then allocates from a fresh id space.
 """
 
 from __future__ import annotations
@@ -30,12 +36,14 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from durable_core.errors import (
+    DurableError,
     ExecutionCancelledError,
     ExecutionTerminatedError,
     NonDeterminismError,
+    OperatorFailedError,
     RecoveryLimitError,
     ValidationError,
 )
@@ -49,6 +57,7 @@ from durable_core.journal import (
     OperationType,
     StopKind,
 )
+from durable_core.parking import FAIL_OPERATION_ID, fail_record, fresh_space, read_fail_request
 from durable_core.recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS, recovery_limit
 from durable_core.stores.base import AssigningStore
 
@@ -57,6 +66,7 @@ if TYPE_CHECKING:
     from durable_core.serde import Serde
     from durable_core.stores.base import Store
 
+Parking = TypeVar("Parking", bound=DurableError)
 BeginHook = Callable[["Slot", OperationType, str, "str | None"], None]
 """``(slot, type, name, sub_type)``: told about every position a scope allocates."""
 
@@ -165,6 +175,11 @@ class Journal:
         """Set by a backend that must announce a scope before its children's records (the
         Lambda durable service needs a CONTEXT started before its first child)."""
         self._assigner = store if isinstance(store, AssigningStore) else None
+        self.parked: DurableError | None = None
+        """Why this invocation must park the execution (the first divergence, a function
+        this worker does not have); from then on nothing is recorded."""
+        self.fail_request = read_fail_request(self._ops.get(FAIL_OPERATION_ID), execution.id)
+        """An operator's request to fail the execution (``Runtime.fail``), if any."""
         self._recovery_limit = recovery_limit(execution, options.max_recovery_attempts)
 
     def take_recovery_limit(self) -> RecoveryLimitError | None:
@@ -203,6 +218,7 @@ class Journal:
         as stored; those are the ones kept (e.g. a callback id minted by the service).
         """
         with self.lock:
+            self.refuse_if_parked()
             stored: Sequence[Operation] = ops
             if self._assigner is not None:
                 self.lease, stored = self._assigner.write_operations_assigned(
@@ -215,6 +231,23 @@ class Journal:
             for op in stored:
                 self._ops[op.id] = op
             self.writes += 1
+
+    def park(self, error: Parking) -> Parking:
+        """Remember the first reason to park (the invocation records nothing after it)."""
+        with self.lock:
+            if self.parked is None:
+                self.parked = error
+        return error
+
+    def refuse_if_parked(self) -> None:
+        """Raise the reason to park again, if any: code that caught it cannot go on."""
+        d = self.parked
+        if isinstance(d, NonDeterminismError):
+            raise NonDeterminismError(
+                execution_id=d.execution_id, position=d.position, expected=d.expected, found=d.found
+            )
+        if d is not None:
+            raise type(d)(str(d))
 
     def complete_callback(self, op: Operation, outcome: CallbackOutcome) -> Operation:
         """Complete a callback through the store's conditional path (timeouts, cancels).
@@ -348,6 +381,7 @@ class Scope:
         self.parent_id = parent_id
         self.path = path
         self._counter = 0
+        self._space = parent_id  # the id space positions are hashed in (see parking)
         self.replaying = replaying
         self._next: tuple[int, str] = (0, "")  # (position, id): peek_id's, reused by begin
         self._went_new = False  # True once this scope began an operation with no record
@@ -356,7 +390,7 @@ class Scope:
         """The id the next operation of this scope will get."""
         position = self._counter + 1
         if self._next[0] != position:
-            self._next = (position, operation_id(self.parent_id, position))
+            self._next = (position, operation_id(self._space, position))
         return self._next[1]
 
     def begin(
@@ -372,10 +406,11 @@ class Scope:
             NonDeterminismError: the journal recorded a different operation here.
             ExecutionCancelledError: a stop is due (or was recorded) at this position.
         """
+        journal = self.journal
+        journal.refuse_if_parked()
         op_id = self.peek_id()
         self._counter += 1
         position = f"{self.path}.{self._counter}" if self.path else str(self._counter)
-        journal = self.journal
         recorded = journal.get(op_id)
         if recorded is not None and not (
             recorded.type is OperationType.CALLBACK and recorded.callback_id is not None
@@ -383,14 +418,19 @@ class Scope:
             stopped = recorded_stop(recorded, journal.execution_id)
             if stopped is not None:  # delivered here before: raise it here again
                 raise stopped
-        if recorded is not None and (
+        mismatch = recorded is not None and (
             recorded.type != type_ or recorded.name != name or recorded.sub_type != sub_type
-        ):
-            raise NonDeterminismError(
-                execution_id=journal.execution_id,
-                position=position,
-                expected=_describe(recorded.type, recorded.name, recorded.sub_type),
-                found=_describe(type_, name, sub_type),
+        )
+        if journal.fail_request is not None:
+            self._fail_here(op_id, position, recorded, mismatch)
+        if recorded is not None and mismatch:
+            raise journal.park(
+                NonDeterminismError(
+                    execution_id=journal.execution_id,
+                    position=position,
+                    expected=_describe(recorded.type, recorded.name, recorded.sub_type),
+                    found=_describe(type_, name, sub_type),
+                )
             )
         hook = journal.on_begin
         if hook is not None:
@@ -420,6 +460,73 @@ class Scope:
                 )
                 recorded = journal.get(op_id)
         return Slot(op_id, position, recorded, self.parent_id)
+
+    def diverged(self, slot: Slot, error: NonDeterminismError) -> DurableError:
+        """What to raise for a divergence found at ``slot`` after ``begin`` matched it (a
+        batch whose branches changed): the operator's failure if it belongs here (raised
+        from this call), else ``error``, which parks the execution."""
+        if self.journal.fail_request is not None:
+            self._fail_here(slot.id, slot.position, slot.recorded, mismatch=True)
+        return self.journal.park(error)
+
+    def _fail_here(
+        self, op_id: str, position: str, recorded: Operation | None, mismatch: bool
+    ) -> None:
+        """Raise the operator's failure if it belongs at this position (see parking).
+
+        Not yet raised anywhere: it belongs at the first position where the code diverges
+        or that the journal has not finished (new territory); the position is recorded
+        first. Once recorded, it belongs there only, on every replay.
+        """
+        journal = self.journal
+        with journal.lock:
+            request = journal.fail_request
+            assert request is not None
+            if request.delivered_to is None:
+                if recorded is not None and not mismatch and recorded.status.is_terminal:
+                    return
+                left = self._left_behind() if mismatch else []
+                request = request.model_copy(
+                    update={"delivered_to": op_id, "position": position, "left_behind": left}
+                )
+                journal.checkpoint(fail_record(request, journal.now()))
+                journal.fail_request = request
+            elif request.delivered_to != op_id:
+                return
+        self._space = fresh_space(self._space, self._counter)
+        self._next = (0, "")
+        who = f" by {request.actor}" if request.actor else ""
+        left = request.left_behind
+        unknown = (
+            f"; steps the old code recorded there or after it are unknown to this code and "
+            f"NOT undone: {', '.join(left)}"
+            if left
+            else ""
+        )
+        raise OperatorFailedError(
+            f"execution {journal.execution_id!r} was failed{who} at position {position}: "
+            f"{request.reason}{unknown}",
+            reason=request.reason,
+            actor=request.actor,
+            left_behind=tuple(left),
+        )
+
+    def _left_behind(self) -> list[str]:
+        """Names of the step records at this scope's current position and after it, with
+        everything under them: what the old code did that the diverging code cannot know."""
+        journal = self.journal
+        ids: set[str] = set()
+        n = self._counter
+        while (op := journal.get(operation_id(self._space, n))) is not None:
+            ids.add(op.id)
+            n += 1
+        ops = journal.operations()
+        grew = True
+        while grew:
+            below = {op.id for op in ops if op.parent_id in ids} - ids
+            grew = bool(below)
+            ids |= below
+        return [op.name or op.id for op in ops if op.id in ids and op.type is OperationType.STEP]
 
     def after_replayed(self) -> None:
         """Call after returning a recorded result: leave replay mode at new territory."""

@@ -13,6 +13,12 @@ The :class:`Runtime` is the API the CLI, the worker and the testing kit share:
   privileged callback (PrivilegedCallbackError, nothing changed). Only
   ``send_privileged_callback_success`` completes one; it is for the program that created the
   callback (its own validated API), never to be exposed to token holders.
+- A worker runs only functions registered with it, or under a module prefix it was told
+  to trust (``RuntimeOptions.allowed_modules``); any other name a store record holds is
+  parked as not registered and never imported.
+- An execution a worker cannot run safely (non-determinism, function not registered or
+  not found, version mismatch) is parked, not failed: ``retry`` resumes it, ``fail`` ends
+  it (see :mod:`durable_core.parking`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -45,8 +52,13 @@ from durable_core.errors import (
     ValidationError,
     VersionMismatchError,
 )
-from durable_core.function import DurableFunction, import_function, make_durable
-from durable_core.invocation import run_invocation
+from durable_core.function import (
+    DurableFunction,
+    FunctionRegistry,
+    check_module_prefixes,
+    project_modules,
+)
+from durable_core.invocation import InvocationReport, Reporter, run_invocation
 from durable_core.journal import (
     MAX_REASON_LENGTH,
     CallbackOutcome,
@@ -60,13 +72,20 @@ from durable_core.journal import (
     StopRequest,
 )
 from durable_core.lease_keeper import LeaseKeeper
+from durable_core.parking import park_kind, park_summary, request_fail, request_retry
 from durable_core.recovery import (
     DEFAULT_MAX_RECOVERY_ATTEMPTS,
     check_max_recovery_attempts,
     recovery_end,
 )
 from durable_core.replay import InvocationOptions, Journal
-from durable_core.serde import DEFAULT_MAX_BYTES, PydanticSerde, Serde, loads_strict
+from durable_core.serde import (
+    DEFAULT_MAX_BYTES,
+    PydanticSerde,
+    Serde,
+    encodable,
+    loads_strict,
+)
 from durable_core.stores.base import InvocationEnd, Store
 
 MAX_CALLBACK_ERROR_BYTES = 32 * 1024
@@ -92,6 +111,14 @@ class RuntimeOptions:
     """How often in a row an execution is recovered after its worker died mid-invocation
     before the step that was running is failed for good with RecoveryLimitError (a saga
     then compensates); see :mod:`durable_core.recovery`."""
+    park_retry_delay: timedelta = timedelta(hours=1)
+    """How soon an execution parked for non-determinism or a function this worker cannot
+    run is offered to workers again without ``retry``: long enough never to loop, short
+    enough that a rolling deploy bringing the right code back resumes it by itself."""
+    allowed_modules: tuple[str, ...] = ()
+    """Module prefixes a worker may import a ``module:function`` from when a store record
+    names a function not registered with it (``"myapp"`` allows ``myapp`` and
+    ``myapp.*``). Empty: registered functions only."""
 
     def __post_init__(self) -> None:
         check_max_recovery_attempts(self.max_recovery_attempts)
@@ -99,6 +126,17 @@ class RuntimeOptions:
             raise ValidationError("lease_ttl must be at least 1 second")
         if self.inline_retry_threshold < timedelta(0):
             raise ValidationError("inline_retry_threshold must not be negative")
+        if self.park_retry_delay < timedelta(minutes=1):
+            raise ValidationError(
+                f"park_retry_delay must be at least 1 minute, got {self.park_retry_delay}"
+            )
+        object.__setattr__(self, "allowed_modules", check_module_prefixes(self.allowed_modules))
+
+    @classmethod
+    def for_project(cls, folder: str | None = None, **knobs: Any) -> RuntimeOptions:
+        """Options allowing the packages and modules in ``folder`` (default: the current
+        directory), as the ``durable`` and ``durable-saga`` commands use by default."""
+        return cls(allowed_modules=project_modules(Path(folder or os.getcwd())), **knobs)
 
 
 def default_actor() -> str:
@@ -137,7 +175,7 @@ class Runtime:
         self.options = options or RuntimeOptions()
         self.worker_id = worker_id or default_worker_id()
         self.serde: Serde = serde or PydanticSerde(max_bytes=self.options.max_payload_bytes)
-        self._functions: dict[str, DurableFunction[Any, Any]] = {}
+        self._functions = FunctionRegistry(self.options.allowed_modules)
         self._keeper = LeaseKeeper(self.options.lease_ttl)
         for fn in functions:
             self.register(fn)
@@ -146,24 +184,20 @@ class Runtime:
 
     def register(self, fn: DurableFunction[Any, Any] | Any) -> DurableFunction[Any, Any]:
         """Make ``fn`` resolvable by name (for workers and ``invoke``)."""
-        durable_fn = getattr(fn, "durable_function", fn)
-        durable_fn = make_durable(durable_fn)
-        self._functions[durable_fn.name] = durable_fn
-        return durable_fn
+        return self._functions.register(fn)
+
+    def registered(self) -> list[str]:
+        """The names of the functions registered (resolved ones included), sorted."""
+        return self._functions.names()
 
     def resolve(self, name: str) -> DurableFunction[Any, Any]:
-        """The registered function called ``name``, else import it by ``module:qualname``."""
-        found = self._functions.get(name)
-        if found is not None:
-            return found
-        if ":" not in name:
-            raise FunctionNotFoundError(
-                f"no durable function named {name!r} is registered with this runtime; "
-                "register it (Runtime(functions=[...])) or use a 'module:function' name"
-            )
-        fn = import_function(name)
-        self._functions[name] = fn
-        return fn
+        """The function called ``name`` (see :meth:`FunctionRegistry.resolve`).
+
+        Raises:
+            FunctionNotRegisteredError: neither registered nor under an allowed module
+                prefix (nothing was imported).
+        """
+        return self._functions.resolve(name)
 
     # --- starting and driving -------------------------------------------------------------
 
@@ -269,7 +303,7 @@ class Runtime:
         """Start (idempotently) and drive until the execution finishes or waits."""
         return self.drive(self.start(fn, event, execution_id=execution_id).id)
 
-    def tick(self, *, limit: int = 16, concurrency: int = 1) -> int:
+    def tick(self, *, limit: int = 16, concurrency: int = 1, report: Reporter | None = None) -> int:
         """Claim and run due executions once; return how many ran.
 
         Args:
@@ -279,6 +313,8 @@ class Runtime:
                 commit between them: worth it where an fsync costs far more than the
                 Python work of a step (slow disks); on fast disks threads only add GIL
                 contention (see docs/benchmarks.md).
+            report: called with each invocation's :class:`InvocationReport` (the worker
+                logs its outcome with it).
         """
         if concurrency < 1:
             raise ValidationError(f"concurrency must be at least 1, got {concurrency}")
@@ -289,7 +325,7 @@ class Runtime:
             failed: list[Exception] = []
             for lease in leases:
                 try:
-                    self._invoke(lease)
+                    self._invoke(lease, report)
                 except Exception as e:  # e.g. a corrupt journal: still run the others claimed
                     failed.append(e)
             if failed:
@@ -298,7 +334,7 @@ class Runtime:
             with ThreadPoolExecutor(
                 max_workers=min(concurrency, len(leases)), thread_name_prefix="durable-tick"
             ) as pool:
-                for future in [pool.submit(self._invoke, lease) for lease in leases]:
+                for future in [pool.submit(self._invoke, lease, report) for lease in leases]:
                     future.result()
         return len(leases)
 
@@ -309,28 +345,24 @@ class Runtime:
             and ex.wake_at <= self.clock.now()
         )
 
-    def _invoke(self, lease: Lease) -> Execution:
+    def _invoke(self, lease: Lease, report: Reporter | None = None) -> Execution:
         store = self.store
         ex = store.get_execution(lease.execution_id)
         try:
             fn = self.resolve(ex.function)
         except FunctionNotFoundError as e:
-            return self._park(lease, f"function not found: {e}")
+            return self._park(lease, e, self.options.park_retry_delay, report)
         if fn.version != ex.version:
-            return self._park(
-                lease,
-                str(
-                    VersionMismatchError(
-                        f"execution {ex.id!r} started under version {ex.version!r} but this "
-                        f"worker runs {fn.name!r} version {fn.version!r}; run a worker with "
-                        "the original version (replaying other code could repeat effects)"
-                    )
-                ),
+            mismatch = VersionMismatchError(
+                f"execution {ex.id!r} started under version {ex.version!r} but this "
+                f"worker runs {fn.name!r} version {fn.version!r}; run a worker with "
+                "the original version (replaying other code could repeat effects)"
             )
+            return self._park(lease, mismatch, self.options.version_retry_delay, report)
         if ex.recovery_attempts:
             given_up = recovery_end(ex, self.options.max_recovery_attempts)
             if given_up is not None:
-                return store.finish_invocation(lease, given_up, self.clock.now())
+                return self._finish(lease, given_up, report)
         journal = Journal(
             execution=ex,
             operations=store.load_operations(ex.id),
@@ -351,12 +383,22 @@ class Runtime:
                 end = run_invocation(fn, journal)
             finally:
                 self._keeper.release(held)
-            return store.finish_invocation(journal.lease, end, self.clock.now())
+            if end.status is ExecutionStatus.RUNNING and end.error is not None:  # parked
+                end = end.model_copy(
+                    update={"wake_at": self.clock.now() + self.options.park_retry_delay}
+                )
+            return self._finish(journal.lease, end, report)
         except LeaseLostError:
             return store.get_execution(ex.id)
         except StoreError:  # a failed write (disk full): nothing half-written, lease given back
             self._give_back(journal.lease)
             raise
+
+    def _finish(self, lease: Lease, end: InvocationEnd, report: Reporter | None) -> Execution:
+        done = self.store.finish_invocation(lease, end, self.clock.now())
+        if report is not None:
+            report(InvocationReport(done, end.outcome, end.hint))
+        return done
 
     def _give_back(self, lease: Lease) -> None:
         """Release ``lease`` after a store error, so a worker may retry at once, not after
@@ -371,15 +413,55 @@ class Runtime:
                 error=str(e),
             )
 
-    def _park(self, lease: Lease, reason: str) -> Execution:
-        """Leave an execution RUNNING but not due soon, saying why (nothing is lost)."""
+    def _park(
+        self, lease: Lease, error: Exception, delay: timedelta, report: Reporter | None
+    ) -> Execution:
+        """Leave an execution RUNNING, not due for ``delay``, with ``error`` on it (parked)."""
         now = self.clock.now()
+        info = ErrorInfo.from_exception(error, with_traceback=False)
         end = InvocationEnd(
             status=ExecutionStatus.RUNNING,
-            wake_at=now + self.options.version_retry_delay,
-            waiting_for=reason,
+            wake_at=now + delay,
+            waiting_for=park_summary(info, lease.execution_id),
+            error=info,
         )
-        return self.store.finish_invocation(lease, end, now)
+        done = self.store.finish_invocation(lease, end, now)
+        if report is not None:
+            report(InvocationReport(done, park_kind(info.type)))
+        return done
+
+    # --- parked executions ------------------------------------------------------------------
+
+    def retry(self, execution_id: str, *, actor: str | None = None) -> Execution:
+        """Offer a parked execution to workers now (after deploying fixed code).
+
+        Raises ExecutionNotParkedError if it is not parked (see :mod:`durable_core.parking`).
+        """
+        return request_retry(
+            self.store,
+            execution_id,
+            actor=actor,
+            owner=self.worker_id,
+            now=self.clock.now(),
+            ttl=self.options.lease_ttl,
+        )
+
+    def fail(self, execution_id: str, reason: str, *, actor: str | None = None) -> Execution:
+        """Fail an execution parked on non-determinism: a worker raises OperatorFailedError
+        where its replay diverged (a plain function ends FAILED, a saga compensates).
+
+        Raises ExecutionNotParkedError if it is not parked on non-determinism or was failed
+        already, ValidationError for an empty reason (nothing recorded either way).
+        """
+        return request_fail(
+            self.store,
+            execution_id,
+            reason,
+            actor=actor,
+            owner=self.worker_id,
+            now=self.clock.now(),
+            ttl=self.options.lease_ttl,
+        )
 
     # --- inspecting -----------------------------------------------------------------------
 
@@ -539,7 +621,7 @@ class Runtime:
         for what, text, limit in (("reason", reason, MAX_REASON_LENGTH), ("actor", actor, 200)):
             if text is None and what == "actor":
                 continue
-            if not isinstance(text, str) or len(text) > limit or not _encodable(text):
+            if not isinstance(text, str) or len(text) > limit or not encodable(text):
                 raise ValidationError(
                     f"a {kind.value} {what} must be valid text of at most {limit} characters; "
                     f"got {type(text).__name__} {str(text)[:40]!r}... Nothing was recorded."
@@ -562,17 +644,9 @@ def _check_execution_id(eid: object) -> str:
         raise ValidationError(
             f"execution id must be a str of 1-200 characters, not only spaces; got {shown}"
         )
-    if not _encodable(eid):
+    if not encodable(eid):
         raise ValidationError(f"execution id {eid!r} is not valid Unicode text (lone surrogate)")
     return eid
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _stored_input(ex: Execution) -> Any:
@@ -587,7 +661,7 @@ def _stored_input(ex: Execution) -> Any:
 def _check_token(token: object) -> None:
     from durable_core.errors import CallbackNotFoundError
 
-    if not isinstance(token, str) or not 20 <= len(token) <= 128 or not _encodable(token):
+    if not isinstance(token, str) or not 20 <= len(token) <= 128 or not encodable(token):
         raise CallbackNotFoundError(
             "that is not a callback token (tokens are 43 URL-safe characters); check that it "
             "was copied whole"

@@ -23,6 +23,9 @@ Invariants:
 - Executions are claimed one at a time per loop (``tick(limit=1)``), so a stop request
   never strands executions that were claimed but not run.
 - Idle waiting is an ``Event.wait``: a stop request wakes the loop at once.
+- Every invocation's outcome is one log line (``execution completed``, ``... failed``,
+  ``... compensated``, ``... parked``, ``... waiting``) with the execution id, the function
+  and what to do; never a token, an input or a result.
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ import structlog
 
 from durable_core.errors import ValidationError
 from durable_core.journal import ExecutionStatus
+from durable_core.parking import is_parked, park_hint, park_kind
 
 if TYPE_CHECKING:
+    from durable_core.invocation import InvocationReport
     from durable_core.runtime import Runtime
 
 DEFAULT_SHUTDOWN_GRACE_S = 30.0
@@ -51,6 +56,8 @@ ABANDONED_EXIT_STATUS = 1
 MAX_ERROR_BACKOFF_S = 10.0
 """Longest pause after a tick failed unexpectedly (a store outage, a locked database)."""
 _IDLE_SCAN_LIMIT = 10_000
+_MAX_LOGGED_CHARS = 500
+"""Longest error message in an outcome line (the rest is in ``durable show``)."""
 
 
 class Worker:
@@ -179,7 +186,6 @@ class Worker:
             backoff = self.poll_interval
             ran += n
             if n:
-                self._log.info("executions run", count=n, total=self.executions_run)
                 continue
             if until_idle and not self._due_elsewhere():
                 break
@@ -190,12 +196,59 @@ class Worker:
         """Run up to ``batch`` due executions, one claim at a time; stop early if asked."""
         n = 0
         while n < self.batch and not stop.is_set():
-            if self.runtime.tick(limit=1) == 0:
+            if self.runtime.tick(limit=1, report=self._report) == 0:
                 break
             n += 1
             with self._count:
                 self.executions_run += 1
         return n
+
+    def _report(self, ran: InvocationReport) -> None:
+        """Log how one invocation left its execution: one line, saying what to do."""
+        ex = ran.execution
+        log = self._log.bind(execution_id=ex.id, function=ex.function)
+        error = ex.error
+        message = None
+        if error is not None:
+            first = error.message.strip().splitlines()[0] if error.message.strip() else ""
+            message = first[:_MAX_LOGGED_CHARS]
+        if ex.status is ExecutionStatus.SUCCEEDED:
+            log.info("execution completed", outcome=ran.outcome or "completed")
+        elif is_parked(ex):
+            assert error is not None
+            kind = park_kind(error.type)
+            log.error(
+                f"execution parked: {kind}",
+                outcome=kind,
+                error_type=error.type,
+                error=message,
+                retry_at=ex.wake_at.isoformat() if ex.wake_at else None,
+                hint=park_hint(error.type, ex.id),
+            )
+        elif ex.status is ExecutionStatus.RUNNING and ran.outcome:  # e.g. for an operator
+            log.warning(
+                f"execution {ran.outcome}",
+                outcome=ran.outcome,
+                waiting_for=ex.waiting_for,
+                hint=f"see what it waits for: durable show {ex.id}",
+            )
+        elif ex.status is ExecutionStatus.RUNNING:
+            log.info(
+                "execution waiting",
+                outcome="waiting",
+                waiting_for=ex.waiting_for,
+                wake_at=ex.wake_at.isoformat() if ex.wake_at else None,
+            )
+        else:
+            outcome = ran.outcome or ex.status.value.lower()
+            level = log.error if outcome == "failed" else log.warning
+            level(
+                f"execution {outcome}",
+                outcome=outcome,
+                error_type=error.type if error else None,
+                error=message,
+                hint=ran.hint or f"the history: durable show {ex.id}",
+            )
 
     def _due_elsewhere(self) -> bool:
         """True if a RUNNING execution is due but leased (so work remains for someone)."""

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from durable_core import DurableError, ErrorInfo, Runtime, Store, StoreError
+from durable_core import DurableError, ErrorInfo, Runtime, RuntimeOptions, Store, StoreError
 from saga.operator import (
     resolve,
     retry_compensation,
@@ -64,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.path.insert(0, cwd)  # so --run can import the saga by its module:name
     try:
         handler: Callable[[Runtime, argparse.Namespace], SagaOutcome | str] = args.handler
-        runtime = Runtime(_open_store(args.store))
+        # --run resumes the saga here: like `durable worker`, trust this project's modules.
+        runtime = Runtime(_open_store(args.store), options=RuntimeOptions.for_project())
         try:
             shown = handler(runtime, args)
         finally:

@@ -66,6 +66,10 @@ class SagaCompensated(SagaRolledBackError):  # noqa: N818 - named for the outcom
     error is the ``__cause__`` on the first run and is named in the message on every run.
     """
 
+    durable_outcome = "compensated"
+    """How the worker's log names this outcome (durable_core reads it generically)."""
+    durable_hint = "every completed step was undone; durable-saga status {execution_id}"
+
 
 class SagaPartiallyCompensated(SagaRolledBackError):  # noqa: N818 - named for its outcome
     """A step failed and the saga rolled back, but an operator skipped at least one undo.
@@ -73,6 +77,9 @@ class SagaPartiallyCompensated(SagaRolledBackError):  # noqa: N818 - named for i
     The skipped steps are in ``skipped``; ``saga_status`` gives the reasons. The effects of
     those steps are still in place: this is never reported as compensated.
     """
+
+    durable_outcome = "partially compensated"
+    durable_hint = "skipped undos are still in effect: durable-saga status {execution_id}"
 
 
 class SagaNotParkedError(SagaError):

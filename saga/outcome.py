@@ -10,7 +10,8 @@ Invariants:
   succeeded or an operator resolved it; a skipped undo makes it ``partially_compensated``,
   a parked one ``compensation_failed``.
 - ``not_undone`` lists every step whose effect may still be in place after a rollback
-  stopped, was skipped, or never ran (a failure with no rollback, or a terminate).
+  stopped, was skipped, or never ran (a failure with no rollback, or a terminate), and the
+  steps an operator's ``fail`` under changed code left behind (the code cannot know them).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from durable_core import (
     OperationType,
     StopKind,
 )
+from durable_core.parking import FAIL_OPERATION_ID, read_fail_request
 from saga._journal import (
     COMPENSATE_PREFIX,
     OPERATOR_PREFIX,
@@ -61,7 +63,8 @@ class SagaStatus(StrEnum):
     (``cause`` says which), and every completed step was undone (or resolved by an
     operator)."""
     PARTIALLY_COMPENSATED = "partially_compensated"
-    """Rolled back, but an operator skipped at least one undo: see ``not_undone``."""
+    """Rolled back, but an operator skipped at least one undo, or failed the saga under
+    changed code that cannot undo some old steps: see ``not_undone``."""
     CANCELLED = "cancelled"
     """Cancelled (or past its deadline) without a rollback: past the pivot, where nothing is
     ever undone."""
@@ -211,6 +214,12 @@ def derive_outcome(execution: Execution, operations: list[Operation]) -> SagaOut
     ]
     status = _status(execution, plans, compensations, parked, terminated)
     top = next((p for n, p in plans if n == PLAN_NAME), None)
+    not_undone = _not_undone(status, steps, compensations, top_plan=top is not None)
+    left = [name for name in _left_behind(operations, execution.id) if name not in not_undone]
+    if left:  # failed by an operator under changed code that cannot know these steps
+        not_undone += left
+        if status is SagaStatus.COMPENSATED:
+            status = SagaStatus.PARTIALLY_COMPENSATED
     root = top or (plans[-1][1] if plans else None)
     return SagaOutcome(
         execution_id=execution.id,
@@ -222,7 +231,7 @@ def derive_outcome(execution: Execution, operations: list[Operation]) -> SagaOut
         cause=root.cause if root is not None else None,
         steps=steps,
         compensations=compensations,
-        not_undone=_not_undone(status, steps, compensations, top_plan=top is not None),
+        not_undone=not_undone,
         parked_on=parked,
         operator_actions=actions,
     )
@@ -236,6 +245,13 @@ def _mentions_terminate(error: ErrorInfo | None) -> bool:
     if error is None:
         return False
     return StopKind.of_error(error) is StopKind.TERMINATE or error.type == _TERMINATED_TYPE
+
+
+def _left_behind(operations: list[Operation], execution_id: str) -> list[str]:
+    """Steps an operator's fail (``durable fail``) named as unknown to the changed code."""
+    record = next((op for op in operations if op.id == FAIL_OPERATION_ID), None)
+    request = read_fail_request(record, execution_id)
+    return list(request.left_behind) if request is not None else []
 
 
 def _decision(op: Operation) -> OperatorDecision | None:

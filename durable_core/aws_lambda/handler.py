@@ -219,6 +219,10 @@ def run_envelope(
         end = run_invocation(fn, journal)
         if store.failure is not None:
             raise store.failure
+        if journal.parked is not None:
+            # Parked: fail this invocation, not the execution (Lambda retries it; deploying
+            # the code it started with resumes it). The service has no parked state.
+            raise journal.parked
         if store.paused:
             return {"Status": "PENDING"}
         if end.status is not ExecutionStatus.RUNNING or not store.take_changes():

@@ -190,11 +190,14 @@ class BatchRun:
         recorded = int(json.loads(rec.payload).get("branches", -1))
         if recorded != len(self.specs):
             assert self.slot is not None
-            raise NonDeterminismError(
-                execution_id=self.journal.execution_id,
-                position=self.slot.position,
-                expected=f"{self.sub_type} {self.name!r} with {recorded} branch(es)",
-                found=f"{self.sub_type} {self.name!r} with {len(self.specs)} branch(es)",
+            raise self.parent._scope.diverged(
+                self.slot,
+                NonDeterminismError(
+                    execution_id=self.journal.execution_id,
+                    position=self.slot.position,
+                    expected=f"{self.sub_type} {self.name!r} with {recorded} branch(es)",
+                    found=f"{self.sub_type} {self.name!r} with {len(self.specs)} branch(es)",
+                ),
             )
 
     def _preload(self) -> None:
@@ -371,21 +374,28 @@ class BatchRun:
         what = f"batch {self.name!r}"
         summary = self.root.serde.load(rec.result or "null", _Summary, what=what)
         if len(summary.statuses) != len(self.specs):
-            raise NonDeterminismError(
-                execution_id=self.journal.execution_id,
-                position=self.slot.position,
-                expected=f"{self.sub_type} {self.name!r} with {len(summary.statuses)} branch(es)",
-                found=f"{self.sub_type} {self.name!r} with {len(self.specs)} branch(es)",
+            raise self.parent._scope.diverged(
+                self.slot,
+                NonDeterminismError(
+                    execution_id=self.journal.execution_id,
+                    position=self.slot.position,
+                    expected=f"{self.sub_type} {self.name!r} with {len(summary.statuses)} "
+                    "branch(es)",
+                    found=f"{self.sub_type} {self.name!r} with {len(self.specs)} branch(es)",
+                ),
             )
         ids = [operation_id(self.slot.id, i + 1) for i in range(len(self.specs))]
         for i, op_id in enumerate(ids):
             branch = self.root.get(op_id)
             if branch is not None and branch.name != self.specs[i].name:
-                raise NonDeterminismError(
-                    execution_id=self.journal.execution_id,
-                    position=f"{self.slot.position}.{i + 1}",
-                    expected=f"branch {branch.name!r}",
-                    found=f"branch {self.specs[i].name!r}",
+                raise self.parent._scope.diverged(
+                    self.slot,
+                    NonDeterminismError(
+                        execution_id=self.journal.execution_id,
+                        position=f"{self.slot.position}.{i + 1}",
+                        expected=f"branch {branch.name!r}",
+                        found=f"branch {self.specs[i].name!r}",
+                    ),
                 )
         return self._result(summary, ids)
 

@@ -106,6 +106,8 @@ class Callback(Generic[T]):
                 # (``waiting_for``), which listings show; tools read it from the operation.
                 f"callback {self.name!r}",
                 wake_at=_next_deadline(op),
+                # Only its owner's API decides a privileged callback: for a saga, an operator.
+                outcome="waiting for an operator" if op.privileged else None,
             )
         raise CallbackFailedError(
             f"callback {self.name!r} failed: {err.message}", error_type=err.type, data=err.data

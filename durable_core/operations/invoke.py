@@ -29,6 +29,7 @@ from durable_core.errors import (
     ExecutionCancelledError,
     ExecutionNotRunningError,
     ExecutionTerminatedError,
+    FunctionNotFoundError,
     InvokeError,
     SuspendExecution,
     ValidationError,
@@ -140,7 +141,10 @@ def run_invoke(
     scope = parent._scope
     journal = scope.journal
     services = cast("_Services | None", journal.services)
-    fn = _resolve(services, function)
+    try:
+        fn = _resolve(services, function)
+    except FunctionNotFoundError as e:  # a worker without it parks the execution
+        raise journal.park(e) from None
     op_name = check_name(name if name is not None else fn.name, "invoke")
     type_ = result_type if result_type is not None else fn.result_type
     what = f"invoke {op_name!r}"

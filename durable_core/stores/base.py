@@ -110,6 +110,11 @@ class InvocationEnd(BaseModel):
     error: ErrorInfo | None = None
     wake_at: datetime | None = None
     waiting_for: str | None = None
+    outcome: str | None = None
+    """How the code named this outcome (``compensated``, ``non-determinism``), for the
+    worker's log. Stores do not keep it."""
+    hint: str | None = None
+    """What an operator should do about it, for the worker's log. Stores do not keep it."""
 
 
 @runtime_checkable

@@ -43,6 +43,7 @@ from durable_core.journal import (
     OperationStatus,
     OperationType,
 )
+from durable_core.parking import NON_DETERMINISM, is_parked
 from durable_core.runtime import Runtime, RuntimeOptions
 from durable_core.stores.base import Store
 from durable_core.stores.memory import MemoryStore
@@ -233,6 +234,8 @@ class DurableTestRunner(Generic[E, R]):
 
     def _runnable(self, ex: Execution) -> bool:
         """Whether this runtime can run ``ex`` at all (else skipping time cannot help)."""
+        if is_parked(ex) and ex.error is not None and ex.error.type == NON_DETERMINISM:
+            return False  # waits for an operator's retry or fail
         try:
             fn = self.runtime.resolve(ex.function)
         except FunctionNotFoundError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -57,3 +58,11 @@ def greet(ctx: DurableContext, event: None) -> str:
     """Registered under a custom name, so a worker needs ``--import cli_flows`` to find it."""
     who = ctx.create_callback("who").result()
     return f"hello {who}"
+
+
+@durable
+def changing(ctx: DurableContext, event: None) -> str:
+    """Its callback is renamed when ``CLI_FLOWS_CODE=new``: a deploy under a waiting run."""
+    ctx.step("request", lambda sc: 1)
+    name = "approval" if os.environ.get("CLI_FLOWS_CODE", "old") == "old" else "approval-v2"
+    return str(ctx.create_callback(name).result())

@@ -73,7 +73,7 @@ def test_is_replaying_is_true_only_while_replaying(durable_runner: Any) -> None:
     ]
 
 
-def test_changed_code_fails_with_a_non_determinism_error(
+def test_changed_code_parks_with_a_non_determinism_error(
     durable_runner: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runner = durable_runner(checkout)
@@ -88,7 +88,7 @@ def test_changed_code_fails_with_a_non_determinism_error(
     monkeypatch.setattr(f"{__name__}.SECOND_STEP", "send-email")
     result = runner.resume()
 
-    assert result.status is ExecutionStatus.FAILED
+    assert result.status is ExecutionStatus.RUNNING  # parked: nothing undone, nothing lost
     assert result.error is not None
     assert result.error.type == "durable_core.errors.NonDeterminismError"
     message = result.error.message
@@ -98,6 +98,7 @@ def test_changed_code_fails_with_a_non_determinism_error(
     assert "'send-email' of type STEP" in message
     assert message.index("process-payment") < message.index("send-email")  # expected first
     assert "pin" in message  # says how to fix it
+    assert "durable retry order-42" in (result.execution.waiting_for or "")
     assert len(result.operations) == 3  # nothing was recorded for the new code
 
 
@@ -117,7 +118,7 @@ def test_a_different_operation_type_is_also_detected(durable_runner: Any) -> Non
     kind["value"] = "wait"
     result = runner.resume()
 
-    assert result.status is ExecutionStatus.FAILED
+    assert result.status is ExecutionStatus.RUNNING
     assert result.error is not None
     assert "NonDeterminismError" in result.error.type
     assert "of type STEP" in result.error.message

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from durable_core import ExecutionStatus, OperationStatus, Runtime
+from durable_core import ExecutionStatus, OperationStatus, Runtime, RuntimeOptions
 from durable_core.stores.sqlite import SQLiteStore
 
 from .conftest import WAIT_S, Workers, read_ledger, wait_until
@@ -31,7 +31,7 @@ from .conftest import WAIT_S, Workers, read_ledger, wait_until
 def runtime(store_path: Path) -> Iterator[Runtime]:
     store = SQLiteStore(str(store_path))
     try:
-        yield Runtime(store)
+        yield Runtime(store, options=RuntimeOptions(allowed_modules=("rt_flows",)))
     finally:
         store.close()
 
@@ -155,7 +155,7 @@ def test_two_workers_never_run_one_execution_at_once(
     n = 30
     ids = [f"pair-{i:02d}" for i in range(n)]
     SQLiteStore(str(store_path)).close()  # create the file before the workers race to
-    loops = ("--concurrency", str(concurrency))
+    loops = ("--concurrency", str(concurrency), "--batch", "2")  # small claims: both get work
     procs = [workers.start(*loops, name="a"), workers.start(*loops, name="b")]
     for i in range(2):  # both poll before there is work, so both get a share
         wait_until(partial(logged, workers, i, "worker started"), f"worker {i} to start")

@@ -51,7 +51,8 @@ def test_a_write_failing_on_a_full_disk_releases_the_lease(tmp_path: Path) -> No
         assert other.load_operations("full") == []  # nothing half-written
         assert ex.recovery_attempts == 0  # a store error is no worker death
         # Space is freed (a new handle has no page cap): another worker finishes it now.
-        done = Runtime(other, clock=clock, options=options, worker_id="w2").drive("full")
+        w2 = Runtime(other, clock=clock, options=options, worker_id="w2", functions=[big_step])
+        done = w2.drive("full")
         assert done.status is ExecutionStatus.SUCCEEDED
     finally:
         other.close()

@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from durable_core import Execution, Operation, Runtime, StepContext
+from durable_core.parking import is_parked
 from durable_core.testing import VirtualClock
 from saga import CompensationContext
 
 
 def settle(rt: Runtime, execution_id: str, max_rounds: int = 2_000) -> Execution:
-    """Drive until the execution finishes or waits for an event, skipping waits for time."""
+    """Drive until the execution finishes, waits for an event or is parked, skipping time."""
     clock = rt.clock
     assert isinstance(clock, VirtualClock)
     ex = rt.drive(execution_id)
     for _ in range(max_rounds):
-        if ex.status.is_terminal or ex.wake_at is None:
+        if ex.status.is_terminal or ex.wake_at is None or is_parked(ex):
             return ex
         if ex.wake_at > clock.now():
             clock.set(ex.wake_at)
