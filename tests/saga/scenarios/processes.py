@@ -149,6 +149,7 @@ class ProcessDriver(drive.Driver):
         self, program: Program, schedule: Schedule, directory: Path, kills: list[Kill]
     ) -> None:
         scenario, store, ledger, clock = files(directory)
+        schedule = replace(schedule, crash=None)  # workers die by SIGKILL, not in-process
         scenario.write_text(to_json(program, schedule))
         self.directory = directory
         self.kills = list(kills)
@@ -229,7 +230,8 @@ def draw_sample(count: int, seed_value: int) -> list[tuple[Program, Schedule, li
                 kills.append(("boundary", rng.randint(1, 4), rng.choice(points)))
             else:
                 kills.append(("random", rng.uniform(0.3, 1.2), ""))
-        out.append((program, replace(schedule, crash=None), kills))
+        # The schedule says a worker dies (for the oracle's recovery rule); the kills say how.
+        out.append((program, replace(schedule, crash=(1, kills[0][2])), kills))
 
     collect()
     return out
