@@ -229,3 +229,34 @@ def test_stop_requests_with_bad_input_record_nothing(rt: Runtime) -> None:
     with pytest.raises(ValidationError, match="stop requests"):
         rt.terminate(ex.id, "one too many")
     assert len(rt.get(ex.id).stop_requests) == MAX_STOP_REQUESTS
+
+
+def test_terminate_while_a_nested_uncertain_undo_is_parked_lists_it(rt: Runtime) -> None:
+    """Found by the generated scenarios: the nested step failed (uncertain), so it was not
+    among the succeeded steps, and its parked undo was left out of ``not_undone``."""
+    fx = Effects()
+
+    @saga(name="kid")
+    def kid(s: SagaContext, event: None) -> None:
+        s.step(
+            "k1",
+            fx.action("k1", fail=True),
+            retry=RetryPolicy.no_retry(),
+            compensate=fx.undo("k1", always_fail=True),
+            compensate_uncertain=True,
+            compensation_retry=RetryPolicy.no_retry(),
+        )
+
+    @saga(name="parent")
+    def parent(s: SagaContext, event: None) -> None:
+        s.step("p1", fx.action("p1"), compensate=fx.undo("p1"))
+        s.child("nested", kid, None)
+
+    ex = settle(rt, rt.start(parent).id)
+    assert saga_status(rt, ex.id).status is SagaStatus.COMPENSATION_FAILED
+    rt.terminate(ex.id, "give up")
+    settle(rt, ex.id)
+
+    outcome = saga_status(rt, ex.id)
+    assert outcome.status is SagaStatus.TERMINATED
+    assert outcome.not_undone == ["p1", "nested/k1"]
