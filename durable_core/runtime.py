@@ -9,10 +9,8 @@ The :class:`Runtime` is the API the CLI, the worker and the testing kit share:
   of dead workers) and runs it; :mod:`durable_core.worker` loops over ``tick``.
 - Callbacks are completed through the store's conditional path; ``cancel`` requests a
   cancellation that the function sees at its next operation boundary.
-- The ``send_callback_*`` methods are the generic, token-holder path: they refuse a
-  privileged callback (PrivilegedCallbackError, nothing changed). Only
-  ``send_privileged_callback_success`` completes one; it is for the program that created the
-  callback (its own validated API), never to be exposed to token holders.
+- Callback completions and cancel/terminate requests are the base class
+  :class:`~durable_core._requests.ExecutionRequests` (see its invariants).
 - A worker runs only functions registered with it, or under a module prefix it was told
   to trust (``RuntimeOptions.allowed_modules``); any other name a store record holds is
   parked as not registered and never imported.
@@ -23,22 +21,16 @@ The :class:`Runtime` is the API the CLI, the worker and the testing kit share:
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
-import socket
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import structlog
-from pydantic import ValidationError as PydanticValidationError
-from pydantic_core import PydanticSerializationError
 
+from durable_core._requests import ExecutionRequests, check_execution_id
 from durable_core.clock import Clock, SystemClock
 from durable_core.errors import (
     CorruptRecordError,
@@ -46,7 +38,6 @@ from durable_core.errors import (
     ExecutionNotFoundError,
     FunctionNotFoundError,
     LeaseLostError,
-    PayloadTooLargeError,
     SerializationError,
     StoreError,
     ValidationError,
@@ -55,110 +46,36 @@ from durable_core.errors import (
 from durable_core.function import (
     DurableFunction,
     FunctionRegistry,
-    check_module_prefixes,
-    project_modules,
 )
 from durable_core.invocation import InvocationReport, Reporter, run_invocation
 from durable_core.journal import (
-    MAX_REASON_LENGTH,
-    CallbackOutcome,
     ErrorInfo,
     Execution,
     ExecutionStatus,
     Lease,
     Operation,
-    OperationStatus,
-    StopKind,
-    StopRequest,
 )
 from durable_core.lease_keeper import LeaseKeeper
+from durable_core.options import RuntimeOptions, default_actor, default_worker_id
 from durable_core.parking import park_kind, park_summary, request_fail, request_retry
 from durable_core.recovery import (
-    DEFAULT_MAX_RECOVERY_ATTEMPTS,
-    check_max_recovery_attempts,
     recovery_end,
 )
 from durable_core.replay import InvocationOptions, Journal
 from durable_core.serde import (
-    DEFAULT_MAX_BYTES,
     PydanticSerde,
     Serde,
-    encodable,
-    loads_strict,
 )
 from durable_core.stores.base import InvocationEnd, Store
 
-MAX_CALLBACK_ERROR_BYTES = 32 * 1024
-NO_REASON = "no reason given"
-"""What a cancel request without a reason records."""
+__all__ = ["Runtime", "RuntimeOptions", "default_actor", "default_worker_id"]
+
 _log = structlog.get_logger("durable.runtime")
 
 
-@dataclass(frozen=True, kw_only=True)
-class RuntimeOptions:
-    """Knobs of a runtime."""
-
-    lease_ttl: timedelta = timedelta(seconds=60)
-    """How long a worker owns an execution without renewing; a dead worker's executions are
-    recovered after this."""
-    inline_retry_threshold: timedelta = timedelta(seconds=1)
-    """Retry delays up to this sleep in-process; longer ones become durable timers."""
-    max_payload_bytes: int = DEFAULT_MAX_BYTES
-    """Size limit of one serialized value."""
-    version_retry_delay: timedelta = timedelta(minutes=1)
-    """How soon an execution refused for a version mismatch is offered to workers again."""
-    max_recovery_attempts: int = DEFAULT_MAX_RECOVERY_ATTEMPTS
-    """How often in a row an execution is recovered after its worker died mid-invocation
-    before the step that was running is failed for good with RecoveryLimitError (a saga
-    then compensates); see :mod:`durable_core.recovery`."""
-    park_retry_delay: timedelta = timedelta(hours=1)
-    """How soon an execution parked for non-determinism or a function this worker cannot
-    run is offered to workers again without ``retry``: long enough never to loop, short
-    enough that a rolling deploy bringing the right code back resumes it by itself."""
-    allowed_modules: tuple[str, ...] = ()
-    """Module prefixes a worker may import a ``module:function`` from when a store record
-    names a function not registered with it (``"myapp"`` allows ``myapp`` and
-    ``myapp.*``). Empty: registered functions only."""
-
-    def __post_init__(self) -> None:
-        check_max_recovery_attempts(self.max_recovery_attempts)
-        if self.lease_ttl < timedelta(seconds=1):
-            raise ValidationError("lease_ttl must be at least 1 second")
-        if self.inline_retry_threshold < timedelta(0):
-            raise ValidationError("inline_retry_threshold must not be negative")
-        if self.park_retry_delay < timedelta(minutes=1):
-            raise ValidationError(
-                f"park_retry_delay must be at least 1 minute, got {self.park_retry_delay}"
-            )
-        object.__setattr__(self, "allowed_modules", check_module_prefixes(self.allowed_modules))
-
-    @classmethod
-    def for_project(cls, folder: str | None = None, **knobs: Any) -> RuntimeOptions:
-        """Options allowing the packages and modules in ``folder`` (default: the current
-        directory), as the ``durable`` and ``durable-saga`` commands use by default."""
-        return cls(allowed_modules=project_modules(Path(folder or os.getcwd())), **knobs)
-
-
-def default_actor() -> str:
-    """Who acts when no ``actor`` is given (the CLI, operator actions): ``user@host``.
-
-    The user is the login name (``$USER``/``$LOGNAME``, else the account of the process id);
-    a process without one is named by its uid.
-    """
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):  # no login name and no passwd entry (e.g. a bare container)
-        user = f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
-    return f"{user}@{socket.gethostname()}"
-
-
-def default_worker_id() -> str:
-    """host:pid:random, unique per process."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-class Runtime:
-    """Runs durable functions against a store."""
+class Runtime(ExecutionRequests):
+    """Runs durable functions against a store (and takes the requests of
+    :class:`~durable_core._requests.ExecutionRequests`: callbacks, cancel, terminate)."""
 
     def __init__(
         self,
@@ -214,7 +131,7 @@ class Runtime:
         Raises:
             ExecutionConflictError: the id exists for a different function or input.
         """
-        eid = uuid.uuid4().hex if execution_id is None else _check_execution_id(execution_id)
+        eid = uuid.uuid4().hex if execution_id is None else check_execution_id(execution_id)
         durable_fn = self.resolve(fn) if isinstance(fn, str) else self.register(fn)
         what = f"input of {durable_fn.name!r}"
         # Validate the event against the function's input type now, so bad input fails at
@@ -490,164 +407,6 @@ class Runtime:
         type_ = result_type if result_type is not None else Any
         return self.serde.load(ex.result or "null", type_, what=f"result of {execution_id!r}")
 
-    # --- external events ------------------------------------------------------------------
-
-    def send_callback_success(self, token: str, result: Any = None) -> Operation:
-        """Complete a callback with a JSON-serializable ``result``.
-
-        Raises:
-            CallbackNotFoundError: no callback has this token.
-            PrivilegedCallbackError: the callback is privileged (nothing changed).
-            CallbackAlreadyCompletedError: it completed before (nothing changed).
-        """
-        text = self.serde.dump(result, Any, what="callback result")
-        return self._complete(token, CallbackOutcome(status=OperationStatus.SUCCEEDED, result=text))
-
-    def send_privileged_callback_success(self, token: str, result: Any = None) -> Operation:
-        """Complete a callback, privileged or not, with a JSON-serializable ``result``.
-
-        The one way to complete a callback created with ``privileged=True``. It is for the
-        code that owns the callback and has validated and attributed ``result`` itself (a
-        saga's operator decisions go through ``saga.operator``); holding the token must not
-        be enough, so never wire this to a webhook or a generic command. A callback recorded
-        without the flag (e.g. before it existed) is completed the same way.
-
-        Raises:
-            CallbackNotFoundError: no callback has this token.
-            CallbackAlreadyCompletedError: it completed before (nothing changed).
-        """
-        text = self.serde.dump(result, Any, what="callback result")
-        outcome = CallbackOutcome(status=OperationStatus.SUCCEEDED, result=text)
-        return self._complete(token, outcome, privileged=True)
-
-    def send_callback_success_json(self, token: str, payload: str) -> Operation:
-        """Complete a callback with raw JSON text (validated as JSON first)."""
-        if not isinstance(payload, str):
-            raise ValidationError(
-                f"callback payload must be JSON text (a str), got {type(payload).__name__}"
-            )
-        try:
-            size = len(payload.encode())
-        except UnicodeEncodeError as e:
-            raise ValidationError(f"callback payload is not valid Unicode text: {e}") from e
-        if size > self.options.max_payload_bytes:
-            raise PayloadTooLargeError(
-                f"callback result: payload is {size} bytes, over the limit of "
-                f"{self.options.max_payload_bytes}. Send a reference to large data instead.",
-                operation="callback result",
-            )
-        try:
-            loads_strict(payload)
-        except (ValueError, RecursionError) as e:
-            raise ValidationError(f"callback payload is not valid JSON: {e}") from e
-        return self._complete(
-            token, CallbackOutcome(status=OperationStatus.SUCCEEDED, result=payload)
-        )
-
-    def send_callback_failure(
-        self,
-        token: str,
-        message: str,
-        *,
-        error_type: str = "CallbackFailure",
-        data: str | None = None,
-    ) -> Operation:
-        """Fail a callback; ``callback.result()`` raises CallbackFailedError."""
-        try:
-            error = ErrorInfo(type=error_type, message=message, data=data)
-            size = len(error.model_dump_json())
-        except (PydanticValidationError, PydanticSerializationError) as e:
-            raise ValidationError(
-                "callback error: message and error_type must be text, data text or None "
-                f"(valid Unicode): {e}"
-            ) from e
-        if size > MAX_CALLBACK_ERROR_BYTES:
-            raise ValidationError(f"callback error is over {MAX_CALLBACK_ERROR_BYTES} bytes")
-        return self._complete(token, CallbackOutcome(status=OperationStatus.FAILED, error=error))
-
-    def send_callback_heartbeat(self, token: str) -> Operation:
-        """Tell a callback with a heartbeat timeout that the external work is alive."""
-        _check_token(token)
-        return self.store.heartbeat_callback(token, self.clock.now())
-
-    def _complete(
-        self, token: str, outcome: CallbackOutcome, *, privileged: bool = False
-    ) -> Operation:
-        _check_token(token)
-        return self.store.complete_callback(token, outcome, self.clock.now(), privileged=privileged)
-
-    def cancel(
-        self, execution_id: str, reason: str | None = None, *, actor: str | None = None
-    ) -> Execution:
-        """Ask a running execution to stop at its next operation boundary; a saga compensates.
-
-        The first cancel request takes effect; a later one is recorded beside it (see
-        ``Execution.stop_requests``) and changes nothing. A blank ``reason`` is recorded as
-        :data:`NO_REASON`. The reason is free text: it never changes what happens.
-
-        Raises:
-            ExecutionNotFoundError: no such execution.
-            ExecutionNotRunningError: it already finished (nothing recorded).
-            ValidationError: ``reason`` or ``actor`` is not text of a valid size.
-        """
-        text = (
-            NO_REASON
-            if reason is None or (isinstance(reason, str) and not reason.strip())
-            else reason
-        )
-        return self._stop(execution_id, StopKind.CANCEL, text, actor)
-
-    def terminate(self, execution_id: str, reason: str, *, actor: str | None = None) -> Execution:
-        """End a running execution at its next operation boundary WITHOUT cleaning up.
-
-        A saga stops compensating (or does not start): what is not undone stays listed by
-        its status. Delivered also after a cancel, e.g. to stop a rollback in progress.
-
-        Raises:
-            ExecutionNotFoundError: no such execution.
-            ExecutionNotRunningError: it already finished (nothing recorded).
-            ValidationError: ``reason`` is blank (a terminate must say why), or ``reason``
-                or ``actor`` is not text of a valid size.
-        """
-        if not isinstance(reason, str) or not reason.strip():
-            raise ValidationError(
-                f"terminate needs a non-empty reason (it is recorded so the next person knows "
-                f"why nothing was cleaned up); got {reason!r:.80}. Nothing was recorded."
-            )
-        return self._stop(execution_id, StopKind.TERMINATE, reason, actor)
-
-    def _stop(self, execution_id: str, kind: StopKind, reason: object, actor: object) -> Execution:
-        eid = _check_execution_id(execution_id)
-        for what, text, limit in (("reason", reason, MAX_REASON_LENGTH), ("actor", actor, 200)):
-            if text is None and what == "actor":
-                continue
-            if not isinstance(text, str) or len(text) > limit or not encodable(text):
-                raise ValidationError(
-                    f"a {kind.value} {what} must be valid text of at most {limit} characters; "
-                    f"got {type(text).__name__} {str(text)[:40]!r}... Nothing was recorded."
-                )
-        now = self.clock.now()
-        request = StopRequest(
-            kind=kind,
-            reason=str(reason).strip(),
-            actor=None if actor is None else str(actor),
-            requested_at=now,
-        )
-        return self.store.request_stop(eid, request, now)
-
-
-def _check_execution_id(eid: object) -> str:
-    """``eid`` if it can name an execution, else ValidationError (nothing is written)."""
-    if not isinstance(eid, str) or not eid.strip() or len(eid) > 200:
-        text = repr(eid)
-        shown = text if len(text) <= 80 else f"{text[:80]}... ({len(text)} characters)"
-        raise ValidationError(
-            f"execution id must be a str of 1-200 characters, not only spaces; got {shown}"
-        )
-    if not encodable(eid):
-        raise ValidationError(f"execution id {eid!r} is not valid Unicode text (lone surrogate)")
-    return eid
-
 
 def _stored_input(ex: Execution) -> Any:
     try:
@@ -656,18 +415,3 @@ def _stored_input(ex: Execution) -> Any:
         raise CorruptRecordError(
             f"the stored input of execution {ex.id!r} is not JSON ({e}); the record is damaged"
         ) from e
-
-
-def _check_token(token: object) -> None:
-    from durable_core.errors import CallbackNotFoundError
-
-    if not isinstance(token, str) or not 20 <= len(token) <= 128 or not encodable(token):
-        raise CallbackNotFoundError(
-            "that is not a callback token (tokens are 43 URL-safe characters); check that it "
-            "was copied whole"
-        )
-
-
-def utcnow_iso(dt: datetime | None) -> str:
-    """ISO text for a datetime, or '-'."""
-    return dt.isoformat(timespec="seconds") if dt else "-"

@@ -374,9 +374,11 @@ def _not_undone(
     if not top_plan and status in (SagaStatus.FAILED, SagaStatus.TERMINATED):
         # The saga itself never planned a rollback (at most a nested saga did its own):
         # every step that succeeded and was not undone by a nested rollback stays in place.
-        return [
+        names = [
             s.name
             for s in steps
             if s.type == "step" and s.status == "succeeded" and s.name not in undone
         ]
+        # A nested plan's uncertain undo stands for a step that did not succeed.
+        return names + [c.step for c in compensations if c.step not in undone | set(names)]
     return [c.step for c in compensations if c.step not in undone]

@@ -25,6 +25,8 @@ from durable_core import (
 from durable_core.errors import SimulatedCrash
 from durable_core.testing import DurableTestRunner, check_crash_safety
 
+from .step_flows import wf_with
+
 
 def failing(
     calls: Counter[str], *, until: int = 10**9, exc: type[Exception] = ConnectionError
@@ -39,14 +41,6 @@ def failing(
         return sc.attempt
 
     return body
-
-
-def wf_with(config: StepConfig, body: Any) -> Any:
-    @durable
-    def wf(ctx: DurableContext, event: None) -> Any:
-        return ctx.step("call-api", body, config)
-
-    return wf
 
 
 def test_stop_after_attempt_gives_up_after_n_attempts(

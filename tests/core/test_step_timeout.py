@@ -17,7 +17,6 @@ import pytest
 import tenacity
 
 from durable_core import (
-    DurableContext,
     ExecutionStatus,
     OperationStatus,
     RetryPolicy,
@@ -26,8 +25,9 @@ from durable_core import (
     StepSemantics,
     StepTimeoutError,
     ValidationError,
-    durable,
 )
+
+from .step_flows import wf_with
 
 TINY = timedelta(seconds=0.05)
 THREE_TRIES = RetryPolicy(stop=tenacity.stop_after_attempt(3), wait=tenacity.wait_none())
@@ -55,14 +55,6 @@ def hangs_on(
         return f"on time {sc.attempt}"
 
     return body
-
-
-def wf_with(config: StepConfig, body: Any) -> Any:
-    @durable
-    def wf(ctx: DurableContext, event: None) -> Any:
-        return ctx.step("call-api", body, config)
-
-    return wf
 
 
 def test_a_hung_attempt_times_out_and_the_next_attempt_succeeds(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from durable_core import Execution, Operation, Runtime, StepContext
+from durable_core import Execution, Operation, RetryPolicy, Runtime, StepContext
 from durable_core.parking import is_parked
 from durable_core.testing import VirtualClock
-from saga import CompensationContext
+from saga import CompensationContext, SagaContext, SagaFunction, saga
 
 
 def settle(rt: Runtime, execution_id: str, max_rounds: int = 2_000) -> Execution:
@@ -88,3 +88,20 @@ EXPECTED_ROLLBACK = {
     ],
 }
 """The tour ledger effects when the given booking fails: the reverse undo sequence."""
+
+
+def parking_saga(fx: Effects) -> SagaFunction[None, None]:
+    """a, b (its undo always fails, no retry: the saga parks on ``operator:b``), c fails."""
+
+    @saga(name="parking")
+    def parking(s: SagaContext, event: None) -> None:
+        s.step("a", fx.action("a"), compensate=fx.undo("a"))
+        s.step(
+            "b",
+            fx.action("b"),
+            compensate=fx.undo("b", always_fail=True),
+            compensation_retry=RetryPolicy.no_retry(),
+        )
+        s.step("c", fx.action("c", fail=True), retry=RetryPolicy.no_retry())
+
+    return parking

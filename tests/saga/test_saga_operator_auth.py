@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 import structlog
-from saga_helpers import Effects, settle
+from saga_helpers import Effects, parking_saga, settle
 from structlog.testing import LogCapture
 
 from durable_core import (
     ExecutionStatus,
     PrivilegedCallbackError,
-    RetryPolicy,
     Runtime,
     SQLiteStore,
     Worker,
@@ -30,13 +29,10 @@ from durable_core.cli import main as durable_cli
 from durable_core.testing import VirtualClock
 from saga import (
     InvalidOperatorActionError,
-    SagaContext,
-    SagaFunction,
     SagaNotParkedError,
     SagaStatus,
     resolve,
     retry_compensation,
-    saga,
     saga_status,
     skip_compensation,
 )
@@ -44,23 +40,6 @@ from saga.cli import main as saga_cli
 from saga.operator import MAX_TEXT, default_actor
 
 FORGED = {"action": "skip", "reason": "forged", "actor": "mallory"}
-
-
-def parking_saga(fx: Effects) -> SagaFunction[None, None]:
-    """a, b (its undo always fails, no retry: the saga parks on ``operator:b``), c fails."""
-
-    @saga(name="parking")
-    def parking(s: SagaContext, event: None) -> None:
-        s.step("a", fx.action("a"), compensate=fx.undo("a"))
-        s.step(
-            "b",
-            fx.action("b"),
-            compensate=fx.undo("b", always_fail=True),
-            compensation_retry=RetryPolicy.no_retry(),
-        )
-        s.step("c", fx.action("c", fail=True), retry=RetryPolicy.no_retry())
-
-    return parking
 
 
 @pytest.fixture

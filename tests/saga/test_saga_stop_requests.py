@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from saga_helpers import Effects, settle
+from saga_helpers import Effects, parking_saga, settle
 
 from durable_core import (
     ExecutionNotFoundError,
@@ -114,18 +114,7 @@ def test_terminate_while_compensating_stops_the_rollback_where_it_is(rt: Runtime
 def test_terminate_of_a_parked_saga_records_its_actor(rt: Runtime) -> None:
     fx = Effects()
 
-    @saga(name="parks")
-    def parks(s: SagaContext, event: None) -> None:
-        s.step("a", fx.action("a"), compensate=fx.undo("a"))
-        s.step(
-            "b",
-            fx.action("b"),
-            compensate=fx.undo("b", always_fail=True),
-            compensation_retry=RetryPolicy.no_retry(),
-        )
-        s.step("c", fx.action("c", fail=True), retry=RetryPolicy.no_retry())
-
-    ex = settle(rt, rt.start(parks).id)
+    ex = settle(rt, rt.start(parking_saga(fx)).id)
     assert saga_status(rt, ex.id).status is SagaStatus.COMPENSATION_FAILED
     rt.terminate(ex.id, "written off", actor="cfo")
     ex = settle(rt, ex.id)
@@ -137,8 +126,8 @@ def test_terminate_of_a_parked_saga_records_its_actor(rt: Runtime) -> None:
     assert fx.count("undo:a") == 0
 
 
-def test_a_nested_saga_skip_makes_the_parent_partially_compensated(rt: Runtime) -> None:
-    fx = Effects()
+def nested_parking(fx: Effects) -> SagaFunction[None, None]:
+    """p1, then the nested saga ``nested``: k1 (its undo always fails: it parks), k2 fails."""
 
     @saga(name="kid")
     def kid(s: SagaContext, event: None) -> None:
@@ -155,6 +144,13 @@ def test_a_nested_saga_skip_makes_the_parent_partially_compensated(rt: Runtime) 
         s.step("p1", fx.action("p1"), compensate=fx.undo("p1"))
         s.child("nested", kid, None)
 
+    return parent
+
+
+def test_a_nested_saga_skip_makes_the_parent_partially_compensated(rt: Runtime) -> None:
+    fx = Effects()
+
+    parent = nested_parking(fx)
     ex = settle(rt, rt.start(parent).id)
     skip_compensation(rt, ex.id, "refunded by phone")
     ex = settle(rt, ex.id)
@@ -170,21 +166,7 @@ def test_a_nested_saga_skip_makes_the_parent_partially_compensated(rt: Runtime) 
 def test_terminate_during_a_nested_rollback_lists_the_parents_steps(rt: Runtime) -> None:
     fx = Effects()
 
-    @saga(name="kid")
-    def kid(s: SagaContext, event: None) -> None:
-        s.step(
-            "k1",
-            fx.action("k1"),
-            compensate=fx.undo("k1", always_fail=True),
-            compensation_retry=RetryPolicy.no_retry(),
-        )
-        s.step("k2", fx.action("k2", fail=True), retry=RetryPolicy.no_retry())
-
-    @saga(name="parent")
-    def parent(s: SagaContext, event: None) -> None:
-        s.step("p1", fx.action("p1"), compensate=fx.undo("p1"))
-        s.child("nested", kid, None)
-
+    parent = nested_parking(fx)
     ex = settle(rt, rt.start(parent).id)  # the kid's undo of k1 parks
     rt.terminate(ex.id, "give up")
     ex = settle(rt, ex.id)
@@ -229,3 +211,34 @@ def test_stop_requests_with_bad_input_record_nothing(rt: Runtime) -> None:
     with pytest.raises(ValidationError, match="stop requests"):
         rt.terminate(ex.id, "one too many")
     assert len(rt.get(ex.id).stop_requests) == MAX_STOP_REQUESTS
+
+
+def test_terminate_while_a_nested_uncertain_undo_is_parked_lists_it(rt: Runtime) -> None:
+    """Found by the generated scenarios: the nested step failed (uncertain), so it was not
+    among the succeeded steps, and its parked undo was left out of ``not_undone``."""
+    fx = Effects()
+
+    @saga(name="kid")
+    def kid(s: SagaContext, event: None) -> None:
+        s.step(
+            "k1",
+            fx.action("k1", fail=True),
+            retry=RetryPolicy.no_retry(),
+            compensate=fx.undo("k1", always_fail=True),
+            compensate_uncertain=True,
+            compensation_retry=RetryPolicy.no_retry(),
+        )
+
+    @saga(name="parent")
+    def parent(s: SagaContext, event: None) -> None:
+        s.step("p1", fx.action("p1"), compensate=fx.undo("p1"))
+        s.child("nested", kid, None)
+
+    ex = settle(rt, rt.start(parent).id)
+    assert saga_status(rt, ex.id).status is SagaStatus.COMPENSATION_FAILED
+    rt.terminate(ex.id, "give up")
+    settle(rt, ex.id)
+
+    outcome = saga_status(rt, ex.id)
+    assert outcome.status is SagaStatus.TERMINATED
+    assert outcome.not_undone == ["p1", "nested/k1"]
