@@ -81,6 +81,11 @@ _LINES = {
         '{"ops":[{"op":"Step","name":"s1","undo":"down"},{"op":"Step","name":"s2","final":"fail",'
         '"retries":2}],"schedule":{"decisions":[["s1","retry"]]}}'
     ),
+    "parked_in_a_child_rollback_drops_the_parent_steps_from_not_undone": (
+        '{"ops":[' + _C % "s1" + ',{"op":"Child","name":"k","ops":[{"op":"Step","name":"s2",'
+        '"undo":"down"},{"op":"Step","name":"s3","final":"fail","retries":2}]}],'
+        '"schedule":{"decisions":[["k/s2","leave"]]}}'
+    ),
 }
 
 FOUND: dict[str, tuple[Program, Schedule]] = {
