@@ -371,9 +371,14 @@ def _not_undone(
     if status in (SagaStatus.RUNNING, SagaStatus.COMPLETED):
         return []
     undone = {c.step for c in compensations if c.status in ("compensated", "resolved")}
-    if not top_plan and status in (SagaStatus.FAILED, SagaStatus.TERMINATED):
-        # The saga itself never planned a rollback (at most a nested saga did its own):
-        # every step that succeeded and was not undone by a nested rollback stays in place.
+    if not top_plan and status in (
+        SagaStatus.FAILED,
+        SagaStatus.TERMINATED,
+        SagaStatus.COMPENSATION_FAILED,
+        SagaStatus.COMPENSATING,
+    ):
+        # The saga itself has not planned a rollback (at most a nested saga did its own, or
+        # is doing it): every step that succeeded and was not undone stays in place.
         names = [
             s.name
             for s in steps

@@ -242,3 +242,16 @@ def test_terminate_while_a_nested_uncertain_undo_is_parked_lists_it(rt: Runtime)
     outcome = saga_status(rt, ex.id)
     assert outcome.status is SagaStatus.TERMINATED
     assert outcome.not_undone == ["p1", "nested/k1"]
+
+
+def test_parked_in_a_nested_rollback_lists_the_parents_steps_not_yet_undone(
+    rt: Runtime,
+) -> None:
+    """Found by the generated scenarios: the parent's own steps were missing while parked."""
+    fx = Effects()
+    ex = settle(rt, rt.start(nested_parking(fx)).id)
+
+    outcome = saga_status(rt, ex.id)
+    assert outcome.status is SagaStatus.COMPENSATION_FAILED
+    assert outcome.parked_on == "nested/k1"
+    assert outcome.not_undone == ["p1", "nested/k1"]
