@@ -304,6 +304,10 @@ class ExecutionTerminatedError(ExecutionCancelledError):
     was delivered (it stops a rollback in progress).
     """
 
+    durable_outcome = "terminated"
+    """How the worker's log names this outcome."""
+    durable_hint = "nothing more was cleaned up; what is left: durable show {execution_id}"
+
 
 class NonDeterminismError(DurableError):
     """The code asked for a different operation than the journal recorded at this position.

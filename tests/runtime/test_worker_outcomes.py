@@ -231,3 +231,18 @@ def test_a_plain_function_under_an_allowed_prefix_is_not_run(tmp_path: Path) -> 
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("durable_plain_mod", None)
+
+
+def test_a_cancel_and_a_terminate_are_logged_as_what_they_were(rt: Runtime) -> None:
+    rt.start(waits, None, execution_id="e-cancel")
+    rt.start(waits, None, execution_id="e-term2")
+    rt.cancel("e-cancel", "customer called")
+    rt.terminate("e-term2", "fraud check", actor="ana")
+
+    with capture_logs() as logs:
+        Worker(rt).run(until_idle=True)
+
+    lines = _outcomes(logs)
+    assert lines["e-cancel"]["event"] == "execution cancelled"
+    assert lines["e-term2"]["event"] == "execution terminated"
+    assert "fraud check" in lines["e-term2"]["error"]
