@@ -23,6 +23,7 @@ from pydantic_core import PydanticSerializationError
 
 from durable_core.errors import PayloadTooLargeError, ValidationError
 from durable_core.journal import (
+    MAX_ACTOR_LENGTH,
     MAX_REASON_LENGTH,
     CallbackOutcome,
     ErrorInfo,
@@ -170,31 +171,42 @@ class ExecutionRequests:
             ValidationError: ``reason`` is blank (a terminate must say why), or ``reason``
                 or ``actor`` is not text of a valid size.
         """
-        if not isinstance(reason, str) or not reason.strip():
-            raise ValidationError(
-                f"terminate needs a non-empty reason (it is recorded so the next person knows "
-                f"why nothing was cleaned up); got {reason!r:.80}. Nothing was recorded."
-            )
         return self._stop(execution_id, StopKind.TERMINATE, reason, actor)
 
     def _stop(self, execution_id: str, kind: StopKind, reason: object, actor: object) -> Execution:
         eid = check_execution_id(execution_id)
-        for what, text, limit in (("reason", reason, MAX_REASON_LENGTH), ("actor", actor, 200)):
-            if text is None and what == "actor":
-                continue
-            if not isinstance(text, str) or len(text) > limit or not encodable(text):
-                raise ValidationError(
-                    f"a {kind.value} {what} must be valid text of at most {limit} characters; "
-                    f"got {type(text).__name__} {str(text)[:40]!r}... Nothing was recorded."
-                )
+        text, who = check_reason(reason, kind.value), check_actor(actor)
         now = self.clock.now()
-        request = StopRequest(
-            kind=kind,
-            reason=str(reason).strip(),
-            actor=None if actor is None else str(actor),
-            requested_at=now,
-        )
+        request = StopRequest(kind=kind, reason=text.strip(), actor=who, requested_at=now)
         return self.store.request_stop(eid, request, now)
+
+
+def check_reason(reason: object, action: str) -> str:
+    """``reason`` if an operator request (``action``) can record it, else ValidationError."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValidationError(
+            f"{action} needs a non-empty reason (it is recorded so the next person knows "
+            f"why); got {reason!r:.80}. Nothing was recorded."
+        )
+    if len(reason) > MAX_REASON_LENGTH or not encodable(reason):
+        raise ValidationError(
+            f"a {action} reason must be valid text of at most {MAX_REASON_LENGTH} characters. "
+            "Nothing was recorded."
+        )
+    return reason
+
+
+def check_actor(actor: object) -> str | None:
+    """``actor`` if it can be recorded (None, or printable text of 1-200 characters)."""
+    if actor is None:
+        return None
+    if not isinstance(actor, str) or not actor.strip() or len(actor) > MAX_ACTOR_LENGTH:
+        raise ValidationError(
+            f"an actor must be 1-{MAX_ACTOR_LENGTH} characters of text, got {actor!r:.80}"
+        )
+    if not actor.isprintable() or not encodable(actor):
+        raise ValidationError(f"an actor must be printable text, got {actor!r:.80}")
+    return actor
 
 
 def check_execution_id(eid: object) -> str:

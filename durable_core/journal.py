@@ -113,6 +113,8 @@ MAX_STOP_REQUESTS = 16
 """How many stop requests one execution records; later ones are refused (nothing recorded)."""
 MAX_REASON_LENGTH = 2000
 """The longest reason text a stop request or an operator action may carry."""
+MAX_ACTOR_LENGTH = 200
+"""The longest actor (who asked) a stop request or an operator action may carry."""
 
 
 class StopRequest(BaseModel):
@@ -124,7 +126,7 @@ class StopRequest(BaseModel):
     """``cancel`` or ``terminate`` (a deadline is not a request)."""
     reason: str = Field(min_length=1, max_length=MAX_REASON_LENGTH)
     """Free text for people; it never changes what happens."""
-    actor: str | None = Field(default=None, max_length=200)
+    actor: str | None = Field(default=None, max_length=MAX_ACTOR_LENGTH)
     """Who asked, as given by the caller (the CLI defaults it to user@host)."""
     requested_at: datetime
 

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
+from durable_core._requests import check_actor, check_reason
 from durable_core.errors import (
     CorruptRecordError,
     ExecutionNotParkedError,
@@ -37,10 +38,11 @@ from durable_core.errors import (
     FunctionNotFoundError,
     FunctionNotRegisteredError,
     NonDeterminismError,
-    ValidationError,
     VersionMismatchError,
 )
 from durable_core.journal import (
+    MAX_ACTOR_LENGTH,
+    MAX_REASON_LENGTH,
     ErrorInfo,
     Execution,
     ExecutionStatus,
@@ -49,14 +51,12 @@ from durable_core.journal import (
     OperationStatus,
     OperationType,
 )
-from durable_core.serde import encodable
 from durable_core.stores.base import InvocationEnd, Store
 
 FAIL_OPERATION_ID = hashlib.blake2b(b"durable:operator-fail", digest_size=16).hexdigest()
 """The id of the fail-request record (position ids hash ``"n"`` or ``"<id>-n"``: never this)."""
 FAIL_OPERATION_NAME = "durable:fail"
 FAIL_SUB_TYPE = "OperatorFail"
-MAX_REASON_CHARS = 2000
 
 
 def _qualname(cls: type) -> str:
@@ -81,8 +81,8 @@ class FailRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=MAX_REASON_CHARS)
-    actor: str | None = Field(default=None, max_length=200)
+    reason: str = Field(min_length=1, max_length=MAX_REASON_LENGTH)
+    actor: str | None = Field(default=None, max_length=MAX_ACTOR_LENGTH)
     requested_at: datetime
     delivered_to: str | None = None
     """The id of the position the failure was raised at (set when first raised)."""
@@ -166,28 +166,6 @@ def read_fail_request(op: Operation | None, execution_id: str) -> FailRequest | 
 # --- operator requests ---------------------------------------------------------------------
 
 
-def check_reason(reason: object, actor: object) -> tuple[str, str | None]:
-    """``(reason, actor)`` if both can be recorded, else ValidationError (nothing written)."""
-    if not isinstance(reason, str) or not reason.strip():
-        raise ValidationError(f"a fail reason must be non-empty text, got {reason!r:.80}")
-    if len(reason) > MAX_REASON_CHARS or not encodable(reason):
-        raise ValidationError(
-            f"a fail reason must be at most {MAX_REASON_CHARS} characters of valid Unicode text"
-        )
-    return reason, check_actor(actor)
-
-
-def check_actor(actor: object) -> str | None:
-    """``actor`` if it can be recorded (None, or 1-200 printable characters)."""
-    if actor is None:
-        return None
-    if not isinstance(actor, str) or not actor.strip() or len(actor) > 200:
-        raise ValidationError(f"an actor must be 1-200 characters of text, got {actor!r:.80}")
-    if not actor.isprintable() or not encodable(actor):
-        raise ValidationError(f"an actor must be printable text, got {actor!r:.80}")
-    return actor
-
-
 def _parked(store: Store, execution_id: str, action: str, done: str) -> Execution:
     """The execution if it is parked now, else the error saying why ``action`` cannot apply."""
     ex = store.get_execution(execution_id)
@@ -249,7 +227,7 @@ def request_fail(
     ttl: timedelta,
 ) -> Execution:
     """Record an operator's fail request on an execution parked on non-determinism."""
-    reason, actor = check_reason(reason, actor)
+    reason, actor = check_reason(reason, "fail"), check_actor(actor)
     ex = _parked(store, execution_id, "fail", "failed")
     assert ex.error is not None
     if ex.error.type != NON_DETERMINISM:

@@ -70,7 +70,6 @@ Parking = TypeVar("Parking", bound=DurableError)
 BeginHook = Callable[["Slot", OperationType, str, "str | None"], None]
 """``(slot, type, name, sub_type)``: told about every position a scope allocates."""
 
-CANCEL_ERROR_TYPE = StopKind.CANCEL.error_type
 CANCEL_POLL_INTERVAL = timedelta(seconds=1)
 """How often (clock time) a running invocation re-reads its execution for a stop request."""
 _INTERRUPTIBLE = frozenset({OperationType.STEP, OperationType.WAIT, OperationType.CHAINED_INVOKE})

@@ -33,12 +33,13 @@ from durable_core import (
     OperationType,
     Runtime,
 )
+from durable_core.journal import MAX_REASON_LENGTH
 from durable_core.runtime import default_actor
 from saga._journal import OPERATOR_PREFIX, OperatorDecision
 from saga.errors import InvalidOperatorActionError, SagaNotParkedError
 from saga.outcome import SagaOutcome, derive_outcome
 
-MAX_TEXT = 2000
+MAX_TEXT = MAX_REASON_LENGTH
 """Longest reason, note or actor accepted (characters); decisions are meant to be read."""
 
 __all__ = [

@@ -26,7 +26,6 @@ from durable_core.aws_lambda.wire import (
 from durable_core.errors import PayloadTooLargeError, ValidationError
 from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType, StopKind
 from durable_core.operations.invoke import child_execution_id
-from durable_core.replay import CANCEL_ERROR_TYPE
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 MS = int(NOW.timestamp() * 1000)
@@ -116,7 +115,7 @@ def test_timers_contexts_and_invokes_read_back() -> None:
 
 def test_a_fail_marked_cancelled_reads_back_as_cancelled() -> None:
     error = {
-        "ErrorType": CANCEL_ERROR_TYPE,
+        "ErrorType": StopKind.CANCEL.error_type,
         "ErrorMessage": "deadline",
         "ErrorData": CANCELLED_MARK,
     }
@@ -124,7 +123,7 @@ def test_a_fail_marked_cancelled_reads_back_as_cancelled() -> None:
         _wire("STEP", "FAILED", StepDetails={"Error": error}), execution_id=EID, now=NOW
     )
     assert rec is not None and rec.status is OperationStatus.CANCELLED
-    assert rec.error == ErrorInfo(type=CANCEL_ERROR_TYPE, message="deadline")
+    assert rec.error == ErrorInfo(type=StopKind.CANCEL.error_type, message="deadline")
 
 
 def test_timestamps_come_as_epoch_milliseconds_or_datetimes() -> None:
@@ -174,7 +173,7 @@ def test_step_writes_become_succeed_fail_retry_and_start() -> None:
 
 
 def test_fresh_cancellation_markers_are_start_plus_fail() -> None:
-    error = ErrorInfo(type=CANCEL_ERROR_TYPE, message="deadline")
+    error = ErrorInfo(type=StopKind.CANCEL.error_type, message="deadline")
     step = plan(_op(status=OperationStatus.CANCELLED, error=error), None, now=NOW).updates
     assert [(u["Type"], u["Action"]) for u in step] == [("STEP", "START"), ("STEP", "FAIL")]
     assert step[1]["Error"]["ErrorData"] == CANCELLED_MARK
