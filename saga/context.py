@@ -55,7 +55,13 @@ from saga.policy import (
     default_forward_policy,
     forward_recovery,
 )
-from saga.rules import check_step, check_step_name, resolve_kind, undo_on_failure
+from saga.rules import (
+    check_step,
+    check_step_name,
+    resolve_kind,
+    stopped_error,
+    undo_on_failure,
+)
 
 if TYPE_CHECKING:
     from saga.definition import SagaDefinition
@@ -223,9 +229,9 @@ class SagaContext:
             # Stopped while waiting to retry (or with an at-most-once attempt unfinished):
             # it never runs again, and attempts that failed may have had an effect.
             if compensate is not None and compensate_uncertain and exc.attempts > 0:
-                error = ErrorInfo(type=f"durable_core.{exc.kind}", message=str(exc))
+                error = stopped_error(exc.kind, exc.reason)
                 self._stack.append(
-                    Undo(path, key, compensate, undo_policy, None, error, exc.attempts, args)
+                    dataclasses.replace(undo, error=error, forward_attempts=exc.attempts)
                 )
             raise
         if compensate is not None:

@@ -49,7 +49,13 @@ from saga._journal import PATH_SEPARATOR
 from saga.compensation import Compensation, Undo, is_terminate, shielded
 from saga.errors import SagaDefinitionError
 from saga.policy import StepKind, default_compensation_policy
-from saga.rules import check_step, check_step_name, resolve_kind, undo_on_failure
+from saga.rules import (
+    check_step,
+    check_step_name,
+    resolve_kind,
+    stopped_error,
+    undo_on_failure,
+)
 
 if TYPE_CHECKING:
     from saga.context import SagaContext
@@ -217,9 +223,7 @@ def run_parallel(
             else undo_on_failure(outcome.error.type, b.compensate_uncertain)
         )
         if b.compensate is not None and wanted and (outcome.error or outcome.attempts):
-            error = outcome.error or ErrorInfo(
-                type="durable_core.cancel", message=f"cancelled: {outcome.cancelled}"
-            )
+            error = outcome.error or stopped_error(outcome.stop_kind, outcome.cancelled or "")
             s._stack.append(
                 dataclasses.replace(undo, error=error, forward_attempts=outcome.attempts)
             )

@@ -24,10 +24,12 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from durable_core import (
+    ErrorInfo,
     PayloadTooLargeError,
     RetryPolicy,
     SerializationError,
     StepConfig,
+    StopKind,
     ValidationError,
 )
 from durable_core.serde import check_type, return_type
@@ -170,6 +172,13 @@ def undo_on_failure(error_type: str, compensate_uncertain: bool) -> bool:
     could not be recorded. The undo then gets ``uncertain=True`` and the error, as for an
     uncertain step, and the effect is never left behind silently."""
     return compensate_uncertain or error_type in _UNRECORDABLE
+
+
+def stopped_error(kind: str, reason: str) -> ErrorInfo:
+    """The error an uncertain undo receives for a step a stop (cancel, deadline) ended
+    while it waited to retry or had an at-most-once attempt unfinished: the stop as the
+    journal records it."""
+    return ErrorInfo(type=StopKind(kind).error_type, message=reason)
 
 
 def _check_timeout(where: str, option: str, value: object) -> None:

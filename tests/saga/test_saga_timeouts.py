@@ -208,3 +208,42 @@ def test_a_bad_timeout_is_refused_naming_the_step_and_nothing_is_recorded(
     assert rt.operations("bad") == []
     with pytest.raises(SagaDefinitionError, match=message):
         Saga("b").step("charge", lambda sc, e, r: None, **kwargs)
+
+
+def test_the_uncertain_undo_of_a_step_a_cancel_stopped_keeps_its_timeout(
+    rt: Runtime, release: threading.Event
+) -> None:
+    """A step cancelled while it waits to retry registers its uncertain undo with the same
+    ``compensation_timeout`` as any other: a hung first attempt of it is abandoned."""
+    fx = Effects()
+    hourly = RetryPolicy(stop=tenacity.stop_after_attempt(3), wait=tenacity.wait_fixed(3600))
+
+    def undo_hangs_once(c: CompensationContext) -> str:
+        fx.log.append(f"undo:card#{c.attempt}:{c.uncertain}:{c.error.type if c.error else None}")
+        if c.attempt == 1:
+            release.wait()
+        return "voided"
+
+    @saga(name="cancel-uncertain")
+    def pay(s: SagaContext, event: None) -> None:
+        s.step(
+            "card",
+            fx.action("card", fail=True),
+            retry=hourly,
+            compensate=undo_hangs_once,
+            compensate_uncertain=True,
+            compensation_timeout=TINY,
+        )
+
+    ex = rt.run(pay, None, execution_id="t6")
+    assert ex.status is ExecutionStatus.RUNNING  # the card waits an hour to retry
+    rt.cancel("t6", "customer called")
+    ex = settle(rt, "t6")
+
+    assert ex.status is ExecutionStatus.CANCELLED
+    assert fx.log == [
+        "do:card",
+        "undo:card#1:True:durable_core.Cancelled",
+        "undo:card#2:True:durable_core.Cancelled",
+    ]
+    assert saga_status(rt, "t6").status is SagaStatus.COMPENSATED
