@@ -36,6 +36,8 @@ from durable_core.errors import (
 )
 from durable_core.function import DurableFunction
 from durable_core.journal import (
+    MAX_ACTOR_LENGTH,
+    MAX_REASON_LENGTH,
     ErrorInfo,
     Execution,
     ExecutionStatus,
@@ -221,9 +223,15 @@ def _finish(
 def _stop_child(
     services: _Services, child_id: str, exc: ExecutionCancelledError, parent_id: str
 ) -> None:
-    """Pass the parent's cancel (or terminate) on to the child it waits for."""
-    reason, actor = f"parent {exc.kind}: {exc.reason}", f"parent execution {parent_id}"
-    with contextlib.suppress(ExecutionNotRunningError):  # it finished first: nothing to stop
+    """Pass the parent's cancel (or terminate) on to the child it waits for.
+
+    The reason and actor carry the parent's, cut to the bounds a request accepts (the
+    parent's may already be at them). A child that finished, or already holds the most
+    requests it records, is left as it is: the parent's stop goes on regardless.
+    """
+    reason = f"parent {exc.kind}: {exc.reason}"[:MAX_REASON_LENGTH]
+    actor = f"parent execution {parent_id}"[:MAX_ACTOR_LENGTH]
+    with contextlib.suppress(ExecutionNotRunningError, ValidationError):
         if isinstance(exc, ExecutionTerminatedError):
             services.terminate(child_id, reason, actor=actor)
         else:

@@ -20,7 +20,7 @@ from durable_core import (
     durable,
 )
 from durable_core.errors import SimulatedCrash
-from durable_core.journal import Lease, Operation
+from durable_core.journal import MAX_REASON_LENGTH, Lease, Operation
 from durable_core.operations.invoke import child_execution_id
 from durable_core.testing import DurableTestRunner, VirtualClock, check_crash_safety
 from durable_core.testing._stores import DelegatingStore
@@ -143,6 +143,35 @@ def test_cancelling_the_parent_cancels_the_waiting_child(
         "parent cancel: order withdrawn",
         "parent execution w1",
     )
+
+
+@pytest.mark.parametrize("stop", ["cancel", "terminate"])
+def test_a_longest_reason_and_id_still_reach_the_waiting_child(
+    memory_store: MemoryStore, virtual_clock: VirtualClock, stop: str
+) -> None:
+    """The request passed on to the child adds text to the parent's reason and id: bounded,
+    so a parent stopped with the longest reason its own request accepts stops its child."""
+
+    @durable(name="tests:invoke:waits_long")
+    def waits(ctx: DurableContext, n: int) -> int:
+        return ctx.invoke(slow, n)
+
+    rt = runtime(memory_store, virtual_clock)
+    rt.register(waits)
+    eid = "p" * 200  # the longest execution id
+    rt.run(waits, 1, execution_id=eid)
+    settle(rt)
+    child_id = next(e.id for e in memory_store.list_executions() if e.parent_execution_id)
+    reason = "r" * MAX_REASON_LENGTH
+    rt.cancel(eid, reason) if stop == "cancel" else rt.terminate(eid, reason)
+    settle(rt)
+
+    assert rt.get(eid).status is ExecutionStatus.CANCELLED
+    assert rt.get(child_id).status is ExecutionStatus.CANCELLED
+    (passed,) = rt.get(child_id).stop_requests
+    assert passed.kind.value == stop
+    assert len(passed.reason) == MAX_REASON_LENGTH
+    assert passed.actor is not None and passed.actor.startswith("parent execution ")
 
 
 def test_a_cancelled_child_surfaces_as_invoke_error(
