@@ -33,14 +33,15 @@ from durable_core import (
     OperationType,
     Runtime,
 )
-from durable_core.journal import MAX_REASON_LENGTH
+from durable_core.journal import MAX_ACTOR_LENGTH, MAX_REASON_LENGTH
 from durable_core.runtime import default_actor
 from saga._journal import OPERATOR_PREFIX, OperatorDecision
 from saga.errors import InvalidOperatorActionError, SagaNotParkedError
 from saga.outcome import SagaOutcome, derive_outcome
 
 MAX_TEXT = MAX_REASON_LENGTH
-"""Longest reason, note or actor accepted (characters); decisions are meant to be read."""
+"""Longest reason or note accepted (characters); an actor has durable_core's own bound,
+``MAX_ACTOR_LENGTH``, as on every request it records."""
 
 __all__ = [
     "default_actor",
@@ -176,13 +177,13 @@ def _actor(actor: object, action: str) -> str:
             f"{action}: actor must be non-empty printable text (who decides, e.g. "
             f"'ana@ops'), got {actor!r:.80}. Nothing was recorded."
         )
-    return _bounded(actor.strip(), f"the actor of {action}")
+    return _bounded(actor.strip(), f"the actor of {action}", MAX_ACTOR_LENGTH)
 
 
-def _bounded(text: str, what: str) -> str:
-    if len(text) > MAX_TEXT:
+def _bounded(text: str, what: str, limit: int = MAX_TEXT) -> str:
+    if len(text) > limit:
         raise InvalidOperatorActionError(
-            f"{what} is {len(text)} characters, over the limit of {MAX_TEXT}; keep it short "
+            f"{what} is {len(text)} characters, over the limit of {limit}; keep it short "
             "and link to details. Nothing was recorded."
         )
     return text

@@ -26,6 +26,7 @@ from durable_core import (
     Worker,
 )
 from durable_core.cli import main as durable_cli
+from durable_core.journal import MAX_ACTOR_LENGTH
 from durable_core.testing import VirtualClock
 from saga import (
     InvalidOperatorActionError,
@@ -35,6 +36,7 @@ from saga import (
     retry_compensation,
     saga_status,
     skip_compensation,
+    terminate,
 )
 from saga.cli import main as saga_cli
 from saga.operator import MAX_TEXT, default_actor
@@ -187,6 +189,7 @@ def test_the_cli_records_user_at_host_by_default(
         lambda rt, eid: skip_compensation(rt, eid, "x" * (MAX_TEXT + 1)),
         lambda rt, eid: resolve(rt, eid, "n" * (MAX_TEXT + 1)),
         lambda rt, eid: resolve(rt, eid, "done", actor="a" * (MAX_TEXT + 1)),
+        lambda rt, eid: terminate(rt, eid, "why", actor="a" * (MAX_ACTOR_LENGTH + 1)),
     ],
     ids=[
         "empty-actor",
@@ -196,6 +199,7 @@ def test_the_cli_records_user_at_host_by_default(
         "long-reason",
         "long-note",
         "long-actor",
+        "terminate-actor-over-the-request-bound",
     ],
 )
 def test_a_malformed_decision_is_refused_and_records_nothing(
