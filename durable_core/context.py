@@ -1,26 +1,24 @@
-"""``DurableContext``: what a durable function receives. One thin method per operation.
+"""``DurableContext``: what a sync durable function receives. One thin method per operation.
 
-Each method validates its arguments (a bad call raises at once and records nothing),
-then hands over to the module in :mod:`durable_core.operations` that replays the stored
-outcome or executes and records it.
+Each method builds its operation through :class:`~durable_core._context_base.ContextBase`
+(a bad call raises at once and records nothing) and runs it with the sync driver
+(:func:`~durable_core.operations._core.run_sync`), which replays the stored outcome or
+executes and records it. :class:`~durable_core.async_context.AsyncDurableContext` is the
+same surface, awaited.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
+from uuid import UUID
 
-import tenacity
-
-from durable_core.errors import ValidationError
-from durable_core.logging import ReplayAwareLogger
-from durable_core.operations.callback import Callback, create_callback
-from durable_core.operations.child import run_child
-from durable_core.operations.condition import run_condition
-from durable_core.operations.step import StepContext, run_step
-from durable_core.operations.wait import MAX_WAIT, check_duration, run_wait
-from durable_core.replay import MAX_NAME_LENGTH, Journal, Scope, check_name
+from durable_core._context_base import ContextBase
+from durable_core.operations._core import run_sync
+from durable_core.operations.callback import Callback, CallbackOp
+from durable_core.operations.step import StepContext
+from durable_core.operations.wait import MAX_WAIT
 from durable_core.retry import StepConfig
 
 if TYPE_CHECKING:
@@ -33,39 +31,13 @@ T = TypeVar("T")
 S = TypeVar("S")
 I = TypeVar("I")  # noqa: E741 - conventional name for an item type
 
-_DEFAULT_STEP = StepConfig()
-_SUBMIT = "-submit"
-"""Suffix of the submit step's name in ``wait_for_callback``."""
 
-
-class DurableContext:
+class DurableContext(ContextBase):
     """The handle a durable function uses for every operation that must survive a crash.
 
     Code between operations must be deterministic: put randomness, the current time and
     I/O inside steps, and return values from steps instead of mutating outer variables.
     """
-
-    def __init__(self, journal: Journal, scope: Scope) -> None:
-        self._journal = journal
-        self._scope = scope
-        self.logger = ReplayAwareLogger.for_execution(journal.execution_id, self._is_replaying)
-        """A structlog logger bound to the execution; silent while replaying."""
-
-    def _is_replaying(self) -> bool:
-        return self._scope.replaying
-
-    def _child(self, scope: Scope) -> DurableContext:
-        return DurableContext(scope.journal, scope)
-
-    @property
-    def execution_id(self) -> str:
-        """The id of the running execution."""
-        return self._journal.execution_id
-
-    @property
-    def is_replaying(self) -> bool:
-        """True while the code is re-running operations whose results are recorded."""
-        return self._scope.replaying
 
     # --- operations -----------------------------------------------------------------------
 
@@ -80,14 +52,11 @@ class DurableContext:
         Raises:
             StepFailedError: the retry policy gave up (the same error on every replay).
         """
-        check_name(name, "step")
-        _check_callable(fn, f"step {name!r}")
-        return run_step(self._scope, self.logger, name, fn, config or _DEFAULT_STEP)
+        return run_sync(self._step(name, fn, config))
 
     def wait(self, name: str, duration: timedelta | float) -> None:
         """Suspend durably for ``duration`` (1 second to 1 year)."""
-        check_name(name, "wait")
-        run_wait(self._scope, name, check_duration(duration, f"wait {name!r}"))
+        run_sync(self._wait(name, duration))
 
     def create_callback(
         self,
@@ -119,21 +88,14 @@ class DurableContext:
             ValidationError: a privileged callback with a heartbeat timeout (heartbeats
                 come through the generic paths, which refuse it).
         """
-        check_name(name, "callback")
-        if not isinstance(privileged, bool):
-            raise ValidationError(f"callback {name!r}: privileged must be a bool")
-        if privileged and heartbeat_timeout is not None:
-            raise ValidationError(
-                f"callback {name!r}: a privileged callback cannot have a heartbeat timeout; "
-                "heartbeats come through the generic callback paths, which refuse it"
+        return run_sync(
+            self._callback(
+                name,
+                timeout=timeout,
+                heartbeat_timeout=heartbeat_timeout,
+                result_type=result_type,
+                privileged=privileged,
             )
-        return create_callback(
-            self._scope,
-            name,
-            timeout=_opt_duration(timeout, f"callback {name!r} timeout"),
-            heartbeat_timeout=_opt_duration(heartbeat_timeout, f"callback {name!r} heartbeat"),
-            result_type=result_type,
-            privileged=privileged,
         )
 
     def wait_for_callback(
@@ -151,26 +113,27 @@ class DurableContext:
         Runs as a child context named ``name`` holding the callback and the submit step
         (named ``name + "-submit"``, so ``name`` may have at most 249 characters).
         """
-        check_name(name, "callback")
-        if len(name) > MAX_NAME_LENGTH - len(_SUBMIT):
-            raise ValidationError(
-                f"callback name {name[:40]!r}... must be at most "
-                f"{MAX_NAME_LENGTH - len(_SUBMIT)} characters for wait_for_callback (its submit "
-                f"step is named {_SUBMIT!r} after it, at most {MAX_NAME_LENGTH} characters)"
-            )
-        _check_callable(submitter, f"wait_for_callback {name!r} submitter")
-        t = _opt_duration(timeout, f"callback {name!r} timeout")
-        hb = _opt_duration(heartbeat_timeout, f"callback {name!r} heartbeat")
 
-        def body(child: DurableContext) -> Any:
-            cb = create_callback(
-                child._scope, name, timeout=t, heartbeat_timeout=hb, result_type=result_type
-            )
-            token = cb.token
-            child.step(f"{name}{_SUBMIT}", lambda sc: submitter(token, sc) and None, submit_config)
+        def body(
+            child: DurableContext,
+            cb_op: CallbackOp,
+            submit_name: str,
+            submit_for: Callable[[str], Callable[[StepContext], Any]],
+        ) -> Any:
+            cb = run_sync(cb_op)
+            child.step(submit_name, submit_for(cb.token), submit_config)
             return cb.result()
 
-        return run_child(self, name, body, sub_type="WaitForCallback", result_type=result_type)
+        return run_sync(
+            self._wait_for_callback(
+                name,
+                submitter,
+                timeout=timeout,
+                heartbeat_timeout=heartbeat_timeout,
+                result_type=result_type,
+                body=body,
+            )
+        )
 
     def wait_for_condition(
         self,
@@ -193,28 +156,23 @@ class DurableContext:
                 up to 5 minutes).
             timeout: the deadline from the first poll; then ConditionTimeoutError.
         """
-        check_name(name, "condition")
-        _check_callable(check, f"condition {name!r} check")
-        _check_callable(done, f"condition {name!r} done")
-        return run_condition(
-            self._scope,
-            self.logger,
-            name,
-            check,
-            initial_state=initial_state,
-            done=done,
-            wait=wait or tenacity.wait_exponential(multiplier=5, exp_base=1.5, max=300),
-            timeout=check_duration(timeout, f"condition {name!r} timeout"),
-            state_type=state_type,
+        return run_sync(
+            self._condition(
+                name,
+                check,
+                initial_state=initial_state,
+                done=done,
+                wait=wait,
+                timeout=timeout,
+                state_type=state_type,
+            )
         )
 
     def run_in_child_context(
         self, name: str, fn: Callable[[DurableContext], T], *, result_type: Any = None
     ) -> T:
         """Run ``fn`` in a scope with its own id space; its result is checkpointed as one."""
-        check_name(name, "child context")
-        _check_callable(fn, f"child context {name!r}")
-        return run_child(self, name, fn, result_type=result_type)
+        return run_sync(self._child_context(name, fn, result_type))  # type: ignore[no-any-return]
 
     def parallel(
         self,
@@ -248,16 +206,14 @@ class DurableContext:
                 bad names or a policy that cannot be met (nothing recorded).
             ExecutionCancelledError: the execution was cancelled inside a branch.
         """
-        from durable_core.operations.batch import run_parallel
-
-        check_name(name, "parallel")
-        return run_parallel(
-            self,
-            name,
-            branches,
-            max_concurrency=max_concurrency,
-            completion=completion,
-            branch_names=branch_names,
+        return run_sync(
+            self._parallel(
+                branches,
+                name=name,
+                max_concurrency=max_concurrency,
+                completion=completion,
+                branch_names=branch_names,
+            )
         )
 
     def map(
@@ -281,17 +237,15 @@ class DurableContext:
                 bad names or a policy that cannot be met (nothing recorded).
             ExecutionCancelledError: the execution was cancelled inside an item.
         """
-        from durable_core.operations.batch import run_map
-
-        check_name(name, "map")
-        return run_map(
-            self,
-            name,
-            items,
-            fn,
-            max_concurrency=max_concurrency,
-            completion=completion,
-            item_name=item_name,
+        return run_sync(
+            self._map(
+                items,
+                fn,
+                name=name,
+                max_concurrency=max_concurrency,
+                completion=completion,
+                item_name=item_name,
+            )
         )
 
     @overload
@@ -336,17 +290,22 @@ class DurableContext:
                 the execution is parked until a worker that has it is asked to retry).
             InvokeError: the child failed or was cancelled (the same on every replay).
         """
-        from durable_core.operations.invoke import run_invoke
+        return run_sync(self._invoke(function, payload, name, result_type))
 
-        return run_invoke(self, function, payload, name=name, result_type=result_type)
+    # --- replay-safe values ------------------------------------------------------------------
 
+    def now(self, name: str = "now") -> datetime:
+        """The current time (UTC), recorded once as the step ``name``: the same on replay.
 
-def _check_callable(fn: object, what: str) -> None:
-    if not callable(fn):
-        raise ValidationError(f"{what}: expected a callable, got {type(fn).__name__}")
+        Use it instead of ``datetime.now()`` in code between operations. Each call is an
+        operation of its own (a position in the journal).
+        """
+        return run_sync(self._now(name))
 
+    def random(self, name: str = "random") -> float:
+        """A random float in [0, 1) from the OS's generator, recorded once as a step."""
+        return run_sync(self._random(name))
 
-def _opt_duration(value: timedelta | float | None, what: str) -> timedelta | None:
-    if value is None:
-        return None
-    return check_duration(value, what)
+    def uuid4(self, name: str = "uuid4") -> UUID:
+        """A random UUID (version 4), recorded once as a step: the same on replay."""
+        return run_sync(self._uuid4(name))

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from durable_core.errors import (
     FunctionNotFoundError,
@@ -31,6 +31,7 @@ from durable_core.errors import (
 from durable_core.serde import check_type, type_hints
 
 if TYPE_CHECKING:
+    from durable_core.async_context import AsyncDurableContext
     from durable_core.context import DurableContext
 
 _LIBRARY = {"durable_core", "saga"}
@@ -42,8 +43,9 @@ R = TypeVar("R")
 class DurableFunction(Generic[E, R]):
     """A function ``(ctx, event) -> result`` with the options the runtime needs."""
 
-    fn: Callable[[DurableContext, E], R]
-    """The user's function."""
+    fn: Callable[[Any, E], Any]
+    """The user's function: ``(DurableContext, E) -> R``, or ``async (AsyncDurableContext,
+    E) -> R``."""
     name: str
     """The name executions record (default ``module:qualname``) and workers resolve."""
     version: str | None = None
@@ -54,13 +56,17 @@ class DurableFunction(Generic[E, R]):
     """Type the input event is validated into (from the ``event`` annotation)."""
     result_type: Any = field(default=Any)
     """Type the result is serialized by (from the return annotation)."""
+    is_async: bool = False
+    """True for an ``async def`` function: it receives an AsyncDurableContext and runs on
+    an event loop."""
 
     def __post_init__(self) -> None:
         check_type(self.input_type, what=f"the input event of durable function {self.name!r}")
         check_type(self.result_type, what=f"the result of durable function {self.name!r}")
 
     def __call__(self, ctx: DurableContext, event: E) -> R:
-        return self.fn(ctx, event)
+        """Call a sync durable function directly (an async one: ``await fn.fn(ctx, e)``)."""
+        return self.fn(ctx, event)  # type: ignore[no-any-return]
 
 
 def _types(fn: Callable[..., Any]) -> tuple[Any, Any]:
@@ -71,13 +77,13 @@ def _types(fn: Callable[..., Any]) -> tuple[Any, Any]:
 
 
 def make_durable(
-    fn: Callable[[DurableContext, E], R],
+    fn: Callable[[Any, E], Any],
     *,
     name: str | None = None,
     version: str | None = None,
     timeout: timedelta | None = None,
-) -> DurableFunction[E, R]:
-    """Wrap ``fn`` after checking it takes ``(ctx, event)``.
+) -> DurableFunction[E, Any]:
+    """Wrap ``fn`` after checking it takes ``(ctx, event)`` (sync or ``async def``).
 
     Raises:
         ValidationError: ``fn`` is not a function of ``(ctx, event)``, or a bad option.
@@ -101,6 +107,8 @@ def make_durable(
         )
     if timeout is not None and timeout <= timedelta(0):
         raise ValidationError(f"durable function timeout must be positive, got {timeout}")
+    is_async = inspect.iscoroutinefunction(fn)
+    _check_context_annotation(fn, is_async)
     input_type, result_type = _types(fn)
     default_name = f"{fn.__module__}:{fn.__qualname__}"
     return DurableFunction(
@@ -110,28 +118,72 @@ def make_durable(
         timeout=timeout,
         input_type=input_type,
         result_type=result_type,
+        is_async=is_async,
     )
 
 
+def _check_context_annotation(fn: Callable[..., Any], is_async: bool) -> None:
+    """Refuse a context annotation that does not match the function's kind."""
+    from durable_core.async_context import AsyncDurableContext
+    from durable_core.context import DurableContext
+
+    params = list(inspect.signature(fn).parameters.values())
+    if not params:
+        return
+    first = type_hints(fn).get(params[0].name)
+    label = getattr(fn, "__qualname__", repr(fn))
+    if is_async and first is DurableContext:
+        raise ValidationError(
+            f"durable function {label!r} is `async def` but its context is annotated "
+            "DurableContext: an async durable function receives an AsyncDurableContext "
+            "(await its operations). Annotate it AsyncDurableContext, or make the function sync."
+        )
+    if not is_async and first is AsyncDurableContext:
+        raise ValidationError(
+            f"durable function {label!r} is sync but its context is annotated "
+            "AsyncDurableContext: a sync durable function receives a DurableContext. Make it "
+            "`async def`, or annotate it DurableContext."
+        )
+
+
+class _Declare(Protocol):
+    """What ``@durable(...)`` returns: the decorator, for sync and async functions."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[[AsyncDurableContext, E], Coroutine[Any, Any, R]], /
+    ) -> DurableFunction[E, R]: ...
+    @overload
+    def __call__(self, fn: Callable[[DurableContext, E], R], /) -> DurableFunction[E, R]: ...
+
+
+@overload
+def durable(
+    fn: Callable[[AsyncDurableContext, E], Coroutine[Any, Any, R]], /
+) -> DurableFunction[E, R]: ...
 @overload
 def durable(fn: Callable[[DurableContext, E], R], /) -> DurableFunction[E, R]: ...
 @overload
 def durable(
     *, name: str | None = None, version: str | None = None, timeout: timedelta | None = None
-) -> Callable[[Callable[[DurableContext, E], R]], DurableFunction[E, R]]: ...
+) -> _Declare: ...
 def durable(
-    fn: Callable[[DurableContext, E], R] | None = None,
+    fn: Callable[[Any, Any], Any] | None = None,
     /,
     *,
     name: str | None = None,
     version: str | None = None,
     timeout: timedelta | None = None,
-) -> DurableFunction[E, R] | Callable[[Callable[[DurableContext, E], R]], DurableFunction[E, R]]:
-    """Declare a durable function; works bare (``@durable``) and called (``@durable(...)``)."""
+) -> DurableFunction[Any, Any] | _Declare:
+    """Declare a durable function; works bare (``@durable``) and called (``@durable(...)``).
+
+    A sync function receives a DurableContext; an ``async def`` one an AsyncDurableContext
+    (and awaits its operations).
+    """
     if fn is not None:
         return make_durable(fn)
 
-    def wrap(f: Callable[[DurableContext, E], R]) -> DurableFunction[E, R]:
+    def wrap(f: Callable[[Any, Any], Any]) -> DurableFunction[Any, Any]:
         return make_durable(f, name=name, version=version, timeout=timeout)
 
     return wrap

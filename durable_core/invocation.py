@@ -18,11 +18,15 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextvars
+import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from durable_core.async_context import AsyncDurableContext, check_awaited
 from durable_core.context import DurableContext
 from durable_core.errors import (
     ExecutionCancelledError,
@@ -31,6 +35,7 @@ from durable_core.errors import (
     ReplayBoundary,
     StoreError,
     SuspendExecution,
+    ValidationError,
 )
 from durable_core.journal import ErrorInfo, Execution, ExecutionStatus
 from durable_core.parking import park_kind, park_summary
@@ -39,6 +44,8 @@ from durable_core.stores.base import InvocationEnd
 
 if TYPE_CHECKING:
     from durable_core.function import DurableFunction
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,8 +65,127 @@ Reporter = Callable[[InvocationReport], None]
 
 
 def run_invocation(fn: DurableFunction[Any, Any], journal: Journal) -> InvocationEnd:
-    """Run ``fn`` once against ``journal`` and say how the execution stands afterwards."""
-    end = _run(fn, journal)
+    """Run ``fn`` once against ``journal`` and say how the execution stands afterwards.
+
+    An async ``fn`` runs on an event loop of its own (:func:`run_blocking`); on a loop,
+    await :func:`run_invocation_async` instead.
+    """
+    if fn.is_async:
+        return run_blocking(run_invocation_async(fn, journal))
+    try:
+        ctx = DurableContext(journal, _root_scope(journal))
+        end = _succeeded(fn, journal, fn(ctx, _event(fn, journal)))
+    except BaseException as e:
+        end = _ended(journal, e)
+    return _parked(journal, end)
+
+
+async def run_invocation_async(fn: DurableFunction[Any, Any], journal: Journal) -> InvocationEnd:
+    """:func:`run_invocation` for an async ``fn``, awaited on the running loop.
+
+    An operation the function called but never awaited fails the execution with an error
+    naming it (see :mod:`durable_core.async_context`), whatever else it raised.
+    """
+    try:
+        ctx = AsyncDurableContext(journal, _root_scope(journal))
+        value = await fn.fn(ctx, _event(fn, journal))
+        check_awaited(journal)
+        end = _succeeded(fn, journal, value)
+    except BaseException as e:
+        end = _ended(journal, _unawaited(journal, e))
+    return _parked(journal, end)
+
+
+def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to its end on a new event loop, blocking the caller.
+
+    Called from a thread that already runs a loop (sync code inside an async app), the
+    coroutine runs on a loop in a helper thread instead: ``asyncio.run`` cannot nest. That
+    blocks the caller's loop meanwhile; an app on a loop should use the async API instead.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    box: list[T] = []
+    errors: list[BaseException] = []
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            box.append(context.run(asyncio.run, coroutine))
+        except BaseException as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=run, name="durable-async-invocation")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return box[0]
+
+
+def _root_scope(journal: Journal) -> Scope:
+    return Scope(
+        journal,
+        parent_id=None,
+        path="",
+        replaying=journal.get(operation_id(None, 1)) is not None,
+    )
+
+
+def _event(fn: DurableFunction[Any, Any], journal: Journal) -> Any:
+    what = f"input of execution {journal.execution_id!r}"
+    return journal.serde.load(journal.execution.input, fn.input_type, what=what)
+
+
+def _succeeded(fn: DurableFunction[Any, Any], journal: Journal, value: Any) -> InvocationEnd:
+    what = f"result of execution {journal.execution_id!r}"
+    text = journal.serde.dump(value, fn.result_type, what=what)
+    journal.serde.load(text, fn.result_type, what=what)  # it must read back as its type
+    return InvocationEnd(status=ExecutionStatus.SUCCEEDED, result=text)
+
+
+def _unawaited(journal: Journal, error: BaseException) -> BaseException:
+    """The un-awaited operation's error instead of ``error``, if there is one."""
+    if isinstance(error, LeaseLostError | StoreError) or not journal.unawaited:
+        return error
+    try:
+        check_awaited(journal)
+    except ValidationError as e:
+        e.__cause__ = error if isinstance(error, Exception) else None
+        return e
+    return error
+
+
+def _ended(journal: Journal, error: BaseException) -> InvocationEnd:
+    """How an invocation that raised ``error`` ended; re-raises what is not an outcome."""
+    if isinstance(error, SuspendExecution):
+        end = _suspended(journal, error.reason, error.wake_at)
+        return end.model_copy(update={"outcome": error.outcome}) if error.outcome else end
+    if isinstance(error, ReplayBoundary):
+        return _suspended(journal, "replay boundary (always-replay test mode)", journal.now())
+    if isinstance(error, LeaseLostError | StoreError) or not isinstance(error, Exception):
+        # Not an outcome of the function: another worker owns the execution, or the store
+        # failed (e.g. stayed locked), or a signal (a simulated crash). Leave the execution
+        # as recorded; it is retried.
+        raise error
+    if isinstance(error, NonDeterminismError):
+        journal.park(error)  # parked by _parked
+        return InvocationEnd(status=ExecutionStatus.RUNNING)
+    status = (
+        ExecutionStatus.CANCELLED
+        if isinstance(error, ExecutionCancelledError)
+        else ExecutionStatus.FAILED
+    )
+    return InvocationEnd(
+        status=status,
+        error=ErrorInfo.from_exception(error, with_traceback=status is ExecutionStatus.FAILED),
+        **_named(error, journal.execution_id),
+    )
+
+
+def _parked(journal: Journal, end: InvocationEnd) -> InvocationEnd:
     if journal.parked is None:
         return end
     error = ErrorInfo.from_exception(journal.parked, with_traceback=False)
@@ -69,48 +195,6 @@ def run_invocation(fn: DurableFunction[Any, Any], journal: Journal) -> Invocatio
         waiting_for=park_summary(error, journal.execution_id),
         outcome=park_kind(error.type),
     )
-
-
-def _run(fn: DurableFunction[Any, Any], journal: Journal) -> InvocationEnd:
-    scope = Scope(
-        journal,
-        parent_id=None,
-        path="",
-        replaying=journal.get(operation_id(None, 1)) is not None,
-    )
-    ctx = DurableContext(journal, scope)
-    what = f"input of execution {journal.execution_id!r}"
-    try:
-        event = journal.serde.load(journal.execution.input, fn.input_type, what=what)
-        value = fn(ctx, event)
-        what = f"result of execution {journal.execution_id!r}"
-        text = journal.serde.dump(value, fn.result_type, what=what)
-        journal.serde.load(text, fn.result_type, what=what)  # it must read back as its type
-    except SuspendExecution as s:
-        end = _suspended(journal, s.reason, s.wake_at)
-        return end.model_copy(update={"outcome": s.outcome}) if s.outcome else end
-    except ReplayBoundary:
-        return _suspended(journal, "replay boundary (always-replay test mode)", journal.now())
-    except (LeaseLostError, StoreError):
-        # Not an outcome of the function: another worker owns the execution, or the store
-        # failed (e.g. stayed locked). Leave the execution as recorded; it is retried.
-        raise
-    except NonDeterminismError as e:
-        journal.park(e)  # parked by run_invocation
-        return InvocationEnd(status=ExecutionStatus.RUNNING)
-    except ExecutionCancelledError as e:
-        return InvocationEnd(
-            status=ExecutionStatus.CANCELLED,
-            error=ErrorInfo.from_exception(e, with_traceback=False),
-            **_named(e, journal.execution_id),
-        )
-    except Exception as e:
-        return InvocationEnd(
-            status=ExecutionStatus.FAILED,
-            error=ErrorInfo.from_exception(e),
-            **_named(e, journal.execution_id),
-        )
-    return InvocationEnd(status=ExecutionStatus.SUCCEEDED, result=text)
 
 
 def _named(exc: BaseException, execution_id: str) -> dict[str, str]:

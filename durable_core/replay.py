@@ -162,6 +162,9 @@ class Journal:
         self.options = options
         self.services = services
         """The runtime (for ``invoke``); typed loosely to keep this module at the bottom."""
+        self.unawaited: dict[int, str] = {}
+        """Operations an async function called and has not awaited yet (see
+        :mod:`durable_core.async_context`), by the id of their awaitable."""
         self.lock = threading.RLock()
         self._ops: dict[str, Operation] = {op.id: op for op in operations}
         self.delivered: set[StopKind] = {

@@ -20,17 +20,18 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import inspect
 import threading
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 
 from durable_core.errors import StepTimeoutError
 
-A = TypeVar("A")
 T = TypeVar("T")
 
 _log = structlog.get_logger("durable.step")
@@ -71,22 +72,22 @@ class _Attempt(Generic[T]):
 
 
 def run_attempt(
-    fn: Callable[[A], T], arg: A, *, timeout: timedelta | None, step: str, attempt: int
+    fn: Callable[..., T], *args: Any, timeout: timedelta | None, step: str, attempt: int
 ) -> T:
-    """``fn(arg)``; with a ``timeout``, on a daemon thread, abandoned past it.
+    """``fn(*args)``; with a ``timeout``, on a daemon thread, abandoned past it.
 
     Without a timeout the body runs inline (no thread). With one, whatever ``fn`` raises is
     re-raised here, in the caller's thread, and StepTimeoutError is raised if it has not
     ended in ``timeout``.
     """
     if timeout is None:
-        return fn(arg)
+        return fn(*args)
     box: _Attempt[T] = _Attempt(step, attempt)
     context = contextvars.copy_context()
 
     def run() -> None:
         try:
-            value = context.run(fn, arg)
+            value = context.run(fn, *args)
         except BaseException as e:  # handed to the caller's thread, which decides
             box.finish(None, e)
         else:
@@ -95,13 +96,53 @@ def run_attempt(
     threading.Thread(target=run, name=f"durable-step {step}#{attempt}", daemon=True).start()
     seconds = timeout.total_seconds()
     if not box.done.wait(seconds) and box.abandon():
-        raise StepTimeoutError(
-            f"attempt {attempt} of step {step!r} did not finish within its timeout of "
-            f"{timeout} and was abandoned; its effect, if any, is unknown",
-            step=step,
-            attempt=attempt,
-            timeout_s=seconds,
-        )
+        raise _timed_out(step, attempt, timeout)
     if box.error is not None:
         raise box.error
     return box.value  # type: ignore[return-value]  # set with done, None only if fn returned it
+
+
+async def run_attempt_async(
+    fn: Callable[..., Any],
+    *args: Any,
+    timeout: timedelta | None,
+    step: str,
+    attempt: int,
+    offload: bool,
+) -> Any:
+    """``await fn(*args)`` for an async ``fn``; a sync one on a thread if ``offload``.
+
+    Past ``timeout`` the attempt is cancelled — an async body gets ``CancelledError`` at its
+    ``await`` — and StepTimeoutError is raised. A sync body on a thread cannot be cancelled:
+    it is abandoned, as in :func:`run_attempt`, and its late outcome discarded. A value that
+    is itself awaitable (a sync callable that returned a coroutine) is awaited.
+    """
+
+    async def call() -> Any:
+        if offload and not inspect.iscoroutinefunction(fn):
+            value = await asyncio.to_thread(fn, *args)
+        else:
+            value = fn(*args)
+        if inspect.isawaitable(value):
+            value = await value
+        return value
+
+    if timeout is None:
+        return await call()
+    try:
+        async with asyncio.timeout(timeout.total_seconds()) as limit:
+            return await call()
+    except TimeoutError:
+        if limit.expired():
+            raise _timed_out(step, attempt, timeout) from None
+        raise  # the body's own TimeoutError
+
+
+def _timed_out(step: str, attempt: int, timeout: timedelta) -> StepTimeoutError:
+    return StepTimeoutError(
+        f"attempt {attempt} of step {step!r} did not finish within its timeout of "
+        f"{timeout} and was abandoned; its effect, if any, is unknown",
+        step=step,
+        attempt=attempt,
+        timeout_s=timeout.total_seconds(),
+    )

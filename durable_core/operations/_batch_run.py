@@ -37,7 +37,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -63,10 +63,8 @@ from durable_core.operations._batch_types import (
     CompletionReason,
 )
 from durable_core.operations._batch_view import BranchCancelled, BranchJournal, Gate
+from durable_core.operations._core import DurableOp, Plan, RunBranches
 from durable_core.replay import Journal, Scope, Slot, operation_id, stop_info
-
-if TYPE_CHECKING:
-    from durable_core.context import DurableContext
 
 _FATAL = (LeaseLostError, NonDeterminismError, StoreError)
 """Errors that say "this invocation cannot go on", never "this branch failed"."""
@@ -77,7 +75,7 @@ class BranchSpec:
     """One branch to run: its name, its body and the type its value is serialized by."""
 
     name: str
-    fn: Callable[[DurableContext], Any]
+    fn: Callable[[Any], Any]
     result_type: Any
 
 
@@ -88,6 +86,53 @@ class _Summary(BaseModel):
 
     completion_reason: CompletionReason
     statuses: list[BatchItemStatus]
+
+
+def outcome_of(exc: BaseException) -> _Outcome:
+    """How a branch that raised ``exc`` ended."""
+    if isinstance(exc, BranchCancelled):
+        return _Outcome(_Kind.ABANDONED)
+    if isinstance(exc, SuspendExecution):
+        return _Outcome(_Kind.SUSPENDED, error=exc)
+    if isinstance(exc, ExecutionCancelledError):
+        return _Outcome(_Kind.CANCELLED, error=exc)
+    if isinstance(exc, _FATAL) or not isinstance(exc, Exception):
+        return _Outcome(_Kind.FATAL, error=exc)  # ReplayBoundary, SimulatedCrash: re-raised
+    return _Outcome(_Kind.FAILED, error=exc)
+
+
+def run_branches_on_threads(run: BatchRun) -> None:
+    """The sync driver's :class:`RunBranches`: undecided branches on a thread pool."""
+    pending = deque(i for i, s in enumerate(run.status) if s is None)
+    workers = max(1, min(run.max_concurrency, len(pending)))
+    pool = ThreadPoolExecutor(
+        max_workers=workers, thread_name_prefix=f"durable-{run.sub_type.lower()}"
+    )
+    running: set[Future[None]] = set()
+    try:
+        while True:
+            with run.root.lock:
+                for i in run.next_branches(pending, len(running), workers):
+                    ctx = contextvars.copy_context()
+                    running.add(pool.submit(ctx.run, _run_branch, run, i))
+                stop = run.stopping()
+            if not running or (stop and run.fatal is None):
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            running -= done
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    if run.outer_gate is not None:
+        run.outer_gate.check()  # an enclosing batch gave this branch up meanwhile
+
+
+def _run_branch(run: BatchRun, i: int) -> None:
+    """Run branch ``i`` on a pool thread and settle its outcome (never raises)."""
+    try:
+        outcome = run.succeeded(i, run.specs[i].fn(run.enter(i)))
+    except BaseException as exc:
+        outcome = outcome_of(exc)
+    run.settle_safely(i, outcome)
 
 
 class _Kind(Enum):
@@ -106,13 +151,20 @@ class _Outcome:
     error: BaseException | None = None
 
 
-class BatchRun:
-    """One call of ``parallel`` / ``map`` within one invocation."""
+class BatchRun(DurableOp[BatchResult[Any]]):
+    """One call of ``parallel`` / ``map`` within one invocation.
+
+    ``make_context`` makes the context a branch body receives for its scope (a
+    DurableContext; an AsyncDurableContext for async branches).
+    """
+
+    op_type = OperationType.CONTEXT
 
     def __init__(
         self,
-        parent: DurableContext,
+        scope: Scope,
         name: str,
+        make_context: Callable[[Scope], Any],
         *,
         sub_type: str,
         branch_sub_type: str,
@@ -120,14 +172,12 @@ class BatchRun:
         policy: CompletionPolicy,
         max_concurrency: int,
     ) -> None:
-        self.parent = parent
-        self.name = name
-        self.sub_type = sub_type
+        super().__init__(scope, name, sub_type)
+        self.make_context = make_context
         self.branch_sub_type = branch_sub_type
         self.specs = specs
         self.policy = policy
         self.max_concurrency = max_concurrency
-        self.journal = parent._scope.journal
         outer = self.journal
         self.root: Journal = outer._base if isinstance(outer, BranchJournal) else outer
         self.outer_gate = outer._gate if isinstance(outer, BranchJournal) else None
@@ -146,20 +196,24 @@ class BatchRun:
 
     # --- the call -------------------------------------------------------------------------
 
-    def run(self) -> BatchResult[Any]:
-        """Replay or run the batch; return its result, or suspend / raise."""
-        scope = self.parent._scope
-        journal = self.journal
-        slot = self.slot = scope.begin(OperationType.CONTEXT, self.name, self.sub_type)
-        rec = slot.recorded
-        if rec is not None and rec.status is OperationStatus.SUCCEEDED:
-            scope.after_replayed()
+    def finished(self, rec: Operation) -> bool:
+        return rec.status.is_terminal
+
+    def replay(self, rec: Operation) -> BatchResult[Any]:
+        if rec.status is OperationStatus.SUCCEEDED:
             return self._replay_finished(rec)
-        if rec is not None and rec.status.is_terminal:
-            raise CorruptRecordError(
-                f"batch {self.name!r} of execution {journal.execution_id!r} is recorded "
-                f"{rec.status.value} without a cancellation; the journal was altered"
-            )
+        raise CorruptRecordError(
+            f"batch {self.name!r} of execution {self.journal.execution_id!r} is recorded "
+            f"{rec.status.value} without a cancellation; the journal was altered"
+        )
+
+    def begin(self) -> Slot:
+        self.slot = super().begin()
+        return self.slot
+
+    def execute(self, slot: Slot) -> Plan[BatchResult[Any]]:
+        journal = self.journal
+        rec = slot.recorded
         self._check_count(rec)
         try:
             bscope = Scope(journal, parent_id=slot.id, path=slot.position, replaying=False)
@@ -174,7 +228,7 @@ class BatchRun:
         if self.decided is None:
             if rec is None:
                 journal.checkpoint(self._record(OperationStatus.STARTED))
-            self._execute()
+            yield RunBranches(self)
         if self.fatal is not None:
             raise self.fatal
         if self.cancel is not None:
@@ -190,7 +244,7 @@ class BatchRun:
         recorded = int(json.loads(rec.payload).get("branches", -1))
         if recorded != len(self.specs):
             assert self.slot is not None
-            raise self.parent._scope.diverged(
+            raise self.scope.diverged(
                 self.slot,
                 NonDeterminismError(
                     execution_id=self.journal.execution_id,
@@ -225,65 +279,41 @@ class BatchRun:
 
     # --- running branches -----------------------------------------------------------------
 
-    def _execute(self) -> None:
-        pending = deque(i for i, s in enumerate(self.status) if s is None)
-        workers = max(1, min(self.max_concurrency, len(pending)))
-        pool = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix=f"durable-{self.sub_type.lower()}"
-        )
-        running: set[Future[None]] = set()
-        lock = self.root.lock
-        try:
-            while True:
-                with lock:
-                    stop = (
-                        self.decided is not None
-                        or self.cancel is not None
-                        or self.fatal is not None
-                    )
-                    while not stop and pending and len(running) < workers:
-                        i = pending.popleft()
-                        self.started[i] = True
-                        self.suspended.pop(i, None)
-                        ctx = contextvars.copy_context()
-                        running.add(pool.submit(ctx.run, self._run_branch, i))
-                if not running or (stop and self.fatal is None):
-                    break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                running -= done
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-        if self.outer_gate is not None:
-            self.outer_gate.check()  # an enclosing batch gave this branch up meanwhile
+    def stopping(self) -> bool:
+        """True once no branch may start: decided, cancelled or a fatal error (under lock)."""
+        return self.decided is not None or self.cancel is not None or self.fatal is not None
 
-    def _run_branch(self, i: int) -> None:
-        """Run branch ``i`` on a pool thread and settle its outcome (never raises)."""
-        spec = self.specs[i]
+    def next_branches(self, pending: deque[int], running: int, limit: int) -> list[int]:
+        """Take the branches that may start now (call under ``root.lock``)."""
+        taken: list[int] = []
+        while not self.stopping() and pending and running + len(taken) < limit:
+            i = pending.popleft()
+            self.started[i] = True
+            self.suspended.pop(i, None)
+            taken.append(i)
+        return taken
+
+    def enter(self, i: int) -> Any:
+        """The context branch ``i``'s body receives (BranchCancelled if given up meanwhile)."""
         slot = self.slots[i]
         view = BranchJournal(self.root, self.gates[i])
-        try:
-            self.gates[i].check()  # decided while this branch sat in the queue
-            with self.root.lock:
-                self.begun[i] = self.root.now()
-            first = self.root.get(operation_id(slot.id, 1))
-            scope = Scope(view, parent_id=slot.id, path=slot.position, replaying=first is not None)
-            value = spec.fn(self.parent._child(scope))
-            what = f"{self.branch_sub_type} {spec.name!r} of {self.name!r}"
-            outcome = _Outcome(
-                _Kind.SUCCEEDED, text=self.root.serde.dump(value, spec.result_type, what=what)
-            )
-        except BranchCancelled:
-            outcome = _Outcome(_Kind.ABANDONED)
-        except SuspendExecution as exc:
-            outcome = _Outcome(_Kind.SUSPENDED, error=exc)
-        except ExecutionCancelledError as exc:
-            outcome = _Outcome(_Kind.CANCELLED, error=exc)
-        except _FATAL as exc:
-            outcome = _Outcome(_Kind.FATAL, error=exc)
-        except Exception as exc:
-            outcome = _Outcome(_Kind.FAILED, error=exc)
-        except BaseException as exc:  # ReplayBoundary, SimulatedCrash: re-raised by run()
-            outcome = _Outcome(_Kind.FATAL, error=exc)
+        self.gates[i].check()  # decided while this branch sat in the queue
+        with self.root.lock:
+            self.begun[i] = self.root.now()
+        first = self.root.get(operation_id(slot.id, 1))
+        scope = Scope(view, parent_id=slot.id, path=slot.position, replaying=first is not None)
+        return self.make_context(scope)
+
+    def succeeded(self, i: int, value: Any) -> _Outcome:
+        """The outcome of branch ``i`` that returned ``value`` (serialized now)."""
+        spec = self.specs[i]
+        what = f"{self.branch_sub_type} {spec.name!r} of {self.name!r}"
+        return _Outcome(
+            _Kind.SUCCEEDED, text=self.root.serde.dump(value, spec.result_type, what=what)
+        )
+
+    def settle_safely(self, i: int, outcome: _Outcome) -> None:
+        """Settle branch ``i`` (never raises: a failed write is kept as the fatal error)."""
         try:
             self._settle(i, outcome)
         except BranchCancelled:
@@ -374,7 +404,7 @@ class BatchRun:
         what = f"batch {self.name!r}"
         summary = self.root.serde.load(rec.result or "null", _Summary, what=what)
         if len(summary.statuses) != len(self.specs):
-            raise self.parent._scope.diverged(
+            raise self.scope.diverged(
                 self.slot,
                 NonDeterminismError(
                     execution_id=self.journal.execution_id,
@@ -388,7 +418,7 @@ class BatchRun:
         for i, op_id in enumerate(ids):
             branch = self.root.get(op_id)
             if branch is not None and branch.name != self.specs[i].name:
-                raise self.parent._scope.diverged(
+                raise self.scope.diverged(
                     self.slot,
                     NonDeterminismError(
                         execution_id=self.journal.execution_id,

@@ -33,7 +33,7 @@ from durable_core.replay import check_name
 from durable_core.serde import check_type, return_type
 
 if TYPE_CHECKING:
-    from durable_core.context import DurableContext
+    from durable_core.replay import Scope
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
@@ -44,8 +44,8 @@ __all__ = [
     "BranchCancelled",
     "CompletionPolicy",
     "CompletionReason",
-    "run_map",
-    "run_parallel",
+    "map_op",
+    "parallel_op",
 ]
 
 T = TypeVar("T")
@@ -100,16 +100,17 @@ def _names(given: Sequence[str] | None, default: list[str], what: str) -> list[s
     return [check_name(n, f"{what} branch") for n in names]
 
 
-def run_parallel(
-    parent: DurableContext,
+def parallel_op(
+    scope: Scope,
+    make_context: Callable[[Scope], Any],
     name: str,
-    branches: Sequence[Callable[[DurableContext], T]],
+    branches: Sequence[Callable[[Any], T]],
     *,
     max_concurrency: int | None,
     completion: CompletionPolicy | None,
     branch_names: Sequence[str] | None,
-) -> BatchResult[T]:
-    """Validate, then run (or replay) ``branches`` concurrently as one batch.
+) -> BatchRun:
+    """Validate ``branches``; the batch that runs (or replays) them concurrently.
 
     Raises:
         ValidationError: bad arguments (nothing recorded).
@@ -129,29 +130,30 @@ def run_parallel(
     specs = [BranchSpec(n, fn, return_type(fn)) for n, fn in zip(names, fns, strict=True)]
     for spec, fn in zip(specs, fns, strict=True):
         check_type(spec.result_type, what=f"{what} branch {spec.name!r}", fn=fn)
-    run = BatchRun(
-        parent,
+    return BatchRun(
+        scope,
         name,
+        make_context,
         sub_type="Parallel",
         branch_sub_type="ParallelBranch",
         specs=specs,
         policy=_policy(completion, len(specs), what),
         max_concurrency=_concurrency(max_concurrency, len(specs), what),
     )
-    return run.run()
 
 
-def run_map(
-    parent: DurableContext,
+def map_op(
+    scope: Scope,
+    make_context: Callable[[Scope], Any],
     name: str,
     items: Sequence[I],
-    fn: Callable[[DurableContext, I, int], T],
+    fn: Callable[[Any, I, int], T],
     *,
     max_concurrency: int | None,
     completion: CompletionPolicy | None,
     item_name: Callable[[I, int], str] | None,
-) -> BatchResult[T]:
-    """Validate, then apply ``fn(ctx, item, index)`` to every item concurrently as one batch.
+) -> BatchRun:
+    """Validate; the batch that applies ``fn(ctx, item, index)`` to every item concurrently.
 
     An empty ``items`` gives an empty result (recorded, ALL_COMPLETED): mapping over no data
     is normal, unlike a ``parallel`` with no branches.
@@ -175,17 +177,17 @@ def run_map(
         label = item_name(item, i) if item_name is not None else f"map-item-{i}"
         check_name(label, f"{what} item")
 
-        def body(ctx: DurableContext, item: I = item, i: int = i) -> T:
+        def body(ctx: Any, item: I = item, i: int = i) -> T:
             return fn(ctx, item, i)
 
         specs.append(BranchSpec(label, body, type_))
-    run = BatchRun(
-        parent,
+    return BatchRun(
+        scope,
         name,
+        make_context,
         sub_type="Map",
         branch_sub_type="MapIteration",
         specs=specs,
         policy=_policy(completion, len(specs), what),
         max_concurrency=_concurrency(max_concurrency, len(specs), what),
     )
-    return run.run()

@@ -35,11 +35,12 @@ from durable_core.journal import (
     OperationStatus,
     OperationType,
 )
+from durable_core.operations._core import InstantOp
 from durable_core.replay import recorded_stop
 from durable_core.serde import check_type
 
 if TYPE_CHECKING:
-    from durable_core.replay import Journal, Scope
+    from durable_core.replay import Journal, Scope, Slot
 
 T = TypeVar("T")
 
@@ -134,44 +135,57 @@ def _next_deadline(op: Operation) -> datetime | None:
     return min(times) if times else None
 
 
-def create_callback(
-    scope: Scope,
-    name: str,
-    *,
-    timeout: timedelta | None,
-    heartbeat_timeout: timedelta | None,
-    result_type: Any,
-    privileged: bool = False,
-) -> Callback[Any]:
-    """Create (or replay the creation of) a callback and return its handle.
+class CallbackOp(InstantOp[Callback[Any]]):
+    """``ctx.create_callback``: create (or replay the creation of) a callback; its handle.
 
     Raises:
         SerializationError: ``result_type`` cannot be read from JSON (nothing recorded, no
             token minted: the external system must not act on a payload we cannot read).
     """
-    check_type(result_type, what=f"callback {name!r}")
-    journal = scope.journal
-    slot = scope.begin(OperationType.CALLBACK, name, "Callback")
-    if slot.recorded is None:
+
+    op_type = OperationType.CALLBACK
+
+    def __init__(
+        self,
+        scope: Scope,
+        name: str,
+        *,
+        timeout: timedelta | None,
+        heartbeat_timeout: timedelta | None,
+        result_type: Any,
+        privileged: bool = False,
+    ) -> None:
+        check_type(result_type, what=f"callback {name!r}")
+        super().__init__(scope, name, "Callback")
+        self.timeout = timeout
+        self.heartbeat_timeout = heartbeat_timeout
+        self.result_type = result_type
+        self.privileged = privileged
+
+    def finished(self, rec: Operation) -> bool:
+        return True  # created: the handle is all this operation gives (result() waits)
+
+    def replay(self, rec: Operation) -> Callback[Any]:
+        return Callback(self.journal, rec.id, self.name, self.result_type)
+
+    def settle(self, slot: Slot) -> Callback[Any]:
+        journal = self.journal
         now = journal.now()
+        timeout, heartbeat = self.timeout, self.heartbeat_timeout
         journal.checkpoint(
             Operation(
                 id=slot.id,
                 parent_id=slot.parent_id,
                 type=OperationType.CALLBACK,
                 sub_type="Callback",
-                name=name,
+                name=self.name,
                 status=OperationStatus.STARTED,
                 started_at=now,
                 callback_id=new_token(),
                 timeout_at=now + timeout if timeout is not None else None,
-                heartbeat_timeout_s=heartbeat_timeout.total_seconds()
-                if heartbeat_timeout
-                else None,
-                heartbeat_deadline=now + heartbeat_timeout if heartbeat_timeout else None,
-                privileged=True if privileged else None,
+                heartbeat_timeout_s=heartbeat.total_seconds() if heartbeat else None,
+                heartbeat_deadline=now + heartbeat if heartbeat else None,
+                privileged=True if self.privileged else None,
             )
         )
-    else:
-        scope.after_replayed()
-    return Callback(journal, slot.id, name, result_type)
+        return Callback(journal, slot.id, self.name, self.result_type)

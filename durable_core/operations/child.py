@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from durable_core.errors import ChildContextError, ExecutionCancelledError
 from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType
+from durable_core.operations._core import Call, DurableOp, Plan
 from durable_core.replay import Scope, operation_id, stop_info
 
 if TYPE_CHECKING:
-    from durable_core.context import DurableContext
+    from durable_core.replay import Slot
 
 T = TypeVar("T")
 
@@ -31,62 +32,71 @@ def child_error(op: Operation) -> ChildContextError:
     )
 
 
-def run_child(
-    parent: DurableContext,
-    name: str,
-    fn: Callable[[DurableContext], T],
-    *,
-    sub_type: str = "RunInChildContext",
-    result_type: Any = None,
-) -> T:
-    """Run (or replay) ``fn`` in a child scope and checkpoint its result as one value."""
-    from durable_core.serde import check_type, return_type
+class ChildOp(DurableOp[T]):
+    """``ctx.run_in_child_context``: run (or replay) ``fn`` in a child scope; its result is
+    checkpointed as one value. ``make_context`` makes the context ``fn`` receives for the
+    child scope (a DurableContext, or an AsyncDurableContext for an async body)."""
 
-    scope = parent._scope
-    journal = scope.journal
-    type_ = result_type if result_type is not None else return_type(fn)
-    what = f"child context {name!r}"
-    check_type(type_, what=what, fn=None if result_type is not None else fn)  # before the body
-    slot = scope.begin(OperationType.CONTEXT, name, sub_type)
-    rec = slot.recorded
-    if rec is not None and rec.status is OperationStatus.SUCCEEDED:
-        scope.after_replayed()
-        return journal.serde.load(rec.result or "null", type_, what=what)  # type: ignore[no-any-return]
-    if rec is not None and rec.status is OperationStatus.FAILED:
-        scope.after_replayed()
+    op_type = OperationType.CONTEXT
+
+    def __init__(
+        self,
+        scope: Scope,
+        name: str,
+        fn: Callable[[Any], T],
+        make_context: Callable[[Scope], Any],
+        *,
+        sub_type: str = "RunInChildContext",
+        result_type: Any = None,
+    ) -> None:
+        from durable_core.serde import check_type, return_type
+
+        super().__init__(scope, name, sub_type)
+        self.what = f"child context {name!r}"
+        self.result_type = result_type if result_type is not None else return_type(fn)
+        check_type(self.result_type, what=self.what, fn=None if result_type is not None else fn)
+        self.fn = fn
+        self.make_context = make_context
+
+    def replay(self, rec: Operation) -> T:
+        if rec.status is OperationStatus.SUCCEEDED:
+            return self.journal.serde.load(rec.result or "null", self.result_type, what=self.what)  # type: ignore[no-any-return]
         raise child_error(rec)
-    started = journal.now()
-    child = parent._child(
-        Scope(
-            journal,
-            parent_id=slot.id,
-            path=slot.position,
-            replaying=journal.get(operation_id(slot.id, 1)) is not None,
-        )
-    )
 
-    def record(status: OperationStatus, **fields: Any) -> Operation:
-        return Operation(
-            id=slot.id,
-            parent_id=slot.parent_id,
-            type=OperationType.CONTEXT,
-            sub_type=sub_type,
-            name=name,
-            status=status,
-            started_at=started,
-            ended_at=journal.now(),
-            **fields,
+    def execute(self, slot: Slot) -> Plan[T]:
+        journal, what, type_ = self.journal, self.what, self.result_type
+        started = journal.now()
+        child = self.make_context(
+            Scope(
+                journal,
+                parent_id=slot.id,
+                path=slot.position,
+                replaying=journal.get(operation_id(slot.id, 1)) is not None,
+            )
         )
 
-    try:
-        value = fn(child)
-    except ExecutionCancelledError as exc:
-        journal.checkpoint(record(OperationStatus.FAILED, error=stop_info(exc)))
-        raise
-    except Exception as exc:
-        op = record(OperationStatus.FAILED, error=ErrorInfo.from_exception(exc))
-        journal.checkpoint(op)
-        raise child_error(op) from exc
-    text = journal.serde.dump(value, type_, what=what)
-    journal.checkpoint(record(OperationStatus.SUCCEEDED, result=text))
-    return journal.serde.load(text, type_, what=what)  # type: ignore[no-any-return]
+        def record(status: OperationStatus, **fields: Any) -> Operation:
+            return Operation(
+                id=slot.id,
+                parent_id=slot.parent_id,
+                type=OperationType.CONTEXT,
+                sub_type=self.sub_type,
+                name=self.name,
+                status=status,
+                started_at=started,
+                ended_at=journal.now(),
+                **fields,
+            )
+
+        try:
+            value = yield Call(self.fn, (child,), what)
+        except ExecutionCancelledError as exc:
+            journal.checkpoint(record(OperationStatus.FAILED, error=stop_info(exc)))
+            raise
+        except Exception as exc:
+            op = record(OperationStatus.FAILED, error=ErrorInfo.from_exception(exc))
+            journal.checkpoint(op)
+            raise child_error(op) from exc
+        text = journal.serde.dump(value, type_, what=what)
+        journal.checkpoint(record(OperationStatus.SUCCEEDED, result=text))
+        return journal.serde.load(text, type_, what=what)  # type: ignore[no-any-return]

@@ -46,11 +46,12 @@ from durable_core.journal import (
     OperationType,
     StopKind,
 )
+from durable_core.operations._core import InstantOp
 from durable_core.replay import check_name
 from durable_core.serde import check_type
 
 if TYPE_CHECKING:
-    from durable_core.context import DurableContext
+    from durable_core.replay import Journal, Scope, Slot
     from durable_core.stores.base import Store
 
 T = TypeVar("T")
@@ -125,81 +126,97 @@ def invoke_error(op: Operation, function: str) -> InvokeError:
     )
 
 
-def run_invoke(
-    parent: DurableContext,
-    function: DurableFunction[Any, T] | str,
-    payload: Any,
-    *,
-    name: str | None,
-    result_type: Any,
-) -> T:
-    """Start (or replay) a child execution of ``function`` and return its result.
+class InvokeOp(InstantOp[T]):
+    """``ctx.invoke``: start (or replay) a child execution of ``function``; its result.
 
     Raises:
         FunctionNotFoundError: ``function`` is a name no runtime knows (nothing recorded).
         ValidationError: ``function`` is not a durable function (nothing recorded).
         InvokeError: the child execution failed or was cancelled (the same on replay).
     """
-    scope = parent._scope
-    journal = scope.journal
-    services = cast("_Services | None", journal.services)
-    try:
-        fn = _resolve(services, function)
-    except FunctionNotFoundError as e:  # a worker without it parks the execution
-        raise journal.park(e) from None
-    op_name = check_name(name if name is not None else fn.name, "invoke")
-    type_ = result_type if result_type is not None else fn.result_type
-    what = f"invoke {op_name!r}"
-    check_type(type_, what=what)  # fn's own types were checked when it was made
-    serde, about = journal.serde, f"payload of {what}"
-    # Validated against the child's input type now, so a bad payload records nothing.
-    event = serde.load(serde.dump(payload, Any, what=about), fn.input_type, what=about)
-    text = serde.dump(event, fn.input_type, what=about)
 
-    waiting = journal.get(scope.peek_id())
-    try:
-        slot = scope.begin(OperationType.CHAINED_INVOKE, op_name, SUB_TYPE)
-    except ExecutionCancelledError as exc:
-        if waiting is not None and waiting.child_execution_id and not waiting.status.is_terminal:
-            _stop_child(_need(services), waiting.child_execution_id, exc, journal.execution_id)
-        raise
-    rec = slot.recorded
-    if rec is not None and rec.status is OperationStatus.SUCCEEDED:
-        scope.after_replayed()
-        return journal.serde.load(rec.result or "null", type_, what=what)  # type: ignore[no-any-return]
-    if rec is not None and rec.status.is_terminal:
-        scope.after_replayed()
-        raise invoke_error(rec, fn.name)
-    if rec is None:
-        rec = Operation(
-            id=slot.id,
-            parent_id=slot.parent_id,
-            type=OperationType.CHAINED_INVOKE,
-            sub_type=SUB_TYPE,
-            name=op_name,
-            status=OperationStatus.STARTED,
-            payload=text,
-            started_at=journal.now(),
-            child_execution_id=child_execution_id(journal.execution_id, slot.id),
+    op_type = OperationType.CHAINED_INVOKE
+
+    def __init__(
+        self,
+        scope: Scope,
+        function: DurableFunction[Any, T] | str,
+        payload: Any,
+        *,
+        name: str | None,
+        result_type: Any,
+    ) -> None:
+        journal = scope.journal
+        self.services = cast("_Services | None", journal.services)
+        try:
+            fn = self.fn = _resolve(self.services, function)
+        except FunctionNotFoundError as e:  # a worker without it parks the execution
+            raise journal.park(e) from None
+        super().__init__(
+            scope, check_name(name if name is not None else fn.name, "invoke"), SUB_TYPE
         )
-        journal.checkpoint(rec)  # recorded before the child exists: never two children
-    child_id = rec.child_execution_id
-    assert child_id is not None
-    services = _need(services)
-    child = services.start(
-        fn, event, execution_id=child_id, parent_execution_id=journal.execution_id
-    )
-    if not child.status.is_terminal:
-        child = services.store.get_execution(child_id)
-    if not child.status.is_terminal:
-        raise SuspendExecution(f"invoke {op_name!r}: waiting for execution {child_id!r}")
-    return _finish(parent, rec, child, fn.name, type_)  # type: ignore[no-any-return]
+        self.type_ = result_type if result_type is not None else fn.result_type
+        self.what = f"invoke {self.name!r}"
+        check_type(self.type_, what=self.what)  # fn's own types were checked when it was made
+        serde, about = journal.serde, f"payload of {self.what}"
+        # Validated against the child's input type now, so a bad payload records nothing.
+        self.event = serde.load(serde.dump(payload, Any, what=about), fn.input_type, what=about)
+        self.text = serde.dump(self.event, fn.input_type, what=about)
+
+    def begin(self) -> Slot:
+        journal = self.journal
+        waiting = journal.get(self.scope.peek_id())
+        try:
+            return super().begin()
+        except ExecutionCancelledError as exc:
+            if (
+                waiting is not None
+                and waiting.child_execution_id
+                and not waiting.status.is_terminal
+            ):
+                _stop_child(
+                    _need(self.services), waiting.child_execution_id, exc, journal.execution_id
+                )
+            raise
+
+    def finished(self, rec: Operation) -> bool:
+        return rec.status.is_terminal
+
+    def replay(self, rec: Operation) -> T:
+        if rec.status is OperationStatus.SUCCEEDED:
+            return self.journal.serde.load(rec.result or "null", self.type_, what=self.what)  # type: ignore[no-any-return]
+        raise invoke_error(rec, self.fn.name)
+
+    def settle(self, slot: Slot) -> T:
+        journal = self.journal
+        rec = slot.recorded
+        if rec is None:
+            rec = Operation(
+                id=slot.id,
+                parent_id=slot.parent_id,
+                type=OperationType.CHAINED_INVOKE,
+                sub_type=SUB_TYPE,
+                name=self.name,
+                status=OperationStatus.STARTED,
+                payload=self.text,
+                started_at=journal.now(),
+                child_execution_id=child_execution_id(journal.execution_id, slot.id),
+            )
+            journal.checkpoint(rec)  # recorded before the child exists: never two children
+        child_id = rec.child_execution_id
+        assert child_id is not None
+        services = _need(self.services)
+        child = services.start(
+            self.fn, self.event, execution_id=child_id, parent_execution_id=journal.execution_id
+        )
+        if not child.status.is_terminal:
+            child = services.store.get_execution(child_id)
+        if not child.status.is_terminal:
+            raise SuspendExecution(f"invoke {self.name!r}: waiting for execution {child_id!r}")
+        return _finish(journal, rec, child, self.fn.name, self.type_)  # type: ignore[no-any-return]
 
 
-def _finish(
-    parent: DurableContext, rec: Operation, child: Execution, function: str, type_: Any
-) -> Any:
-    journal = parent._scope.journal
+def _finish(journal: Journal, rec: Operation, child: Execution, function: str, type_: Any) -> Any:
     now = journal.now()
     what = f"invoke {rec.name!r}"
     if child.status is ExecutionStatus.SUCCEEDED:

@@ -36,7 +36,7 @@ from durable_core.errors import (
 )
 from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.logging import ReplayAwareLogger
-from durable_core.operations._attempt import run_attempt
+from durable_core.operations._core import Call, DurableOp, Plan, Sleep
 from durable_core.retry import StepConfig, StepSemantics
 from durable_core.serde import check_type, return_type
 
@@ -77,76 +77,95 @@ def failed_error(op: Operation, execution_id: str) -> StepFailedError:
     )
 
 
-def run_step(
-    scope: Scope,
-    logger: ReplayAwareLogger,
-    name: str,
-    fn: Callable[[StepContext], T],
-    config: StepConfig,
-    *,
-    sub_type: str = "Step",
-) -> T:
-    """Run (or replay) one step; see the module docstring for the rules."""
-    journal = scope.journal
-    what = f"step {name!r}"
-    type_ = config.result_type if config.result_type is not None else return_type(fn)
-    check_type(type_, what=what, fn=None if config.result_type is not None else fn)
-    slot = scope.begin(OperationType.STEP, name, sub_type)
-    rec = slot.recorded
-    if rec is not None and rec.status is OperationStatus.SUCCEEDED:
-        scope.after_replayed()
-        return journal.serde.load(rec.result or "null", type_, what=what)  # type: ignore[no-any-return]
-    if rec is not None and rec.status is OperationStatus.FAILED:
-        scope.after_replayed()
-        raise failed_error(rec, journal.execution_id)
+class StepOp(DurableOp[T]):
+    """``ctx.step``: see the module docstring for the rules."""
 
-    run = _StepRun(journal, slot, name, sub_type, config)
-    attempt = 1
-    if rec is not None and rec.status is OperationStatus.PENDING:
-        due = rec.next_attempt_at
-        if due is not None and journal.now() < due:
-            raise SuspendExecution(
-                f"retry of step {name!r} (attempt {rec.attempt + 1})", wake_at=due
-            )
-        attempt = rec.attempt + 1
-    elif rec is not None and rec.status is OperationStatus.STARTED:
-        attempt = rec.attempt
-        if config.semantics is StepSemantics.AT_MOST_ONCE_PER_RETRY:
-            interrupted = StepInterruptedError(
-                f"attempt {attempt} of at-most-once step {name!r} was interrupted before it "
-                "finished; its effect is unknown, so it is not re-run blindly"
-            )
-            attempt = run.after_failure(attempt, interrupted)
-    crash_looping = journal.take_recovery_limit()
-    if crash_looping is not None:  # this step was running each time the worker died
-        raise run.fail(attempt, crash_looping) from None
+    op_type = OperationType.STEP
 
-    while True:
-        if config.semantics is StepSemantics.AT_MOST_ONCE_PER_RETRY:
-            journal.checkpoint(run.record(OperationStatus.STARTED, attempt))
-        ctx = StepContext(
-            execution_id=journal.execution_id,
-            operation_id=slot.id,
-            name=name,
-            attempt=attempt,
-            idempotency_key=f"{journal.execution_id}:{slot.id}",
-            logger=logger.bind(operation=name, attempt=attempt),
+    def __init__(
+        self,
+        scope: Scope,
+        logger: ReplayAwareLogger,
+        name: str,
+        fn: Callable[[StepContext], T],
+        config: StepConfig,
+        *,
+        sub_type: str = "Step",
+    ) -> None:
+        super().__init__(scope, name, sub_type)
+        self.what = f"step {name!r}"
+        self.result_type = config.result_type if config.result_type is not None else return_type(fn)
+        check_type(
+            self.result_type, what=self.what, fn=None if config.result_type is not None else fn
         )
-        try:
-            value = run_attempt(fn, ctx, timeout=config.timeout, step=name, attempt=attempt)
-        except Exception as exc:
-            attempt = run.after_failure(attempt, exc)
-            continue
-        try:
-            text = journal.serde.dump(value, type_, what=what)
-            result = journal.serde.load(text, type_, what=what)
-        except SerializationError as exc:
-            # Retrying cannot make the value serializable: fail for good, naming the step.
-            raise run.fail(attempt, exc) from exc
-        journal.checkpoint(
-            run.record(OperationStatus.SUCCEEDED, attempt, result=text, ended_at=journal.now())
-        )
-        return result  # type: ignore[no-any-return]
+        self.logger = logger
+        self.fn = fn
+        self.config = config
+
+    def replay(self, rec: Operation) -> T:
+        if rec.status is OperationStatus.SUCCEEDED:
+            return self.journal.serde.load(rec.result or "null", self.result_type, what=self.what)  # type: ignore[no-any-return]
+        raise failed_error(rec, self.journal.execution_id)
+
+    def execute(self, slot: Slot) -> Plan[T]:
+        journal, name, config = self.journal, self.name, self.config
+        rec = slot.recorded
+        run = _StepRun(journal, slot, name, self.sub_type, config)
+        attempt = 1
+        if rec is not None and rec.status is OperationStatus.PENDING:
+            due = rec.next_attempt_at
+            if due is not None and journal.now() < due:
+                raise SuspendExecution(
+                    f"retry of step {name!r} (attempt {rec.attempt + 1})", wake_at=due
+                )
+            attempt = rec.attempt + 1
+        elif rec is not None and rec.status is OperationStatus.STARTED:
+            attempt = rec.attempt
+            if config.semantics is StepSemantics.AT_MOST_ONCE_PER_RETRY:
+                interrupted = StepInterruptedError(
+                    f"attempt {attempt} of at-most-once step {name!r} was interrupted before "
+                    "it finished; its effect is unknown, so it is not re-run blindly"
+                )
+                attempt = yield from run.retry(attempt, interrupted)
+        crash_looping = journal.take_recovery_limit()
+        if crash_looping is not None:  # this step was running each time the worker died
+            raise run.fail(attempt, crash_looping) from None
+
+        while True:
+            if config.semantics is StepSemantics.AT_MOST_ONCE_PER_RETRY:
+                journal.checkpoint(run.record(OperationStatus.STARTED, attempt))
+            ctx = StepContext(
+                execution_id=journal.execution_id,
+                operation_id=slot.id,
+                name=name,
+                attempt=attempt,
+                idempotency_key=f"{journal.execution_id}:{slot.id}",
+                logger=self.logger.bind(operation=name, attempt=attempt),
+            )
+            try:
+                value = yield Call(
+                    self.fn,
+                    (ctx,),
+                    self.what,
+                    offload=True,
+                    timeout=config.timeout,
+                    step=name,
+                    attempt=attempt,
+                )
+            except Exception as exc:
+                attempt = yield from run.retry(attempt, exc)
+                continue
+            type_ = self.result_type
+            try:
+                text = journal.serde.dump(value, type_, what=self.what)
+                result = journal.serde.load(text, type_, what=self.what)
+            except SerializationError as exc:
+                # Retrying cannot make the value serializable: fail for good, naming the step.
+                raise run.fail(attempt, exc) from exc
+            journal.checkpoint(
+                run.record(OperationStatus.SUCCEEDED, attempt, result=text, ended_at=journal.now())
+            )
+            return result  # type: ignore[no-any-return]
 
 
 class _StepRun:
@@ -187,8 +206,12 @@ class _StepRun:
         self.journal.checkpoint(op)
         return failed_error(op, self.journal.execution_id)
 
-    def after_failure(self, attempt: int, exc: BaseException) -> int:
-        """Record a failed attempt; return the next attempt number, suspend, or raise."""
+    def retry(self, attempt: int, exc: BaseException) -> Plan[int]:
+        """Record a failed attempt; return the next attempt number, suspend, or raise.
+
+        A short delay is slept inline (a :class:`Sleep` effect); a stop that arrived
+        meanwhile ends the retries there.
+        """
         journal = self.journal
         now = journal.now()
         delay = self.config.retry.next_delay(
@@ -208,6 +231,6 @@ class _StepRun:
             raise SuspendExecution(
                 f"retry of step {self.name!r} (attempt {attempt + 1})", wake_at=due
             )
-        journal.clock.sleep(delay)
+        yield Sleep(journal.clock, delay)
         journal.stop_at(pending)  # a stop that arrived meanwhile ends the retries here
         return attempt + 1

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 
 from durable_core.errors import InvalidDurationError, SuspendExecution
 from durable_core.journal import Operation, OperationStatus, OperationType
+from durable_core.operations._core import InstantOp
 
 if TYPE_CHECKING:
-    from durable_core.replay import Scope
+    from durable_core.replay import Scope, Slot
 
 MIN_WAIT = timedelta(seconds=1)
 MAX_WAIT = timedelta(days=365)
@@ -46,28 +47,38 @@ def check_duration(
     return value
 
 
-def run_wait(scope: Scope, name: str, duration: timedelta) -> None:
-    """Start (or replay) a durable timer and suspend until it has elapsed."""
-    journal = scope.journal
-    slot = scope.begin(OperationType.WAIT, name, "Wait")
-    rec = slot.recorded
-    if rec is not None and rec.status is OperationStatus.SUCCEEDED:
-        scope.after_replayed()
-        return
-    now = journal.now()
-    if rec is None:
-        rec = Operation(
-            id=slot.id,
-            parent_id=slot.parent_id,
-            type=OperationType.WAIT,
-            sub_type="Wait",
-            name=name,
-            status=OperationStatus.STARTED,
-            started_at=now,
-            scheduled_end=now + duration,
-        )
-        journal.checkpoint(rec)
-    end = rec.scheduled_end or now
-    if now < end:
-        raise SuspendExecution(f"timer {name!r} until {end.isoformat()}", wake_at=end)
-    journal.checkpoint(rec.evolve(status=OperationStatus.SUCCEEDED, ended_at=now))
+class WaitOp(InstantOp[None]):
+    """``ctx.wait``: start (or replay) a durable timer and suspend until it has elapsed."""
+
+    op_type = OperationType.WAIT
+
+    def __init__(self, scope: Scope, name: str, duration: timedelta) -> None:
+        super().__init__(scope, name, "Wait")
+        self.duration = duration
+
+    def finished(self, rec: Operation) -> bool:
+        return rec.status is OperationStatus.SUCCEEDED
+
+    def replay(self, rec: Operation) -> None:
+        return None
+
+    def settle(self, slot: Slot) -> None:
+        journal, name = self.journal, self.name
+        rec = slot.recorded
+        now = journal.now()
+        if rec is None:
+            rec = Operation(
+                id=slot.id,
+                parent_id=slot.parent_id,
+                type=OperationType.WAIT,
+                sub_type="Wait",
+                name=name,
+                status=OperationStatus.STARTED,
+                started_at=now,
+                scheduled_end=now + self.duration,
+            )
+            journal.checkpoint(rec)
+        end = rec.scheduled_end or now
+        if now < end:
+            raise SuspendExecution(f"timer {name!r} until {end.isoformat()}", wake_at=end)
+        journal.checkpoint(rec.evolve(status=OperationStatus.SUCCEEDED, ended_at=now))

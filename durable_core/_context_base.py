@@ -1,0 +1,313 @@
+"""What both contexts share: argument checks, and the operation each call builds.
+
+:class:`~durable_core.context.DurableContext` and
+:class:`~durable_core.async_context.AsyncDurableContext` are thin surfaces over this base:
+each of their methods builds the operation here (a bad call raises at once and records
+nothing) and hands it to its driver (:func:`~durable_core.operations._core.run_sync` or
+``await`` :func:`~durable_core.operations._core.run_async`). The checks, names, ids and
+records are therefore the same for both.
+
+Invariants:
+- A sync context refuses an ``async def`` body (it could not await it) with a message
+  saying to make the durable function ``async def``; an async context accepts sync and
+  async bodies (sync step bodies run on a thread).
+- ``now``/``random``/``uuid4`` are steps (names ``now``, ``random``, ``uuid4`` unless
+  given): the value is made once, recorded, and the same on every replay.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import random as _random
+import uuid as _uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+
+import tenacity
+
+from durable_core.errors import ValidationError
+from durable_core.logging import ReplayAwareLogger
+from durable_core.operations._batch_run import BatchRun
+from durable_core.operations.batch import map_op, parallel_op
+from durable_core.operations.callback import CallbackOp
+from durable_core.operations.child import ChildOp
+from durable_core.operations.condition import ConditionOp
+from durable_core.operations.invoke import InvokeOp
+from durable_core.operations.step import StepContext, StepOp
+from durable_core.operations.wait import WaitOp, check_duration
+from durable_core.replay import MAX_NAME_LENGTH, Journal, Scope, check_name
+from durable_core.retry import StepConfig
+
+if TYPE_CHECKING:
+    from tenacity.wait import WaitBaseT
+
+    from durable_core.function import DurableFunction
+    from durable_core.operations.batch import CompletionPolicy
+
+T = TypeVar("T")
+S = TypeVar("S")
+I = TypeVar("I")  # noqa: E741 - conventional name for an item type
+
+_DEFAULT_STEP = StepConfig()
+SUBMIT_SUFFIX = "-submit"
+"""Suffix of the submit step's name in ``wait_for_callback``."""
+
+
+class ContextBase:
+    """State and operation builders shared by the sync and the async context."""
+
+    is_async: ClassVar[bool] = False
+    """True for the async surface (its bodies may be ``async def``)."""
+
+    def __init__(self, journal: Journal, scope: Scope) -> None:
+        self._journal = journal
+        self._scope = scope
+        self.logger = ReplayAwareLogger.for_execution(journal.execution_id, self._is_replaying)
+        """A structlog logger bound to the execution; silent while replaying."""
+
+    @classmethod
+    def for_scope(cls, scope: Scope) -> Self:
+        """A context of this kind for ``scope`` (a child context's or a branch's)."""
+        return cls(scope.journal, scope)
+
+    def _is_replaying(self) -> bool:
+        return self._scope.replaying
+
+    @property
+    def execution_id(self) -> str:
+        """The id of the running execution."""
+        return self._journal.execution_id
+
+    @property
+    def is_replaying(self) -> bool:
+        """True while the code is re-running operations whose results are recorded."""
+        return self._scope.replaying
+
+    # --- builders (checked; nothing recorded for a bad call) -------------------------------
+
+    def _body(self, fn: object, what: str) -> None:
+        if not callable(fn):
+            raise ValidationError(f"{what}: expected a callable, got {type(fn).__name__}")
+        if not self.is_async and inspect.iscoroutinefunction(fn):
+            raise ValidationError(
+                f"{what}: {getattr(fn, '__qualname__', fn)!r} is an async function, and a sync "
+                "durable function cannot await it. Declare the durable function `async def` "
+                "(it receives an AsyncDurableContext and awaits its operations), or make "
+                "this function sync."
+            )
+
+    def _step(
+        self, name: str, fn: Callable[[StepContext], T], config: StepConfig | None
+    ) -> StepOp[T]:
+        check_name(name, "step")
+        self._body(fn, f"step {name!r}")
+        return StepOp(self._scope, self.logger, name, fn, config or _DEFAULT_STEP)
+
+    def _value(self, name: str, make: Callable[[], T], type_: Any) -> StepOp[T]:
+        check_name(name, "step")
+        return StepOp(
+            self._scope, self.logger, name, lambda _sc: make(), StepConfig(result_type=type_)
+        )
+
+    def _now(self, name: str) -> StepOp[datetime]:
+        return self._value(name, lambda: self._journal.now().astimezone(UTC), datetime)
+
+    def _random(self, name: str) -> StepOp[float]:
+        return self._value(name, _random.SystemRandom().random, float)
+
+    def _uuid4(self, name: str) -> StepOp[_uuid.UUID]:
+        return self._value(name, _uuid.uuid4, _uuid.UUID)
+
+    def _wait(self, name: str, duration: timedelta | float) -> WaitOp:
+        check_name(name, "wait")
+        return WaitOp(self._scope, name, check_duration(duration, f"wait {name!r}"))
+
+    def _callback(
+        self,
+        name: str,
+        *,
+        timeout: timedelta | float | None,
+        heartbeat_timeout: timedelta | float | None,
+        result_type: Any,
+        privileged: bool,
+    ) -> CallbackOp:
+        check_name(name, "callback")
+        if not isinstance(privileged, bool):
+            raise ValidationError(f"callback {name!r}: privileged must be a bool")
+        if privileged and heartbeat_timeout is not None:
+            raise ValidationError(
+                f"callback {name!r}: a privileged callback cannot have a heartbeat timeout; "
+                "heartbeats come through the generic callback paths, which refuse it"
+            )
+        return CallbackOp(
+            self._scope,
+            name,
+            timeout=_opt_duration(timeout, f"callback {name!r} timeout"),
+            heartbeat_timeout=_opt_duration(heartbeat_timeout, f"callback {name!r} heartbeat"),
+            result_type=result_type,
+            privileged=privileged,
+        )
+
+    def _wait_for_callback(
+        self,
+        name: str,
+        submitter: Callable[..., object],
+        *,
+        timeout: timedelta | float | None,
+        heartbeat_timeout: timedelta | float | None,
+        result_type: Any,
+        body: Callable[[Any, CallbackOp, str, Callable[[str], Callable[[StepContext], Any]]], Any],
+    ) -> ChildOp[Any]:
+        """A child context named ``name`` holding the callback and the submit step.
+
+        ``body(child_ctx, callback_op, submit_name, submit_for)`` is the surface's way to run
+        them: create the callback, run ``submit_for(token)`` (the submitter with the token,
+        its value dropped) as the step ``submit_name``, return the callback's result.
+        """
+        check_name(name, "callback")
+        if len(name) > MAX_NAME_LENGTH - len(SUBMIT_SUFFIX):
+            raise ValidationError(
+                f"callback name {name[:40]!r}... must be at most "
+                f"{MAX_NAME_LENGTH - len(SUBMIT_SUFFIX)} characters for wait_for_callback (its "
+                f"submit step is named {SUBMIT_SUFFIX!r} after it, at most {MAX_NAME_LENGTH} "
+                "characters)"
+            )
+        self._body(submitter, f"wait_for_callback {name!r} submitter")
+        t = _opt_duration(timeout, f"callback {name!r} timeout")
+        hb = _opt_duration(heartbeat_timeout, f"callback {name!r} heartbeat")
+
+        def run(child: ContextBase) -> Any:
+            cb = CallbackOp(
+                child._scope, name, timeout=t, heartbeat_timeout=hb, result_type=result_type
+            )
+            return body(
+                child, cb, f"{name}{SUBMIT_SUFFIX}", functools.partial(_submit_body, submitter)
+            )
+
+        return ChildOp(
+            self._scope,
+            name,
+            run,
+            self.for_scope,
+            sub_type="WaitForCallback",
+            result_type=result_type,
+        )
+
+    def _condition(
+        self,
+        name: str,
+        check: Callable[..., Any],
+        *,
+        initial_state: S,
+        done: Callable[[S], bool],
+        wait: WaitBaseT | None,
+        timeout: timedelta | float,
+        state_type: Any,
+    ) -> ConditionOp[S]:
+        check_name(name, "condition")
+        self._body(check, f"condition {name!r} check")
+        if not callable(done):
+            raise ValidationError(
+                f"condition {name!r} done: expected a callable, got {type(done).__name__}"
+            )
+        return ConditionOp(
+            self._scope,
+            self.logger,
+            name,
+            check,
+            initial_state=initial_state,
+            done=done,
+            wait=wait or tenacity.wait_exponential(multiplier=5, exp_base=1.5, max=300),
+            timeout=check_duration(timeout, f"condition {name!r} timeout"),
+            state_type=state_type,
+        )
+
+    def _child_context(self, name: str, fn: Callable[..., Any], result_type: Any) -> ChildOp[Any]:
+        check_name(name, "child context")
+        self._body(fn, f"child context {name!r}")
+        return ChildOp(self._scope, name, fn, self.for_scope, result_type=result_type)
+
+    def _parallel(
+        self,
+        branches: Sequence[Callable[..., Any]],
+        *,
+        name: str,
+        max_concurrency: int | None,
+        completion: CompletionPolicy | None,
+        branch_names: Sequence[str] | None,
+    ) -> BatchRun:
+        check_name(name, "parallel")
+        if not self.is_async and not isinstance(branches, str | bytes):
+            for i, fn in enumerate(branches if isinstance(branches, Sequence) else ()):
+                if callable(fn):
+                    self._body(fn, f"parallel {name!r} branch {i}")
+        return parallel_op(
+            self._scope,
+            self.for_scope,
+            name,
+            branches,
+            max_concurrency=max_concurrency,
+            completion=completion,
+            branch_names=branch_names,
+        )
+
+    def _map(
+        self,
+        items: Sequence[Any],
+        fn: Callable[..., Any],
+        *,
+        name: str,
+        max_concurrency: int | None,
+        completion: CompletionPolicy | None,
+        item_name: Callable[[Any, int], str] | None,
+    ) -> BatchRun:
+        check_name(name, "map")
+        if callable(fn):
+            self._body(fn, f"map {name!r}")
+        return map_op(
+            self._scope,
+            self.for_scope,
+            name,
+            items,
+            fn,
+            max_concurrency=max_concurrency,
+            completion=completion,
+            item_name=item_name,
+        )
+
+    def _invoke(
+        self,
+        function: DurableFunction[Any, Any] | str,
+        payload: Any,
+        name: str | None,
+        result_type: Any,
+    ) -> InvokeOp[Any]:
+        return InvokeOp(self._scope, function, payload, name=name, result_type=result_type)
+
+
+def _submit_body(submitter: Callable[..., object], token: str) -> Callable[[StepContext], Any]:
+    """``submitter(token, sc)`` as a step body whose value is dropped (async if it is)."""
+    if inspect.iscoroutinefunction(submitter):
+
+        async def submit_async(sc: StepContext) -> None:
+            await submitter(token, sc)
+
+        return submit_async
+
+    def submit(sc: StepContext) -> Any:
+        value = submitter(token, sc)
+        return _dropped(value) if inspect.isawaitable(value) else None
+
+    return submit
+
+
+async def _dropped(value: Awaitable[object]) -> None:
+    await value
+
+
+def _opt_duration(value: timedelta | float | None, what: str) -> timedelta | None:
+    if value is None:
+        return None
+    return check_duration(value, what)
