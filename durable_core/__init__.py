@@ -1,11 +1,15 @@
 """durable_core: write crash-proof workflows as plain Python functions.
 
-A durable function takes a :class:`DurableContext` and an event. Every operation on the
-context (step, wait, callback, condition, child context, parallel, map, invoke) is
-checkpointed; when the function resumes it runs again from the top and completed
-operations return their recorded results.
+A durable function takes a :class:`DurableContext` and an event (an ``async def`` one an
+:class:`AsyncDurableContext`, whose operations it awaits). Every operation on the context
+(step, wait, callback, condition, child context, parallel, map, invoke) is checkpointed;
+when the function resumes it runs again from the top and completed operations return their
+recorded results.
 """
 
+from durable_core.async_context import AsyncCallback, AsyncDurableContext
+from durable_core.async_runtime import AsyncRuntime
+from durable_core.async_worker import AsyncWorker
 from durable_core.clock import Clock, SystemClock
 from durable_core.context import DurableContext
 from durable_core.errors import (
@@ -73,6 +77,10 @@ from durable_core.stores.sqlite import SQLiteStore
 from durable_core.worker import Worker
 
 __all__ = [
+    "AsyncCallback",
+    "AsyncDurableContext",
+    "AsyncRuntime",
+    "AsyncWorker",
     "BatchError",
     "BatchItem",
     "BatchItemStatus",

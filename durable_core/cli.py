@@ -48,6 +48,7 @@ from durable_core._render import (
     render_outcome,
     render_table,
 )
+from durable_core.async_worker import DEFAULT_ASYNC_CONCURRENCY, AsyncWorker
 from durable_core.cli_signals import add_signal_commands
 from durable_core.errors import (
     DurableError,
@@ -187,9 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--concurrency",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="run up to N executions at once on threads (default 1)",
+        help="run up to N executions at once: on threads (default 1), or with --async as "
+        f"tasks on one event loop (default {DEFAULT_ASYNC_CONCURRENCY})",
+    )
+    p.add_argument(
+        "--async",
+        dest="use_async",
+        action="store_true",
+        help="run executions as tasks on one event loop: async durable functions wait on "
+        "I/O side by side; sync ones run on the loop's threads",
     )
     p.add_argument(
         "--max-recovery-attempts",
@@ -445,12 +454,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
             registered=rt.registered(),
             allowed_modules=list(options.allowed_modules),
         )
-        worker = Worker(
-            rt,
-            poll_interval=args.poll,
-            batch=args.batch,
-            concurrency=args.concurrency,
-            shutdown_grace=args.shutdown_grace,
+        worker: Worker | AsyncWorker = (
+            AsyncWorker(
+                rt,
+                concurrency=args.concurrency or DEFAULT_ASYNC_CONCURRENCY,
+                poll_interval=args.poll,
+                shutdown_grace=args.shutdown_grace,
+            )
+            if args.use_async
+            else Worker(
+                rt,
+                poll_interval=args.poll,
+                batch=args.batch,
+                concurrency=args.concurrency or 1,
+                shutdown_grace=args.shutdown_grace,
+            )
         )
         worker.run_forever(until_idle=args.until_idle)
         if args.until_idle:

@@ -21,6 +21,7 @@ The :class:`Runtime` is the API the CLI, the worker and the testing kit share:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterable
@@ -47,7 +48,12 @@ from durable_core.function import (
     DurableFunction,
     FunctionRegistry,
 )
-from durable_core.invocation import InvocationReport, Reporter, run_invocation
+from durable_core.invocation import (
+    InvocationReport,
+    Reporter,
+    run_invocation,
+    run_invocation_async,
+)
 from durable_core.journal import (
     ErrorInfo,
     Execution,
@@ -263,6 +269,51 @@ class Runtime(ExecutionRequests):
         )
 
     def _invoke(self, lease: Lease, report: Reporter | None = None) -> Execution:
+        prepared = self._prepare(lease, report)
+        if isinstance(prepared, Execution):
+            return prepared
+        fn, journal = prepared
+        held = self._keeper.hold(journal)
+        try:
+            try:
+                end = run_invocation(fn, journal)
+            finally:
+                self._keeper.release(held)
+            return self._settle(journal, end, report)
+        except LeaseLostError:
+            return self.store.get_execution(lease.execution_id)
+        except StoreError:  # a failed write (disk full): nothing half-written, lease given back
+            self._give_back(journal.lease)
+            raise
+
+    async def invoke_async(self, lease: Lease, report: Reporter | None = None) -> Execution:
+        """``_invoke`` on the running event loop: an async function is awaited on it, a
+        sync one runs on a thread (see :class:`~durable_core.async_runtime.AsyncRuntime`)."""
+        prepared = self._prepare(lease, report)
+        if isinstance(prepared, Execution):
+            return prepared
+        fn, journal = prepared
+        held = self._keeper.hold(journal)
+        try:
+            try:
+                if fn.is_async:
+                    end = await run_invocation_async(fn, journal)
+                else:
+                    end = await asyncio.to_thread(run_invocation, fn, journal)
+            finally:
+                self._keeper.release(held)
+            return self._settle(journal, end, report)
+        except LeaseLostError:
+            return self.store.get_execution(lease.execution_id)
+        except StoreError:
+            self._give_back(journal.lease)
+            raise
+
+    def _prepare(
+        self, lease: Lease, report: Reporter | None
+    ) -> Execution | tuple[DurableFunction[Any, Any], Journal]:
+        """The function and journal to run under ``lease``, or the execution as it ended
+        without running (parked: not found, version mismatch; over the recovery cap)."""
         store = self.store
         ex = store.get_execution(lease.execution_id)
         try:
@@ -294,22 +345,14 @@ class Runtime(ExecutionRequests):
             ),
             services=self,
         )
-        held = self._keeper.hold(journal)
-        try:
-            try:
-                end = run_invocation(fn, journal)
-            finally:
-                self._keeper.release(held)
-            if end.status is ExecutionStatus.RUNNING and end.error is not None:  # parked
-                end = end.model_copy(
-                    update={"wake_at": self.clock.now() + self.options.park_retry_delay}
-                )
-            return self._finish(journal.lease, end, report)
-        except LeaseLostError:
-            return store.get_execution(ex.id)
-        except StoreError:  # a failed write (disk full): nothing half-written, lease given back
-            self._give_back(journal.lease)
-            raise
+        return fn, journal
+
+    def _settle(self, journal: Journal, end: InvocationEnd, report: Reporter | None) -> Execution:
+        if end.status is ExecutionStatus.RUNNING and end.error is not None:  # parked
+            end = end.model_copy(
+                update={"wake_at": self.clock.now() + self.options.park_retry_delay}
+            )
+        return self._finish(journal.lease, end, report)
 
     def _finish(self, lease: Lease, end: InvocationEnd, report: Reporter | None) -> Execution:
         done = self.store.finish_invocation(lease, end, self.clock.now())

@@ -204,59 +204,10 @@ class Worker:
         return n
 
     def _report(self, ran: InvocationReport) -> None:
-        """Log how one invocation left its execution: one line, saying what to do."""
-        ex = ran.execution
-        log = self._log.bind(execution_id=ex.id, function=ex.function)
-        error = ex.error
-        message = None
-        if error is not None:
-            first = error.message.strip().splitlines()[0] if error.message.strip() else ""
-            message = first[:_MAX_LOGGED_CHARS]
-        if ex.status is ExecutionStatus.SUCCEEDED:
-            log.info("execution completed", outcome=ran.outcome or "completed")
-        elif is_parked(ex):
-            assert error is not None
-            kind = park_kind(error.type)
-            log.error(
-                f"execution parked: {kind}",
-                outcome=kind,
-                error_type=error.type,
-                error=message,
-                retry_at=ex.wake_at.isoformat() if ex.wake_at else None,
-                hint=park_hint(error.type, ex.id),
-            )
-        elif ex.status is ExecutionStatus.RUNNING and ran.outcome:  # e.g. for an operator
-            log.warning(
-                f"execution {ran.outcome}",
-                outcome=ran.outcome,
-                waiting_for=ex.waiting_for,
-                hint=f"see what it waits for: durable show {ex.id}",
-            )
-        elif ex.status is ExecutionStatus.RUNNING:
-            log.info(
-                "execution waiting",
-                outcome="waiting",
-                waiting_for=ex.waiting_for,
-                wake_at=ex.wake_at.isoformat() if ex.wake_at else None,
-            )
-        else:
-            outcome = ran.outcome or ex.status.value.lower()
-            level = log.error if outcome == "failed" else log.warning
-            level(
-                f"execution {outcome}",
-                outcome=outcome,
-                error_type=error.type if error else None,
-                error=message,
-                hint=ran.hint or f"the history: durable show {ex.id}",
-            )
+        log_outcome(self._log, ran)
 
     def _due_elsewhere(self) -> bool:
-        """True if a RUNNING execution is due but leased (so work remains for someone)."""
-        now: datetime = self.runtime.clock.now()
-        running = self.runtime.store.list_executions(
-            status=ExecutionStatus.RUNNING, limit=_IDLE_SCAN_LIMIT
-        )
-        return any(ex.wake_at is not None and ex.wake_at <= now for ex in running)
+        return due_elsewhere(self.runtime)
 
     def run_forever(self, *, until_idle: bool = False) -> int:
         """Run until SIGTERM or SIGINT, then finish the current invocation and return 0.
@@ -317,6 +268,61 @@ class Worker:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         os._exit(ABANDONED_EXIT_STATUS)
+
+
+def log_outcome(log: Any, ran: InvocationReport) -> None:
+    """Log how one invocation left its execution: one line, saying what to do."""
+    ex = ran.execution
+    log = log.bind(execution_id=ex.id, function=ex.function)
+    error = ex.error
+    message = None
+    if error is not None:
+        first = error.message.strip().splitlines()[0] if error.message.strip() else ""
+        message = first[:_MAX_LOGGED_CHARS]
+    if ex.status is ExecutionStatus.SUCCEEDED:
+        log.info("execution completed", outcome=ran.outcome or "completed")
+    elif is_parked(ex):
+        assert error is not None
+        kind = park_kind(error.type)
+        log.error(
+            f"execution parked: {kind}",
+            outcome=kind,
+            error_type=error.type,
+            error=message,
+            retry_at=ex.wake_at.isoformat() if ex.wake_at else None,
+            hint=park_hint(error.type, ex.id),
+        )
+    elif ex.status is ExecutionStatus.RUNNING and ran.outcome:  # e.g. for an operator
+        log.warning(
+            f"execution {ran.outcome}",
+            outcome=ran.outcome,
+            waiting_for=ex.waiting_for,
+            hint=f"see what it waits for: durable show {ex.id}",
+        )
+    elif ex.status is ExecutionStatus.RUNNING:
+        log.info(
+            "execution waiting",
+            outcome="waiting",
+            waiting_for=ex.waiting_for,
+            wake_at=ex.wake_at.isoformat() if ex.wake_at else None,
+        )
+    else:
+        outcome = ran.outcome or ex.status.value.lower()
+        level = log.error if outcome == "failed" else log.warning
+        level(
+            f"execution {outcome}",
+            outcome=outcome,
+            error_type=error.type if error else None,
+            error=message,
+            hint=ran.hint or f"the history: durable show {ex.id}",
+        )
+
+
+def due_elsewhere(runtime: Runtime) -> bool:
+    """True if a RUNNING execution is due but leased (so work remains for someone)."""
+    now: datetime = runtime.clock.now()
+    running = runtime.store.list_executions(status=ExecutionStatus.RUNNING, limit=_IDLE_SCAN_LIMIT)
+    return any(ex.wake_at is not None and ex.wake_at <= now for ex in running)
 
 
 class _Either(threading.Event):

@@ -6,6 +6,10 @@ import durable_core
 import durable_core.testing
 
 DURABLE_CORE_ALL = [
+    "AsyncCallback",
+    "AsyncDurableContext",
+    "AsyncRuntime",
+    "AsyncWorker",
     "BatchError",
     "BatchItem",
     "BatchItemStatus",
