@@ -6,6 +6,7 @@ virtual clock can make a 30-day wait pass instantly. All datetimes are timezone-
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -33,3 +34,8 @@ class SystemClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
+
+    async def sleep_async(self, seconds: float) -> None:
+        """Sleep without blocking the event loop (async retry delays)."""
+        if seconds > 0:
+            await asyncio.sleep(seconds)

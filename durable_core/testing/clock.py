@@ -46,6 +46,10 @@ class VirtualClock:
         if seconds > 0:
             self.advance(timedelta(seconds=seconds))
 
+    async def sleep_async(self, seconds: float) -> None:
+        """:meth:`sleep` for an event loop: advance and return at once."""
+        self.sleep(seconds)
+
     def advance(self, delta: timedelta) -> datetime:
         """Move the time forward by ``delta``; return the new time.
 
