@@ -116,9 +116,12 @@ def python_of(venv: str) -> Path:
     return VENVS / venv / "bin" / "python"
 
 
-def ensure_venvs(*, reinstall: bool) -> None:
-    """Create each system's venv and install it, unless it is already installed as asked."""
+def ensure_venvs(*, reinstall: bool, only: tuple[str, ...] | None = None) -> None:
+    """Create each system's venv (or those in ``only``) and install it, unless it is
+    already installed as asked."""
     for venv, packages in SYSTEMS.items():
+        if only is not None and venv not in only:
+            continue
         marker = VENVS / venv / ".bench-installed"
         inputs = [REPO / "pyproject.toml", PEERS / f"requirements-{venv}.txt"]
         want = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()

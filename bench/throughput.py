@@ -10,7 +10,9 @@ completion. Run it with the python of the system's own bench venv::
 durable-saga: ``--workers`` worker processes on one SQLite file, each what ``durable worker
 --concurrency C`` runs: a ``Worker(Runtime(SQLiteStore(path)), concurrency=C)``, C loops
 on threads each claiming one execution at a time, sharing one store (whose concurrent
-checkpoints share commits: group commit).
+checkpoints share commits: group commit). With ``--async`` each worker process is what
+``durable worker --async --concurrency C`` runs instead: an ``AsyncWorker`` running up to C
+invocations of an ``async def`` workflow (async step bodies) as tasks on one event loop.
 The parent process submits the workflows with ``Runtime.start`` while they run. A worker
 exits once submission is over and no execution is RUNNING. ``--store-mode`` picks the
 store's commit mode (``full``: fsync per commit; ``normal``; later modes such as a group
@@ -29,6 +31,7 @@ The last line of standard output is one JSON object; a human summary goes to std
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
@@ -73,6 +76,31 @@ def _five() -> Any:
     return five
 
 
+def _async_constant(i: int) -> Callable[[Any], Any]:
+    async def body(_step_context: Any) -> int:
+        return i
+
+    return body
+
+
+def _five_async() -> Any:
+    """The same 5 steps as ``_five``, as an ``async def`` workflow with async step bodies."""
+    from durable_core import AsyncDurableContext, durable
+
+    @durable(name="bench:five-async")
+    async def five_async(ctx: AsyncDurableContext, event: int) -> int:
+        total = 0
+        for i in range(STEPS):
+            total += await ctx.step(f"s{i}", _async_constant(i))
+        return total
+
+    return five_async
+
+
+def _workflow(args: argparse.Namespace) -> Any:
+    return _five_async() if args.use_async else _five()
+
+
 class _Profiled:
     """Wraps a store: counts and times every call (``--profile`` only)."""
 
@@ -109,8 +137,7 @@ def ds_worker(args: argparse.Namespace) -> None:
 
     store = make_store(Path(args.db), args.store_mode)
     profiled = _Profiled(store) if args.profile else None
-    rt = Runtime(profiled or store, functions=[_five()])
-    worker = Worker(rt, poll_interval=args.poll, concurrency=args.concurrency)
+    rt = Runtime(profiled or store, functions=[_workflow(args)])
     print("ready", flush=True)
     sys.stdin.readline()  # "go"
     cpu_profile = None
@@ -119,11 +146,15 @@ def ds_worker(args: argparse.Namespace) -> None:
 
         cpu_profile = cProfile.Profile()
         cpu_profile.enable()
-    stop = threading.Event()
-    watcher = threading.Thread(target=_stop_when_done, args=(store, args, stop), daemon=True)
-    watcher.start()
     start, cpu = time.perf_counter(), time.process_time()
-    ran = worker.run(stop)
+    if args.use_async:
+        ran = asyncio.run(_run_async_worker(rt, store, args))
+    else:
+        worker = Worker(rt, poll_interval=args.poll, concurrency=args.concurrency)
+        stop = threading.Event()
+        watcher = threading.Thread(target=_stop_when_done, args=(store, args, stop), daemon=True)
+        watcher.start()
+        ran = worker.run(stop)
     report: dict[str, Any] = {
         "ran": ran,
         "wall_s": time.perf_counter() - start,
@@ -138,6 +169,21 @@ def ds_worker(args: argparse.Namespace) -> None:
         report["store_seconds"] = {k: round(v, 4) for k, v in profiled.seconds.items()}
     store.close()
     print(json.dumps(report), flush=True)
+
+
+async def _run_async_worker(rt: Any, store: Any, args: argparse.Namespace) -> int:
+    """``durable worker --async --concurrency C`` until submission is over and none runs."""
+    from durable_core import AsyncWorker
+
+    worker = AsyncWorker(rt, poll_interval=args.poll, concurrency=args.concurrency)
+    stop = asyncio.Event()
+    done = threading.Event()
+    loop = asyncio.get_running_loop()
+    watcher = loop.run_in_executor(None, _stop_when_done, store, args, done)
+    watcher.add_done_callback(lambda _f: stop.set())
+    ran: int = await worker.run(stop)
+    await watcher
+    return ran
 
 
 def _stop_when_done(store: Any, args: argparse.Namespace, stop: threading.Event) -> None:
@@ -159,7 +205,7 @@ def run_durable_saga(args: argparse.Namespace) -> dict[str, Any]:
         db = Path(tmp) / "throughput.sqlite3"
         done_flag = Path(tmp) / "submitted"
         store = make_store(db, args.store_mode)
-        rt = Runtime(store, functions=[_five()])
+        rt = Runtime(store, functions=[_workflow(args)])
         cmd = [
             sys.executable,
             str(Path(__file__).resolve()),
@@ -175,6 +221,7 @@ def run_durable_saga(args: argparse.Namespace) -> dict[str, Any]:
             "--concurrency",
             str(args.concurrency),
         ]
+        cmd += ["--async"] if args.use_async else []
         cmd += ["--profile"] if args.profile else []
         cmd += ["--cprofile", args.cprofile] if args.cprofile else []
         workers = [
@@ -185,7 +232,7 @@ def run_durable_saga(args: argparse.Namespace) -> dict[str, Any]:
             assert w.stdout is not None
             if w.stdout.readline().strip() != "ready":
                 raise SystemExit("a worker failed to start")
-        fn = _five()
+        fn = _workflow(args)
         start = time.perf_counter()
         for w in workers:
             assert w.stdin is not None
@@ -211,6 +258,7 @@ def run_durable_saga(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "system": "durable-saga",
         "mode": f"sqlite-{args.store_mode}",
+        "worker": "async" if args.use_async else "threads",
         "concurrency_per_worker": args.concurrency,
         "submit_s": submitted,
         "elapsed_s": elapsed,
@@ -293,6 +341,12 @@ def main() -> None:
         default=1,
         help="durable-saga: executions run at once per worker process (Worker concurrency)",
     )
+    parser.add_argument(
+        "--async",
+        dest="use_async",
+        action="store_true",
+        help="durable-saga: an async workflow on AsyncWorker (durable worker --async)",
+    )
     parser.add_argument("--poll", type=float, default=0.002, help="idle poll seconds")
     parser.add_argument("--profile", action="store_true", help="count/time store calls")
     parser.add_argument("--cprofile", metavar="DIR", help="dump each worker's cProfile here")
@@ -312,6 +366,7 @@ def main() -> None:
     print(
         f"{result['system']} ({result['mode']}, {args.workers} workers"
         + (f" x {args.concurrency}" if result.get("concurrency_per_worker", 1) > 1 else "")
+        + (", async" if result.get("worker") == "async" else "")
         + "): "
         f"{result['workflows_per_s']:.1f} workflows/s "
         f"({args.workflows} x {STEPS} steps in {result['elapsed_s']:.2f} s)",
