@@ -18,7 +18,9 @@ ratios as medians of per-repetition ratios of side-by-side measurements (paired)
   (``asyncio.sleep``), pre-submitted on a SQLite file (durable commits), then drained by
   one ``AsyncWorker(concurrency=C).run(until_idle=True)`` in this process; timed: the
   worker run (submission is reported apart). Beside it, the threaded ``Worker`` with 16
-  loops running the same call as a blocking ``time.sleep(0.05)`` in a sync workflow.
+  loops running the same call as a blocking ``time.sleep(0.05)`` in a sync workflow, and
+  ``AsyncWorker`` x 100 with that blocking call as a sync step body of an async workflow
+  (it runs on the loop's default thread pool: ``min(32, cpus + 4)`` threads).
 - ``throughput``: ``bench/throughput.py``: 1,000 5-step workflows with durable commits,
   submitted while one worker process runs them: the threaded ``Worker`` x 16 (group
   commit, the configuration of ``run_all.py``'s throughput target), ``AsyncWorker`` x 16
@@ -82,7 +84,12 @@ IO_SECONDS = 0.05
 
 STEP_VARIANTS = ("sync", "async", "async, sync bodies", "async, own loop")
 """``steps`` variants; ratios are to ``sync``."""
-IO_VARIANTS = ("AsyncWorker x 1000", "AsyncWorker x 100", "threaded Worker x 16")
+IO_VARIANTS = (
+    "AsyncWorker x 1000",
+    "AsyncWorker x 100",
+    "threaded Worker x 16",
+    "AsyncWorker x 100, blocking sync body",
+)
 THROUGHPUT: dict[str, tuple[str, list[str]]] = {
     "threaded Worker x 16": ("durable-saga", ["--concurrency", "16"]),
     "AsyncWorker x 16": ("durable-saga", ["--async", "--concurrency", "16"]),
@@ -163,6 +170,17 @@ def _blocking_io_call(_sc: Any) -> str:
 @durable(name="bench:io-sync")
 def io_sync(ctx: DurableContext, event: int) -> str:
     return ctx.step("call", _blocking_io_call)
+
+
+@durable(name="bench:io-async-blocking")
+async def io_async_blocking(ctx: AsyncDurableContext, event: int) -> str:
+    return await ctx.step("call", _blocking_io_call)  # a sync body: on a thread
+
+
+def _io_function(variant: str) -> Any:
+    if variant.startswith("threaded"):
+        return io_sync
+    return io_async_blocking if "blocking" in variant else io_async
 
 
 # --- steps -------------------------------------------------------------------------------
@@ -264,7 +282,7 @@ def io_sample(variant: str, executions: int, tmp: Path) -> dict[str, Any]:
     """Submit ``executions`` I/O workflows on a fresh SQLite file, then drain them."""
     path = tmp / f"io-{time.monotonic_ns()}.db"
     store = SQLiteStore(path)
-    fn = io_sync if variant.startswith("threaded") else io_async
+    fn = _io_function(variant)
     rt = Runtime(store, functions=[fn])
     start = time.perf_counter()
     for i in range(executions):
@@ -274,7 +292,7 @@ def io_sample(variant: str, executions: int, tmp: Path) -> dict[str, Any]:
     if variant.startswith("threaded"):
         Worker(rt, concurrency=16).run(until_idle=True)
     else:
-        concurrency = int(variant.rsplit(" ", 1)[1])
+        concurrency = int(variant.split(",", maxsplit=1)[0].rsplit(" ", 1)[1])
         asyncio.run(AsyncWorker(rt, concurrency=concurrency).run(until_idle=True))
     wall_s = time.perf_counter() - start
     done = store.list_executions(status=ExecutionStatus.SUCCEEDED, limit=executions + 1)
