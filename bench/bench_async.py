@@ -38,8 +38,9 @@ Usage::
     PYTHONPATH=$PWD .venv/bin/python -m bench.bench_async --quick    # smoke run, ~30 s
     ... --only steps,io --reps 7 --no-dbos --out FILE
 
-The full run writes ``bench/results/async.json`` (raw samples included); ``--quick``
-writes ``.cache/bench-quick/async.json``, skips DBOS and the targets are only printed.
+The full run writes ``bench/results/async.json`` (raw samples included: ``--summarize FILE``
+recomputes and prints a file's summary from them); ``--quick`` writes
+``.cache/bench-quick/async.json`` and skips DBOS.
 """
 
 from __future__ import annotations
@@ -431,6 +432,8 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             tput.setdefault(row["label"], {})[row["rep"]] = row["workflows_per_s"]
         ratios_t: dict[str, Any] = {}
         for label, per_rep in tput.items():
+            if THROUGHPUT[label][0] != "durable-saga":
+                continue
             for base in ("threaded Worker x 16", DBOS):
                 if label == base or base not in tput:
                     continue
@@ -559,7 +562,16 @@ def main() -> None:
     parser.add_argument("--only", default="steps,io,throughput", help="parts to run")
     parser.add_argument("--no-dbos", action="store_true", help="leave DBOS out")
     parser.add_argument("--out", type=Path, default=None, help=f"default {RESULTS}")
+    parser.add_argument(
+        "--summarize", type=Path, metavar="FILE", help="recompute FILE's summary from its samples"
+    )
     args = parser.parse_args()
+    if args.summarize:
+        result = json.loads(args.summarize.read_text())
+        result["summary"] = summarize(result)
+        args.summarize.write_text(json.dumps(result, indent=1) + "\n")
+        print_table(result)
+        return
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     cfg = plan(args)
     labels = list(_labels(args))
