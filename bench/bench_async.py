@@ -34,8 +34,8 @@ this process (``throughput.py``'s workers log as ``durable worker`` does).
 
 Usage::
 
-    PYTHONPATH=$PWD .venv/bin/python -m bench.bench_async            # ~5 minutes on 2 cores
-    PYTHONPATH=$PWD .venv/bin/python -m bench.bench_async --quick    # smoke run, ~30 s
+    PYTHONPATH=$PWD .venv/bin/python -m bench.bench_async            # ~6 minutes on 2 cores
+    PYTHONPATH=$PWD .venv/bin/python -m bench.bench_async --quick    # smoke run, ~15 s
     ... --only steps,io --reps 7 --no-dbos --out FILE
 
 The full run writes ``bench/results/async.json`` (raw samples included: ``--summarize FILE``
@@ -557,7 +557,7 @@ def _labels(args: argparse.Namespace) -> Iterator[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run (~30 s), no DBOS")
+    parser.add_argument("--quick", action="store_true", help="smoke run (~15 s), no DBOS")
     parser.add_argument("--reps", type=int, default=0, help="repetitions (default 5; quick 2)")
     parser.add_argument("--only", default="steps,io,throughput", help="parts to run")
     parser.add_argument("--no-dbos", action="store_true", help="leave DBOS out")
