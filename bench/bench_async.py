@@ -70,11 +70,11 @@ from durable_core import (
     ExecutionStatus,
     MemoryStore,
     Runtime,
+    SQLiteStore,
+    Store,
+    Worker,
     durable,
 )
-from durable_core.stores.base import Store
-from durable_core.stores.sqlite import SQLiteStore
-from durable_core.worker import Worker
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

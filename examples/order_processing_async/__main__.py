@@ -26,9 +26,15 @@ from typing import Any
 
 import structlog
 
-from durable_core import AsyncRuntime, AsyncWorker, ExecutionStatus, OperationType, Runtime
-from durable_core.journal import Execution
-from durable_core.stores.sqlite import SQLiteStore
+from durable_core import (
+    AsyncRuntime,
+    AsyncWorker,
+    Execution,
+    ExecutionStatus,
+    OperationType,
+    Runtime,
+    SQLiteStore,
+)
 from examples.order_processing.services import (
     DEFAULT_STORE,
     STORE_ENV,
