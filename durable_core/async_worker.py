@@ -35,6 +35,7 @@ from durable_core.worker import (
     ABANDONED_EXIT_STATUS,
     DEFAULT_SHUTDOWN_GRACE_S,
     MAX_ERROR_BACKOFF_S,
+    check_worker_limits,
     due_elsewhere,
     log_outcome,
 )
@@ -65,14 +66,9 @@ class AsyncWorker:
         poll_interval: float = 0.2,
         shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S,
     ) -> None:
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValidationError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
         if not poll_interval > 0:
             raise ValidationError(f"poll_interval must be positive, got {poll_interval}")
-        if not 0 <= shutdown_grace <= 24 * 3600:
-            raise ValidationError(
-                f"shutdown_grace must be 0 to 86400 seconds, got {shutdown_grace!r}"
-            )
+        check_worker_limits(concurrency, shutdown_grace)
         self.runtime = runtime
         self.concurrency = concurrency
         self.poll_interval = poll_interval

@@ -98,14 +98,7 @@ class ConditionOp(DurableOp[S]):
             )
 
         polls += 1
-        ctx = StepContext(
-            execution_id=journal.execution_id,
-            operation_id=slot.id,
-            name=name,
-            attempt=polls,
-            idempotency_key=f"{journal.execution_id}:{slot.id}",
-            logger=self.logger.bind(operation=name, attempt=polls),
-        )
+        ctx = StepContext.of(journal.execution_id, slot.id, name, polls, self.logger)
         try:
             state = yield Call(self.check, (state, ctx), what, offload=True)
             text = journal.serde.dump(state, state_type, what=what)
