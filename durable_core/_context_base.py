@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 import tenacity
 
 from durable_core.errors import ValidationError
+from durable_core.journal import Journal
 from durable_core.logging import ReplayAwareLogger
 from durable_core.operations._batch_run import BatchRun
 from durable_core.operations.batch import map_op, parallel_op
@@ -37,7 +38,7 @@ from durable_core.operations.condition import ConditionOp
 from durable_core.operations.invoke import InvokeOp
 from durable_core.operations.step import StepContext, StepOp
 from durable_core.operations.wait import WaitOp, check_duration
-from durable_core.replay import MAX_NAME_LENGTH, Journal, Scope, check_name
+from durable_core.replay import MAX_NAME_LENGTH, Scope, check_name
 from durable_core.retry import StepConfig
 
 if TYPE_CHECKING:

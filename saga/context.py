@@ -40,7 +40,7 @@ from durable_core import (
     VersionMismatchError,
 )
 from durable_core.serde import return_type
-from saga._journal import PATH_SEPARATOR, RollbackCause
+from saga._records import PATH_SEPARATOR, RollbackCause
 from saga.compensation import Compensation, Undo, is_terminate, roll_back, shielded
 from saga.errors import (
     SagaCompensated,

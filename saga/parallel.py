@@ -45,7 +45,7 @@ from durable_core import (
     StepSemantics,
 )
 from durable_core.serde import return_type
-from saga._journal import PATH_SEPARATOR
+from saga._records import PATH_SEPARATOR
 from saga.compensation import Compensation, Undo, is_terminate, shielded
 from saga.errors import SagaDefinitionError
 from saga.policy import StepKind, default_compensation_policy

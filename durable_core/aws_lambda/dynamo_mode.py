@@ -39,7 +39,7 @@ from durable_core.errors import (
     VersionMismatchError,
 )
 from durable_core.function import DurableFunction, make_durable
-from durable_core.journal import Execution
+from durable_core.records import Execution
 from durable_core.runtime import Runtime, RuntimeOptions, default_worker_id
 from durable_core.serde import loads_strict
 from durable_core.stores.base import Store

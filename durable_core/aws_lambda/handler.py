@@ -2,7 +2,7 @@
 
 One Lambda invocation is one engine invocation: the handler reads the envelope the service
 sends, pages in the rest of the journal, runs the *same* engine (:func:`run_invocation` on a
-:class:`~durable_core.replay.Journal` whose store is a
+:class:`~durable_core.journal.Journal` whose store is a
 :class:`~durable_core.aws_lambda.service.ServiceStore`) and answers ``SUCCEEDED`` with the
 result, ``FAILED`` with the error, or ``PENDING`` while something waits; the service
 re-invokes it when a timer fires, a retry is due or a callback completes.
@@ -35,9 +35,9 @@ from durable_core.aws_lambda.service import DurableServiceClient, ServiceClock, 
 from durable_core.clock import Clock, SystemClock
 from durable_core.errors import ValidationError
 from durable_core.function import DurableFunction, make_durable
-from durable_core.invocation import run_invocation
-from durable_core.journal import Execution, ExecutionStatus, Lease
-from durable_core.replay import InvocationOptions, Journal
+from durable_core.journal import InvocationOptions, Journal
+from durable_core.records import Execution, ExecutionStatus, Lease
+from durable_core.runtime.invocation import run_invocation
 from durable_core.serde import DEFAULT_MAX_BYTES, PydanticSerde
 from durable_core.stores.base import InvocationEnd
 

@@ -48,7 +48,7 @@ from durable_core.errors import (
     StoreError,
     SuspendExecution,
 )
-from durable_core.journal import (
+from durable_core.records import (
     CallbackOutcome,
     Execution,
     ExecutionStatus,

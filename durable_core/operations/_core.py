@@ -40,8 +40,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from durable_core.errors import ValidationError
-from durable_core.journal import Operation, OperationStatus, OperationType
 from durable_core.operations._attempt import run_attempt, run_attempt_async
+from durable_core.records import Operation, OperationStatus, OperationType
 
 if TYPE_CHECKING:
     from durable_core.clock import Clock

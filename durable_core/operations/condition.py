@@ -14,10 +14,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from durable_core.errors import ConditionTimeoutError, SuspendExecution
-from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.logging import ReplayAwareLogger
 from durable_core.operations._core import Call, DurableOp, Plan
 from durable_core.operations.step import StepContext, failed_error
+from durable_core.records import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.retry import retry_state
 from durable_core.serde import check_type
 

@@ -35,7 +35,8 @@ from durable_core.errors import (
     ValidationError,
 )
 from durable_core.function import DurableFunction
-from durable_core.journal import (
+from durable_core.operations._core import InstantOp
+from durable_core.records import (
     MAX_ACTOR_LENGTH,
     MAX_REASON_LENGTH,
     ErrorInfo,
@@ -46,12 +47,12 @@ from durable_core.journal import (
     OperationType,
     StopKind,
 )
-from durable_core.operations._core import InstantOp
 from durable_core.replay import check_name
 from durable_core.serde import check_type
 
 if TYPE_CHECKING:
-    from durable_core.replay import Journal, Scope, Slot
+    from durable_core.journal import Journal
+    from durable_core.replay import Scope, Slot
     from durable_core.stores.base import Store
 
 T = TypeVar("T")

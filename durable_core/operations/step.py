@@ -34,14 +34,15 @@ from durable_core.errors import (
     StepInterruptedError,
     SuspendExecution,
 )
-from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.logging import ReplayAwareLogger
 from durable_core.operations._core import Call, DurableOp, Plan, Sleep
+from durable_core.records import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.retry import StepConfig, StepSemantics
 from durable_core.serde import check_type, return_type
 
 if TYPE_CHECKING:
-    from durable_core.replay import Journal, Scope, Slot
+    from durable_core.journal import Journal
+    from durable_core.replay import Scope, Slot
 
 T = TypeVar("T")
 

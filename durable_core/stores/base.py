@@ -35,7 +35,7 @@ from durable_core.errors import (
     PrivilegedCallbackError,
     ValidationError,
 )
-from durable_core.journal import (
+from durable_core.records import (
     MAX_STOP_REQUESTS,
     CallbackOutcome,
     ErrorInfo,
@@ -209,7 +209,7 @@ class Store(Protocol):
 
         Requests are only ever appended (the first of each kind takes effect; a later one is
         a record). Raises ExecutionNotFoundError, ExecutionNotRunningError if it finished,
-        and ValidationError once :data:`~durable_core.journal.MAX_STOP_REQUESTS` are
+        and ValidationError once :data:`~durable_core.records.MAX_STOP_REQUESTS` are
         recorded (nothing written).
         """
         ...

@@ -14,7 +14,7 @@ Invariants:
   nothing more and lets the running invocations finish — outcome recorded, lease
   released — for up to ``shutdown_grace`` seconds. Past it they are cancelled (an async
   step gets ``CancelledError``) and their leases are left to expire, as the threaded
-  worker's are (see :mod:`durable_core.worker`); a process with a hung sync step still
+  worker's are (see :mod:`durable_core.runtime.worker`); a process with a hung sync step still
   running then exits with status 1.
 - Every invocation's outcome is one log line, the same as the threaded worker's.
 """
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from durable_core.errors import ValidationError
-from durable_core.worker import (
+from durable_core.runtime.worker import (
     ABANDONED_EXIT_STATUS,
     DEFAULT_SHUTDOWN_GRACE_S,
     MAX_ERROR_BACKOFF_S,
@@ -41,9 +41,9 @@ from durable_core.worker import (
 )
 
 if TYPE_CHECKING:
-    from durable_core.invocation import InvocationReport
-    from durable_core.journal import Execution
+    from durable_core.records import Execution
     from durable_core.runtime import Runtime
+    from durable_core.runtime.invocation import InvocationReport
 
 DEFAULT_ASYNC_CONCURRENCY = 100
 """Invocations in flight at once on one loop when not told otherwise."""

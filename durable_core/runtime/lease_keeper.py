@@ -30,7 +30,7 @@ import structlog
 from durable_core.errors import LeaseLostError
 
 if TYPE_CHECKING:
-    from durable_core.replay import Journal
+    from durable_core.journal import Journal
 
 STOP_TIMEOUT_S = 5.0
 """How long the end of an invocation waits for a lease renewal in flight. Bounded so a

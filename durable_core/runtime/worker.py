@@ -42,12 +42,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from durable_core.errors import ValidationError
-from durable_core.journal import ExecutionStatus
 from durable_core.parking import is_parked, park_hint, park_kind
+from durable_core.records import ExecutionStatus
 
 if TYPE_CHECKING:
-    from durable_core.invocation import InvocationReport
     from durable_core.runtime import Runtime
+    from durable_core.runtime.invocation import InvocationReport
 
 DEFAULT_SHUTDOWN_GRACE_S = 30.0
 """How long a stop request waits for running invocations (as Kubernetes' default grace)."""
