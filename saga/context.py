@@ -40,7 +40,8 @@ from durable_core import (
     VersionMismatchError,
 )
 from durable_core.serde import return_type
-from saga._journal import PATH_SEPARATOR, RollbackCause
+from saga._journal import RollbackCause
+from saga._state import SagaState
 from saga.compensation import Compensation, Undo, is_terminate, roll_back, shielded
 from saga.errors import (
     SagaCompensated,
@@ -49,15 +50,9 @@ from saga.errors import (
     SagaRolledBackError,
 )
 from saga.parallel import SagaBranch, run_parallel
-from saga.policy import (
-    StepKind,
-    default_compensation_policy,
-    default_forward_policy,
-    forward_recovery,
-)
+from saga.policy import StepKind, default_compensation_policy, forward_policy
 from saga.rules import (
     check_step,
-    check_step_name,
     resolve_kind,
     stopped_error,
     undo_on_failure,
@@ -94,14 +89,7 @@ class SagaContext:
 
     def __init__(self, ctx: DurableContext, *, saga: str, path: str = "") -> None:
         self._ctx = ctx
-        self._saga = saga
-        self._path = path
-        self._nested = bool(path)
-        self._stack: list[Undo] = []
-        self._names: set[str] = set()
-        self._pivot: str | None = None
-        self._pivot_done = False
-        self._failure: tuple[BaseException, str] | None = None
+        self._state = SagaState(saga=saga, execution_id=ctx.execution_id, path=path)
 
     # --- read-only views -------------------------------------------------------------------
 
@@ -118,7 +106,7 @@ class SagaContext:
     @property
     def name(self) -> str:
         """The saga's name."""
-        return self._saga
+        return self._state.saga
 
     @property
     def logger(self) -> Any:
@@ -128,12 +116,12 @@ class SagaContext:
     @property
     def past_pivot(self) -> bool:
         """True once the pivot step succeeded: the saga can no longer roll back."""
-        return self._pivot_done
+        return self._state.pivot_done
 
     @property
     def undo_stack(self) -> tuple[str, ...]:
         """The saga paths of the steps a rollback would compensate now, in forward order."""
-        return tuple(u.step for entry in self._stack for u in reversed(entry.flatten()))
+        return self._state.undo_paths
 
     # --- steps -----------------------------------------------------------------------------
 
@@ -197,9 +185,10 @@ class SagaContext:
             timeout=timeout,
             compensation_timeout=compensation_timeout,
         )
-        path = self._child_path(name)
-        key = f"{self.execution_id}:{path}"
-        policy = self._forward_policy(step_kind, retry)
+        state = self._state
+        path = state.child_path(name)
+        key = state.key(path)
+        policy = forward_policy(step_kind, retry)
 
         def run(sc: StepContext) -> T:
             return action(dataclasses.replace(sc, idempotency_key=key), *args)
@@ -213,31 +202,27 @@ class SagaContext:
         undo_policy = compensation_retry or default_compensation_policy()
         undo = Undo(path, key, compensate, undo_policy, args=args, timeout=compensation_timeout)
         try:
-            if self._pivot is not None and step_kind is not StepKind.PIVOT:
+            if state.pivot is not None and step_kind is not StepKind.PIVOT:
                 value = shielded(self._ctx, lambda: self._ctx.step(path, run, config), path)
             else:
                 value = self._ctx.step(path, run, config)
         except StepFailedError as exc:
-            self._failure = (exc, path)
+            state.record_failure(exc, path)
             if compensate is not None and undo_on_failure(exc.error_type, compensate_uncertain):
                 error = ErrorInfo(type=exc.error_type, message=exc.args[0], traceback=exc.traceback)
-                self._stack.append(
-                    dataclasses.replace(undo, error=error, forward_attempts=exc.attempts)
-                )
+                state.push(dataclasses.replace(undo, error=error, forward_attempts=exc.attempts))
             raise
         except ExecutionCancelledError as exc:
             # Stopped while waiting to retry (or with an at-most-once attempt unfinished):
             # it never runs again, and attempts that failed may have had an effect.
             if compensate is not None and compensate_uncertain and exc.attempts > 0:
                 error = stopped_error(exc.kind, exc.reason)
-                self._stack.append(
-                    dataclasses.replace(undo, error=error, forward_attempts=exc.attempts)
-                )
+                state.push(dataclasses.replace(undo, error=error, forward_attempts=exc.attempts))
             raise
         if compensate is not None:
-            self._stack.append(dataclasses.replace(undo, result=value))
+            state.push(dataclasses.replace(undo, result=value))
         if step_kind is StepKind.PIVOT:
-            self._pivot_done = True
+            state.mark_pivot_done()
         return value
 
     def child(self, name: str, saga: SagaDefinition[E, R], event: E) -> R:
@@ -256,34 +241,17 @@ class SagaContext:
 
         if not isinstance(saga, SagaDefinition):
             raise SagaDefinitionError(
-                f"saga {self._saga!r}, child {name!r}: expected a saga made with @saga or "
+                f"saga {self.name!r}, child {name!r}: expected a saga made with @saga or "
                 f"Saga(...), got {type(saga).__name__}"
             )
-        check_step_name(self._saga, name, self._names)
-        if self._pivot is not None:
-            raise SagaDefinitionError(
-                f"saga {self._saga!r}: the nested saga {name!r} is declared after the pivot "
-                f"{self._pivot!r}; a nested saga is compensatable and every step after the "
-                "pivot must be retriable. Run it before the pivot, or make its work a "
-                "retriable step."
-            )
-        self._names.add(name)
-        path = self._child_path(name)
+        path = self._state.declare_child(name)
         sub = SagaContext(self._ctx, saga=saga.name, path=path)
         try:
             value = run_saga(sub, saga.run_body, event)
         except Exception as exc:
-            self._failure = (exc, path)
+            self._state.record_failure(exc, path)
             raise
-        self._stack.append(
-            Undo(
-                path,
-                f"{self.execution_id}:{path}",
-                None,
-                default_compensation_policy(),
-                children=tuple(sub._stack),
-            )
-        )
+        self._state.push_child(path, sub._state)
         return value
 
     def branch(
@@ -342,7 +310,7 @@ class SagaContext:
             SagaDefinitionError: a bad declaration (nothing recorded).
             StepFailedError: a branch failed for good.
         """
-        return run_parallel(self, name, branches, max_concurrency=max_concurrency)
+        return run_parallel(self._ctx, self._state, name, branches, max_concurrency=max_concurrency)
 
     # --- declaration checks ----------------------------------------------------------------
 
@@ -359,9 +327,10 @@ class SagaContext:
         compensation_timeout: object,
         result_type: Any = None,
     ) -> StepKind:
-        check_step_name(self._saga, name, self._names)
+        state = self._state
+        state.check_name(name)
         check_step(
-            self._saga,
+            state.saga,
             name,
             action=action,
             compensate=compensate,
@@ -370,23 +339,15 @@ class SagaContext:
             retry=retry,
             timeout=timeout,
             compensation_timeout=compensation_timeout,
-            pivot=self._pivot,
-            nested=self._nested,
+            pivot=state.pivot,
+            nested=state.nested,
             result_type=result_type,
         )
-        step_kind = resolve_kind(kind, compensate, pivot=self._pivot)
-        self._names.add(name)
+        step_kind = resolve_kind(kind, compensate, pivot=state.pivot)
+        state.claim(name)
         if step_kind is StepKind.PIVOT:
-            self._pivot = name
+            state.declare_pivot(name)
         return step_kind
-
-    def _child_path(self, name: str) -> str:
-        return f"{self._path}{PATH_SEPARATOR}{name}" if self._path else name
-
-    def _forward_policy(self, kind: StepKind, retry: RetryPolicy | None) -> RetryPolicy:
-        if kind is StepKind.RETRIABLE:
-            return forward_recovery(retry)
-        return retry or default_forward_policy()
 
     # --- rollback --------------------------------------------------------------------------
 
@@ -394,9 +355,7 @@ class SagaContext:
         if isinstance(exc, ExecutionCancelledError):
             kind = "deadline" if exc.kind == "deadline" else "cancelled"
             return RollbackCause(kind=kind, error_type="Cancelled", message=exc.reason)
-        step = None
-        if self._failure is not None and self._failure[0] is exc:
-            step = self._failure[1]
+        step = self._state.failed_step(exc)
         if isinstance(exc, StepFailedError):
             return RollbackCause(
                 kind="failure", step=step, error_type=exc.error_type, message=exc.args[0]
@@ -406,26 +365,28 @@ class SagaContext:
 
     def _roll_back(self, exc: BaseException) -> SagaRolledBackError:
         cause = self._cause(exc)
+        state = self._state
         report = roll_back(
-            self._ctx, saga=self._saga, path=self._path, stack=self._stack, cause=cause
+            self._ctx, saga=state.saga, path=state.path, stack=state.stack, cause=cause
         )
         if isinstance(exc, SagaPartiallyCompensated):  # a nested saga skipped some first
             report.skipped[:0] = exc.skipped
         where = f"step {cause.step!r} failed" if cause.step else "the saga body raised"
         done = ", ".join(report.compensated) or "nothing to undo"
-        message = f"saga {self._saga!r} rolled back: {where} ({cause.error_type}: {cause.message})"
+        saga = self.name
+        message = f"saga {saga!r} rolled back: {where} ({cause.error_type}: {cause.message})"
         if report.skipped:
             return SagaPartiallyCompensated(
                 f"{message}; compensated: {done}; SKIPPED by an operator (not undone): "
                 f"{', '.join(report.skipped)}",
-                saga=self._saga,
+                saga=saga,
                 failed_step=cause.step,
                 compensated=report.compensated,
                 skipped=report.skipped,
             )
         return SagaCompensated(
             f"{message}; compensated: {done}",
-            saga=self._saga,
+            saga=saga,
             failed_step=cause.step,
             compensated=report.compensated,
         )

@@ -9,8 +9,9 @@ reverse start order; if a branch failed, the saga raises its StepFailedError and
 back.
 
 Invariants:
-- This module is part of :class:`SagaContext` (it updates its undo stack); it is split out
-  only to keep modules small.
+- This module runs part of :class:`SagaContext`: it receives the saga's
+  :class:`saga._state.SagaState` and settles the branches into it (names, undo stack,
+  failure) only through that object's transitions.
 - The undo entries come from the recorded batch result, never from what the branch threads
   did in memory: replay rebuilds them without re-running a finished batch.
 - A cancellation delivered inside a branch (at its step, new or waiting to retry) ends that
@@ -48,7 +49,7 @@ from durable_core.serde import return_type
 from saga._journal import PATH_SEPARATOR
 from saga.compensation import Compensation, Undo, is_terminate, shielded
 from saga.errors import SagaDefinitionError
-from saga.policy import StepKind, default_compensation_policy
+from saga.policy import StepKind, default_compensation_policy, forward_policy
 from saga.rules import (
     check_step,
     check_step_name,
@@ -58,7 +59,7 @@ from saga.rules import (
 )
 
 if TYPE_CHECKING:
-    from saga.context import SagaContext
+    from saga._state import SagaState
 
 T = TypeVar("T")
 
@@ -158,52 +159,56 @@ def branch_failure(path: str, outcome: BranchOutcome, execution_id: str) -> Step
 
 
 def run_parallel(
-    s: SagaContext, name: str, branches: Sequence[SagaBranch[T]], *, max_concurrency: int | None
+    ctx: DurableContext,
+    state: SagaState,
+    name: str,
+    branches: Sequence[SagaBranch[T]],
+    *,
+    max_concurrency: int | None,
 ) -> list[T]:
-    """The body of :meth:`SagaContext.parallel` (it updates the context's undo stack)."""
-    check_step_name(s.name, name, s._names)
+    """The body of :meth:`SagaContext.parallel` (it settles the branches into ``state``)."""
+    state.check_name(name)
     items = list(branches) if isinstance(branches, list | tuple) else None
     if not items:
         raise SagaDefinitionError(
-            f"saga {s.name!r}, parallel {name!r}: give a non-empty list of s.branch(...)"
+            f"saga {state.saga!r}, parallel {name!r}: give a non-empty list of s.branch(...)"
         )
-    kinds = [_declare(s, name, b, {x.name for x in items[:i]}) for i, b in enumerate(items)]
-    s._names.add(name)
-    path = s._child_path(name)
+    kinds = [_declare(state, name, b, {x.name for x in items[:i]}) for i, b in enumerate(items)]
+    path = state.claim(name)
     paths = [f"{path}{PATH_SEPARATOR}{b.name}" for b in items]
     types = [b.result_type if b.result_type is not None else return_type(b.action) for b in items]
 
     bodies = [
         branch_body(
             p,
-            f"{s.execution_id}:{p}",
+            state.key(p),
             b,
             StepConfig(
-                retry=s._forward_policy(k, b.retry),
+                retry=forward_policy(k, b.retry),
                 semantics=b.semantics,
                 result_type=t,
                 timeout=b.timeout,
             ),
-            forward=s._pivot is not None,
+            forward=state.pivot is not None,
         )
         for b, p, k, t in zip(items, paths, kinds, types, strict=True)
     ]
 
     def run() -> Any:  # durable_core BatchResult[BranchOutcome]
-        return s.ctx.parallel(
+        return ctx.parallel(
             bodies, name=path, max_concurrency=max_concurrency, branch_names=[b.name for b in items]
         )
 
     # Past the point of no return a cancellation is absorbed; before it, a stop delivered at
     # the group's own position means no branch ran: there is nothing to learn.
-    batch = shielded(s.ctx, run, path) if s._pivot is not None else run()
+    batch = shielded(ctx, run, path) if state.pivot is not None else run()
     outcomes: list[BranchOutcome] = batch.raise_if_failed().values()
     values: list[T] = []
     failure: StepFailedError | None = None
     for b, p, t, outcome in zip(items, paths, types, outcomes, strict=True):
         undo = Undo(
             p,
-            f"{s.execution_id}:{p}",
+            state.key(p),
             b.compensate,
             b.compensation_retry or default_compensation_policy(),
             args=b.args,
@@ -213,10 +218,10 @@ def run_parallel(
             value = typed(outcome.value, t)
             values.append(value)
             if b.compensate is not None:
-                s._stack.append(dataclasses.replace(undo, result=value))
+                state.push(dataclasses.replace(undo, result=value))
             continue
         if outcome.error is not None:
-            failure = failure or branch_failure(p, outcome, s.execution_id)
+            failure = failure or branch_failure(p, outcome, state.execution_id)
         wanted = (
             b.compensate_uncertain
             if outcome.error is None
@@ -224,32 +229,30 @@ def run_parallel(
         )
         if b.compensate is not None and wanted and (outcome.error or outcome.attempts):
             error = outcome.error or stopped_error(outcome.stop_kind, outcome.cancelled or "")
-            s._stack.append(
-                dataclasses.replace(undo, error=error, forward_attempts=outcome.attempts)
-            )
+            state.push(dataclasses.replace(undo, error=error, forward_attempts=outcome.attempts))
     stopped = first_cancel(outcomes)
-    if stopped is not None and stopped.cancelled is not None and s._pivot is None:
+    if stopped is not None and stopped.cancelled is not None and state.pivot is None:
         raise ExecutionCancelledError(
-            f"execution {s.execution_id!r} was cancelled ({stopped.cancelled})",
+            f"execution {state.execution_id!r} was cancelled ({stopped.cancelled})",
             reason=stopped.cancelled,
             kind=stopped.stop_kind,
         )
     if failure is not None:
-        s._failure = (failure, path)
+        state.record_failure(failure, path)
         raise failure
     return values
 
 
-def _declare(s: SagaContext, group: str, branch: object, taken: set[str]) -> StepKind:
-    where = f"saga {s.name!r}, parallel {group!r}"
+def _declare(state: SagaState, group: str, branch: object, taken: set[str]) -> StepKind:
+    where = f"saga {state.saga!r}, parallel {group!r}"
     if not isinstance(branch, SagaBranch):
         raise SagaDefinitionError(
             f"{where}: each branch must be made with s.branch(name, action, ...), got "
             f"{type(branch).__name__}"
         )
-    check_step_name(s.name, branch.name, taken)
+    check_step_name(state.saga, branch.name, taken)
     check_step(
-        s.name,
+        state.saga,
         f"{group}{PATH_SEPARATOR}{branch.name}",
         action=branch.action,
         compensate=branch.compensate,
@@ -258,11 +261,11 @@ def _declare(s: SagaContext, group: str, branch: object, taken: set[str]) -> Ste
         retry=branch.retry,
         timeout=branch.timeout,
         compensation_timeout=branch.compensation_timeout,
-        pivot=s._pivot,
-        nested=s._nested,
+        pivot=state.pivot,
+        nested=state.nested,
         result_type=branch.result_type,
     )
-    kind = resolve_kind(branch.kind, branch.compensate, pivot=s._pivot)
+    kind = resolve_kind(branch.kind, branch.compensate, pivot=state.pivot)
     if kind is StepKind.PIVOT:
         raise SagaDefinitionError(
             f"{where}: branch {branch.name!r} cannot be the pivot; the point of no return is "
