@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from saga._journal import PATH_SEPARATOR
 from saga.compensation import Undo
 from saga.errors import SagaDefinitionError
-from saga.policy import default_compensation_policy
-from saga.rules import check_step_name
+from saga.options import StepOptions
+from saga.policy import StepKind, default_compensation_policy
+from saga.rules import check_step, check_step_name, resolve_kind
 
 
 @dataclass(eq=False)
@@ -71,9 +72,22 @@ class SagaState:
         self.names.add(name)
         return self.child_path(name)
 
-    def declare_pivot(self, name: str) -> None:
-        """Record that the step ``name`` (declared, not yet run) is the pivot."""
-        self.pivot = name
+    def declare_step(self, name: str, action: object, options: StepOptions) -> StepKind:
+        """Check a sequential step's declaration and take its name; return its kind.
+
+        A pivot is recorded as declared here, before it runs.
+
+        Raises:
+            SagaDefinitionError: the declaration is invalid (nothing is taken).
+            SerializationError: the step's result type cannot cross the journal.
+        """
+        self.check_name(name)
+        check_step(self.saga, name, action, options, pivot=self.pivot, nested=self.nested)
+        kind = resolve_kind(options, pivot=self.pivot)
+        self.claim(name)
+        if kind is StepKind.PIVOT:
+            self.pivot = name
+        return kind
 
     def declare_child(self, name: str) -> str:
         """Check and take the name of a nested saga; return its path.

@@ -32,28 +32,25 @@ from durable_core import (
     LeaseLostError,
     NonDeterminismError,
     RetryPolicy,
-    StepConfig,
     StepContext,
     StepFailedError,
     StepSemantics,
     StoreError,
     VersionMismatchError,
 )
-from durable_core.serde import return_type
 from saga._journal import RollbackCause
 from saga._state import SagaState
-from saga.compensation import Compensation, Undo, is_terminate, roll_back, shielded
+from saga.compensation import Compensation, is_terminate, roll_back, shielded
 from saga.errors import (
     SagaCompensated,
     SagaDefinitionError,
     SagaPartiallyCompensated,
     SagaRolledBackError,
 )
+from saga.options import StepOptions
 from saga.parallel import SagaBranch, run_parallel
-from saga.policy import StepKind, default_compensation_policy, forward_policy
+from saga.policy import StepKind
 from saga.rules import (
-    check_step,
-    resolve_kind,
     stopped_error,
     undo_on_failure,
 )
@@ -174,33 +171,27 @@ class SagaContext:
             SagaDefinitionError: the declaration is invalid (nothing recorded).
             StepFailedError: the step failed for good; letting it propagate rolls the saga back.
         """
-        step_kind = self._declare(
-            name,
-            action=action,
+        options = StepOptions(
             compensate=compensate,
             kind=kind,
-            compensate_uncertain=compensate_uncertain,
             retry=retry,
+            compensation_retry=compensation_retry,
+            compensate_uncertain=compensate_uncertain,
+            semantics=semantics,
             result_type=result_type,
             timeout=timeout,
             compensation_timeout=compensation_timeout,
         )
         state = self._state
+        step_kind = state.declare_step(name, action, options)
         path = state.child_path(name)
         key = state.key(path)
-        policy = forward_policy(step_kind, retry)
 
         def run(sc: StepContext) -> T:
             return action(dataclasses.replace(sc, idempotency_key=key), *args)
 
-        config = StepConfig(
-            retry=policy,
-            semantics=semantics,
-            result_type=result_type if result_type is not None else return_type(action),
-            timeout=timeout,
-        )
-        undo_policy = compensation_retry or default_compensation_policy()
-        undo = Undo(path, key, compensate, undo_policy, args=args, timeout=compensation_timeout)
+        config = options.step_config(step_kind, action)
+        undo = options.undo(path, key, args)
         try:
             if state.pivot is not None and step_kind is not StepKind.PIVOT:
                 value = shielded(self._ctx, lambda: self._ctx.step(path, run, config), path)
@@ -208,18 +199,20 @@ class SagaContext:
                 value = self._ctx.step(path, run, config)
         except StepFailedError as exc:
             state.record_failure(exc, path)
-            if compensate is not None and undo_on_failure(exc.error_type, compensate_uncertain):
+            if options.compensate is not None and undo_on_failure(
+                exc.error_type, options.compensate_uncertain
+            ):
                 error = ErrorInfo(type=exc.error_type, message=exc.args[0], traceback=exc.traceback)
                 state.push(dataclasses.replace(undo, error=error, forward_attempts=exc.attempts))
             raise
         except ExecutionCancelledError as exc:
             # Stopped while waiting to retry (or with an at-most-once attempt unfinished):
             # it never runs again, and attempts that failed may have had an effect.
-            if compensate is not None and compensate_uncertain and exc.attempts > 0:
+            if options.compensate is not None and options.compensate_uncertain and exc.attempts > 0:
                 error = stopped_error(exc.kind, exc.reason)
                 state.push(dataclasses.replace(undo, error=error, forward_attempts=exc.attempts))
             raise
-        if compensate is not None:
+        if options.compensate is not None:
             state.push(dataclasses.replace(undo, result=value))
         if step_kind is StepKind.PIVOT:
             state.mark_pivot_done()
@@ -274,20 +267,18 @@ class SagaContext:
 
         Nothing runs until the branch is given to ``s.parallel``, which checks it.
         """
-        return SagaBranch(
-            name,
-            action,
-            tuple(args),
-            compensate,
-            kind,
-            retry,
-            compensation_retry,
-            compensate_uncertain,
-            semantics,
-            result_type,
-            timeout,
-            compensation_timeout,
+        options = StepOptions(
+            compensate=compensate,
+            kind=kind,
+            retry=retry,
+            compensation_retry=compensation_retry,
+            compensate_uncertain=compensate_uncertain,
+            semantics=semantics,
+            result_type=result_type,
+            timeout=timeout,
+            compensation_timeout=compensation_timeout,
         )
+        return SagaBranch(name, action, tuple(args), options)
 
     def parallel(
         self,
@@ -311,43 +302,6 @@ class SagaContext:
             StepFailedError: a branch failed for good.
         """
         return run_parallel(self._ctx, self._state, name, branches, max_concurrency=max_concurrency)
-
-    # --- declaration checks ----------------------------------------------------------------
-
-    def _declare(
-        self,
-        name: str,
-        *,
-        action: object,
-        compensate: object,
-        kind: StepKind | str | None,
-        compensate_uncertain: bool,
-        retry: object,
-        timeout: object,
-        compensation_timeout: object,
-        result_type: Any = None,
-    ) -> StepKind:
-        state = self._state
-        state.check_name(name)
-        check_step(
-            state.saga,
-            name,
-            action=action,
-            compensate=compensate,
-            kind=kind,
-            compensate_uncertain=compensate_uncertain,
-            retry=retry,
-            timeout=timeout,
-            compensation_timeout=compensation_timeout,
-            pivot=state.pivot,
-            nested=state.nested,
-            result_type=result_type,
-        )
-        step_kind = resolve_kind(kind, compensate, pivot=state.pivot)
-        state.claim(name)
-        if step_kind is StepKind.PIVOT:
-            state.declare_pivot(name)
-        return step_kind
 
     # --- rollback --------------------------------------------------------------------------
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
@@ -39,17 +38,15 @@ from durable_core import (
     DurableContext,
     ErrorInfo,
     ExecutionCancelledError,
-    RetryPolicy,
     StepConfig,
     StepContext,
     StepFailedError,
-    StepSemantics,
 )
-from durable_core.serde import return_type
 from saga._journal import PATH_SEPARATOR
-from saga.compensation import Compensation, Undo, is_terminate, shielded
+from saga.compensation import is_terminate, shielded
 from saga.errors import SagaDefinitionError
-from saga.policy import StepKind, default_compensation_policy, forward_policy
+from saga.options import StepOptions
+from saga.policy import StepKind
 from saga.rules import (
     check_step,
     check_step_name,
@@ -73,17 +70,8 @@ class SagaBranch(Generic[T]):
     action: Callable[..., T]
     """Called as ``action(sc, *args)``."""
     args: tuple[Any, ...]
-    compensate: Compensation | None
-    kind: StepKind | str | None
-    retry: RetryPolicy | None
-    compensation_retry: RetryPolicy | None
-    compensate_uncertain: bool
-    semantics: StepSemantics
-    result_type: Any
-    timeout: timedelta | None = None
-    """The limit of one attempt of ``action``."""
-    compensation_timeout: timedelta | None = None
-    """The limit of one attempt of ``compensate``."""
+    options: StepOptions
+    """The step's options, as given to ``s.branch`` (checked by ``s.parallel``)."""
 
 
 class BranchOutcome(BaseModel):
@@ -176,22 +164,17 @@ def run_parallel(
     kinds = [_declare(state, name, b, {x.name for x in items[:i]}) for i, b in enumerate(items)]
     path = state.claim(name)
     paths = [f"{path}{PATH_SEPARATOR}{b.name}" for b in items]
-    types = [b.result_type if b.result_type is not None else return_type(b.action) for b in items]
+    types = [b.options.recorded_type(b.action) for b in items]
 
     bodies = [
         branch_body(
             p,
             state.key(p),
             b,
-            StepConfig(
-                retry=forward_policy(k, b.retry),
-                semantics=b.semantics,
-                result_type=t,
-                timeout=b.timeout,
-            ),
+            b.options.step_config(k, b.action),
             forward=state.pivot is not None,
         )
-        for b, p, k, t in zip(items, paths, kinds, types, strict=True)
+        for b, p, k in zip(items, paths, kinds, strict=True)
     ]
 
     def run() -> Any:  # durable_core BatchResult[BranchOutcome]
@@ -206,28 +189,21 @@ def run_parallel(
     values: list[T] = []
     failure: StepFailedError | None = None
     for b, p, t, outcome in zip(items, paths, types, outcomes, strict=True):
-        undo = Undo(
-            p,
-            state.key(p),
-            b.compensate,
-            b.compensation_retry or default_compensation_policy(),
-            args=b.args,
-            timeout=b.compensation_timeout,
-        )
+        undo = b.options.undo(p, state.key(p), b.args)
         if outcome.error is None and not outcome.interrupted:
             value = typed(outcome.value, t)
             values.append(value)
-            if b.compensate is not None:
+            if b.options.compensate is not None:
                 state.push(dataclasses.replace(undo, result=value))
             continue
         if outcome.error is not None:
             failure = failure or branch_failure(p, outcome, state.execution_id)
         wanted = (
-            b.compensate_uncertain
+            b.options.compensate_uncertain
             if outcome.error is None
-            else undo_on_failure(outcome.error.type, b.compensate_uncertain)
+            else undo_on_failure(outcome.error.type, b.options.compensate_uncertain)
         )
-        if b.compensate is not None and wanted and (outcome.error or outcome.attempts):
+        if b.options.compensate is not None and wanted and (outcome.error or outcome.attempts):
             error = outcome.error or stopped_error(outcome.stop_kind, outcome.cancelled or "")
             state.push(dataclasses.replace(undo, error=error, forward_attempts=outcome.attempts))
     stopped = first_cancel(outcomes)
@@ -254,18 +230,12 @@ def _declare(state: SagaState, group: str, branch: object, taken: set[str]) -> S
     check_step(
         state.saga,
         f"{group}{PATH_SEPARATOR}{branch.name}",
-        action=branch.action,
-        compensate=branch.compensate,
-        kind=branch.kind,
-        compensate_uncertain=branch.compensate_uncertain,
-        retry=branch.retry,
-        timeout=branch.timeout,
-        compensation_timeout=branch.compensation_timeout,
+        branch.action,
+        branch.options,
         pivot=state.pivot,
         nested=state.nested,
-        result_type=branch.result_type,
     )
-    kind = resolve_kind(branch.kind, branch.compensate, pivot=state.pivot)
+    kind = resolve_kind(branch.options, pivot=state.pivot)
     if kind is StepKind.PIVOT:
         raise SagaDefinitionError(
             f"{where}: branch {branch.name!r} cannot be the pivot; the point of no return is "
