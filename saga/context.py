@@ -5,6 +5,11 @@ step and, once it succeeded, pushes ``undo`` on the saga's undo stack. If the sa
 raises (a step failed for good, the code raised, the saga was cancelled or its deadline
 passed) the runner compensates the stack in reverse order (see :mod:`saga.compensation`).
 
+The saga's state (names, undo stack, pivot, failure) is one :class:`saga._state.SagaState`;
+a step's options are one :class:`saga.options.StepOptions`. ``s.step`` is the sync runner of
+a step planned by :func:`saga._plan.prepare_step`: the plan, the one ``ctx.step`` call, then
+the plan settled with its outcome.
+
 Invariants:
 - The undo stack holds only values returned by recorded steps and the order the steps ran
   in; replay rebuilds it exactly. Nothing is ever read from closures over live state.
@@ -20,7 +25,6 @@ Invariants:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
@@ -39,6 +43,7 @@ from durable_core import (
     VersionMismatchError,
 )
 from saga._journal import RollbackCause
+from saga._plan import StepPlan, prepare_step
 from saga._state import SagaState
 from saga.compensation import Compensation, is_terminate, roll_back, shielded
 from saga.errors import (
@@ -50,10 +55,6 @@ from saga.errors import (
 from saga.options import StepOptions
 from saga.parallel import SagaBranch, run_parallel
 from saga.policy import StepKind
-from saga.rules import (
-    stopped_error,
-    undo_on_failure,
-)
 
 if TYPE_CHECKING:
     from saga.definition import SagaDefinition
@@ -182,41 +183,23 @@ class SagaContext:
             timeout=timeout,
             compensation_timeout=compensation_timeout,
         )
-        state = self._state
-        step_kind = state.declare_step(name, action, options)
-        path = state.child_path(name)
-        key = state.key(path)
-
-        def run(sc: StepContext) -> T:
-            return action(dataclasses.replace(sc, idempotency_key=key), *args)
-
-        config = options.step_config(step_kind, action)
-        undo = options.undo(path, key, args)
+        plan = prepare_step(self._state, name, action, args, options)
         try:
-            if state.pivot is not None and step_kind is not StepKind.PIVOT:
-                value = shielded(self._ctx, lambda: self._ctx.step(path, run, config), path)
+            if plan.forward:  # past the pivot: a stop here is absorbed, the step re-issued
+                value = shielded(self._ctx, lambda: self._call(plan), plan.path)
             else:
-                value = self._ctx.step(path, run, config)
+                value = self._call(plan)
         except StepFailedError as exc:
-            state.record_failure(exc, path)
-            if options.compensate is not None and undo_on_failure(
-                exc.error_type, options.compensate_uncertain
-            ):
-                error = ErrorInfo(type=exc.error_type, message=exc.args[0], traceback=exc.traceback)
-                state.push(dataclasses.replace(undo, error=error, forward_attempts=exc.attempts))
+            plan.on_failure(exc)
             raise
         except ExecutionCancelledError as exc:
-            # Stopped while waiting to retry (or with an at-most-once attempt unfinished):
-            # it never runs again, and attempts that failed may have had an effect.
-            if options.compensate is not None and options.compensate_uncertain and exc.attempts > 0:
-                error = stopped_error(exc.kind, exc.reason)
-                state.push(dataclasses.replace(undo, error=error, forward_attempts=exc.attempts))
+            plan.on_stop(exc)
             raise
-        if options.compensate is not None:
-            state.push(dataclasses.replace(undo, result=value))
-        if step_kind is StepKind.PIVOT:
-            state.mark_pivot_done()
-        return value
+        return plan.on_success(value)
+
+    def _call(self, plan: StepPlan[T]) -> T:
+        """The one durable call of a planned step."""
+        return self._ctx.step(plan.path, plan.run, plan.config)
 
     def child(self, name: str, saga: SagaDefinition[E, R], event: E) -> R:
         """Run another saga as one step of this one.

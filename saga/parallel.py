@@ -8,6 +8,11 @@ stack in branch order (the order they were started), so a rollback compensates t
 reverse start order; if a branch failed, the saga raises its StepFailedError and rolls
 back.
 
+As for a sequential step (:mod:`saga._plan`) a group runs in halves: ``prepare_parallel``
+checks every branch and plans its step; the one durable call is ``ctx.parallel`` of one
+:func:`branch_body` per planned step; :meth:`ParallelPlan.settle` reads the recorded
+outcomes into the saga's state. Only the middle touches a durable context.
+
 Invariants:
 - This module runs part of :class:`SagaContext`: it receives the saga's
   :class:`saga._state.SagaState` and settles the branches into it (names, undo stack,
@@ -27,7 +32,6 @@ Invariants:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -38,22 +42,15 @@ from durable_core import (
     DurableContext,
     ErrorInfo,
     ExecutionCancelledError,
-    StepConfig,
-    StepContext,
     StepFailedError,
 )
 from saga._journal import PATH_SEPARATOR
+from saga._plan import StepPlan, plan_step
 from saga.compensation import is_terminate, shielded
 from saga.errors import SagaDefinitionError
 from saga.options import StepOptions
 from saga.policy import StepKind
-from saga.rules import (
-    check_step,
-    check_step_name,
-    resolve_kind,
-    stopped_error,
-    undo_on_failure,
-)
+from saga.rules import check_step, check_step_name, resolve_kind
 
 if TYPE_CHECKING:
     from saga._state import SagaState
@@ -90,34 +87,38 @@ class BranchOutcome(BaseModel):
     interrupted: bool = False
     """The cancellation reached this branch's own step, which then never finished."""
 
+    @classmethod
+    def failed(cls, exc: StepFailedError) -> BranchOutcome:
+        """The outcome of a branch whose step failed for good."""
+        error = ErrorInfo(type=exc.error_type, message=exc.args[0], traceback=exc.traceback)
+        return cls(error=error, attempts=exc.attempts)
 
-def branch_body(
-    path: str, key: str, branch: SagaBranch[Any], config: StepConfig, *, forward: bool
-) -> Callable[[DurableContext], BranchOutcome]:
+    @classmethod
+    def stopped(cls, exc: ExecutionCancelledError) -> BranchOutcome:
+        """The outcome of a branch whose step a cancellation (or the deadline) ended."""
+        return cls(
+            cancelled=exc.reason, stop_kind=exc.kind, attempts=exc.attempts, interrupted=True
+        )
+
+
+def branch_body(plan: StepPlan[Any]) -> Callable[[DurableContext], BranchOutcome]:
     """The function one ``ctx.parallel`` branch runs: the saga step and how it ended.
 
-    ``forward``: past the pivot, where a cancellation is absorbed and the step re-issued.
+    Past the pivot (``plan.forward``) a cancellation is absorbed and the step re-issued.
     """
 
-    def run(sc: StepContext) -> Any:
-        return branch.action(dataclasses.replace(sc, idempotency_key=key), *branch.args)
+    def call(ctx: DurableContext) -> Any:
+        return ctx.step(plan.path, plan.run, plan.config)
 
     def body(ctx: DurableContext) -> BranchOutcome:
         try:
-            value = (
-                ctx.step(path, run, config)
-                if not forward
-                else shielded(ctx, lambda: ctx.step(path, run, config), path)
-            )
+            value = shielded(ctx, lambda: call(ctx), plan.path) if plan.forward else call(ctx)
         except ExecutionCancelledError as exc:
             if is_terminate(exc):
                 raise
-            return BranchOutcome(
-                cancelled=exc.reason, stop_kind=exc.kind, attempts=exc.attempts, interrupted=True
-            )
+            return BranchOutcome.stopped(exc)
         except StepFailedError as exc:
-            error = ErrorInfo(type=exc.error_type, message=exc.args[0], traceback=exc.traceback)
-            return BranchOutcome(error=error, attempts=exc.attempts)
+            return BranchOutcome.failed(exc)
         return BranchOutcome(value=value)
 
     return body
@@ -146,6 +147,92 @@ def branch_failure(path: str, outcome: BranchOutcome, execution_id: str) -> Step
     )
 
 
+@dataclass(frozen=True, eq=False)
+class ParallelPlan(Generic[T]):
+    """A declared parallel group, ready for its one durable call (``ctx.parallel`` of one
+    :func:`branch_body` per branch); settle it with the branches' recorded outcomes."""
+
+    state: SagaState
+    path: str
+    """The group's saga path: the name of its journal record."""
+    names: list[str]
+    """The branch names, in branch order."""
+    steps: list[StepPlan[Any]]
+    """Each branch's step, in branch order."""
+    types: list[Any]
+    """The type each branch's value is read back as."""
+    forward: bool
+    """The pivot is declared: a stop is absorbed, at the group and in its branches."""
+
+    def settle(self, outcomes: Sequence[BranchOutcome]) -> list[T]:
+        """Register the branches' undos in branch order; return their values.
+
+        Raises:
+            ExecutionCancelledError: a cancellation reached a branch (before the pivot).
+            StepFailedError: the first branch that failed for good.
+        """
+        values: list[T] = []
+        failure: StepFailedError | None = None
+        for plan, result_type, outcome in zip(self.steps, self.types, outcomes, strict=True):
+            if outcome.error is None and not outcome.interrupted:
+                values.append(plan.on_success(typed(outcome.value, result_type)))
+            elif outcome.error is not None:
+                failure = failure or branch_failure(plan.path, outcome, self.state.execution_id)
+                plan.undo_failed(outcome.error, outcome.attempts)
+            else:
+                plan.undo_stopped(outcome.stop_kind, outcome.cancelled or "", outcome.attempts)
+        stopped = first_cancel(outcomes)
+        if stopped is not None and stopped.cancelled is not None and not self.forward:
+            raise ExecutionCancelledError(
+                f"execution {self.state.execution_id!r} was cancelled ({stopped.cancelled})",
+                reason=stopped.cancelled,
+                kind=stopped.stop_kind,
+            )
+        if failure is not None:
+            self.state.record_failure(failure, self.path)
+            raise failure
+        return values
+
+
+def prepare_parallel(
+    state: SagaState, name: str, branches: Sequence[SagaBranch[T]]
+) -> ParallelPlan[T]:
+    """Check and plan the parallel group ``name`` of the saga ``state``.
+
+    Raises:
+        SagaDefinitionError: a bad declaration (nothing recorded).
+    """
+    state.check_name(name)
+    items = list(branches) if isinstance(branches, list | tuple) else None
+    if not items:
+        raise SagaDefinitionError(
+            f"saga {state.saga!r}, parallel {name!r}: give a non-empty list of s.branch(...)"
+        )
+    kinds = [_declare(state, name, b, {x.name for x in items[:i]}) for i, b in enumerate(items)]
+    path = state.claim(name)
+    forward = state.pivot is not None
+    steps = [
+        plan_step(
+            state,
+            f"{path}{PATH_SEPARATOR}{b.name}",
+            b.action,
+            b.args,
+            b.options,
+            kind=k,
+            forward=forward,
+        )
+        for b, k in zip(items, kinds, strict=True)
+    ]
+    return ParallelPlan(
+        state=state,
+        path=path,
+        names=[b.name for b in items],
+        steps=steps,
+        types=[b.options.recorded_type(b.action) for b in items],
+        forward=forward,
+    )
+
+
 def run_parallel(
     ctx: DurableContext,
     state: SagaState,
@@ -155,68 +242,18 @@ def run_parallel(
     max_concurrency: int | None,
 ) -> list[T]:
     """The body of :meth:`SagaContext.parallel` (it settles the branches into ``state``)."""
-    state.check_name(name)
-    items = list(branches) if isinstance(branches, list | tuple) else None
-    if not items:
-        raise SagaDefinitionError(
-            f"saga {state.saga!r}, parallel {name!r}: give a non-empty list of s.branch(...)"
-        )
-    kinds = [_declare(state, name, b, {x.name for x in items[:i]}) for i, b in enumerate(items)]
-    path = state.claim(name)
-    paths = [f"{path}{PATH_SEPARATOR}{b.name}" for b in items]
-    types = [b.options.recorded_type(b.action) for b in items]
-
-    bodies = [
-        branch_body(
-            p,
-            state.key(p),
-            b,
-            b.options.step_config(k, b.action),
-            forward=state.pivot is not None,
-        )
-        for b, p, k in zip(items, paths, kinds, strict=True)
-    ]
+    plan = prepare_parallel(state, name, branches)
+    bodies = [branch_body(step) for step in plan.steps]
 
     def run() -> Any:  # durable_core BatchResult[BranchOutcome]
         return ctx.parallel(
-            bodies, name=path, max_concurrency=max_concurrency, branch_names=[b.name for b in items]
+            bodies, name=plan.path, max_concurrency=max_concurrency, branch_names=plan.names
         )
 
     # Past the point of no return a cancellation is absorbed; before it, a stop delivered at
     # the group's own position means no branch ran: there is nothing to learn.
-    batch = shielded(ctx, run, path) if state.pivot is not None else run()
-    outcomes: list[BranchOutcome] = batch.raise_if_failed().values()
-    values: list[T] = []
-    failure: StepFailedError | None = None
-    for b, p, t, outcome in zip(items, paths, types, outcomes, strict=True):
-        undo = b.options.undo(p, state.key(p), b.args)
-        if outcome.error is None and not outcome.interrupted:
-            value = typed(outcome.value, t)
-            values.append(value)
-            if b.options.compensate is not None:
-                state.push(dataclasses.replace(undo, result=value))
-            continue
-        if outcome.error is not None:
-            failure = failure or branch_failure(p, outcome, state.execution_id)
-        wanted = (
-            b.options.compensate_uncertain
-            if outcome.error is None
-            else undo_on_failure(outcome.error.type, b.options.compensate_uncertain)
-        )
-        if b.options.compensate is not None and wanted and (outcome.error or outcome.attempts):
-            error = outcome.error or stopped_error(outcome.stop_kind, outcome.cancelled or "")
-            state.push(dataclasses.replace(undo, error=error, forward_attempts=outcome.attempts))
-    stopped = first_cancel(outcomes)
-    if stopped is not None and stopped.cancelled is not None and state.pivot is None:
-        raise ExecutionCancelledError(
-            f"execution {state.execution_id!r} was cancelled ({stopped.cancelled})",
-            reason=stopped.cancelled,
-            kind=stopped.stop_kind,
-        )
-    if failure is not None:
-        state.record_failure(failure, path)
-        raise failure
-    return values
+    batch = shielded(ctx, run, plan.path) if plan.forward else run()
+    return plan.settle(batch.raise_if_failed().values())
 
 
 def _declare(state: SagaState, group: str, branch: object, taken: set[str]) -> StepKind:
