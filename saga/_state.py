@@ -1,10 +1,10 @@
 """``SagaState``: what a running saga knows about itself, and its transitions.
 
 One object per saga run (a nested saga has its own), owned by :class:`saga.SagaContext` and
-handed to the code that runs its steps (:mod:`saga.parallel`), so nothing reaches into
-another object's attributes. It holds no durable context: it is plain data, rebuilt on
-every replay from the steps as they are declared and settled, and it serves a sync or an
-async runner alike.
+handed to the code that plans and settles its steps (:mod:`saga._plan`,
+:mod:`saga.parallel`), so nothing reaches into another object's attributes. It holds no
+durable context: it is plain data, rebuilt on every replay from the steps as they are
+declared and settled, and it serves a sync or an async runner alike.
 
 Invariants:
 - ``names`` holds every name declared in this saga (steps, nested sagas, parallel groups);
@@ -13,8 +13,8 @@ Invariants:
   succeeded. Neither is ever unset.
 - ``stack`` holds the undo entries of settled steps, in the order they were settled: only
   recorded values (results, errors, attempt counts), never live state.
-- ``failure`` is the last step failure the saga saw (the error and the path of the step or
-  group it came from), so a rollback can name the failed step.
+- ``failure`` is the last failure of a step, parallel group or nested saga (the error and
+  its path), so a rollback can name the failed step.
 - A step's path is ``<saga path>/<name>`` (just ``<name>`` at the top level); its
   idempotency key is ``"<execution id>:<path>"``.
 """
