@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from saga._journal import PATH_SEPARATOR
+from saga._records import PATH_SEPARATOR
 from saga.compensation import Undo
 from saga.errors import SagaDefinitionError
 from saga.options import StepOptions

@@ -44,7 +44,7 @@ from durable_core import (
     StepContext,
     StepFailedError,
 )
-from saga._journal import (
+from saga._records import (
     OperatorDecision,
     PlanItem,
     RollbackCause,

@@ -42,7 +42,7 @@ from durable_core import (
     StoreError,
     VersionMismatchError,
 )
-from saga._journal import RollbackCause
+from saga._records import RollbackCause
 from saga._plan import StepPlan, prepare_step
 from saga._state import SagaState
 from saga.compensation import Compensation, is_terminate, roll_back, shielded

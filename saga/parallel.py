@@ -44,7 +44,7 @@ from durable_core import (
     ExecutionCancelledError,
     StepFailedError,
 )
-from saga._journal import PATH_SEPARATOR
+from saga._records import PATH_SEPARATOR
 from saga._plan import StepPlan, plan_step
 from saga.compensation import is_terminate, shielded
 from saga.errors import SagaDefinitionError

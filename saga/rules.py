@@ -35,7 +35,7 @@ from durable_core import (
     ValidationError,
 )
 from durable_core.serde import check_type, return_type
-from saga._journal import PATH_SEPARATOR, RESERVED_PREFIXES
+from saga._records import PATH_SEPARATOR, RESERVED_PREFIXES
 from saga.errors import SagaDefinitionError
 from saga.policy import StepKind
 

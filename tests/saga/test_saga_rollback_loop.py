@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from durable_core import NonDeterminismError, RetryPolicy, StepFailedError
-from saga._journal import OperatorDecision, RollbackCause, RollbackPlan
+from saga._records import OperatorDecision, RollbackCause, RollbackPlan
 from saga.compensation import Park, RollbackReport, RunStep, Undo, rollback_loop
 
 
