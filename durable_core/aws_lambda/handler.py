@@ -34,7 +34,12 @@ from durable_core.aws_lambda.errors import EnvelopeError
 from durable_core.aws_lambda.service import DurableServiceClient, ServiceClock, ServiceStore
 from durable_core.clock import Clock, SystemClock
 from durable_core.errors import ValidationError
-from durable_core.function import DurableFunction, make_durable
+from durable_core.function import (
+    DurableFunction,
+    DurableLambdaHandler,
+    make_durable,
+    unwrap_durable,
+)
 from durable_core.journal import InvocationOptions, Journal
 from durable_core.records import Execution, ExecutionStatus, Lease
 from durable_core.runtime.invocation import run_invocation
@@ -133,7 +138,7 @@ def durable_handler(
     *,
     client: Any | None = None,
     options: LambdaOptions | None = None,
-) -> LambdaHandler:
+) -> DurableLambdaHandler:
     """Make a Lambda handler that runs ``fn`` on the durable execution service.
 
     Example::
@@ -152,7 +157,7 @@ def durable_handler(
     Returns:
         ``handler(event, lambda_context) -> {"Status": ..., "Result" | "Error": ...}``.
     """
-    durable_fn = make_durable(getattr(fn, "durable_function", fn))
+    durable_fn = make_durable(unwrap_durable(fn))
     opts = options or LambdaOptions()
     made: list[DurableServiceClient] = [client] if client is not None else []
 
@@ -161,8 +166,7 @@ def durable_handler(
             made.append(default_client())
         return run_envelope(durable_fn, parse_envelope(event), made[0], opts)
 
-    handler.durable_function = durable_fn  # type: ignore[attr-defined]
-    return handler
+    return DurableLambdaHandler(handler, durable_fn)
 
 
 def default_client() -> DurableServiceClient:

@@ -55,7 +55,7 @@ from durable_core.errors import (
     StoreError,
     ValidationError,
 )
-from durable_core.function import DurableFunction, import_function
+from durable_core.function import DurableFunction, import_function, unwrap_durable
 from durable_core.parking import is_parked
 from durable_core.records import Execution, ExecutionStatus
 from durable_core.recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS, check_max_recovery_attempts
@@ -513,9 +513,7 @@ def _register_module(rt: Runtime, module_name: str) -> None:
         raise ValidationError(f"--import {module_name}: cannot import it: {e}") from e
     # Durable functions, and objects that carry one (sagas expose ``.durable_function``).
     found = [
-        fn
-        for v in vars(module).values()
-        if isinstance(fn := getattr(v, "durable_function", v), DurableFunction)
+        fn for v in vars(module).values() if isinstance(fn := unwrap_durable(v), DurableFunction)
     ]
     if not found:
         raise ValidationError(

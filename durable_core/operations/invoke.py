@@ -34,7 +34,7 @@ from durable_core.errors import (
     SuspendExecution,
     ValidationError,
 )
-from durable_core.function import DurableFunction
+from durable_core.function import DurableFunction, unwrap_durable
 from durable_core.operations._core import InstantOp
 from durable_core.records import (
     MAX_ACTOR_LENGTH,
@@ -106,7 +106,7 @@ def _need(services: _Services | None) -> _Services:
 def _resolve(services: _Services | None, function: object) -> DurableFunction[Any, Any]:
     if isinstance(function, str):
         return _need(services).resolve(function)  # FunctionNotFoundError: nothing recorded
-    target = getattr(function, "durable_function", function)
+    target = unwrap_durable(function)
     if not isinstance(target, DurableFunction):
         raise ValidationError(
             f"invoke needs a durable function (decorated with @durable) or its registered "
