@@ -45,13 +45,13 @@ from durable_core.records import (
     StopKind,
 )
 from durable_core.recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS, recovery_limit
-from durable_core.stores.base import AssigningStore
+from durable_core.stores.base import AssigningStore, ScopeAnnouncingStore
 
 if TYPE_CHECKING:
     from durable_core.clock import Clock
     from durable_core.replay import Slot
     from durable_core.serde import Serde
-    from durable_core.stores.base import Store
+    from durable_core.stores.base import JournalStore
 
 Parking = TypeVar("Parking", bound=DurableError)
 BeginHook = Callable[["Slot", OperationType, str, "str | None"], None]
@@ -110,7 +110,7 @@ class Journal:
         *,
         execution: Execution,
         operations: Iterable[Operation],
-        store: Store,
+        store: JournalStore,
         lease: Lease,
         clock: Clock,
         serde: Serde,
@@ -136,9 +136,11 @@ class Journal:
         """The stop kinds already delivered in this execution (read back from the records)."""
         self.writes = 0
         self._execution_read_at = clock.now()
-        self.on_begin: BeginHook | None = None
-        """Set by a backend that must announce a scope before its children's records (the
-        Lambda durable service needs a CONTEXT started before its first child)."""
+        self.on_begin: BeginHook | None = (
+            store.on_begin if isinstance(store, ScopeAnnouncingStore) else None
+        )
+        """The store's hook for every position a scope allocates, if it has one
+        (:class:`~durable_core.stores.base.ScopeAnnouncingStore`)."""
         self._assigner = store if isinstance(store, AssigningStore) else None
         self.parked: DurableError | None = None
         """Why this invocation must park the execution (the first divergence, a function

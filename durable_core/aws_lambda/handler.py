@@ -219,7 +219,6 @@ def run_envelope(
             options=_SERVICE_RETRIES,
             services=services,
         )
-        journal.on_begin = store.on_begin
         end = run_invocation(fn, journal)
         if store.failure is not None:
             raise store.failure

@@ -53,7 +53,7 @@ from durable_core.serde import check_type
 if TYPE_CHECKING:
     from durable_core.journal import Journal
     from durable_core.replay import Scope, Slot
-    from durable_core.stores.base import Store
+    from durable_core.stores.base import JournalStore
 
 T = TypeVar("T")
 
@@ -64,7 +64,7 @@ _MAX_ID = 200
 class _Services(Protocol):
     """What ``invoke`` needs from the runtime (``Journal.services``)."""
 
-    store: Store
+    store: JournalStore
 
     def resolve(self, name: str) -> DurableFunction[Any, Any]: ...
 

@@ -273,7 +273,7 @@ class Runtime(ExecutionRequests):
         if isinstance(prepared, Execution):
             return prepared
         fn, journal = prepared
-        held = self._keeper.hold(journal)
+        held = self._keeper.hold(journal, self.store)
         try:
             try:
                 end = run_invocation(fn, journal)
@@ -293,7 +293,7 @@ class Runtime(ExecutionRequests):
         if isinstance(prepared, Execution):
             return prepared
         fn, journal = prepared
-        held = self._keeper.hold(journal)
+        held = self._keeper.hold(journal, self.store)
         try:
             try:
                 if fn.is_async:
