@@ -90,7 +90,7 @@ def resume_cost(n: int) -> float:
     store = MemoryStore()
     rt = Runtime(store)
     ex = rt.run(long, None)  # records n steps, suspends on the wait
-    from durable_core.journal import ExecutionStatus
+    from durable_core.records import ExecutionStatus
 
     assert ex.status is ExecutionStatus.RUNNING
     # Resume: replays n steps, reaches the wait again (not due), suspends.

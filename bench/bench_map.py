@@ -80,9 +80,9 @@ def timed_replay(path: Path, fn: DurableFunction[None, int]) -> float:
     """Seconds to re-run a finished execution's function against its journal (no writes)."""
     from datetime import timedelta
 
-    from durable_core.invocation import run_invocation
-    from durable_core.journal import Lease
-    from durable_core.replay import InvocationOptions, Journal
+    from durable_core.journal import InvocationOptions, Journal
+    from durable_core.records import Lease
+    from durable_core.runtime.invocation import run_invocation
 
     store = SQLiteStore(path, durability=DURABILITY)
     rt = Runtime(store)

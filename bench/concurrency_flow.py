@@ -56,7 +56,7 @@ from durable_core import (
     Worker,
     durable,
 )
-from durable_core.journal import Lease
+from durable_core.records import Lease
 from durable_core.stores.base import InvocationEnd
 from durable_core.testing._stores import DelegatingStore
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from durable_core import Runtime
 from durable_core.errors import ExecutionNotFoundError
-from durable_core.journal import OperationType
+from durable_core.records import OperationType
 from durable_core.stores.sqlite import SQLiteStore
 from saga import saga_status
 

@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))  # examples/ is importable, as from the repository
 import examples.order_processing.services as order_services  # noqa: E402
 import examples.tour_booking.providers as tour_providers  # noqa: E402
 from durable_core import cli  # noqa: E402
-from durable_core.journal import Lease, Operation, OperationStatus  # noqa: E402
+from durable_core.records import Lease, Operation, OperationStatus  # noqa: E402
 from durable_core.stores.base import InvocationEnd  # noqa: E402
 from durable_core.stores.sqlite import SQLiteStore  # noqa: E402
 

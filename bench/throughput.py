@@ -133,7 +133,7 @@ def ds_worker(args: argparse.Namespace) -> None:
     the worker's stop event), then prints a JSON report.
     """
     from durable_core import Runtime
-    from durable_core.worker import Worker
+    from durable_core.runtime.worker import Worker
 
     store = make_store(Path(args.db), args.store_mode)
     profiled = _Profiled(store) if args.profile else None

@@ -8,8 +8,6 @@ recorded results.
 """
 
 from durable_core.async_context import AsyncCallback, AsyncDurableContext
-from durable_core.async_runtime import AsyncRuntime
-from durable_core.async_worker import AsyncWorker
 from durable_core.clock import Clock, SystemClock
 from durable_core.context import DurableContext
 from durable_core.errors import (
@@ -49,16 +47,6 @@ from durable_core.errors import (
     VersionMismatchError,
 )
 from durable_core.function import DurableFunction, durable
-from durable_core.journal import (
-    ErrorInfo,
-    Execution,
-    ExecutionStatus,
-    Operation,
-    OperationStatus,
-    OperationType,
-    StopKind,
-    StopRequest,
-)
 from durable_core.operations.batch import (
     BatchError,
     BatchItem,
@@ -69,12 +57,24 @@ from durable_core.operations.batch import (
 )
 from durable_core.operations.callback import Callback
 from durable_core.operations.step import StepContext
+from durable_core.records import (
+    ErrorInfo,
+    Execution,
+    ExecutionStatus,
+    Operation,
+    OperationStatus,
+    OperationType,
+    StopKind,
+    StopRequest,
+)
 from durable_core.retry import RetryPolicy, StepConfig, StepSemantics
 from durable_core.runtime import Runtime, RuntimeOptions
+from durable_core.runtime.async_runtime import AsyncRuntime
+from durable_core.runtime.async_worker import AsyncWorker
+from durable_core.runtime.worker import Worker
 from durable_core.stores.base import Store
 from durable_core.stores.memory import MemoryStore
 from durable_core.stores.sqlite import SQLiteStore
-from durable_core.worker import Worker
 
 __all__ = [
     "AsyncCallback",

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 import tenacity
 
 from durable_core.errors import ValidationError
+from durable_core.journal import Journal
 from durable_core.logging import ReplayAwareLogger
 from durable_core.operations._batch_run import BatchRun
 from durable_core.operations.batch import map_op, parallel_op
@@ -37,8 +38,9 @@ from durable_core.operations.condition import ConditionOp
 from durable_core.operations.invoke import InvokeOp
 from durable_core.operations.step import StepContext, StepOp
 from durable_core.operations.wait import WaitOp, check_duration
-from durable_core.replay import MAX_NAME_LENGTH, Journal, Scope, check_name
+from durable_core.replay import MAX_NAME_LENGTH, Scope, check_name
 from durable_core.retry import StepConfig
+from durable_core.serde import type_hints
 
 if TYPE_CHECKING:
     from tenacity.wait import WaitBaseT
@@ -96,6 +98,31 @@ class ContextBase:
                 "durable function cannot await it. Declare the durable function `async def` "
                 "(it receives an AsyncDurableContext and awaits its operations), or make "
                 "this function sync."
+            )
+
+    def _context_body(self, fn: object, what: str) -> None:
+        """:meth:`_body`, and a body whose context annotation is the other surface's is
+        refused (it would get a context it cannot use as written)."""
+        self._body(fn, what)
+        if not getattr(fn, "__annotations__", None):
+            return
+        from durable_core.async_context import AsyncDurableContext
+        from durable_core.context import DurableContext
+
+        assert callable(fn)
+        params = list(inspect.signature(fn).parameters.values())
+        first = type_hints(fn).get(params[0].name) if params else None
+        want, other = (
+            (AsyncDurableContext, DurableContext)
+            if self.is_async
+            else (DurableContext, AsyncDurableContext)
+        )
+        if first is other:
+            kind = "an async" if self.is_async else "a sync"  # receives "an" A/DurableContext
+            raise ValidationError(
+                f"{what}: its context is annotated {other.__name__}, but it runs in {kind} "
+                f"durable function and receives an {want.__name__}; annotate it "
+                f"{want.__name__}" + (" and make it `async def`" if self.is_async else "")
             )
 
     def _step(
@@ -226,7 +253,7 @@ class ContextBase:
 
     def _child_context(self, name: str, fn: Callable[..., Any], result_type: Any) -> ChildOp[Any]:
         check_name(name, "child context")
-        self._body(fn, f"child context {name!r}")
+        self._context_body(fn, f"child context {name!r}")
         return ChildOp(self._scope, name, fn, self.for_scope, result_type=result_type)
 
     def _parallel(
@@ -239,10 +266,10 @@ class ContextBase:
         branch_names: Sequence[str] | None,
     ) -> BatchRun:
         check_name(name, "parallel")
-        if not self.is_async and not isinstance(branches, str | bytes):
+        if not isinstance(branches, str | bytes):
             for i, fn in enumerate(branches if isinstance(branches, Sequence) else ()):
                 if callable(fn):
-                    self._body(fn, f"parallel {name!r} branch {i}")
+                    self._context_body(fn, f"parallel {name!r} branch {i}")
         return parallel_op(
             self._scope,
             self.for_scope,
@@ -265,7 +292,7 @@ class ContextBase:
     ) -> BatchRun:
         check_name(name, "map")
         if callable(fn):
-            self._body(fn, f"map {name!r}")
+            self._context_body(fn, f"map {name!r}")
         return map_op(
             self._scope,
             self.for_scope,

@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     from tenacity.wait import WaitBaseT
 
     from durable_core.function import DurableFunction
+    from durable_core.journal import Journal
     from durable_core.operations.batch import BatchResult, CompletionPolicy
-    from durable_core.replay import Journal
 
 T = TypeVar("T")
 U = TypeVar("U")

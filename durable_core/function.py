@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload, runtime_checkable
 
 from durable_core.errors import (
     FunctionNotFoundError,
@@ -67,6 +67,38 @@ class DurableFunction(Generic[E, R]):
     def __call__(self, ctx: DurableContext, event: E) -> R:
         """Call a sync durable function directly (an async one: ``await fn.fn(ctx, e)``)."""
         return self.fn(ctx, event)  # type: ignore[no-any-return]
+
+
+@runtime_checkable
+class CarriesDurableFunction(Protocol):
+    """An object that carries the durable function it runs: a saga, a Lambda handler."""
+
+    @property
+    def durable_function(self) -> DurableFunction[Any, Any]:
+        """The durable function this object runs."""
+        ...
+
+
+class DurableLambdaHandler:
+    """A Lambda handler ``handler(event, context) -> dict`` that carries its durable function."""
+
+    def __init__(
+        self, run: Callable[[Any, Any], dict[str, Any]], durable_function: DurableFunction[Any, Any]
+    ) -> None:
+        self._run = run
+        self.durable_function = durable_function
+
+    def __call__(self, event: Any, lambda_context: Any = None) -> dict[str, Any]:
+        return self._run(event, lambda_context)
+
+
+def unwrap_durable(obj: Any) -> Any:
+    """The durable function ``obj`` carries (:class:`CarriesDurableFunction`), else ``obj``."""
+    if isinstance(obj, CarriesDurableFunction):
+        carried = obj.durable_function
+        if isinstance(carried, DurableFunction):
+            return carried
+    return obj
 
 
 def _types(fn: Callable[..., Any]) -> tuple[Any, Any]:
@@ -214,7 +246,7 @@ def import_function(ref: str, *, declared_only: bool = False) -> DurableFunction
         target = getattr(target, part, None)
         if target is None:
             raise FunctionNotFoundError(f"module {module_name!r} has no attribute {attr!r}")
-    durable_fn = getattr(target, "durable_function", target)
+    durable_fn = unwrap_durable(target)
     if isinstance(durable_fn, DurableFunction):
         return durable_fn
     if declared_only:
@@ -273,7 +305,7 @@ class FunctionRegistry:
 
     def register(self, fn: DurableFunction[Any, Any] | Any) -> DurableFunction[Any, Any]:
         """Make ``fn`` (or the durable function it carries) resolvable by its name."""
-        durable_fn = make_durable(getattr(fn, "durable_function", fn))
+        durable_fn = make_durable(unwrap_durable(fn))
         self._functions[durable_fn.name] = durable_fn
         return durable_fn
 

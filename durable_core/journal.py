@@ -1,278 +1,328 @@
-"""The journal record: one shape for every backend.
+"""The loaded journal of one invocation: checkpoints, stop delivery, parking.
 
-An :class:`Operation` is modeled on the Lambda durable execution service's ``Operation``
-(Id, ParentId, Type, SubType, Name, Status, result payload, error, attempt, timestamps and
-wait/callback details), so the Lambda backend is a translation, not a second engine.
+A :class:`Journal` is shared by every scope of an invocation (see
+:mod:`durable_core.replay` for scopes, ids and the consistency check); the records it
+holds are :mod:`durable_core.records`.
 
 Invariants:
-- Records are immutable values; a change is a new record with the same id (``evolve``).
-- Payloads (``result``, ``payload``) are JSON text produced by :mod:`durable_core.serde`;
-  nothing here is ever pickled.
-- This module depends on pydantic and the standard library only.
+- ``checkpoint`` returns only after the store has made the records durable; the caller may
+  let user code depend on them only after that. Writes from concurrent branches are
+  serialized by one lock, so no record is lost or interleaved.
+- A stop request (cancel, deadline, terminate) is delivered once per kind, at the code's
+  *frontier* only (``Scope.begin`` and ``Callback.result()`` decide where); the delivery
+  is recorded on that operation (CANCELLED, with the kind's error type) so every replay
+  raises it at the same place; a terminate is delivered even after a cancel.
+- After the first divergence (or a function the worker does not have, for ``invoke``) an
+  invocation records nothing more (every later operation and write raises it again,
+  whatever user code caught): the execution is parked as it stood (see
+  :mod:`durable_core.parking`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from enum import StrEnum
-from typing import Any, Self
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
-MAX_DURATION_S = 365 * 24 * 3600
-"""The longest duration a record may hold (the longest wait, timeout or heartbeat)."""
-MAX_COUNTER = 2**62
-"""Bound of ``fence`` and ``signal_seq``: far above any real count, and incremented it still
-fits a 64-bit integer column, so a corrupt value fails to parse instead of overflowing."""
-
-
-class OperationType(StrEnum):
-    """What kind of operation a record is (the service's ``Type``)."""
-
-    EXECUTION = "EXECUTION"
-    STEP = "STEP"
-    WAIT = "WAIT"
-    CALLBACK = "CALLBACK"
-    CONTEXT = "CONTEXT"
-    CHAINED_INVOKE = "CHAINED_INVOKE"
-
-
-class OperationStatus(StrEnum):
-    """Where an operation is in its life (the service's ``Status``)."""
-
-    STARTED = "STARTED"
-    PENDING = "PENDING"  # a retry or poll is scheduled at next_attempt_at
-    READY = "READY"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    TIMED_OUT = "TIMED_OUT"
-    STOPPED = "STOPPED"
-
-    @property
-    def is_terminal(self) -> bool:
-        """True once the operation can no longer change."""
-        return self in _TERMINAL
-
-
-_TERMINAL = frozenset(
-    {
-        OperationStatus.SUCCEEDED,
-        OperationStatus.FAILED,
-        OperationStatus.CANCELLED,
-        OperationStatus.TIMED_OUT,
-        OperationStatus.STOPPED,
-    }
+from durable_core.errors import (
+    DurableError,
+    ExecutionCancelledError,
+    ExecutionTerminatedError,
+    NonDeterminismError,
+    RecoveryLimitError,
 )
+from durable_core.parking import FAIL_OPERATION_ID, read_fail_request
+from durable_core.records import (
+    CallbackOutcome,
+    ErrorInfo,
+    Execution,
+    Lease,
+    Operation,
+    OperationStatus,
+    OperationType,
+    StopKind,
+)
+from durable_core.recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS, recovery_limit
+from durable_core.stores.base import AssigningStore, ScopeAnnouncingStore
+
+if TYPE_CHECKING:
+    from durable_core.clock import Clock
+    from durable_core.replay import Slot
+    from durable_core.serde import Serde
+    from durable_core.stores.base import JournalStore
+
+Parking = TypeVar("Parking", bound=DurableError)
+BeginHook = Callable[["Slot", OperationType, str, "str | None"], None]
+"""``(slot, type, name, sub_type)``: told about every position a scope allocates."""
+
+CANCEL_POLL_INTERVAL = timedelta(seconds=1)
+"""How often (clock time) a running invocation re-reads its execution for a stop request."""
 
 
-class ExecutionStatus(StrEnum):
-    """The status of a whole execution."""
-
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def is_terminal(self) -> bool:
-        """True once the execution has finished."""
-        return self is not ExecutionStatus.RUNNING
-
-
-class StopKind(StrEnum):
-    """Why an execution is being stopped from outside its code."""
-
-    CANCEL = "cancel"
-    """A cancel request: the code is told (sagas compensate) and the execution ends CANCELLED."""
-    DEADLINE = "deadline"
-    """The execution's deadline passed: delivered like a cancel."""
-    TERMINATE = "terminate"
-    """A terminate request: the execution ends CANCELLED; a saga stops without compensating."""
-
-    @property
-    def error_type(self) -> str:
-        """The ``ErrorInfo.type`` that records this kind's delivery at an operation."""
-        return _STOP_ERROR_TYPES[self]
-
-    @classmethod
-    def of_error(cls, error: ErrorInfo | None) -> StopKind | None:
-        """The kind whose delivery ``error`` records, or ``None`` for any other error."""
-        if error is None:
-            return None
-        return _STOP_KINDS.get(error.type)
-
-
-_STOP_ERROR_TYPES = {
-    StopKind.CANCEL: "durable_core.Cancelled",
-    StopKind.DEADLINE: "durable_core.DeadlineExceeded",
-    StopKind.TERMINATE: "durable_core.Terminated",
-}
-_STOP_KINDS = {v: k for k, v in _STOP_ERROR_TYPES.items()}
-MAX_STOP_REQUESTS = 16
-"""How many stop requests one execution records; later ones are refused (nothing recorded)."""
-MAX_REASON_LENGTH = 2000
-"""The longest reason text a stop request or an operator action may carry."""
-MAX_ACTOR_LENGTH = 200
-"""The longest actor (who asked) a stop request or an operator action may carry."""
-
-
-class StopRequest(BaseModel):
-    """A cancel or terminate request, as recorded on the execution (never overwritten)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    kind: StopKind
-    """``cancel`` or ``terminate`` (a deadline is not a request)."""
-    reason: str = Field(min_length=1, max_length=MAX_REASON_LENGTH)
-    """Free text for people; it never changes what happens."""
-    actor: str | None = Field(default=None, max_length=MAX_ACTOR_LENGTH)
-    """Who asked, as given by the caller (the CLI defaults it to user@host)."""
-    requested_at: datetime
-
-
-class ErrorInfo(BaseModel):
-    """A recorded error: enough to re-raise it the same way on replay."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    type: str
-    message: str
-    traceback: str | None = None
-    data: str | None = None
-
-    @classmethod
-    def from_exception(cls, exc: BaseException, *, with_traceback: bool = True) -> ErrorInfo:
-        """Capture an exception's qualified type, message and formatted traceback."""
-        import traceback as tb
-
-        klass = type(exc)
-        qualname = (
-            klass.__qualname__
-            if klass.__module__ == "builtins"
-            else f"{klass.__module__}.{klass.__qualname__}"
-        )
-        trace = "".join(tb.format_exception(exc)) if with_traceback else None
-        return cls(type=qualname, message=str(exc), traceback=trace)
-
-
-class Operation(BaseModel):
-    """One journal record.
-
-    Only the fields that matter for an operation's type are set; the rest stay ``None``.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str = Field(min_length=1, max_length=64)
-    parent_id: str | None = None
-    type: OperationType
-    sub_type: str | None = None
-    name: str | None = None
-    status: OperationStatus
-    attempt: int = 0
-    result: str | None = None
-    """JSON text of the operation's result (step value, callback payload, child result)."""
-    payload: str | None = None
-    """JSON text of an input: a retried poll's state, an invoke's payload."""
-    error: ErrorInfo | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    next_attempt_at: datetime | None = None
-    """When a PENDING step retry or condition poll is due."""
-    scheduled_end: datetime | None = None
-    """When a WAIT completes."""
-    callback_id: str | None = None
-    """The unguessable token an external system uses to complete a CALLBACK."""
-    privileged: bool | None = None
-    """True for a privileged CALLBACK (``create_callback(..., privileged=True)``): the
-    generic completion paths (token holders) are refused; only
-    ``Runtime.send_privileged_callback_success`` completes it. Unset otherwise. Fixed at
-    creation; not part of the replay check (the record governs)."""
-    timeout_at: datetime | None = None
-    """When a CALLBACK (or CONTEXT with a deadline) times out."""
-    heartbeat_timeout_s: float | None = Field(
-        default=None, gt=0, le=MAX_DURATION_S, allow_inf_nan=False
+def stop_error(
+    kind: StopKind, reason: str, execution_id: str, *, attempts: int = 0
+) -> ExecutionCancelledError:
+    """The exception that delivers a stop of ``kind`` (the same on every replay)."""
+    what = {
+        StopKind.CANCEL: "was cancelled",
+        StopKind.DEADLINE: "passed its deadline",
+        StopKind.TERMINATE: "was terminated",
+    }[kind]
+    klass = ExecutionTerminatedError if kind is StopKind.TERMINATE else ExecutionCancelledError
+    return klass(
+        f"execution {execution_id!r} {what} ({reason})",
+        reason=reason,
+        kind=kind.value,
+        attempts=attempts,
     )
-    """Seconds a heartbeat keeps a CALLBACK alive (bounded: deadlines are computed from it)."""
-    heartbeat_deadline: datetime | None = None
-    child_execution_id: str | None = None
-    """For CHAINED_INVOKE: the execution started for the invoked function."""
-
-    def evolve(self, **changes: Any) -> Self:
-        """Return a copy with ``changes`` applied and validated."""
-        data = self.model_dump()
-        data.update(changes)
-        return type(self).model_validate(data)
 
 
-class Execution(BaseModel):
-    """The summary row of one execution: what runs, its status, and who holds it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str = Field(min_length=1, max_length=200)
-    function: str
-    """The durable function's registered name (by default ``module:qualname``)."""
-    input: str
-    """JSON text of the input event."""
-    status: ExecutionStatus = ExecutionStatus.RUNNING
-    result: str | None = None
-    error: ErrorInfo | None = None
-    created_at: datetime
-    updated_at: datetime
-    wake_at: datetime | None = None
-    """When the execution is next due to run; ``None`` while it waits for an event only."""
-    waiting_for: str | None = None
-    """Human-readable reason the execution is suspended (for ``durable show`` and the CLI)."""
-    deadline: datetime | None = None
-    """When the execution is cancelled with reason "deadline" if still running."""
-    stop_requests: tuple[StopRequest, ...] = Field(default=(), max_length=MAX_STOP_REQUESTS)
-    """Every cancel and terminate request, in the order they arrived. The first of each kind
-    is the one that takes effect; later ones are kept as a record only."""
-    version: str | None = None
-    """The code version the execution started with; resuming under another fails."""
-    parent_execution_id: str | None = None
-    lease_owner: str | None = None
-    lease_expires: datetime | None = None
-    fence: int = Field(default=0, ge=0, le=MAX_COUNTER)
-    """Incremented on every lease acquisition; writes carry it so stale holders are refused."""
-    signal_seq: int = Field(default=0, ge=0, le=MAX_COUNTER)
-    """Incremented by every external event (callback, cancel, child finished)."""
-    recovery_attempts: int = Field(default=0, ge=0, le=MAX_COUNTER)
-    """Consecutive recoveries: incremented when a worker takes over a lease that expired
-    while held (its holder died mid-invocation), reset to 0 when an invocation ends
-    normally (``finish_invocation``). The runtime caps it (``max_recovery_attempts``)."""
-
-    def evolve(self, **changes: Any) -> Self:
-        """Return a copy with ``changes`` applied and validated."""
-        data = self.model_dump()
-        data.update(changes)
-        return type(self).model_validate(data)
-
-    def stop_request(self, kind: StopKind) -> StopRequest | None:
-        """The request of ``kind`` that takes effect: the first one recorded."""
-        return next((r for r in self.stop_requests if r.kind is kind), None)
+def stop_info(exc: ExecutionCancelledError) -> ErrorInfo:
+    """The record of a stop that propagated out of a scope (a child context, a batch)."""
+    return ErrorInfo(type=StopKind(exc.kind).error_type, message=exc.reason)
 
 
-class Lease(BaseModel):
-    """Proof that one worker may advance one execution until ``expires``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    execution_id: str
-    owner: str
-    fence: int
-    expires: datetime
-    signal_seq: int = 0
-    """The execution's ``signal_seq`` when the lease was taken."""
+def recorded_stop(op: Operation, execution_id: str) -> ExecutionCancelledError | None:
+    """The stop delivered at ``op``, rebuilt, if ``op`` records one."""
+    kind = StopKind.of_error(op.error)
+    if kind is None or op.error is None:
+        return None
+    return stop_error(kind, op.error.message, execution_id, attempts=op.attempt)
 
 
-class CallbackOutcome(BaseModel):
-    """How an external system completed a callback."""
+@dataclass(frozen=True, kw_only=True)
+class InvocationOptions:
+    """Knobs of one invocation, set by the runtime."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    lease_ttl: timedelta
+    inline_retry_threshold: timedelta
+    max_recovery_attempts: int = DEFAULT_MAX_RECOVERY_ATTEMPTS
+    """Recoveries after a worker death before the next step to run fails instead."""
 
-    status: OperationStatus
-    result: str | None = None
-    error: ErrorInfo | None = None
+
+class Journal:
+    """The journal of one execution as seen by one invocation (shared by all its scopes)."""
+
+    def __init__(
+        self,
+        *,
+        execution: Execution,
+        operations: Iterable[Operation],
+        store: JournalStore,
+        lease: Lease,
+        clock: Clock,
+        serde: Serde,
+        options: InvocationOptions,
+        services: Any = None,
+    ) -> None:
+        self.execution = execution
+        self.store = store
+        self.lease = lease
+        self.clock = clock
+        self.serde = serde
+        self.options = options
+        self.services = services
+        """The runtime (for ``invoke``); typed loosely to keep this module at the bottom."""
+        self.unawaited: dict[int, str] = {}
+        """Operations an async function called and has not awaited yet (see
+        :mod:`durable_core.async_context`), by the id of their awaitable."""
+        self.lock = threading.RLock()
+        self._ops: dict[str, Operation] = {op.id: op for op in operations}
+        self.delivered: set[StopKind] = {
+            kind for op in self._ops.values() if (kind := StopKind.of_error(op.error)) is not None
+        }
+        """The stop kinds already delivered in this execution (read back from the records)."""
+        self.writes = 0
+        self._execution_read_at = clock.now()
+        self.on_begin: BeginHook | None = (
+            store.on_begin if isinstance(store, ScopeAnnouncingStore) else None
+        )
+        """The store's hook for every position a scope allocates, if it has one
+        (:class:`~durable_core.stores.base.ScopeAnnouncingStore`)."""
+        self._assigner = store if isinstance(store, AssigningStore) else None
+        self.parked: DurableError | None = None
+        """Why this invocation must park the execution (the first divergence, a function
+        this worker does not have); from then on nothing is recorded."""
+        self.fail_request = read_fail_request(self._ops.get(FAIL_OPERATION_ID), execution.id)
+        """An operator's request to fail the execution (``Runtime.fail``), if any."""
+        self._recovery_limit = recovery_limit(execution, options.max_recovery_attempts)
+
+    def take_recovery_limit(self) -> RecoveryLimitError | None:
+        """The error the next step attempt fails with instead of running, once, if any.
+
+        Set when this invocation recovers the execution more than ``max_recovery_attempts``
+        times in a row (each time its worker died mid-invocation): the step that was
+        running then is the next one to run now, and it must not kill another worker.
+        """
+        with self.lock:
+            error, self._recovery_limit = self._recovery_limit, None
+            return error
+
+    @property
+    def execution_id(self) -> str:
+        """The id of the execution being run."""
+        return self.execution.id
+
+    def now(self) -> datetime:
+        """The clock's current time."""
+        return self.clock.now()
+
+    def get(self, op_id: str) -> Operation | None:
+        """The recorded operation with this id, if any."""
+        return self._ops.get(op_id)
+
+    def operations(self) -> list[Operation]:
+        """A snapshot of all records (write order)."""
+        with self.lock:
+            return list(self._ops.values())
+
+    def checkpoint(self, *ops: Operation) -> None:
+        """Durably write ``ops`` (all or nothing), then make them visible to the code.
+
+        A store that assigns fields while writing (``AssigningStore``) returns the records
+        as stored; those are the ones kept (e.g. a callback id minted by the service).
+        """
+        with self.lock:
+            self.refuse_if_parked()
+            stored: Sequence[Operation] = ops
+            if self._assigner is not None:
+                self.lease, stored = self._assigner.write_operations_assigned(
+                    self.lease, ops, self.clock.now(), self.options.lease_ttl
+                )
+            else:
+                self.lease = self.store.write_operations(
+                    self.lease, ops, self.clock.now(), self.options.lease_ttl
+                )
+            for op in stored:
+                self._ops[op.id] = op
+            self.writes += 1
+
+    def park(self, error: Parking) -> Parking:
+        """Remember the first reason to park (the invocation records nothing after it)."""
+        with self.lock:
+            if self.parked is None:
+                self.parked = error
+        return error
+
+    def refuse_if_parked(self) -> None:
+        """Raise the reason to park again, if any: code that caught it cannot go on."""
+        d = self.parked
+        if isinstance(d, NonDeterminismError):
+            raise NonDeterminismError(
+                execution_id=d.execution_id, position=d.position, expected=d.expected, found=d.found
+            )
+        if d is not None:
+            raise type(d)(str(d))
+
+    def complete_callback(self, op: Operation, outcome: CallbackOutcome) -> Operation:
+        """Complete a callback through the store's conditional path (timeouts, cancels).
+
+        The engine itself ends the callback here, so this is a privileged completion (a
+        privileged callback still times out and is cancelled). If an external completion
+        won the race, the stored outcome is returned instead.
+        """
+        from durable_core.errors import (
+            CallbackAlreadyCompletedError,
+            CallbackNotFoundError,
+            CorruptRecordError,
+        )
+
+        assert op.callback_id is not None
+        with self.lock:
+            try:
+                done = self.store.complete_callback(
+                    op.callback_id, outcome, self.clock.now(), privileged=True
+                )
+            except CallbackNotFoundError as e:  # the journal has it: the store's index does not
+                raise CorruptRecordError(
+                    f"callback {op.name!r} of execution {self.execution_id!r} is in its journal "
+                    "but the store finds no callback with its token: the store is damaged. "
+                    "Restore it from a backup."
+                ) from e
+            except CallbackAlreadyCompletedError:
+                done = next(
+                    o for o in self.store.load_operations(self.execution_id) if o.id == op.id
+                )
+            self._ops[done.id] = done
+            return done
+
+    def refresh(self, op_id: str) -> Operation | None:
+        """Re-read one record from the store (records that external events change)."""
+        fresh = {o.id: o for o in self.store.load_operations(self.execution_id)}
+        with self.lock:
+            if op_id in fresh:
+                self._ops[op_id] = fresh[op_id]
+            return self._ops.get(op_id)
+
+    @property
+    def cancel_delivered(self) -> bool:
+        """True once a cancel or the deadline was delivered (neither is delivered again)."""
+        return bool(self.delivered & {StopKind.CANCEL, StopKind.DEADLINE})
+
+    def pending_stop(self) -> tuple[StopKind, str] | None:
+        """The stop to deliver at the next frontier, if any (not yet marked delivered).
+
+        A terminate comes first and is delivered even after a cancel; a cancel request comes
+        before the deadline; each kind once. The execution is re-read at most once per
+        :data:`CANCEL_POLL_INTERVAL` so a request made while this invocation runs is seen at
+        its next boundary, not only at its next invocation.
+        """
+        now = self.clock.now()
+        ex = self.execution
+        if (
+            StopKind.TERMINATE not in self.delivered
+            and ex.stop_request(StopKind.TERMINATE) is None
+            and now - self._execution_read_at >= CANCEL_POLL_INTERVAL
+        ):
+            self._execution_read_at = now
+            fresh = self.store.get_execution(self.execution_id)
+            if fresh.stop_requests != ex.stop_requests:
+                ex = self.execution = ex.evolve(stop_requests=fresh.stop_requests)
+        terminate = ex.stop_request(StopKind.TERMINATE)
+        if terminate is not None and StopKind.TERMINATE not in self.delivered:
+            return StopKind.TERMINATE, terminate.reason
+        if self.cancel_delivered or StopKind.TERMINATE in self.delivered:
+            return None
+        cancel = ex.stop_request(StopKind.CANCEL)
+        if cancel is not None:
+            return StopKind.CANCEL, cancel.reason
+        if ex.deadline is not None and now >= ex.deadline:
+            return StopKind.DEADLINE, "deadline"
+        return None
+
+    def stop_at(self, op: Operation) -> None:
+        """Deliver a pending stop at ``op`` (new or unfinished): record it there and raise.
+
+        Returns without doing anything if no stop is pending, or if ``op`` is a callback an
+        external system completed first (its result is returned; the stop waits for the
+        next boundary).
+
+        Raises:
+            ExecutionCancelledError: the stop (``ExecutionTerminatedError`` for a terminate).
+        """
+        with self.lock:
+            stop = self.pending_stop()
+            if stop is None:
+                return
+            kind, reason = stop
+            now = self.clock.now()
+            error = ErrorInfo(type=kind.error_type, message=reason)
+            if op.type is OperationType.CALLBACK and op.callback_id is not None:
+                done = self.complete_callback(
+                    op, CallbackOutcome(status=OperationStatus.CANCELLED, error=error)
+                )
+                if StopKind.of_error(done.error) is not kind:
+                    return  # completed from outside first: deliver at the next boundary
+            else:
+                self.checkpoint(
+                    op.evolve(
+                        status=OperationStatus.CANCELLED,
+                        error=error,
+                        started_at=op.started_at or now,
+                        ended_at=now,
+                    )
+                )
+            self.delivered.add(kind)
+        raise stop_error(kind, reason, self.execution_id, attempts=op.attempt)

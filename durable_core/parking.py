@@ -30,7 +30,6 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from durable_core._requests import check_actor, check_reason
 from durable_core.errors import (
     CorruptRecordError,
     ExecutionNotParkedError,
@@ -40,7 +39,7 @@ from durable_core.errors import (
     NonDeterminismError,
     VersionMismatchError,
 )
-from durable_core.journal import (
+from durable_core.records import (
     MAX_ACTOR_LENGTH,
     MAX_REASON_LENGTH,
     ErrorInfo,
@@ -50,6 +49,8 @@ from durable_core.journal import (
     Operation,
     OperationStatus,
     OperationType,
+    check_actor,
+    check_reason,
 )
 from durable_core.stores.base import InvocationEnd, Store
 

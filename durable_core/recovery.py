@@ -23,7 +23,7 @@ from __future__ import annotations
 import structlog
 
 from durable_core.errors import RecoveryLimitError, ValidationError
-from durable_core.journal import ErrorInfo, Execution, ExecutionStatus
+from durable_core.records import ErrorInfo, Execution, ExecutionStatus
 from durable_core.stores.base import InvocationEnd
 
 _log = structlog.get_logger("durable.runtime")

@@ -25,6 +25,7 @@ Invariants:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from durable_core import RetryPolicy, StepContext, StepSemantics
 from saga.compensation import Compensation
 from saga.context import SagaContext
 from saga.definition import SagaDefinition
+from saga.options import StepOptions
 from saga.policy import StepKind
 from saga.rules import check_step, check_step_name, resolve_kind
 
@@ -51,22 +53,10 @@ class SagaStep:
     """Unique within the saga."""
     action: BuilderAction
     """Called as ``action(sc, event, results)``."""
-    compensate: Compensation | None = None
-    """The undo, run if the saga rolls back after this step succeeded."""
     kind: StepKind
     """The effective kind (compensatable before the pivot, retriable after it)."""
-    retry: RetryPolicy | None = None
-    """The forward policy (None: the default for the kind)."""
-    compensation_retry: RetryPolicy | None = None
-    """The undo's policy (None: the saga default)."""
-    compensate_uncertain: bool = False
-    """Also undo this step if it fails for good (its effect may have happened)."""
-    semantics: StepSemantics = StepSemantics.AT_LEAST_ONCE_PER_RETRY
-    """durable_core's crash semantics for an attempt."""
-    timeout: timedelta | None = None
-    """The limit of one attempt of the action (None: no limit)."""
-    compensation_timeout: timedelta | None = None
-    """The limit of one attempt of the compensation (None: no limit)."""
+    options: StepOptions
+    """The step's options as ``.step()`` was given them, its kind resolved (``kind``)."""
 
 
 class Saga(SagaDefinition[Any, dict[str, Any]]):
@@ -131,32 +121,25 @@ class Saga(SagaDefinition[Any, dict[str, Any]]):
         Raises:
             SagaDefinitionError: the step is invalid in this saga.
         """
-        check_step_name(self.name, name, {s.name for s in self._steps})
-        pivot = self.pivot
-        check_step(
-            self.name,
-            name,
-            action=action,
+        options = StepOptions(
             compensate=compensate,
             kind=kind,
-            compensate_uncertain=compensate_uncertain,
-            retry=retry,
-            timeout=timeout,
-            compensation_timeout=compensation_timeout,
-            pivot=pivot,
-            nested=False,
-        )
-        spec = SagaStep(
-            name=name,
-            action=action,
-            compensate=compensate,
-            kind=resolve_kind(kind, compensate, pivot=pivot),
             retry=retry,
             compensation_retry=compensation_retry,
             compensate_uncertain=compensate_uncertain,
             semantics=semantics,
             timeout=timeout,
             compensation_timeout=compensation_timeout,
+        )
+        check_step_name(self.name, name, {s.name for s in self._steps})
+        pivot = self.pivot
+        check_step(self.name, name, action, options, pivot=pivot, nested=False)
+        step_kind = resolve_kind(options, pivot=pivot)
+        spec = SagaStep(
+            name=name,
+            action=action,
+            kind=step_kind,
+            options=dataclasses.replace(options, kind=step_kind),
         )
         new = copy.copy(self)
         new.__dict__.pop("durable_function", None)  # the cached property of the old saga
@@ -172,14 +155,7 @@ class Saga(SagaDefinition[Any, dict[str, Any]]):
                 spec.action,
                 event,
                 MappingProxyType(dict(results)),
-                compensate=spec.compensate,
-                kind=spec.kind,
-                retry=spec.retry,
-                compensation_retry=spec.compensation_retry,
-                compensate_uncertain=spec.compensate_uncertain,
-                semantics=spec.semantics,
-                timeout=spec.timeout,
-                compensation_timeout=spec.compensation_timeout,
+                **spec.options.keywords(),
             )
         return results
 

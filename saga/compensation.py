@@ -15,11 +15,16 @@ Invariants:
 - A cancellation (or the deadline) that arrives during the rollback is absorbed (the
   rollback must finish); only a terminate request (``ExecutionTerminatedError``, a request
   of its own kind, never recognised by its reason text) stops it.
+- The rollback's order and decisions are one generator, :func:`rollback_loop`, that touches
+  no durable context: it yields each durable operation it needs (:class:`RunStep`, always
+  run shielded; :class:`Park`) and receives the outcome. :func:`roll_back` is its sync
+  driver; another driver (async) runs the same loop and so the same sequence of records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -39,7 +44,7 @@ from durable_core import (
     StepContext,
     StepFailedError,
 )
-from saga._journal import (
+from saga._records import (
     OperatorDecision,
     PlanItem,
     RollbackCause,
@@ -147,6 +152,30 @@ def shielded(ctx: DurableContext, call: Callable[[], T], what: str) -> T:
             )
 
 
+@dataclass(frozen=True)
+class RunStep:
+    """A request of :func:`rollback_loop`: run the step ``ctx.step(name, run, config)``,
+    absorbing a cancellation at its boundary (:func:`shielded`). Send its value back, or
+    throw its StepFailedError back in."""
+
+    name: str
+    run: Callable[[StepContext], Any]
+    config: StepConfig
+
+
+@dataclass(frozen=True)
+class Park:
+    """A request of :func:`rollback_loop`: the compensation of ``undo`` failed for good
+    with ``error``; wait for an operator's decision and send the OperatorDecision back."""
+
+    undo: Undo
+    error: StepFailedError
+
+
+RollbackLoop = Generator[RunStep | Park, Any, RollbackReport]
+"""A rollback as a generator of the durable operations it needs, ending with its report."""
+
+
 def roll_back(
     ctx: DurableContext,
     *,
@@ -157,9 +186,60 @@ def roll_back(
 ) -> RollbackReport:
     """Compensate ``stack`` (entries in forward order) in reverse, durably.
 
+    The sync driver of :func:`rollback_loop`: it performs each request with ``ctx``.
+
     Raises:
         ExecutionTerminatedError: a terminate request stopped the rollback; what was not
             undone stays listed by ``saga_status``.
+        NonDeterminismError: the rebuilt plan differs from the recorded one.
+    """
+    loop = rollback_loop(
+        saga=saga,
+        path=path,
+        stack=stack,
+        cause=cause,
+        execution_id=ctx.execution_id,
+        logger=ctx.logger,
+    )
+    with contextlib.closing(loop):
+        reply: Any = None
+        failure: StepFailedError | None = None
+        while True:
+            try:
+                request = loop.send(reply) if failure is None else loop.throw(failure)
+            except StopIteration as done:
+                report: RollbackReport = done.value
+                return report
+            reply, failure = None, None
+            if isinstance(request, Park):
+                reply = _park(ctx, saga, request.undo, request.error)
+                continue
+            try:
+                reply = _run_step(ctx, request)
+            except StepFailedError as exc:
+                failure = exc
+
+
+def _run_step(ctx: DurableContext, request: RunStep) -> Any:
+    return shielded(ctx, lambda: ctx.step(request.name, request.run, request.config), request.name)
+
+
+def rollback_loop(
+    *,
+    saga: str,
+    path: str,
+    stack: Sequence[Undo],
+    cause: RollbackCause,
+    execution_id: str,
+    logger: Any,
+) -> RollbackLoop:
+    """The rollback of :func:`roll_back`, apart from how its durable operations are run.
+
+    It yields a :class:`RunStep` for the plan and for each compensation attempt run, and a
+    :class:`Park` when a compensation failed for good; a driver performs each (sync, or
+    later async) and sends the outcome back. It returns the report.
+
+    Raises:
         NonDeterminismError: the rebuilt plan differs from the recorded one.
     """
     todo: list[Undo] = []
@@ -171,23 +251,19 @@ def roll_back(
         steps=[PlanItem(step=u.step, key=u.key, uncertain=u.error is not None) for u in todo],
     )
     name = plan_name(path)
-    recorded = shielded(
-        ctx,
-        lambda: ctx.step(
-            name,
-            lambda _sc: plan,
-            StepConfig(retry=RetryPolicy.no_retry(), result_type=RollbackPlan),
-        ),
+    recorded = yield RunStep(
         name,
+        lambda _sc: plan,
+        StepConfig(retry=RetryPolicy.no_retry(), result_type=RollbackPlan),
     )
     if recorded.steps != plan.steps:
         raise NonDeterminismError(
-            execution_id=ctx.execution_id,
+            execution_id=execution_id,
             position=f"rollback plan {name!r}",
             expected=f"compensations {[i.step for i in recorded.steps]}",
             found=f"compensations {[i.step for i in plan.steps]}",
         )
-    ctx.logger.warning(
+    logger.warning(
         "saga rolling back",
         saga=saga,
         cause=cause.kind,
@@ -196,18 +272,17 @@ def roll_back(
     )
     report = RollbackReport()
     for undo in todo:
-        if _compensate(ctx, saga, undo):
+        if (yield from _compensate(saga, undo)):
             report.compensated.append(undo.step)
         else:
             report.skipped.append(undo.step)
     return report
 
 
-def _compensate(ctx: DurableContext, saga: str, undo: Undo) -> bool:
+def _compensate(saga: str, undo: Undo) -> Generator[RunStep | Park, Any, bool]:
     """Run one undo until it succeeds or an operator decides; True unless skipped."""
     assert undo.compensate is not None
     compensate = undo.compensate
-    name = compensate_name(undo.step)
 
     def body(sc: StepContext) -> Any:
         return compensate(
@@ -227,11 +302,12 @@ def _compensate(ctx: DurableContext, saga: str, undo: Undo) -> bool:
         )
 
     config = StepConfig(retry=undo.policy, result_type=Any, timeout=undo.timeout)
+    request = RunStep(compensate_name(undo.step), body, config)
     while True:
         try:
-            shielded(ctx, lambda: ctx.step(name, body, config), name)
+            yield request
         except StepFailedError as exc:
-            decision = _park(ctx, saga, undo, exc)
+            decision: OperatorDecision = yield Park(undo, exc)
             if decision.action == "retry":
                 continue
             return decision.action == "resolve"

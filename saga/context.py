@@ -5,6 +5,11 @@ step and, once it succeeded, pushes ``undo`` on the saga's undo stack. If the sa
 raises (a step failed for good, the code raised, the saga was cancelled or its deadline
 passed) the runner compensates the stack in reverse order (see :mod:`saga.compensation`).
 
+The saga's state (names, undo stack, pivot, failure) is one :class:`saga._state.SagaState`;
+a step's options are one :class:`saga.options.StepOptions`. ``s.step`` is the sync runner of
+a step planned by :func:`saga._plan.prepare_step`: the plan, the one ``ctx.step`` call, then
+the plan settled with its outcome.
+
 Invariants:
 - The undo stack holds only values returned by recorded steps and the order the steps ran
   in; replay rebuilds it exactly. Nothing is ever read from closures over live state.
@@ -20,7 +25,6 @@ Invariants:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
@@ -32,36 +36,25 @@ from durable_core import (
     LeaseLostError,
     NonDeterminismError,
     RetryPolicy,
-    StepConfig,
     StepContext,
     StepFailedError,
     StepSemantics,
     StoreError,
     VersionMismatchError,
 )
-from durable_core.serde import return_type
-from saga._journal import PATH_SEPARATOR, RollbackCause
-from saga.compensation import Compensation, Undo, is_terminate, roll_back, shielded
+from saga._plan import StepPlan, prepare_step
+from saga._records import RollbackCause
+from saga._state import SagaState
+from saga.compensation import Compensation, is_terminate, roll_back, shielded
 from saga.errors import (
     SagaCompensated,
     SagaDefinitionError,
     SagaPartiallyCompensated,
     SagaRolledBackError,
 )
+from saga.options import StepOptions
 from saga.parallel import SagaBranch, run_parallel
-from saga.policy import (
-    StepKind,
-    default_compensation_policy,
-    default_forward_policy,
-    forward_recovery,
-)
-from saga.rules import (
-    check_step,
-    check_step_name,
-    resolve_kind,
-    stopped_error,
-    undo_on_failure,
-)
+from saga.policy import StepKind
 
 if TYPE_CHECKING:
     from saga.definition import SagaDefinition
@@ -94,14 +87,7 @@ class SagaContext:
 
     def __init__(self, ctx: DurableContext, *, saga: str, path: str = "") -> None:
         self._ctx = ctx
-        self._saga = saga
-        self._path = path
-        self._nested = bool(path)
-        self._stack: list[Undo] = []
-        self._names: set[str] = set()
-        self._pivot: str | None = None
-        self._pivot_done = False
-        self._failure: tuple[BaseException, str] | None = None
+        self._state = SagaState(saga=saga, execution_id=ctx.execution_id, path=path)
 
     # --- read-only views -------------------------------------------------------------------
 
@@ -118,7 +104,7 @@ class SagaContext:
     @property
     def name(self) -> str:
         """The saga's name."""
-        return self._saga
+        return self._state.saga
 
     @property
     def logger(self) -> Any:
@@ -128,12 +114,12 @@ class SagaContext:
     @property
     def past_pivot(self) -> bool:
         """True once the pivot step succeeded: the saga can no longer roll back."""
-        return self._pivot_done
+        return self._state.pivot_done
 
     @property
     def undo_stack(self) -> tuple[str, ...]:
         """The saga paths of the steps a rollback would compensate now, in forward order."""
-        return tuple(u.step for entry in self._stack for u in reversed(entry.flatten()))
+        return self._state.undo_paths
 
     # --- steps -----------------------------------------------------------------------------
 
@@ -186,59 +172,34 @@ class SagaContext:
             SagaDefinitionError: the declaration is invalid (nothing recorded).
             StepFailedError: the step failed for good; letting it propagate rolls the saga back.
         """
-        step_kind = self._declare(
-            name,
-            action=action,
+        options = StepOptions(
             compensate=compensate,
             kind=kind,
-            compensate_uncertain=compensate_uncertain,
             retry=retry,
+            compensation_retry=compensation_retry,
+            compensate_uncertain=compensate_uncertain,
+            semantics=semantics,
             result_type=result_type,
             timeout=timeout,
             compensation_timeout=compensation_timeout,
         )
-        path = self._child_path(name)
-        key = f"{self.execution_id}:{path}"
-        policy = self._forward_policy(step_kind, retry)
-
-        def run(sc: StepContext) -> T:
-            return action(dataclasses.replace(sc, idempotency_key=key), *args)
-
-        config = StepConfig(
-            retry=policy,
-            semantics=semantics,
-            result_type=result_type if result_type is not None else return_type(action),
-            timeout=timeout,
-        )
-        undo_policy = compensation_retry or default_compensation_policy()
-        undo = Undo(path, key, compensate, undo_policy, args=args, timeout=compensation_timeout)
+        plan = prepare_step(self._state, name, action, args, options)
         try:
-            if self._pivot is not None and step_kind is not StepKind.PIVOT:
-                value = shielded(self._ctx, lambda: self._ctx.step(path, run, config), path)
+            if plan.forward:  # past the pivot: a stop here is absorbed, the step re-issued
+                value = shielded(self._ctx, lambda: self._call(plan), plan.path)
             else:
-                value = self._ctx.step(path, run, config)
+                value = self._call(plan)
         except StepFailedError as exc:
-            self._failure = (exc, path)
-            if compensate is not None and undo_on_failure(exc.error_type, compensate_uncertain):
-                error = ErrorInfo(type=exc.error_type, message=exc.args[0], traceback=exc.traceback)
-                self._stack.append(
-                    dataclasses.replace(undo, error=error, forward_attempts=exc.attempts)
-                )
+            plan.on_failure(exc)
             raise
         except ExecutionCancelledError as exc:
-            # Stopped while waiting to retry (or with an at-most-once attempt unfinished):
-            # it never runs again, and attempts that failed may have had an effect.
-            if compensate is not None and compensate_uncertain and exc.attempts > 0:
-                error = stopped_error(exc.kind, exc.reason)
-                self._stack.append(
-                    dataclasses.replace(undo, error=error, forward_attempts=exc.attempts)
-                )
+            plan.on_stop(exc)
             raise
-        if compensate is not None:
-            self._stack.append(dataclasses.replace(undo, result=value))
-        if step_kind is StepKind.PIVOT:
-            self._pivot_done = True
-        return value
+        return plan.on_success(value)
+
+    def _call(self, plan: StepPlan[T]) -> T:
+        """The one durable call of a planned step."""
+        return self._ctx.step(plan.path, plan.run, plan.config)
 
     def child(self, name: str, saga: SagaDefinition[E, R], event: E) -> R:
         """Run another saga as one step of this one.
@@ -256,34 +217,17 @@ class SagaContext:
 
         if not isinstance(saga, SagaDefinition):
             raise SagaDefinitionError(
-                f"saga {self._saga!r}, child {name!r}: expected a saga made with @saga or "
+                f"saga {self.name!r}, child {name!r}: expected a saga made with @saga or "
                 f"Saga(...), got {type(saga).__name__}"
             )
-        check_step_name(self._saga, name, self._names)
-        if self._pivot is not None:
-            raise SagaDefinitionError(
-                f"saga {self._saga!r}: the nested saga {name!r} is declared after the pivot "
-                f"{self._pivot!r}; a nested saga is compensatable and every step after the "
-                "pivot must be retriable. Run it before the pivot, or make its work a "
-                "retriable step."
-            )
-        self._names.add(name)
-        path = self._child_path(name)
+        path = self._state.declare_child(name)
         sub = SagaContext(self._ctx, saga=saga.name, path=path)
         try:
             value = run_saga(sub, saga.run_body, event)
         except Exception as exc:
-            self._failure = (exc, path)
+            self._state.record_failure(exc, path)
             raise
-        self._stack.append(
-            Undo(
-                path,
-                f"{self.execution_id}:{path}",
-                None,
-                default_compensation_policy(),
-                children=tuple(sub._stack),
-            )
-        )
+        self._state.push_child(path, sub._state)
         return value
 
     def branch(
@@ -306,20 +250,18 @@ class SagaContext:
 
         Nothing runs until the branch is given to ``s.parallel``, which checks it.
         """
-        return SagaBranch(
-            name,
-            action,
-            tuple(args),
-            compensate,
-            kind,
-            retry,
-            compensation_retry,
-            compensate_uncertain,
-            semantics,
-            result_type,
-            timeout,
-            compensation_timeout,
+        options = StepOptions(
+            compensate=compensate,
+            kind=kind,
+            retry=retry,
+            compensation_retry=compensation_retry,
+            compensate_uncertain=compensate_uncertain,
+            semantics=semantics,
+            result_type=result_type,
+            timeout=timeout,
+            compensation_timeout=compensation_timeout,
         )
+        return SagaBranch(name, action, tuple(args), options)
 
     def parallel(
         self,
@@ -342,51 +284,7 @@ class SagaContext:
             SagaDefinitionError: a bad declaration (nothing recorded).
             StepFailedError: a branch failed for good.
         """
-        return run_parallel(self, name, branches, max_concurrency=max_concurrency)
-
-    # --- declaration checks ----------------------------------------------------------------
-
-    def _declare(
-        self,
-        name: str,
-        *,
-        action: object,
-        compensate: object,
-        kind: StepKind | str | None,
-        compensate_uncertain: bool,
-        retry: object,
-        timeout: object,
-        compensation_timeout: object,
-        result_type: Any = None,
-    ) -> StepKind:
-        check_step_name(self._saga, name, self._names)
-        check_step(
-            self._saga,
-            name,
-            action=action,
-            compensate=compensate,
-            kind=kind,
-            compensate_uncertain=compensate_uncertain,
-            retry=retry,
-            timeout=timeout,
-            compensation_timeout=compensation_timeout,
-            pivot=self._pivot,
-            nested=self._nested,
-            result_type=result_type,
-        )
-        step_kind = resolve_kind(kind, compensate, pivot=self._pivot)
-        self._names.add(name)
-        if step_kind is StepKind.PIVOT:
-            self._pivot = name
-        return step_kind
-
-    def _child_path(self, name: str) -> str:
-        return f"{self._path}{PATH_SEPARATOR}{name}" if self._path else name
-
-    def _forward_policy(self, kind: StepKind, retry: RetryPolicy | None) -> RetryPolicy:
-        if kind is StepKind.RETRIABLE:
-            return forward_recovery(retry)
-        return retry or default_forward_policy()
+        return run_parallel(self._ctx, self._state, name, branches, max_concurrency=max_concurrency)
 
     # --- rollback --------------------------------------------------------------------------
 
@@ -394,9 +292,7 @@ class SagaContext:
         if isinstance(exc, ExecutionCancelledError):
             kind = "deadline" if exc.kind == "deadline" else "cancelled"
             return RollbackCause(kind=kind, error_type="Cancelled", message=exc.reason)
-        step = None
-        if self._failure is not None and self._failure[0] is exc:
-            step = self._failure[1]
+        step = self._state.failed_step(exc)
         if isinstance(exc, StepFailedError):
             return RollbackCause(
                 kind="failure", step=step, error_type=exc.error_type, message=exc.args[0]
@@ -406,26 +302,28 @@ class SagaContext:
 
     def _roll_back(self, exc: BaseException) -> SagaRolledBackError:
         cause = self._cause(exc)
+        state = self._state
         report = roll_back(
-            self._ctx, saga=self._saga, path=self._path, stack=self._stack, cause=cause
+            self._ctx, saga=state.saga, path=state.path, stack=state.stack, cause=cause
         )
         if isinstance(exc, SagaPartiallyCompensated):  # a nested saga skipped some first
             report.skipped[:0] = exc.skipped
         where = f"step {cause.step!r} failed" if cause.step else "the saga body raised"
         done = ", ".join(report.compensated) or "nothing to undo"
-        message = f"saga {self._saga!r} rolled back: {where} ({cause.error_type}: {cause.message})"
+        saga = self.name
+        message = f"saga {saga!r} rolled back: {where} ({cause.error_type}: {cause.message})"
         if report.skipped:
             return SagaPartiallyCompensated(
                 f"{message}; compensated: {done}; SKIPPED by an operator (not undone): "
                 f"{', '.join(report.skipped)}",
-                saga=self._saga,
+                saga=saga,
                 failed_step=cause.step,
                 compensated=report.compensated,
                 skipped=report.skipped,
             )
         return SagaCompensated(
             f"{message}; compensated: {done}",
-            saga=self._saga,
+            saga=saga,
             failed_step=cause.step,
             compensated=report.compensated,
         )

@@ -33,9 +33,9 @@ from durable_core import (
     OperationType,
     Runtime,
 )
-from durable_core.journal import MAX_ACTOR_LENGTH, MAX_REASON_LENGTH
+from durable_core.records import MAX_ACTOR_LENGTH, MAX_REASON_LENGTH
 from durable_core.runtime import default_actor
-from saga._journal import OPERATOR_PREFIX, OperatorDecision
+from saga._records import OPERATOR_PREFIX, OperatorDecision
 from saga.errors import InvalidOperatorActionError, SagaNotParkedError
 from saga.outcome import SagaOutcome, derive_outcome
 

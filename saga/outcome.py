@@ -35,7 +35,7 @@ from durable_core import (
     StopKind,
 )
 from durable_core.parking import FAIL_OPERATION_ID, read_fail_request
-from saga._journal import (
+from saga._records import (
     COMPENSATE_PREFIX,
     OPERATOR_PREFIX,
     PLAN_NAME,

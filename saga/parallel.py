@@ -8,9 +8,15 @@ stack in branch order (the order they were started), so a rollback compensates t
 reverse start order; if a branch failed, the saga raises its StepFailedError and rolls
 back.
 
+As for a sequential step (:mod:`saga._plan`) a group runs in halves: ``prepare_parallel``
+checks every branch and plans its step; the one durable call is ``ctx.parallel`` of one
+:func:`branch_body` per planned step; :meth:`ParallelPlan.settle` reads the recorded
+outcomes into the saga's state. Only the middle touches a durable context.
+
 Invariants:
-- This module is part of :class:`SagaContext` (it updates its undo stack); it is split out
-  only to keep modules small.
+- This module runs part of :class:`SagaContext`: it receives the saga's
+  :class:`saga._state.SagaState` and settles the branches into it (names, undo stack,
+  failure) only through that object's transitions.
 - The undo entries come from the recorded batch result, never from what the branch threads
   did in memory: replay rebuilds them without re-running a finished batch.
 - A cancellation delivered inside a branch (at its step, new or waiting to retry) ends that
@@ -26,10 +32,8 @@ Invariants:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
@@ -38,27 +42,18 @@ from durable_core import (
     DurableContext,
     ErrorInfo,
     ExecutionCancelledError,
-    RetryPolicy,
-    StepConfig,
-    StepContext,
     StepFailedError,
-    StepSemantics,
 )
-from durable_core.serde import return_type
-from saga._journal import PATH_SEPARATOR
-from saga.compensation import Compensation, Undo, is_terminate, shielded
+from saga._plan import StepPlan, plan_step
+from saga._records import PATH_SEPARATOR
+from saga.compensation import is_terminate, shielded
 from saga.errors import SagaDefinitionError
-from saga.policy import StepKind, default_compensation_policy
-from saga.rules import (
-    check_step,
-    check_step_name,
-    resolve_kind,
-    stopped_error,
-    undo_on_failure,
-)
+from saga.options import StepOptions
+from saga.policy import StepKind
+from saga.rules import check_step, check_step_name, resolve_kind
 
 if TYPE_CHECKING:
-    from saga.context import SagaContext
+    from saga._state import SagaState
 
 T = TypeVar("T")
 
@@ -72,17 +67,8 @@ class SagaBranch(Generic[T]):
     action: Callable[..., T]
     """Called as ``action(sc, *args)``."""
     args: tuple[Any, ...]
-    compensate: Compensation | None
-    kind: StepKind | str | None
-    retry: RetryPolicy | None
-    compensation_retry: RetryPolicy | None
-    compensate_uncertain: bool
-    semantics: StepSemantics
-    result_type: Any
-    timeout: timedelta | None = None
-    """The limit of one attempt of ``action``."""
-    compensation_timeout: timedelta | None = None
-    """The limit of one attempt of ``compensate``."""
+    options: StepOptions
+    """The step's options, as given to ``s.branch`` (checked by ``s.parallel``)."""
 
 
 class BranchOutcome(BaseModel):
@@ -101,34 +87,38 @@ class BranchOutcome(BaseModel):
     interrupted: bool = False
     """The cancellation reached this branch's own step, which then never finished."""
 
+    @classmethod
+    def failed(cls, exc: StepFailedError) -> BranchOutcome:
+        """The outcome of a branch whose step failed for good."""
+        error = ErrorInfo(type=exc.error_type, message=exc.args[0], traceback=exc.traceback)
+        return cls(error=error, attempts=exc.attempts)
 
-def branch_body(
-    path: str, key: str, branch: SagaBranch[Any], config: StepConfig, *, forward: bool
-) -> Callable[[DurableContext], BranchOutcome]:
+    @classmethod
+    def stopped(cls, exc: ExecutionCancelledError) -> BranchOutcome:
+        """The outcome of a branch whose step a cancellation (or the deadline) ended."""
+        return cls(
+            cancelled=exc.reason, stop_kind=exc.kind, attempts=exc.attempts, interrupted=True
+        )
+
+
+def branch_body(plan: StepPlan[Any]) -> Callable[[DurableContext], BranchOutcome]:
     """The function one ``ctx.parallel`` branch runs: the saga step and how it ended.
 
-    ``forward``: past the pivot, where a cancellation is absorbed and the step re-issued.
+    Past the pivot (``plan.forward``) a cancellation is absorbed and the step re-issued.
     """
 
-    def run(sc: StepContext) -> Any:
-        return branch.action(dataclasses.replace(sc, idempotency_key=key), *branch.args)
+    def call(ctx: DurableContext) -> Any:
+        return ctx.step(plan.path, plan.run, plan.config)
 
     def body(ctx: DurableContext) -> BranchOutcome:
         try:
-            value = (
-                ctx.step(path, run, config)
-                if not forward
-                else shielded(ctx, lambda: ctx.step(path, run, config), path)
-            )
+            value = shielded(ctx, lambda: call(ctx), plan.path) if plan.forward else call(ctx)
         except ExecutionCancelledError as exc:
             if is_terminate(exc):
                 raise
-            return BranchOutcome(
-                cancelled=exc.reason, stop_kind=exc.kind, attempts=exc.attempts, interrupted=True
-            )
+            return BranchOutcome.stopped(exc)
         except StepFailedError as exc:
-            error = ErrorInfo(type=exc.error_type, message=exc.args[0], traceback=exc.traceback)
-            return BranchOutcome(error=error, attempts=exc.attempts)
+            return BranchOutcome.failed(exc)
         return BranchOutcome(value=value)
 
     return body
@@ -157,112 +147,132 @@ def branch_failure(path: str, outcome: BranchOutcome, execution_id: str) -> Step
     )
 
 
-def run_parallel(
-    s: SagaContext, name: str, branches: Sequence[SagaBranch[T]], *, max_concurrency: int | None
-) -> list[T]:
-    """The body of :meth:`SagaContext.parallel` (it updates the context's undo stack)."""
-    check_step_name(s.name, name, s._names)
+@dataclass(frozen=True, eq=False)
+class ParallelPlan(Generic[T]):
+    """A declared parallel group, ready for its one durable call (``ctx.parallel`` of one
+    :func:`branch_body` per branch); settle it with the branches' recorded outcomes."""
+
+    state: SagaState
+    path: str
+    """The group's saga path: the name of its journal record."""
+    names: list[str]
+    """The branch names, in branch order."""
+    steps: list[StepPlan[Any]]
+    """Each branch's step, in branch order."""
+    types: list[Any]
+    """The type each branch's value is read back as."""
+    forward: bool
+    """The pivot is declared: a stop is absorbed, at the group and in its branches."""
+
+    def settle(self, outcomes: Sequence[BranchOutcome]) -> list[T]:
+        """Register the branches' undos in branch order; return their values.
+
+        Raises:
+            ExecutionCancelledError: a cancellation reached a branch (before the pivot).
+            StepFailedError: the first branch that failed for good.
+        """
+        values: list[T] = []
+        failure: StepFailedError | None = None
+        for plan, result_type, outcome in zip(self.steps, self.types, outcomes, strict=True):
+            if outcome.error is None and not outcome.interrupted:
+                values.append(plan.on_success(typed(outcome.value, result_type)))
+            elif outcome.error is not None:
+                failure = failure or branch_failure(plan.path, outcome, self.state.execution_id)
+                plan.undo_failed(outcome.error, outcome.attempts)
+            else:
+                plan.undo_stopped(outcome.stop_kind, outcome.cancelled or "", outcome.attempts)
+        stopped = first_cancel(outcomes)
+        if stopped is not None and stopped.cancelled is not None and not self.forward:
+            raise ExecutionCancelledError(
+                f"execution {self.state.execution_id!r} was cancelled ({stopped.cancelled})",
+                reason=stopped.cancelled,
+                kind=stopped.stop_kind,
+            )
+        if failure is not None:
+            self.state.record_failure(failure, self.path)
+            raise failure
+        return values
+
+
+def prepare_parallel(
+    state: SagaState, name: str, branches: Sequence[SagaBranch[T]]
+) -> ParallelPlan[T]:
+    """Check and plan the parallel group ``name`` of the saga ``state``.
+
+    Raises:
+        SagaDefinitionError: a bad declaration (nothing recorded).
+    """
+    state.check_name(name)
     items = list(branches) if isinstance(branches, list | tuple) else None
     if not items:
         raise SagaDefinitionError(
-            f"saga {s.name!r}, parallel {name!r}: give a non-empty list of s.branch(...)"
+            f"saga {state.saga!r}, parallel {name!r}: give a non-empty list of s.branch(...)"
         )
-    kinds = [_declare(s, name, b, {x.name for x in items[:i]}) for i, b in enumerate(items)]
-    s._names.add(name)
-    path = s._child_path(name)
-    paths = [f"{path}{PATH_SEPARATOR}{b.name}" for b in items]
-    types = [b.result_type if b.result_type is not None else return_type(b.action) for b in items]
-
-    bodies = [
-        branch_body(
-            p,
-            f"{s.execution_id}:{p}",
-            b,
-            StepConfig(
-                retry=s._forward_policy(k, b.retry),
-                semantics=b.semantics,
-                result_type=t,
-                timeout=b.timeout,
-            ),
-            forward=s._pivot is not None,
+    kinds = [_declare(state, name, b, {x.name for x in items[:i]}) for i, b in enumerate(items)]
+    path = state.claim(name)
+    forward = state.pivot is not None
+    steps = [
+        plan_step(
+            state,
+            f"{path}{PATH_SEPARATOR}{b.name}",
+            b.action,
+            b.args,
+            b.options,
+            kind=k,
+            forward=forward,
         )
-        for b, p, k, t in zip(items, paths, kinds, types, strict=True)
+        for b, k in zip(items, kinds, strict=True)
     ]
+    return ParallelPlan(
+        state=state,
+        path=path,
+        names=[b.name for b in items],
+        steps=steps,
+        types=[b.options.recorded_type(b.action) for b in items],
+        forward=forward,
+    )
+
+
+def run_parallel(
+    ctx: DurableContext,
+    state: SagaState,
+    name: str,
+    branches: Sequence[SagaBranch[T]],
+    *,
+    max_concurrency: int | None,
+) -> list[T]:
+    """The body of :meth:`SagaContext.parallel` (it settles the branches into ``state``)."""
+    plan = prepare_parallel(state, name, branches)
+    bodies = [branch_body(step) for step in plan.steps]
 
     def run() -> Any:  # durable_core BatchResult[BranchOutcome]
-        return s.ctx.parallel(
-            bodies, name=path, max_concurrency=max_concurrency, branch_names=[b.name for b in items]
+        return ctx.parallel(
+            bodies, name=plan.path, max_concurrency=max_concurrency, branch_names=plan.names
         )
 
     # Past the point of no return a cancellation is absorbed; before it, a stop delivered at
     # the group's own position means no branch ran: there is nothing to learn.
-    batch = shielded(s.ctx, run, path) if s._pivot is not None else run()
-    outcomes: list[BranchOutcome] = batch.raise_if_failed().values()
-    values: list[T] = []
-    failure: StepFailedError | None = None
-    for b, p, t, outcome in zip(items, paths, types, outcomes, strict=True):
-        undo = Undo(
-            p,
-            f"{s.execution_id}:{p}",
-            b.compensate,
-            b.compensation_retry or default_compensation_policy(),
-            args=b.args,
-            timeout=b.compensation_timeout,
-        )
-        if outcome.error is None and not outcome.interrupted:
-            value = typed(outcome.value, t)
-            values.append(value)
-            if b.compensate is not None:
-                s._stack.append(dataclasses.replace(undo, result=value))
-            continue
-        if outcome.error is not None:
-            failure = failure or branch_failure(p, outcome, s.execution_id)
-        wanted = (
-            b.compensate_uncertain
-            if outcome.error is None
-            else undo_on_failure(outcome.error.type, b.compensate_uncertain)
-        )
-        if b.compensate is not None and wanted and (outcome.error or outcome.attempts):
-            error = outcome.error or stopped_error(outcome.stop_kind, outcome.cancelled or "")
-            s._stack.append(
-                dataclasses.replace(undo, error=error, forward_attempts=outcome.attempts)
-            )
-    stopped = first_cancel(outcomes)
-    if stopped is not None and stopped.cancelled is not None and s._pivot is None:
-        raise ExecutionCancelledError(
-            f"execution {s.execution_id!r} was cancelled ({stopped.cancelled})",
-            reason=stopped.cancelled,
-            kind=stopped.stop_kind,
-        )
-    if failure is not None:
-        s._failure = (failure, path)
-        raise failure
-    return values
+    batch = shielded(ctx, run, plan.path) if plan.forward else run()
+    return plan.settle(batch.raise_if_failed().values())
 
 
-def _declare(s: SagaContext, group: str, branch: object, taken: set[str]) -> StepKind:
-    where = f"saga {s.name!r}, parallel {group!r}"
+def _declare(state: SagaState, group: str, branch: object, taken: set[str]) -> StepKind:
+    where = f"saga {state.saga!r}, parallel {group!r}"
     if not isinstance(branch, SagaBranch):
         raise SagaDefinitionError(
             f"{where}: each branch must be made with s.branch(name, action, ...), got "
             f"{type(branch).__name__}"
         )
-    check_step_name(s.name, branch.name, taken)
+    check_step_name(state.saga, branch.name, taken)
     check_step(
-        s.name,
+        state.saga,
         f"{group}{PATH_SEPARATOR}{branch.name}",
-        action=branch.action,
-        compensate=branch.compensate,
-        kind=branch.kind,
-        compensate_uncertain=branch.compensate_uncertain,
-        retry=branch.retry,
-        timeout=branch.timeout,
-        compensation_timeout=branch.compensation_timeout,
-        pivot=s._pivot,
-        nested=s._nested,
-        result_type=branch.result_type,
+        branch.action,
+        branch.options,
+        pivot=state.pivot,
+        nested=state.nested,
     )
-    kind = resolve_kind(branch.kind, branch.compensate, pivot=s._pivot)
+    kind = resolve_kind(branch.options, pivot=state.pivot)
     if kind is StepKind.PIVOT:
         raise SagaDefinitionError(
             f"{where}: branch {branch.name!r} cannot be the pivot; the point of no return is "

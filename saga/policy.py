@@ -65,6 +65,14 @@ def default_forward_policy() -> RetryPolicy:
     return RetryPolicy()
 
 
+def forward_policy(kind: StepKind, retry: RetryPolicy | None) -> RetryPolicy:
+    """The policy a forward step of ``kind`` runs with, given its ``retry=``: forward
+    recovery for a retriable step, else the given policy or the default."""
+    if kind is StepKind.RETRIABLE:
+        return forward_recovery(retry)
+    return retry or default_forward_policy()
+
+
 def forward_recovery(policy: RetryPolicy | None) -> RetryPolicy:
     """``policy`` with its ``stop`` replaced by ``stop_never``: retry until success.
 

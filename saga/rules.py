@@ -1,7 +1,9 @@
 """The rules a saga declaration must follow, checked before anything runs or is recorded.
 
-Shared by ``s.step`` (checked when the step is declared, on the saga's first run) and the
-``Saga`` builder (checked by ``.step()``, at definition time).
+Shared by ``s.step`` (checked when the step is declared, on the saga's first run),
+``s.parallel`` (its branches, when the group is declared) and the ``Saga`` builder (checked
+by ``.step()``, at definition time). A step's options arrive as one
+:class:`saga.options.StepOptions`.
 
 Invariants:
 - Step names are printable, short, unique within a saga, and never use the prefixes the
@@ -21,7 +23,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from durable_core import (
     ErrorInfo,
@@ -33,9 +35,12 @@ from durable_core import (
     ValidationError,
 )
 from durable_core.serde import check_type, return_type
-from saga._journal import PATH_SEPARATOR, RESERVED_PREFIXES
+from saga._records import PATH_SEPARATOR, RESERVED_PREFIXES
 from saga.errors import SagaDefinitionError
 from saga.policy import StepKind
+
+if TYPE_CHECKING:
+    from saga.options import StepOptions
 
 MAX_STEP_NAME = 120
 
@@ -67,25 +72,26 @@ def check_step_name(saga: str, name: object, taken: Collection[str]) -> None:
 def check_step(
     saga: str,
     name: str,
-    *,
     action: object,
-    compensate: object,
-    kind: StepKind | str | None,
-    compensate_uncertain: bool,
-    retry: object,
-    timeout: object = None,
-    compensation_timeout: object = None,
+    options: StepOptions,
+    *,
     pivot: str | None,
     nested: bool,
-    result_type: Any = None,
 ) -> None:
-    """Validate one step declaration (shared by ``s.step`` and the builder).
+    """Validate one step declaration (shared by ``s.step``, ``s.parallel`` and the builder).
+
+    ``options`` holds what the caller gave, unchecked: its fields may hold any value.
 
     Raises:
         SagaDefinitionError: the declaration breaks a rule of the module docstring.
         SerializationError: the step's result type cannot cross the journal as JSON.
     """
     where = f"saga {saga!r}, step {name!r}"
+    compensate: object = options.compensate
+    compensate_uncertain = options.compensate_uncertain
+    timeout: object = options.timeout
+    compensation_timeout: object = options.compensation_timeout
+    retry: object = options.retry
     _check_timeout(where, "timeout", timeout)
     _check_timeout(where, "compensation_timeout", compensation_timeout)
     if compensation_timeout is not None and compensate is None:
@@ -107,7 +113,7 @@ def check_step(
         raise SagaDefinitionError(f"{where}: retry must be a durable_core.RetryPolicy")
     if compensate_uncertain and compensate is None:
         raise SagaDefinitionError(f"{where}: compensate_uncertain=True needs compensate=")
-    step_kind = _parse_kind(where, kind)
+    step_kind = _parse_kind(where, options.kind)
     if step_kind is StepKind.PIVOT:
         if nested:
             raise SagaDefinitionError(
@@ -136,7 +142,7 @@ def check_step(
             "compensate= (steps after the pivot are retriable by default), or move this step "
             "before the pivot."
         )
-    _check_result_type(where, action, result_type)
+    _check_result_type(where, action, options.result_type)
 
 
 def _check_result_type(where: str, action: Callable[..., Any], result_type: Any) -> None:
@@ -191,14 +197,14 @@ def _check_timeout(where: str, option: str, value: object) -> None:
         raise SagaDefinitionError(f"{where}: {option}={value!r} is refused: {e}") from None
 
 
-def resolve_kind(kind: StepKind | str | None, compensate: object, *, pivot: str | None) -> StepKind:
+def resolve_kind(options: StepOptions, *, pivot: str | None) -> StepKind:
     """The effective kind: the given one, else compensatable before the pivot and retriable
     after it. Call after :func:`check_step`."""
-    if kind is not None:
-        return StepKind(kind)
-    return (
-        StepKind.RETRIABLE if pivot is not None and compensate is None else StepKind.COMPENSATABLE
-    )
+    if options.kind is not None:
+        return StepKind(options.kind)
+    if pivot is not None and options.compensate is None:
+        return StepKind.RETRIABLE
+    return StepKind.COMPENSATABLE
 
 
 def _parse_kind(where: str, kind: StepKind | str | None) -> StepKind | None:

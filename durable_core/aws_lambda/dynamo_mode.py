@@ -38,8 +38,13 @@ from durable_core.errors import (
     ValidationError,
     VersionMismatchError,
 )
-from durable_core.function import DurableFunction, make_durable
-from durable_core.journal import Execution
+from durable_core.function import (
+    DurableFunction,
+    DurableLambdaHandler,
+    make_durable,
+    unwrap_durable,
+)
+from durable_core.records import Execution
 from durable_core.runtime import Runtime, RuntimeOptions, default_worker_id
 from durable_core.serde import loads_strict
 from durable_core.stores.base import Store
@@ -107,7 +112,7 @@ def dynamodb_handler(
     version: str | None = None,
     clock: Clock | None = None,
     options: RuntimeOptions | None = None,
-) -> LambdaHandler:
+) -> DurableLambdaHandler:
     """Make a Lambda handler that starts or resumes executions of ``fn`` on a DynamoDB store.
 
     Events::
@@ -132,7 +137,7 @@ def dynamodb_handler(
         ExecutionConflictError: the id belongs to another function or another input.
         ExecutionNotFoundError: a resume event names an unknown execution.
     """
-    base = make_durable(getattr(fn, "durable_function", fn))
+    base = make_durable(unwrap_durable(fn))
     durable_fn = dataclasses.replace(base, version=resolve_version(base, version))
     lazy = _Lazy(
         lambda: Runtime(
@@ -156,8 +161,7 @@ def dynamodb_handler(
             ex = runtime.drive(ex.id)
         return summary(ex)
 
-    handler.durable_function = durable_fn  # type: ignore[attr-defined]
-    return handler
+    return DurableLambdaHandler(handler, durable_fn)
 
 
 def _execution_id(event: Mapping[str, Any], lambda_context: Any) -> str:

@@ -2,7 +2,7 @@
 
 One Lambda invocation is one engine invocation: the handler reads the envelope the service
 sends, pages in the rest of the journal, runs the *same* engine (:func:`run_invocation` on a
-:class:`~durable_core.replay.Journal` whose store is a
+:class:`~durable_core.journal.Journal` whose store is a
 :class:`~durable_core.aws_lambda.service.ServiceStore`) and answers ``SUCCEEDED`` with the
 result, ``FAILED`` with the error, or ``PENDING`` while something waits; the service
 re-invokes it when a timer fires, a retry is due or a callback completes.
@@ -34,10 +34,15 @@ from durable_core.aws_lambda.errors import EnvelopeError
 from durable_core.aws_lambda.service import DurableServiceClient, ServiceClock, ServiceStore
 from durable_core.clock import Clock, SystemClock
 from durable_core.errors import ValidationError
-from durable_core.function import DurableFunction, make_durable
-from durable_core.invocation import run_invocation
-from durable_core.journal import Execution, ExecutionStatus, Lease
-from durable_core.replay import InvocationOptions, Journal
+from durable_core.function import (
+    DurableFunction,
+    DurableLambdaHandler,
+    make_durable,
+    unwrap_durable,
+)
+from durable_core.journal import InvocationOptions, Journal
+from durable_core.records import Execution, ExecutionStatus, Lease
+from durable_core.runtime.invocation import run_invocation
 from durable_core.serde import DEFAULT_MAX_BYTES, PydanticSerde
 from durable_core.stores.base import InvocationEnd
 
@@ -133,7 +138,7 @@ def durable_handler(
     *,
     client: Any | None = None,
     options: LambdaOptions | None = None,
-) -> LambdaHandler:
+) -> DurableLambdaHandler:
     """Make a Lambda handler that runs ``fn`` on the durable execution service.
 
     Example::
@@ -152,7 +157,7 @@ def durable_handler(
     Returns:
         ``handler(event, lambda_context) -> {"Status": ..., "Result" | "Error": ...}``.
     """
-    durable_fn = make_durable(getattr(fn, "durable_function", fn))
+    durable_fn = make_durable(unwrap_durable(fn))
     opts = options or LambdaOptions()
     made: list[DurableServiceClient] = [client] if client is not None else []
 
@@ -161,8 +166,7 @@ def durable_handler(
             made.append(default_client())
         return run_envelope(durable_fn, parse_envelope(event), made[0], opts)
 
-    handler.durable_function = durable_fn  # type: ignore[attr-defined]
-    return handler
+    return DurableLambdaHandler(handler, durable_fn)
 
 
 def default_client() -> DurableServiceClient:
@@ -215,7 +219,6 @@ def run_envelope(
             options=_SERVICE_RETRIES,
             services=services,
         )
-        journal.on_begin = store.on_begin
         end = run_invocation(fn, journal)
         if store.failure is not None:
             raise store.failure

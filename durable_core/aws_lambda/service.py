@@ -43,12 +43,11 @@ from durable_core.clock import Clock
 from durable_core.errors import (
     CallbackAlreadyCompletedError,
     CallbackNotFoundError,
-    DurableError,
     ExecutionNotFoundError,
     StoreError,
     SuspendExecution,
 )
-from durable_core.journal import (
+from durable_core.records import (
     CallbackOutcome,
     Execution,
     ExecutionStatus,
@@ -56,10 +55,8 @@ from durable_core.journal import (
     Operation,
     OperationStatus,
     OperationType,
-    StopRequest,
 )
 from durable_core.replay import Slot
-from durable_core.stores.base import InvocationEnd
 
 _INVALID_TOKEN = "Invalid checkpoint token"  # noqa: S105 - an error message, not a secret
 _CHILD_STATUS = {
@@ -417,48 +414,6 @@ class ServiceStore:
             "service; this invocation keeps the service's record"
         )
 
-    def heartbeat_callback(self, callback_id: str, now: datetime) -> Operation:
-        """Not available here: the external system calls SendDurableExecutionCallbackHeartbeat."""
-        raise _unsupported("heartbeat_callback", "send_durable_execution_callback_heartbeat")
-
-    def create_execution(self, execution: Execution) -> tuple[Execution, bool]:
-        """Not available: the service starts executions (Invoke the function)."""
-        raise _unsupported("create_execution", "invoke the function through Lambda")
-
-    def list_executions(
-        self, *, status: ExecutionStatus | None = None, limit: int = 100
-    ) -> list[Execution]:
-        """Not available: use ListDurableExecutionsByFunction."""
-        raise _unsupported("list_executions", "list_durable_executions_by_function")
-
-    def acquire_lease(
-        self, execution_id: str, owner: str, now: datetime, ttl: timedelta
-    ) -> Lease | None:
-        """Not available: the service gives each invocation its checkpoint token."""
-        raise _unsupported("acquire_lease", "the service's invocation")
-
-    def claim_due(self, owner: str, now: datetime, ttl: timedelta, limit: int) -> list[Lease]:
-        """Not available: the service re-invokes due executions itself."""
-        raise _unsupported("claim_due", "the service's scheduler")
-
-    def renew_lease(self, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
-        """Nothing to renew: the checkpoint token is the invocation's lease."""
-        return lease
-
-    def finish_invocation(self, lease: Lease, end: InvocationEnd, now: datetime) -> Execution:
-        """Not available: the handler's response ends the invocation."""
-        raise _unsupported("finish_invocation", "the handler's response")
-
-    def release_lease(self, lease: Lease) -> None:
-        """Nothing to release."""
-
-    def request_stop(self, execution_id: str, request: StopRequest, now: datetime) -> Execution:
-        """Not available: use StopDurableExecution."""
-        raise _unsupported("request_stop", "stop_durable_execution")
-
-    def close(self) -> None:
-        """Nothing to release."""
-
 
 def _describe(exc: Exception) -> tuple[str, str]:
     response = getattr(exc, "response", None)
@@ -481,10 +436,4 @@ def _service_error(api: str, code: str, message: str, *, token: bool) -> Service
         "retried with backoff; the invocation fails so Lambda retries it.",
         api=api,
         code=code,
-    )
-
-
-def _unsupported(what: str, instead: str) -> DurableError:
-    return DurableError(
-        f"{what} is not available on Lambda's durable execution service; use {instead}"
     )

@@ -2,7 +2,7 @@
 
 The service's ``Operation`` (state) and ``OperationUpdate`` (checkpoint) are plain dicts in
 boto3's shape. :func:`to_record` turns a service operation into our
-:class:`~durable_core.journal.Operation`; :func:`plan` turns a record the engine wants to
+:class:`~durable_core.records.Operation`; :func:`plan` turns a record the engine wants to
 write into the updates the service accepts, given the service's current record.
 
 Invariants:
@@ -34,8 +34,8 @@ from typing import Any
 
 from durable_core.aws_lambda.errors import ServiceLimitError
 from durable_core.errors import PayloadTooLargeError, ValidationError
-from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType, StopKind
 from durable_core.operations.invoke import child_execution_id
+from durable_core.records import ErrorInfo, Operation, OperationStatus, OperationType, StopKind
 from durable_core.replay import CANCEL_SUB_TYPE
 
 Wire = dict[str, Any]

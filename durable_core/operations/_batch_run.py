@@ -49,12 +49,7 @@ from durable_core.errors import (
     StoreError,
     SuspendExecution,
 )
-from durable_core.journal import (
-    ErrorInfo,
-    Operation,
-    OperationStatus,
-    OperationType,
-)
+from durable_core.journal import Journal, stop_info
 from durable_core.operations._batch_types import (
     BatchItem,
     BatchItemStatus,
@@ -64,7 +59,13 @@ from durable_core.operations._batch_types import (
 )
 from durable_core.operations._batch_view import BranchCancelled, BranchJournal, Gate
 from durable_core.operations._core import DurableOp, Plan, RunBranches
-from durable_core.replay import Journal, Scope, Slot, operation_id, stop_info
+from durable_core.records import (
+    ErrorInfo,
+    Operation,
+    OperationStatus,
+    OperationType,
+)
+from durable_core.replay import Scope, Slot, operation_id
 
 _FATAL = (LeaseLostError, NonDeterminismError, StoreError)
 """Errors that say "this invocation cannot go on", never "this branch failed"."""

@@ -19,7 +19,7 @@ from typing import Any, Generic, Self, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from durable_core.errors import DurableError, ValidationError
-from durable_core.journal import ErrorInfo
+from durable_core.records import ErrorInfo
 
 T = TypeVar("T")
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from durable_core.journal import CallbackOutcome, Operation, StopKind
-from durable_core.replay import Journal
+from durable_core.journal import Journal
+from durable_core.records import CallbackOutcome, Operation, StopKind
 
 
 class BranchCancelled(BaseException):

@@ -40,8 +40,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from durable_core.errors import ValidationError
-from durable_core.journal import Operation, OperationStatus, OperationType
 from durable_core.operations._attempt import run_attempt, run_attempt_async
+from durable_core.records import Operation, OperationStatus, OperationType
 
 if TYPE_CHECKING:
     from durable_core.clock import Clock
@@ -152,38 +152,43 @@ class InstantOp(DurableOp[T]):
         yield  # a generator with nothing to yield: there is no user code to run
 
 
+@dataclass(frozen=True)
+class _Done:
+    value: Any
+
+
+def _advance(plan: Plan[Any], value: Any, error: BaseException | None) -> Effect | _Done:
+    """Run ``plan`` to its next effect (handing it ``value`` or ``error``), or to its end."""
+    try:
+        return plan.send(value) if error is None else plan.throw(error)
+    except StopIteration as done:  # a value, not an exception, so a Future can carry it
+        return _Done(done.value)
+
+
 def run_sync(op: DurableOp[T]) -> T:
     """Carry out ``op``'s plan in this thread; return its value or raise its error."""
     plan = op.plan()
-    value: Any = None
-    error: BaseException | None = None
-    while True:
+    step = _advance(plan, None, None)
+    while not isinstance(step, _Done):
         try:
-            effect = plan.send(value) if error is None else plan.throw(error)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        value, error = None, None
-        try:
-            value = _do_sync(effect)
+            value, error = _do_sync(step), None
         except BaseException as e:  # handed to the plan, which decides (see invariants)
-            error = e
+            value, error = None, e
+        step = _advance(plan, value, error)
+    return step.value  # type: ignore[no-any-return]
 
 
 async def run_async(op: DurableOp[T]) -> T:
     """Carry out ``op``'s plan on the running event loop; return its value or raise."""
     plan = op.plan()
-    value: Any = None
-    error: BaseException | None = None
-    while True:
+    step = _advance(plan, None, None)
+    while not isinstance(step, _Done):
         try:
-            effect = plan.send(value) if error is None else plan.throw(error)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        value, error = None, None
-        try:
-            value = await _do_async(effect)
+            value, error = await _do_async(step), None
         except BaseException as e:  # CancelledError included: the plan re-raises it
-            error = e
+            value, error = None, e
+        step = _advance(plan, value, error)
+    return step.value  # type: ignore[no-any-return]
 
 
 def _do_sync(effect: Effect) -> Any:

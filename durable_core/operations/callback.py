@@ -28,19 +28,20 @@ from durable_core.errors import (
     CallbackTimeoutError,
     SuspendExecution,
 )
-from durable_core.journal import (
+from durable_core.journal import recorded_stop
+from durable_core.operations._core import InstantOp
+from durable_core.records import (
     CallbackOutcome,
     ErrorInfo,
     Operation,
     OperationStatus,
     OperationType,
 )
-from durable_core.operations._core import InstantOp
-from durable_core.replay import recorded_stop
 from durable_core.serde import check_type
 
 if TYPE_CHECKING:
-    from durable_core.replay import Journal, Scope, Slot
+    from durable_core.journal import Journal
+    from durable_core.replay import Scope, Slot
 
 T = TypeVar("T")
 

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from durable_core.errors import ChildContextError, ExecutionCancelledError
-from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType
+from durable_core.journal import stop_info
 from durable_core.operations._core import Call, DurableOp, Plan
-from durable_core.replay import Scope, operation_id, stop_info
+from durable_core.records import ErrorInfo, Operation, OperationStatus, OperationType
+from durable_core.replay import Scope, operation_id
 
 if TYPE_CHECKING:
     from durable_core.replay import Slot

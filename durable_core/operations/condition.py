@@ -14,10 +14,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from durable_core.errors import ConditionTimeoutError, SuspendExecution
-from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.logging import ReplayAwareLogger
 from durable_core.operations._core import Call, DurableOp, Plan
 from durable_core.operations.step import StepContext, failed_error
+from durable_core.records import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.retry import retry_state
 from durable_core.serde import check_type
 
@@ -98,14 +98,7 @@ class ConditionOp(DurableOp[S]):
             )
 
         polls += 1
-        ctx = StepContext(
-            execution_id=journal.execution_id,
-            operation_id=slot.id,
-            name=name,
-            attempt=polls,
-            idempotency_key=f"{journal.execution_id}:{slot.id}",
-            logger=self.logger.bind(operation=name, attempt=polls),
-        )
+        ctx = StepContext.of(journal.execution_id, slot.id, name, polls, self.logger)
         try:
             state = yield Call(self.check, (state, ctx), what, offload=True)
             text = journal.serde.dump(state, state_type, what=what)

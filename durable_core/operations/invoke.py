@@ -34,8 +34,9 @@ from durable_core.errors import (
     SuspendExecution,
     ValidationError,
 )
-from durable_core.function import DurableFunction
-from durable_core.journal import (
+from durable_core.function import DurableFunction, unwrap_durable
+from durable_core.operations._core import InstantOp
+from durable_core.records import (
     MAX_ACTOR_LENGTH,
     MAX_REASON_LENGTH,
     ErrorInfo,
@@ -46,13 +47,13 @@ from durable_core.journal import (
     OperationType,
     StopKind,
 )
-from durable_core.operations._core import InstantOp
 from durable_core.replay import check_name
 from durable_core.serde import check_type
 
 if TYPE_CHECKING:
-    from durable_core.replay import Journal, Scope, Slot
-    from durable_core.stores.base import Store
+    from durable_core.journal import Journal
+    from durable_core.replay import Scope, Slot
+    from durable_core.stores.base import JournalStore
 
 T = TypeVar("T")
 
@@ -63,7 +64,7 @@ _MAX_ID = 200
 class _Services(Protocol):
     """What ``invoke`` needs from the runtime (``Journal.services``)."""
 
-    store: Store
+    store: JournalStore
 
     def resolve(self, name: str) -> DurableFunction[Any, Any]: ...
 
@@ -105,7 +106,7 @@ def _need(services: _Services | None) -> _Services:
 def _resolve(services: _Services | None, function: object) -> DurableFunction[Any, Any]:
     if isinstance(function, str):
         return _need(services).resolve(function)  # FunctionNotFoundError: nothing recorded
-    target = getattr(function, "durable_function", function)
+    target = unwrap_durable(function)
     if not isinstance(target, DurableFunction):
         raise ValidationError(
             f"invoke needs a durable function (decorated with @durable) or its registered "

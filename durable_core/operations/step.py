@@ -34,14 +34,15 @@ from durable_core.errors import (
     StepInterruptedError,
     SuspendExecution,
 )
-from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.logging import ReplayAwareLogger
 from durable_core.operations._core import Call, DurableOp, Plan, Sleep
+from durable_core.records import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.retry import StepConfig, StepSemantics
 from durable_core.serde import check_type, return_type
 
 if TYPE_CHECKING:
-    from durable_core.replay import Journal, Scope, Slot
+    from durable_core.journal import Journal
+    from durable_core.replay import Scope, Slot
 
 T = TypeVar("T")
 
@@ -62,6 +63,20 @@ class StepContext:
     """Stable across retries and replays: pass it to external APIs to deduplicate."""
     logger: ReplayAwareLogger
     """A structlog logger bound to the execution, step and attempt."""
+
+    @classmethod
+    def of(
+        cls, execution_id: str, op_id: str, name: str, attempt: int, logger: ReplayAwareLogger
+    ) -> StepContext:
+        """The context of attempt ``attempt`` of the step (or poll) ``op_id``."""
+        return cls(
+            execution_id=execution_id,
+            operation_id=op_id,
+            name=name,
+            attempt=attempt,
+            idempotency_key=f"{execution_id}:{op_id}",
+            logger=logger.bind(operation=name, attempt=attempt),
+        )
 
 
 def failed_error(op: Operation, execution_id: str) -> StepFailedError:
@@ -134,14 +149,7 @@ class StepOp(DurableOp[T]):
         while True:
             if config.semantics is StepSemantics.AT_MOST_ONCE_PER_RETRY:
                 journal.checkpoint(run.record(OperationStatus.STARTED, attempt))
-            ctx = StepContext(
-                execution_id=journal.execution_id,
-                operation_id=slot.id,
-                name=name,
-                attempt=attempt,
-                idempotency_key=f"{journal.execution_id}:{slot.id}",
-                logger=self.logger.bind(operation=name, attempt=attempt),
-            )
+            ctx = StepContext.of(journal.execution_id, slot.id, name, attempt, self.logger)
             try:
                 value = yield Call(
                     self.fn,

@@ -10,8 +10,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from durable_core.errors import InvalidDurationError, SuspendExecution
-from durable_core.journal import Operation, OperationStatus, OperationType
 from durable_core.operations._core import InstantOp
+from durable_core.records import Operation, OperationStatus, OperationType
 
 if TYPE_CHECKING:
     from durable_core.replay import Scope, Slot

@@ -1,5 +1,11 @@
 """The store seam: what every backend (memory, SQLite, DynamoDB) must do.
 
+Two parts: :class:`JournalStore` (what one invocation's journal reads and writes) and
+:class:`SchedulingStore` (what a self-hosted runtime and its workers need on top: executions,
+leases, due work, ends, stop requests); a :class:`Store` is both. The Lambda durable
+service backend is a JournalStore only, since the service schedules. Optional capabilities
+a journal detects on its store: :class:`AssigningStore`, :class:`ScopeAnnouncingStore`.
+
 Invariants every implementation keeps (the shared contract suite in ``tests/stores`` checks
 them against each backend):
 
@@ -26,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -35,7 +41,7 @@ from durable_core.errors import (
     PrivilegedCallbackError,
     ValidationError,
 )
-from durable_core.journal import (
+from durable_core.records import (
     MAX_STOP_REQUESTS,
     CallbackOutcome,
     ErrorInfo,
@@ -43,8 +49,12 @@ from durable_core.journal import (
     ExecutionStatus,
     Lease,
     Operation,
+    OperationType,
     StopRequest,
 )
+
+if TYPE_CHECKING:
+    from durable_core.replay import Slot
 
 
 def check_stop(ex: Execution) -> None:
@@ -118,62 +128,23 @@ class InvocationEnd(BaseModel):
 
 
 @runtime_checkable
-class Store(Protocol):
-    """Durable storage for executions and their journals."""
-
-    def create_execution(self, execution: Execution) -> tuple[Execution, bool]:
-        """Insert ``execution`` unless one with its id exists.
-
-        Returns the stored record and whether it was created now. Idempotent by id.
-        """
-        ...
+class JournalStore(Protocol):
+    """What one invocation's journal needs: read its execution and records, write records
+    under its lease, complete a callback (timeouts, cancellations). The Lambda durable
+    service backend is only this; every self-hosted store is a whole :class:`Store`."""
 
     def get_execution(self, execution_id: str) -> Execution:
         """Return an execution or raise ExecutionNotFoundError."""
-        ...
-
-    def list_executions(
-        self, *, status: ExecutionStatus | None = None, limit: int = 100
-    ) -> list[Execution]:
-        """Newest first, optionally only those with ``status``."""
         ...
 
     def load_operations(self, execution_id: str) -> list[Operation]:
         """All journal records of an execution, in first-write order."""
         ...
 
-    def acquire_lease(
-        self, execution_id: str, owner: str, now: datetime, ttl: timedelta
-    ) -> Lease | None:
-        """Take the lease of a RUNNING execution whose lease is free or expired.
-
-        Returns ``None`` if another owner holds an unexpired lease or the execution finished.
-        """
-        ...
-
-    def claim_due(self, owner: str, now: datetime, ttl: timedelta, limit: int) -> list[Lease]:
-        """Lease up to ``limit`` RUNNING executions that are due (``wake_at <= now``) and free."""
-        ...
-
-    def renew_lease(self, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
-        """Extend a lease still held; LeaseLostError otherwise."""
-        ...
-
     def write_operations(
         self, lease: Lease, operations: Sequence[Operation], now: datetime, ttl: timedelta
     ) -> Lease:
         """Durably upsert journal records under ``lease`` (all or nothing) and renew it."""
-        ...
-
-    def finish_invocation(self, lease: Lease, end: InvocationEnd, now: datetime) -> Execution:
-        """Record how the invocation ended and release the lease, atomically.
-
-        A terminal status also wakes the parent execution (``parent_execution_id``), if any.
-        """
-        ...
-
-    def release_lease(self, lease: Lease) -> None:
-        """Give the lease up without changing anything else (no-op if already lost)."""
         ...
 
     def complete_callback(
@@ -196,6 +167,54 @@ class Store(Protocol):
         """
         ...
 
+
+@runtime_checkable
+class SchedulingStore(Protocol):
+    """What a self-hosted runtime needs besides the journal: create and list executions,
+    lease and claim due work, record an invocation's end, callbacks from outside, stop
+    requests. On Lambda's durable service the service does all of this itself."""
+
+    def create_execution(self, execution: Execution) -> tuple[Execution, bool]:
+        """Insert ``execution`` unless one with its id exists.
+
+        Returns the stored record and whether it was created now. Idempotent by id.
+        """
+        ...
+
+    def list_executions(
+        self, *, status: ExecutionStatus | None = None, limit: int = 100
+    ) -> list[Execution]:
+        """Newest first, optionally only those with ``status``."""
+        ...
+
+    def acquire_lease(
+        self, execution_id: str, owner: str, now: datetime, ttl: timedelta
+    ) -> Lease | None:
+        """Take the lease of a RUNNING execution whose lease is free or expired.
+
+        Returns ``None`` if another owner holds an unexpired lease or the execution finished.
+        """
+        ...
+
+    def claim_due(self, owner: str, now: datetime, ttl: timedelta, limit: int) -> list[Lease]:
+        """Lease up to ``limit`` RUNNING executions that are due (``wake_at <= now``) and free."""
+        ...
+
+    def renew_lease(self, lease: Lease, now: datetime, ttl: timedelta) -> Lease:
+        """Extend a lease still held; LeaseLostError otherwise."""
+        ...
+
+    def finish_invocation(self, lease: Lease, end: InvocationEnd, now: datetime) -> Execution:
+        """Record how the invocation ended and release the lease, atomically.
+
+        A terminal status also wakes the parent execution (``parent_execution_id``), if any.
+        """
+        ...
+
+    def release_lease(self, lease: Lease) -> None:
+        """Give the lease up without changing anything else (no-op if already lost)."""
+        ...
+
     def heartbeat_callback(self, callback_id: str, now: datetime) -> Operation:
         """Push a STARTED callback's heartbeat deadline forward; wake its execution.
 
@@ -209,13 +228,32 @@ class Store(Protocol):
 
         Requests are only ever appended (the first of each kind takes effect; a later one is
         a record). Raises ExecutionNotFoundError, ExecutionNotRunningError if it finished,
-        and ValidationError once :data:`~durable_core.journal.MAX_STOP_REQUESTS` are
+        and ValidationError once :data:`~durable_core.records.MAX_STOP_REQUESTS` are
         recorded (nothing written).
         """
         ...
 
     def close(self) -> None:
         """Release resources (connections, files)."""
+        ...
+
+
+@runtime_checkable
+class Store(JournalStore, SchedulingStore, Protocol):
+    """Durable storage for executions and their journals: both parts."""
+
+
+@runtime_checkable
+class ScopeAnnouncingStore(Protocol):
+    """Optional store capability: told about every position a scope allocates.
+
+    The Lambda durable execution service needs a CONTEXT started before the first update
+    under it, so its backend learns each context's name and type here. The journal calls it
+    (``Journal.on_begin``) when its store has it.
+    """
+
+    def on_begin(self, slot: Slot, type_: OperationType, name: str, sub_type: str | None) -> None:
+        """``slot`` (a scope's new or replayed position) is about to be used."""
         ...
 
 

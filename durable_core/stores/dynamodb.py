@@ -42,7 +42,7 @@ from durable_core.errors import (
     PayloadTooLargeError,
     StoreError,
 )
-from durable_core.journal import (
+from durable_core.records import (
     MAX_STOP_REQUESTS,
     CallbackOutcome,
     Execution,

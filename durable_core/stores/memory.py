@@ -16,7 +16,7 @@ from durable_core.errors import (
     ExecutionNotFoundError,
     LeaseLostError,
 )
-from durable_core.journal import (
+from durable_core.records import (
     CallbackOutcome,
     Execution,
     ExecutionStatus,

@@ -56,7 +56,7 @@ from durable_core.errors import (
     SchemaVersionError,
     StoreError,
 )
-from durable_core.journal import (
+from durable_core.records import (
     CallbackOutcome,
     Execution,
     ExecutionStatus,

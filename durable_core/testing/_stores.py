@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from durable_core.errors import ReplayBoundary, SimulatedCrash
-from durable_core.journal import (
+from durable_core.records import (
     CallbackOutcome,
     Execution,
     ExecutionStatus,

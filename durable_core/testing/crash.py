@@ -30,7 +30,7 @@ from typing import Any
 from durable_core.context import DurableContext
 from durable_core.errors import SimulatedCrash
 from durable_core.function import DurableFunction
-from durable_core.journal import ExecutionStatus
+from durable_core.records import ExecutionStatus
 from durable_core.runtime import RuntimeOptions
 from durable_core.stores.memory import MemoryStore
 from durable_core.testing._stores import CountingStore, CrashingStore, CrashPoint

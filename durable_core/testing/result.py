@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from durable_core.errors import DurableError, ValidationError
-from durable_core.journal import (
+from durable_core.records import (
     ErrorInfo,
     Execution,
     ExecutionStatus,

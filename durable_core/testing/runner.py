@@ -36,14 +36,14 @@ from durable_core.errors import (
     ValidationError,
 )
 from durable_core.function import DurableFunction
-from durable_core.journal import (
+from durable_core.parking import NON_DETERMINISM, is_parked
+from durable_core.records import (
     Execution,
     ExecutionStatus,
     Operation,
     OperationStatus,
     OperationType,
 )
-from durable_core.parking import NON_DETERMINISM, is_parked
 from durable_core.runtime import Runtime, RuntimeOptions
 from durable_core.stores.base import Store
 from durable_core.stores.memory import MemoryStore

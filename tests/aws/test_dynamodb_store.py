@@ -23,7 +23,7 @@ from durable_core.errors import (
     PayloadTooLargeError,
     StoreError,
 )
-from durable_core.journal import (
+from durable_core.records import (
     CallbackOutcome,
     ErrorInfo,
     Execution,

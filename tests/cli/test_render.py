@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from durable_core import Operation, OperationStatus, OperationType
-from durable_core._render import (
+from durable_core.cli.render import (
     fmt_duration,
     fmt_time,
     mask_token,

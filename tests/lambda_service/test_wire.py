@@ -24,8 +24,8 @@ from durable_core.aws_lambda.wire import (
     to_record,
 )
 from durable_core.errors import PayloadTooLargeError, ValidationError
-from durable_core.journal import ErrorInfo, Operation, OperationStatus, OperationType, StopKind
 from durable_core.operations.invoke import child_execution_id
+from durable_core.records import ErrorInfo, Operation, OperationStatus, OperationType, StopKind
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 MS = int(NOW.timestamp() * 1000)

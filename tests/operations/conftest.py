@@ -21,9 +21,9 @@ import pytest
 
 from durable_core import MemoryStore, Runtime
 from durable_core.function import DurableFunction
-from durable_core.invocation import run_invocation
-from durable_core.journal import Lease
-from durable_core.replay import InvocationOptions, Journal
+from durable_core.journal import InvocationOptions, Journal
+from durable_core.records import Lease
+from durable_core.runtime.invocation import run_invocation
 from durable_core.stores.base import InvocationEnd, Store
 from durable_core.testing import VirtualClock
 

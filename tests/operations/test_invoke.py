@@ -20,8 +20,8 @@ from durable_core import (
     durable,
 )
 from durable_core.errors import SimulatedCrash
-from durable_core.journal import MAX_REASON_LENGTH, Lease, Operation
 from durable_core.operations.invoke import child_execution_id
+from durable_core.records import MAX_REASON_LENGTH, Lease, Operation
 from durable_core.testing import DurableTestRunner, VirtualClock, check_crash_safety
 from durable_core.testing._stores import DelegatingStore
 from tests.operations.conftest import Ledger, replay_finished, settle

@@ -55,7 +55,7 @@ from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
 from durable_core import CorruptRecordError, ExecutionStatus, StoreError
-from durable_core.journal import Execution, OperationStatus, OperationType
+from durable_core.records import Execution, OperationStatus, OperationType
 
 pytestmark = pytest.mark.timeout(TEST_TIMEOUT_S)
 

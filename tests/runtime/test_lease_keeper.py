@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 
 from durable_core import DurableContext, ExecutionStatus, MemoryStore, Runtime, durable
 from durable_core.errors import StoreError
-from durable_core.journal import Lease
+from durable_core.records import Lease
 from durable_core.runtime import RuntimeOptions
 from durable_core.stores.base import InvocationEnd
 from durable_core.testing._stores import DelegatingStore
@@ -84,7 +84,7 @@ def test_no_renewal_is_in_flight_when_the_invocation_finishes() -> None:
 def test_a_stuck_renewal_does_not_hang_the_end_of_an_invocation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("durable_core.lease_keeper.STOP_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("durable_core.runtime.lease_keeper.STOP_TIMEOUT_S", 0.2)
     store = RecordingStore(hold_s=WAIT_S, release_on_finish=False)
     rt = Runtime(store, options=RuntimeOptions(lease_ttl=TTL))
     began = time.monotonic()

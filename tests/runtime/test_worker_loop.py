@@ -25,8 +25,8 @@ from durable_core import (
     ValidationError,
     durable,
 )
-from durable_core.journal import Lease
-from durable_core.worker import Worker
+from durable_core.records import Lease
+from durable_core.runtime.worker import Worker
 
 
 class Clock:

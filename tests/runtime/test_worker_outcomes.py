@@ -24,9 +24,9 @@ from durable_core import (
     RuntimeOptions,
     durable,
 )
-from durable_core.journal import Execution
+from durable_core.records import Execution
+from durable_core.runtime.worker import Worker
 from durable_core.testing import VirtualClock
-from durable_core.worker import Worker
 from saga import SagaContext, saga
 
 SECRET = "tok-SECRET-never-logged"

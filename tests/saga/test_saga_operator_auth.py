@@ -26,7 +26,7 @@ from durable_core import (
     Worker,
 )
 from durable_core.cli import main as durable_cli
-from durable_core.journal import MAX_ACTOR_LENGTH
+from durable_core.records import MAX_ACTOR_LENGTH
 from durable_core.testing import VirtualClock
 from saga import (
     InvalidOperatorActionError,

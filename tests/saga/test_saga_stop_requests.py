@@ -21,7 +21,7 @@ from durable_core import (
     StopKind,
     ValidationError,
 )
-from durable_core.journal import MAX_STOP_REQUESTS
+from durable_core.records import MAX_STOP_REQUESTS
 from saga import (
     SagaContext,
     SagaFunction,

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from durable_core.journal import (
+from durable_core.records import (
     Execution,
     Lease,
     Operation,

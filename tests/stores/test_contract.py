@@ -17,7 +17,7 @@ from durable_core.errors import (
     PrivilegedCallbackError,
     ValidationError,
 )
-from durable_core.journal import (
+from durable_core.records import (
     MAX_STOP_REQUESTS,
     CallbackOutcome,
     ErrorInfo,

@@ -19,7 +19,7 @@ from durable_core.errors import (
     SchemaVersionError,
     StoreError,
 )
-from durable_core.journal import CallbackOutcome, ExecutionStatus, OperationStatus
+from durable_core.records import CallbackOutcome, ExecutionStatus, OperationStatus
 from durable_core.stores.base import InvocationEnd
 from durable_core.stores.sqlite import SQLiteStore
 

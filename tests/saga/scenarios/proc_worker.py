@@ -23,7 +23,7 @@ from pathlib import Path
 import structlog
 
 from durable_core import Operation, SQLiteStore
-from durable_core.journal import Lease
+from durable_core.records import Lease
 from durable_core.testing._stores import DelegatingStore
 from scenarios import drive
 from scenarios.processes import FileClock, SqliteLedger, files

@@ -40,7 +40,7 @@ from typing import Any
 
 import structlog
 
-from durable_core._render import (
+from durable_core.cli.render import (
     execution_json,
     fmt_duration,
     pending_waits,
@@ -48,21 +48,21 @@ from durable_core._render import (
     render_outcome,
     render_table,
 )
-from durable_core.async_worker import DEFAULT_ASYNC_CONCURRENCY, AsyncWorker
-from durable_core.cli_signals import add_signal_commands
+from durable_core.cli.signals import add_signal_commands
 from durable_core.errors import (
     DurableError,
     ExecutionNotFoundError,
     StoreError,
     ValidationError,
 )
-from durable_core.function import DurableFunction, import_function
-from durable_core.journal import Execution, ExecutionStatus
+from durable_core.function import DurableFunction, import_function, unwrap_durable
 from durable_core.parking import is_parked
+from durable_core.records import Execution, ExecutionStatus
 from durable_core.recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS, check_max_recovery_attempts
 from durable_core.runtime import Runtime, RuntimeOptions
+from durable_core.runtime.async_worker import DEFAULT_ASYNC_CONCURRENCY, AsyncWorker
+from durable_core.runtime.worker import DEFAULT_SHUTDOWN_GRACE_S, Worker
 from durable_core.stores.base import Store
-from durable_core.worker import DEFAULT_SHUTDOWN_GRACE_S, Worker
 
 DEFAULT_STORE = Path(".durable") / "durable.sqlite3"
 STORE_ENV = "DURABLE_STORE"
@@ -457,7 +457,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         worker: Worker | AsyncWorker = (
             AsyncWorker(
                 rt,
-                concurrency=args.concurrency or DEFAULT_ASYNC_CONCURRENCY,
+                concurrency=_given(args.concurrency, DEFAULT_ASYNC_CONCURRENCY),
                 poll_interval=args.poll,
                 shutdown_grace=args.shutdown_grace,
             )
@@ -466,7 +466,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 rt,
                 poll_interval=args.poll,
                 batch=args.batch,
-                concurrency=args.concurrency or 1,
+                concurrency=_given(args.concurrency, 1),
                 shutdown_grace=args.shutdown_grace,
             )
         )
@@ -480,6 +480,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 0
     finally:
         store.close()
+
+
+def _given(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def _options(
@@ -509,9 +513,7 @@ def _register_module(rt: Runtime, module_name: str) -> None:
         raise ValidationError(f"--import {module_name}: cannot import it: {e}") from e
     # Durable functions, and objects that carry one (sagas expose ``.durable_function``).
     found = [
-        fn
-        for v in vars(module).values()
-        if isinstance(fn := getattr(v, "durable_function", v), DurableFunction)
+        fn for v in vars(module).values() if isinstance(fn := unwrap_durable(v), DurableFunction)
     ]
     if not found:
         raise ValidationError(
@@ -561,10 +563,3 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         _out(render_execution(ex, ops, show_tokens=args.show_tokens))
     return 0
-
-
-# --- signals ----------------------------------------------------------------------------------
-
-
-if __name__ == "__main__":
-    sys.exit(main())

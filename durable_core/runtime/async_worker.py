@@ -14,7 +14,7 @@ Invariants:
   nothing more and lets the running invocations finish — outcome recorded, lease
   released — for up to ``shutdown_grace`` seconds. Past it they are cancelled (an async
   step gets ``CancelledError``) and their leases are left to expire, as the threaded
-  worker's are (see :mod:`durable_core.worker`); a process with a hung sync step still
+  worker's are (see :mod:`durable_core.runtime.worker`); a process with a hung sync step still
   running then exits with status 1.
 - Every invocation's outcome is one log line, the same as the threaded worker's.
 """
@@ -31,18 +31,19 @@ from typing import TYPE_CHECKING
 import structlog
 
 from durable_core.errors import ValidationError
-from durable_core.worker import (
+from durable_core.runtime.worker import (
     ABANDONED_EXIT_STATUS,
     DEFAULT_SHUTDOWN_GRACE_S,
     MAX_ERROR_BACKOFF_S,
+    check_worker_limits,
     due_elsewhere,
     log_outcome,
 )
 
 if TYPE_CHECKING:
-    from durable_core.invocation import InvocationReport
-    from durable_core.journal import Execution
+    from durable_core.records import Execution
     from durable_core.runtime import Runtime
+    from durable_core.runtime.invocation import InvocationReport
 
 DEFAULT_ASYNC_CONCURRENCY = 100
 """Invocations in flight at once on one loop when not told otherwise."""
@@ -65,14 +66,9 @@ class AsyncWorker:
         poll_interval: float = 0.2,
         shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S,
     ) -> None:
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValidationError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
         if not poll_interval > 0:
             raise ValidationError(f"poll_interval must be positive, got {poll_interval}")
-        if not 0 <= shutdown_grace <= 24 * 3600:
-            raise ValidationError(
-                f"shutdown_grace must be 0 to 86400 seconds, got {shutdown_grace!r}"
-            )
+        check_worker_limits(concurrency, shutdown_grace)
         self.runtime = runtime
         self.concurrency = concurrency
         self.poll_interval = poll_interval

@@ -30,7 +30,8 @@ import structlog
 from durable_core.errors import LeaseLostError
 
 if TYPE_CHECKING:
-    from durable_core.replay import Journal
+    from durable_core.journal import Journal
+    from durable_core.stores.base import SchedulingStore
 
 STOP_TIMEOUT_S = 5.0
 """How long the end of an invocation waits for a lease renewal in flight. Bounded so a
@@ -45,6 +46,8 @@ class Held:
     """One invocation's lease, as the keeper tracks it."""
 
     journal: Journal
+    store: SchedulingStore
+    """Where the lease is renewed (the runtime's store, the journal's own)."""
     due: float
     lock: threading.Lock = field(default_factory=threading.Lock)  # held while renewing
     released: bool = False
@@ -60,9 +63,9 @@ class LeaseKeeper:
         self._held: set[Held] = set()
         self._thread: threading.Thread | None = None
 
-    def hold(self, journal: Journal) -> Held:
+    def hold(self, journal: Journal, store: SchedulingStore) -> Held:
         """Start renewing ``journal``'s lease (first renewal one period from now)."""
-        held = Held(journal, due=time.monotonic() + self._period)
+        held = Held(journal, store, due=time.monotonic() + self._period)
         with self._wake:
             self._held.add(held)
             if self._thread is None:
@@ -121,7 +124,7 @@ class LeaseKeeper:
             held.due = time.monotonic() + self._period
             with journal.lock:
                 try:
-                    journal.lease = journal.store.renew_lease(
+                    journal.lease = held.store.renew_lease(
                         journal.lease, journal.clock.now(), self._ttl
                     )
                 except LeaseLostError as e:  # the invocation's next write stops it too

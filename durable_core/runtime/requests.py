@@ -22,9 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticSerializationError
 
 from durable_core.errors import PayloadTooLargeError, ValidationError
-from durable_core.journal import (
-    MAX_ACTOR_LENGTH,
-    MAX_REASON_LENGTH,
+from durable_core.records import (
     CallbackOutcome,
     ErrorInfo,
     Execution,
@@ -32,12 +30,14 @@ from durable_core.journal import (
     OperationStatus,
     StopKind,
     StopRequest,
+    check_actor,
+    check_reason,
 )
 from durable_core.serde import encodable, loads_strict
 
 if TYPE_CHECKING:
     from durable_core.clock import Clock
-    from durable_core.options import RuntimeOptions
+    from durable_core.runtime.options import RuntimeOptions
     from durable_core.serde import Serde
     from durable_core.stores.base import Store
 
@@ -179,34 +179,6 @@ class ExecutionRequests:
         now = self.clock.now()
         request = StopRequest(kind=kind, reason=text.strip(), actor=who, requested_at=now)
         return self.store.request_stop(eid, request, now)
-
-
-def check_reason(reason: object, action: str) -> str:
-    """``reason`` if an operator request (``action``) can record it, else ValidationError."""
-    if not isinstance(reason, str) or not reason.strip():
-        raise ValidationError(
-            f"{action} needs a non-empty reason (it is recorded so the next person knows "
-            f"why); got {reason!r:.80}. Nothing was recorded."
-        )
-    if len(reason) > MAX_REASON_LENGTH or not encodable(reason):
-        raise ValidationError(
-            f"a {action} reason must be valid text of at most {MAX_REASON_LENGTH} characters. "
-            "Nothing was recorded."
-        )
-    return reason
-
-
-def check_actor(actor: object) -> str | None:
-    """``actor`` if it can be recorded (None, or printable text of 1-200 characters)."""
-    if actor is None:
-        return None
-    if not isinstance(actor, str) or not actor.strip() or len(actor) > MAX_ACTOR_LENGTH:
-        raise ValidationError(
-            f"an actor must be 1-{MAX_ACTOR_LENGTH} characters of text, got {actor!r:.80}"
-        )
-    if not actor.isprintable() or not encodable(actor):
-        raise ValidationError(f"an actor must be printable text, got {actor!r:.80}")
-    return actor
 
 
 def check_execution_id(eid: object) -> str:

@@ -6,11 +6,11 @@ The :class:`Runtime` is the API the CLI, the worker and the testing kit share:
 - ``run_once`` takes the execution's lease (fencing out any other worker), runs one
   invocation and records how it ended, atomically with releasing the lease.
 - ``tick`` claims every due execution (timers, retries, completed callbacks, expired leases
-  of dead workers) and runs it; :mod:`durable_core.worker` loops over ``tick``.
+  of dead workers) and runs it; :mod:`durable_core.runtime.worker` loops over ``tick``.
 - Callbacks are completed through the store's conditional path; ``cancel`` requests a
   cancellation that the function sees at its next operation boundary.
 - Callback completions and cancel/terminate requests are the base class
-  :class:`~durable_core._requests.ExecutionRequests` (see its invariants).
+  :class:`~durable_core.runtime.requests.ExecutionRequests` (see its invariants).
 - A worker runs only functions registered with it, or under a module prefix it was told
   to trust (``RuntimeOptions.allowed_modules``); any other name a store record holds is
   parked as not registered and never imported.
@@ -31,7 +31,6 @@ from typing import Any
 
 import structlog
 
-from durable_core._requests import ExecutionRequests, check_execution_id
 from durable_core.clock import Clock, SystemClock
 from durable_core.errors import (
     CorruptRecordError,
@@ -48,40 +47,41 @@ from durable_core.function import (
     DurableFunction,
     FunctionRegistry,
 )
-from durable_core.invocation import (
-    InvocationReport,
-    Reporter,
-    run_invocation,
-    run_invocation_async,
-)
-from durable_core.journal import (
+from durable_core.journal import InvocationOptions, Journal
+from durable_core.parking import park_kind, park_summary, request_fail, request_retry
+from durable_core.records import (
     ErrorInfo,
     Execution,
     ExecutionStatus,
     Lease,
     Operation,
 )
-from durable_core.lease_keeper import LeaseKeeper
-from durable_core.options import RuntimeOptions, default_actor, default_worker_id
-from durable_core.parking import park_kind, park_summary, request_fail, request_retry
 from durable_core.recovery import (
     recovery_end,
 )
-from durable_core.replay import InvocationOptions, Journal
+from durable_core.runtime.invocation import (
+    InvocationReport,
+    Reporter,
+    run_invocation,
+    run_invocation_async,
+)
+from durable_core.runtime.lease_keeper import LeaseKeeper
+from durable_core.runtime.options import RuntimeOptions, default_worker_id
+from durable_core.runtime.requests import ExecutionRequests, check_execution_id
 from durable_core.serde import (
     PydanticSerde,
     Serde,
 )
 from durable_core.stores.base import InvocationEnd, Store
 
-__all__ = ["Runtime", "RuntimeOptions", "default_actor", "default_worker_id"]
+__all__ = ["Runtime"]
 
 _log = structlog.get_logger("durable.runtime")
 
 
 class Runtime(ExecutionRequests):
     """Runs durable functions against a store (and takes the requests of
-    :class:`~durable_core._requests.ExecutionRequests`: callbacks, cancel, terminate)."""
+    :class:`~durable_core.runtime.requests.ExecutionRequests`: callbacks, cancel, terminate)."""
 
     def __init__(
         self,
@@ -273,7 +273,7 @@ class Runtime(ExecutionRequests):
         if isinstance(prepared, Execution):
             return prepared
         fn, journal = prepared
-        held = self._keeper.hold(journal)
+        held = self._keeper.hold(journal, self.store)
         try:
             try:
                 end = run_invocation(fn, journal)
@@ -288,12 +288,12 @@ class Runtime(ExecutionRequests):
 
     async def invoke_async(self, lease: Lease, report: Reporter | None = None) -> Execution:
         """``_invoke`` on the running event loop: an async function is awaited on it, a
-        sync one runs on a thread (see :class:`~durable_core.async_runtime.AsyncRuntime`)."""
+        sync one runs on a thread (see :mod:`durable_core.runtime.async_runtime`)."""
         prepared = self._prepare(lease, report)
         if isinstance(prepared, Execution):
             return prepared
         fn, journal = prepared
-        held = self._keeper.hold(journal)
+        held = self._keeper.hold(journal, self.store)
         try:
             try:
                 if fn.is_async:

@@ -27,14 +27,14 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from durable_core.journal import (
+from durable_core.parking import FAIL_OPERATION_ID, FailRequest, is_parked
+from durable_core.records import (
     Execution,
     ExecutionStatus,
     Operation,
     OperationStatus,
     OperationType,
 )
-from durable_core.parking import FAIL_OPERATION_ID, FailRequest, is_parked
 from durable_core.replay import operation_id
 
 TOKEN_SHOWN = 4

@@ -16,8 +16,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from durable_core._render import fmt_time
-from durable_core.journal import Execution, StopKind
+from durable_core.cli.render import fmt_time
+from durable_core.records import Execution, StopKind
 from durable_core.runtime import Runtime, default_actor
 
 
@@ -73,7 +73,7 @@ def _add_park_commands(sub: Any) -> None:
 
 
 def _signal(args: argparse.Namespace, action: Callable[[Runtime], str]) -> int:
-    from durable_core.cli import _out, open_store  # the cli module imports this one
+    from durable_core.cli.commands import _out, open_store
 
     store = open_store(args.store, create=False)
     try:
@@ -85,7 +85,7 @@ def _signal(args: argparse.Namespace, action: Callable[[Runtime], str]) -> int:
 
 def cmd_callback_succeed(args: argparse.Namespace) -> int:
     """``durable callback succeed TOKEN --payload JSON``."""
-    from durable_core.cli import _parse_json
+    from durable_core.cli.commands import _parse_json
 
     _parse_json(args.payload, "--payload")
 
@@ -171,6 +171,6 @@ def _stopped(args: argparse.Namespace, request: Callable[..., Execution], kind: 
 
 
 def _command(args: argparse.Namespace) -> str:
-    from durable_core.cli import _command as command
+    from durable_core.cli.commands import _command as command
 
     return command(args)

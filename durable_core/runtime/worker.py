@@ -42,12 +42,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from durable_core.errors import ValidationError
-from durable_core.journal import ExecutionStatus
 from durable_core.parking import is_parked, park_hint, park_kind
+from durable_core.records import ExecutionStatus
 
 if TYPE_CHECKING:
-    from durable_core.invocation import InvocationReport
     from durable_core.runtime import Runtime
+    from durable_core.runtime.invocation import InvocationReport
 
 DEFAULT_SHUTDOWN_GRACE_S = 30.0
 """How long a stop request waits for running invocations (as Kubernetes' default grace)."""
@@ -95,12 +95,7 @@ class Worker:
             raise ValidationError(f"poll_interval must be positive, got {poll_interval}")
         if batch < 1:
             raise ValidationError(f"batch must be at least 1, got {batch}")
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValidationError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
-        if not 0 <= shutdown_grace <= 24 * 3600:  # also refuses NaN
-            raise ValidationError(
-                f"shutdown_grace must be 0 to 86400 seconds, got {shutdown_grace!r}"
-            )
+        check_worker_limits(concurrency, shutdown_grace)
         self.runtime = runtime
         self.poll_interval = poll_interval
         self.batch = batch
@@ -268,6 +263,14 @@ class Worker:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         os._exit(ABANDONED_EXIT_STATUS)
+
+
+def check_worker_limits(concurrency: object, shutdown_grace: float) -> None:
+    """Refuse a concurrency that is not a whole number >= 1, or a grace outside a day."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValidationError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
+    if not 0 <= shutdown_grace <= 24 * 3600:  # also refuses NaN
+        raise ValidationError(f"shutdown_grace must be 0 to 86400 seconds, got {shutdown_grace!r}")
 
 
 def log_outcome(log: Any, ran: InvocationReport) -> None:

@@ -37,9 +37,10 @@ from durable_core.errors import (
     SuspendExecution,
     ValidationError,
 )
-from durable_core.journal import ErrorInfo, Execution, ExecutionStatus
+from durable_core.journal import Journal
 from durable_core.parking import park_kind, park_summary
-from durable_core.replay import Journal, Scope, operation_id
+from durable_core.records import ErrorInfo, Execution, ExecutionStatus
+from durable_core.replay import Scope, operation_id
 from durable_core.stores.base import InvocationEnd
 
 if TYPE_CHECKING:

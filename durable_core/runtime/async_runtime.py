@@ -24,12 +24,12 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from durable_core.errors import ValidationError
-from durable_core.journal import Execution, Operation
+from durable_core.records import Execution, Operation
 
 if TYPE_CHECKING:
     from durable_core.function import DurableFunction
-    from durable_core.invocation import Reporter
     from durable_core.runtime import Runtime
+    from durable_core.runtime.invocation import Reporter
 
 
 class AsyncRuntime:
