@@ -6,7 +6,8 @@ difference between them is the surface: ``ctx.step(...)`` against ``await ctx.st
 :data:`EFFECTS`; every caught error is reported as ``["error", <class name>]``.
 
 The children ``invoke`` starts are module-level functions (one sync, one async) that every
-runtime of a test registers, so any worker can resume them.
+runtime of a test registers, so any worker can resume them; their one step is named after
+its side-effect key, so a crash report's write description names the body it cut.
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ NO_RETRY = StepConfig(retry=RetryPolicy.no_retry())
 
 @durable(name="async_surface:child_sync")
 def child_sync(ctx: DurableContext, event: dict[str, Any]) -> int:
-    return ctx.step("child-work", lambda sc: _child_step(event), NO_RETRY)
+    return ctx.step(event["key"], lambda sc: _child_step(event), NO_RETRY)
 
 
 @durable(name="async_surface:child_async")
@@ -168,7 +169,7 @@ async def child_async(ctx: AsyncDurableContext, event: dict[str, Any]) -> int:
         await asyncio.sleep(0)
         return _child_step(event)
 
-    return await ctx.step("child-work", work, NO_RETRY)
+    return await ctx.step(event["key"], work, NO_RETRY)
 
 
 CHILDREN = (child_sync, child_async)

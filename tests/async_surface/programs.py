@@ -228,6 +228,28 @@ programs: st.SearchStrategy[Program] = (
 )
 
 
+def crash_safe(program: Program) -> Program:
+    """``program`` without what a crash legitimately changes: at-most-once steps (an attempt
+    cut by a crash fails) and now/random/uuid4 (a value not yet recorded is drawn again)."""
+
+    def fix(op: Op) -> Op | None:
+        if isinstance(op, Value):
+            return None
+        if isinstance(op, Step):
+            return dataclasses.replace(op, at_most_once=False)
+        if isinstance(op, Child):
+            return dataclasses.replace(op, body=keep(op.body) or (Step(f"{op.name}-s", 1),))
+        if isinstance(op, Batch):
+            branches = tuple(tuple(fix(s) for s in b) for b in op.branches)  # type: ignore[misc]
+            return dataclasses.replace(op, branches=branches)
+        return op
+
+    def keep(ops: tuple[Op, ...]) -> tuple[Op, ...]:
+        return tuple(f for op in ops if (f := fix(op)) is not None)
+
+    return keep(program) or (Step("step-only", 1),)
+
+
 # --- the oracle --------------------------------------------------------------------------------
 
 
