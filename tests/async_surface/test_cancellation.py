@@ -253,7 +253,9 @@ def fan_out_sync(ctx: DurableContext, event: None) -> list[int]:
         c.step("ask", lambda sc: EFFECTS.hit("ask") or 0)
         return int(c.create_callback("answer").result())
 
-    return ctx.parallel([done, sleeper, waiter]).values()
+    # One branch at a time, so the stop lands at the same frontier on both surfaces (sync
+    # branches race to it on threads); a waiting branch frees its slot for the next one.
+    return ctx.parallel([done, sleeper, waiter], max_concurrency=1).values()
 
 
 async def fan_out_async(ctx: AsyncDurableContext, event: None) -> list[int]:
@@ -268,7 +270,7 @@ async def fan_out_async(ctx: AsyncDurableContext, event: None) -> list[int]:
         await c.step("ask", lambda sc: EFFECTS.hit("ask") or 0)
         return int(await (await c.create_callback("answer")).result())
 
-    return (await ctx.parallel([done, sleeper, waiter])).values()
+    return (await ctx.parallel([done, sleeper, waiter], max_concurrency=1)).values()
 
 
 def test_cancelling_an_execution_suspended_in_async_branches_loses_nothing() -> None:
