@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +235,17 @@ def test_the_pytest_plugin_option_always_replay_takes_async_functions(
     result = pytester.runpytest("-s", "-p", "no:randomly", "--durable-always-replay")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*ALWAYS_REPLAY=True*"])
+
+
+def test_the_sync_runtime_called_inside_a_running_loop_still_runs_async_functions() -> None:
+    """``run_blocking`` cannot nest ``asyncio.run``: from a loop it uses a helper thread."""
+    clock = VirtualClock()
+    rt = Runtime(MemoryStore(), clock=clock, functions=[remind])
+
+    async def app() -> Any:
+        rt.run(remind, "Cy", execution_id="inside")  # blocks this loop meanwhile
+        clock.advance(timedelta(days=7))
+        return rt.result(rt.drive("inside").id)
+
+    assert asyncio.run(app()) == "hi Cy"
+    assert steps_ran(["inside"], ("note", "remind")) == {1: 2}
