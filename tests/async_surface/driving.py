@@ -22,9 +22,9 @@ from unittest import mock
 
 from durable_core import ExecutionStatus, MemoryStore, OperationStatus, OperationType, Runtime
 from durable_core.function import DurableFunction
-from durable_core.invocation import run_invocation
-from durable_core.journal import Lease
-from durable_core.replay import InvocationOptions, Journal
+from durable_core.runtime.invocation import run_invocation
+from durable_core.records import Lease
+from durable_core.journal import InvocationOptions, Journal
 from durable_core.stores.base import InvocationEnd, Store
 from durable_core.testing import VirtualClock
 
