@@ -18,10 +18,11 @@ Invariants:
 - An operation that is called but never awaited is an error naming it, raised at the next
   operation the function calls, or when the function returns or suspends (see
   :func:`check_awaited`) — never a serialization error or a "never awaited" warning. So
-  is calling a second operation while a first is still un-awaited (two operations of one
-  scope in flight at once would take their positions in timing order): use
-  :meth:`AsyncDurableContext.parallel` or :meth:`AsyncDurableContext.map` to run
-  operations concurrently.
+  is calling a second operation while a first of the same scope is still un-awaited (two
+  operations of one scope in flight at once would take their positions in timing order):
+  use :meth:`AsyncDurableContext.parallel` or :meth:`AsyncDurableContext.map` to run
+  operations concurrently. The branches of a batch are scopes of their own: each may have
+  an operation in flight (awaited through ``asyncio.wait_for``, say) while others call.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from durable_core.function import DurableFunction
     from durable_core.journal import Journal
     from durable_core.operations.batch import BatchResult, CompletionPolicy
+    from durable_core.replay import Scope
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -72,31 +74,57 @@ class AsyncCallback(Generic[T]):
 
 
 class PendingOperation(Generic[T]):
-    """An operation called on an AsyncDurableContext, run when awaited (see the module)."""
+    """An operation called on an AsyncDurableContext, run when awaited (see the module).
 
-    __slots__ = ("_op", "_registry", "_wrap")
+    It is listed in two registries until awaited: the journal's (every operation of the
+    invocation not awaited yet, checked when the function ends) and its scope's (checked
+    when the scope calls its next operation). Only the scope's refuses a second call:
+    branches of a batch are scopes of their own, each with an operation in flight.
+    """
+
+    __slots__ = ("_op", "_registries", "_wrap")
 
     def __init__(
         self,
         op: DurableOp[Any],
         registry: dict[int, str],
         wrap: Callable[[Any], T] | None = None,
+        *,
+        scope_registry: dict[int, str] | None = None,
     ) -> None:
-        for what in registry.values():
-            raise ValidationError(
+        local = registry if scope_registry is None else scope_registry
+        for what in local.values():
+            raise _refusal(
                 f"{_describe(op)} was called while {what} was not awaited: await each "
                 "operation before calling the next (`await ctx.step(...)`); to run "
                 "operations concurrently use ctx.parallel or ctx.map"
             )
         self._op = op
-        self._registry = registry
+        self._registries = (registry, local)
         self._wrap = wrap
-        registry[id(self)] = _describe(op)
+        for listed in self._registries:
+            listed[id(self)] = _describe(op)
 
     def __await__(self) -> Generator[Any, None, T]:
-        self._registry.pop(id(self), None)
+        for listed in self._registries:
+            listed.pop(id(self), None)
         value = yield from run_async(self._op).__await__()
         return self._wrap(value) if self._wrap is not None else value
+
+
+_REFUSAL = "_durable_unawaited"
+
+
+def _refusal(message: str) -> ValidationError:
+    error = ValidationError(message)
+    setattr(error, _REFUSAL, True)
+    return error
+
+
+def is_unawaited_error(error: BaseException) -> bool:
+    """True for the error this module raises about an operation not awaited (it names the
+    operation and what to do; nothing should replace it)."""
+    return getattr(error, _REFUSAL, False) is True
 
 
 def _describe(op: DurableOp[Any]) -> str:
@@ -108,7 +136,7 @@ def check_awaited(journal: Journal) -> None:
     registry = journal.unawaited
     for what in registry.values():
         registry.clear()
-        raise ValidationError(
+        raise _refusal(
             f"{what} was called but never awaited, so it never ran: write "
             "`await ctx.<operation>(...)`"
         )
@@ -124,10 +152,15 @@ class AsyncDurableContext(ContextBase):
 
     is_async = True
 
+    def __init__(self, journal: Journal, scope: Scope) -> None:
+        super().__init__(journal, scope)
+        self._unawaited: dict[int, str] = {}
+        """This scope's operations not awaited yet (one context per scope)."""
+
     def _pending(
         self, op: DurableOp[Any], wrap: Callable[[Any], U] | None = None
     ) -> PendingOperation[Any]:
-        return PendingOperation(op, self._journal.unawaited, wrap)
+        return PendingOperation(op, self._journal.unawaited, wrap, scope_registry=self._unawaited)
 
     def step(
         self,

@@ -113,7 +113,9 @@ async def run_attempt_async(
     """``await fn(*args)`` for an async ``fn``; a sync one on a thread if ``offload``.
 
     Past ``timeout`` the attempt is cancelled — an async body gets ``CancelledError`` at its
-    ``await`` — and StepTimeoutError is raised. A sync body on a thread cannot be cancelled:
+    ``await`` — and StepTimeoutError is raised, whatever the body does with the
+    cancellation: a value it returns or an error it raises then is discarded, as a late
+    outcome of a sync body is. A sync body on a thread cannot be cancelled:
     it is abandoned, as in :func:`run_attempt`, and its late outcome discarded. A value that
     is itself awaitable (a sync callable that returned a coroutine) is awaited.
     """
@@ -129,13 +131,19 @@ async def run_attempt_async(
 
     if timeout is None:
         return await call()
+    limit = asyncio.timeout(timeout.total_seconds())
     try:
-        async with asyncio.timeout(timeout.total_seconds()) as limit:
-            return await call()
-    except TimeoutError:
-        if limit.expired():
-            raise _timed_out(step, attempt, timeout) from None
-        raise  # the body's own TimeoutError
+        async with limit:
+            value = await call()
+    except Exception as exc:
+        if limit.expired():  # cancelled past the timeout, whatever the body then raised
+            raise _timed_out(step, attempt, timeout) from (
+                None if isinstance(exc, TimeoutError) else exc
+            )
+        raise  # the body's own error (its own TimeoutError included)
+    if limit.expired():  # the body swallowed the cancellation and returned: too late
+        raise _timed_out(step, attempt, timeout)
+    return value
 
 
 def _timed_out(step: str, attempt: int, timeout: timedelta) -> StepTimeoutError:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from durable_core.async_context import AsyncDurableContext, check_awaited
+from durable_core.async_context import AsyncDurableContext, check_awaited, is_unawaited_error
 from durable_core.context import DurableContext
 from durable_core.errors import (
     ExecutionCancelledError,
@@ -148,8 +148,13 @@ def _succeeded(fn: DurableFunction[Any, Any], journal: Journal, value: Any) -> I
 
 
 def _unawaited(journal: Journal, error: BaseException) -> BaseException:
-    """The un-awaited operation's error instead of ``error``, if there is one."""
-    if isinstance(error, LeaseLostError | StoreError) or not journal.unawaited:
+    """The un-awaited operation's error instead of ``error``, if there is one (an error
+    about an operation not awaited stays: it names it already, and says what to do)."""
+    if (
+        isinstance(error, LeaseLostError | StoreError)
+        or not journal.unawaited
+        or is_unawaited_error(error)
+    ):
         return error
     try:
         check_awaited(journal)
