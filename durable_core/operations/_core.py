@@ -89,6 +89,11 @@ Effect = Call | Sleep | RunBranches
 Plan = Generator[Effect, Any, T]
 
 
+class AwaitableReturnedError(ValidationError):
+    """A sync durable function's body returned an awaitable it cannot await: a programming
+    error no retry can fix, so a step fails for good at once."""
+
+
 @runtime_checkable
 class AsyncSleeper(Protocol):
     """A clock that can also sleep without blocking an event loop (optional)."""
@@ -202,7 +207,7 @@ def _do_sync(effect: Effect) -> Any:
         )
         if inspect.isawaitable(value):
             _discard(value)
-            raise ValidationError(
+            raise AwaitableReturnedError(
                 f"{effect.what}: its function returned an awaitable ({type(value).__name__}); "
                 "a sync durable function cannot await it. Make the durable function "
                 "`async def` (it then receives an AsyncDurableContext) or make this body sync."

@@ -35,7 +35,7 @@ from durable_core.errors import (
     SuspendExecution,
 )
 from durable_core.logging import ReplayAwareLogger
-from durable_core.operations._core import Call, DurableOp, Plan, Sleep
+from durable_core.operations._core import AwaitableReturnedError, Call, DurableOp, Plan, Sleep
 from durable_core.records import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.retry import StepConfig, StepSemantics
 from durable_core.serde import check_type, return_type
@@ -160,6 +160,8 @@ class StepOp(DurableOp[T]):
                     step=name,
                     attempt=attempt,
                 )
+            except AwaitableReturnedError as exc:  # a programming error: retrying cannot help
+                raise run.fail(attempt, exc) from exc
             except Exception as exc:
                 attempt = yield from run.retry(attempt, exc)
                 continue

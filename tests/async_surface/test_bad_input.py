@@ -224,13 +224,6 @@ def test_a_sync_body_returning_a_coroutine_on_the_sync_surface_fails_naming_the_
     assert "`async def`" in result.error.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a sync body returning an awaitable is a programming error no retry can fix, but "
-    "_core._do_sync raises it into the step's plan like a body error, so StepOp retries it "
-    "by the step's policy (3 attempts, each running the body again, on durable timers) "
-    "instead of failing it for good at once as it does a SerializationError",
-)
 def test_a_sync_body_returning_a_coroutine_is_not_retried() -> None:
     EFFECTS.clear()
 
