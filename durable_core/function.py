@@ -11,6 +11,11 @@ Invariants:
 - A name that is not registered is imported only if its module is under one of the
   registry's allowed prefixes, and that is checked on the name before anything is
   imported: a store record naming ``os:system`` imports nothing.
+- An object that carries a durable function (:class:`CarriesDurableFunction`: a saga, a
+  Lambda handler) is taken as that function wherever one is accepted (``Runtime.run``,
+  ``register``, ``ctx.invoke``, ``durable worker --import``, the Lambda handlers), always
+  through :func:`unwrap_durable`; only a ``durable_function`` that is a DurableFunction
+  counts.
 """
 
 from __future__ import annotations

@@ -16,6 +16,10 @@ Invariants:
   invocation records nothing more (every later operation and write raises it again,
   whatever user code caught): the execution is parked as it stood (see
   :mod:`durable_core.parking`).
+- A journal uses only its store's :class:`~durable_core.stores.base.JournalStore` part
+  (reads, fenced writes, the engine's own callback completions), never the scheduling part;
+  the optional capabilities (``AssigningStore``, ``ScopeAnnouncingStore``) it detects on the
+  store itself, so a backend declares each in one place.
 """
 
 from __future__ import annotations

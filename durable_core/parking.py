@@ -52,7 +52,7 @@ from durable_core.records import (
     check_actor,
     check_reason,
 )
-from durable_core.stores.base import InvocationEnd, Store
+from durable_core.stores.base import InvocationEnd, JournalStore, SchedulingStore, Store
 
 FAIL_OPERATION_ID = hashlib.blake2b(b"durable:operator-fail", digest_size=16).hexdigest()
 """The id of the fail-request record (position ids hash ``"n"`` or ``"<id>-n"``: never this)."""
@@ -167,7 +167,7 @@ def read_fail_request(op: Operation | None, execution_id: str) -> FailRequest | 
 # --- operator requests ---------------------------------------------------------------------
 
 
-def _parked(store: Store, execution_id: str, action: str, done: str) -> Execution:
+def _parked(store: JournalStore, execution_id: str, action: str, done: str) -> Execution:
     """The execution if it is parked now, else the error saying why ``action`` cannot apply."""
     ex = store.get_execution(execution_id)
     if ex.status.is_terminal:
@@ -184,7 +184,9 @@ def _parked(store: Store, execution_id: str, action: str, done: str) -> Executio
     return ex
 
 
-def _lease(store: Store, ex: Execution, owner: str, now: datetime, ttl: timedelta) -> Lease:
+def _lease(
+    store: SchedulingStore, ex: Execution, owner: str, now: datetime, ttl: timedelta
+) -> Lease:
     lease = store.acquire_lease(ex.id, owner, now, ttl)
     if lease is None:
         raise ExecutionNotParkedError(

@@ -3,9 +3,10 @@
 One Lambda invocation is one engine invocation: the handler reads the envelope the service
 sends, pages in the rest of the journal, runs the *same* engine (:func:`run_invocation` on a
 :class:`~durable_core.journal.Journal` whose store is a
-:class:`~durable_core.aws_lambda.service.ServiceStore`) and answers ``SUCCEEDED`` with the
-result, ``FAILED`` with the error, or ``PENDING`` while something waits; the service
-re-invokes it when a timer fires, a retry is due or a callback completes.
+:class:`~durable_core.aws_lambda.service.ServiceStore`, a journal store only) and answers
+``SUCCEEDED`` with the result, ``FAILED`` with the error, or ``PENDING`` while something
+waits; the service schedules: it re-invokes the function when a timer fires, a retry is due
+or a callback completes.
 
 Invariants:
 - ``import durable_core.aws_lambda`` does not import boto3; the default client is made on

@@ -2,7 +2,10 @@
 
 :class:`ServiceStore` keeps the service's operations of one execution (from the invocation
 envelope, its pages and every checkpoint response) and their translation into our records,
-and turns the engine's checkpoint writes into ``checkpoint_durable_execution`` calls.
+and turns the engine's checkpoint writes into ``checkpoint_durable_execution`` calls. It is
+a :class:`~durable_core.stores.base.JournalStore` only (plus the optional
+``AssigningStore`` and ``ScopeAnnouncingStore``): the service creates, schedules, leases and
+ends executions itself, so the ``SchedulingStore`` part has nothing to do here.
 
 Invariants:
 - **Strict token chaining.** One service call is in flight at a time (one lock); each
@@ -22,8 +25,8 @@ Invariants:
 - The journal keeps the service's record of every operation the response echoed (the
   callback id it minted, the timer it set); a CALLBACK the response does not echo fails the
   invocation rather than hand out a token the service never issued.
-- A CONTEXT is started (``on_begin`` learnt its name) before the first update whose
-  ``ParentId`` names it, in the same checkpoint.
+- A CONTEXT is started (``on_begin``, the ``ScopeAnnouncingStore`` hook, learnt its name)
+  before the first update whose ``ParentId`` names it, in the same checkpoint.
 - A chained invoke's START is *staged*: kept locally until ``start_invoke`` sends it with the
   target's function name, which the engine passes to ``Runtime.start`` right after.
 """
@@ -108,7 +111,7 @@ class ServiceClock:
 
 
 class ServiceStore:
-    """A :class:`~durable_core.stores.base.Store` over one invocation of the service."""
+    """A :class:`~durable_core.stores.base.JournalStore` over one invocation of the service."""
 
     def __init__(
         self,
@@ -191,7 +194,7 @@ class ServiceStore:
             return changed
 
     def on_begin(self, slot: Slot, type_: OperationType, name: str, sub_type: str | None) -> None:
-        """``Journal.on_begin``: remember every CONTEXT's identity, to start it on demand."""
+        """``ScopeAnnouncingStore.on_begin``: remember every CONTEXT, to start it on demand."""
         if type_ is OperationType.CONTEXT:
             with self._lock:
                 self._contexts[slot.id] = (slot.parent_id, name, sub_type)
@@ -245,7 +248,7 @@ class ServiceStore:
     def write_operations(
         self, lease: Lease, operations: Sequence[Operation], now: datetime, ttl: timedelta
     ) -> Lease:
-        """``Store.write_operations`` (the records as stored are dropped)."""
+        """``JournalStore.write_operations`` (the records as stored are dropped)."""
         return self.write_operations_assigned(lease, operations, now, ttl)[0]
 
     def _start_parents(
@@ -353,7 +356,7 @@ class ServiceStore:
                 del self._staged[staged.id]
             return self.get_execution(child_id)
 
-    # --- the Store protocol ----------------------------------------------------------------
+    # --- the rest of the JournalStore protocol --------------------------------------------
 
     def load_operations(self, execution_id: str) -> list[Operation]:
         """Our records of every operation seen (the EXECUTION operation excluded)."""

@@ -62,7 +62,7 @@ from durable_core.recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS, check_max_recov
 from durable_core.runtime import Runtime, RuntimeOptions
 from durable_core.runtime.async_worker import DEFAULT_ASYNC_CONCURRENCY, AsyncWorker
 from durable_core.runtime.worker import DEFAULT_SHUTDOWN_GRACE_S, Worker
-from durable_core.stores.base import Store
+from durable_core.stores.base import JournalStore, Store
 
 DEFAULT_STORE = Path(".durable") / "durable.sqlite3"
 STORE_ENV = "DURABLE_STORE"
@@ -374,7 +374,7 @@ def _load_input(text: str, fn: DurableFunction[Any, Any]) -> Any:
         ) from e
 
 
-def _exists(store: Store, execution_id: str) -> bool:
+def _exists(store: JournalStore, execution_id: str) -> bool:
     try:
         store.get_execution(execution_id)
     except ExecutionNotFoundError:

@@ -2,7 +2,8 @@
 
 The outcome is one of: SUCCEEDED (result recorded), FAILED (error recorded), CANCELLED,
 or still RUNNING (suspended: waiting for a time or an event). The caller writes it with
-``Store.finish_invocation`` under the same lease, so it is atomic with releasing the lease.
+``SchedulingStore.finish_invocation`` under the same lease, so it is atomic with releasing
+the lease (the Lambda durable service's handler answers it instead).
 A :class:`~durable_core.errors.LeaseLostError` is not an outcome: another worker owns the
 execution, and this invocation stops without writing anything.
 
