@@ -2,15 +2,11 @@
 
 For Lambda without the durable execution service and for workers on many machines; same
 semantics as :class:`~durable_core.stores.memory.MemoryStore` (contract in
-:mod:`durable_core.stores.base`). ``docs/dynamodb-store.md`` documents the design:
-
-- execution ``EXEC#<id>``/``#META``: ``rec`` (JSON of the fields only the lease holder
-  writes) + native attributes for fields others change concurrently (status, fence,
-  signal_seq, op_count, lease, wake, cancel), each written by a conditional update;
-- operation ``EXEC#<id>``/``OP#<op id>``: ``rec`` (Operation JSON), ``seq`` (first write);
-- callback token ``CB#<token>``/``#CB`` -> ``eid``, ``oid`` (a consistent lookup);
-- sparse GSI ``due_index`` (``due_pk``/``wake_us``) for ``claim_due``; GSI
-  ``created_index`` (``list_pk``/``created_us``) for ``list_executions``.
+:mod:`durable_core.stores.base`). ``docs/dynamodb-store.md`` documents the design; the code
+is in four modules: this one (leases, checkpoints, reads),
+:mod:`~durable_core.stores.dynamodb_items` (the items and their encoding),
+:mod:`~durable_core.stores.dynamodb_table` (the table, its indexes, the API calls) and
+:mod:`~durable_core.stores.dynamodb_events` (callbacks, stop requests, signals).
 
 Every write under a lease is one TransactWriteItems conditional on ``fence = :f AND
 lease_owner = :o`` at the execution item: a stale holder gets LeaseLostError and nothing is
@@ -21,21 +17,15 @@ bigger call is refused whole. Nothing is ever pickled.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
-import random
 import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
 from durable_core.errors import (
-    CallbackAlreadyCompletedError,
-    CallbackNotFoundError,
     CorruptRecordError,
     ExecutionNotFoundError,
     LeaseLostError,
@@ -43,74 +33,39 @@ from durable_core.errors import (
     StoreError,
 )
 from durable_core.records import (
-    MAX_STOP_REQUESTS,
     CallbackOutcome,
     Execution,
     ExecutionStatus,
     Lease,
     Operation,
-    OperationStatus,
     StopRequest,
 )
-from durable_core.stores.base import (
-    InvocationEnd,
-    check_callback_access,
-    check_stop,
-    operation_json,
+from durable_core.stores.base import InvocationEnd
+from durable_core.stores.dynamodb_events import _change_callback, _request_stop, _signal_update
+from durable_core.stores.dynamodb_items import (
+    _CB,
+    _META,
+    _OP,
+    _RUN,
+    DUE,
+    ITEM_LIMIT,  # noqa: F401 - a public name of this module before the items moved
+    Item,
+    _exec_item,
+    _execution,
+    _n,
+    _op_rec,
+    _operation,
+    _opt,
+    _s,
+    _us,
+    _where,
 )
+from durable_core.stores.dynamodb_table import _new_client, _RejectedError, _Table
 
-Item = dict[str, Any]
 _log = structlog.get_logger("durable.store")
-ITEM_LIMIT = 400 * 1024
 TRANSACTION_ITEMS = 100
 TRANSACTION_BYTES = 4 * 1024 * 1024
-DUE = "DUE"
-_META, _OP, _CB, _RUN = "#META", "OP#", "#CB", ExecutionStatus.RUNNING.value
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_HOT = {"status", "fence", "signal_seq", "lease_owner", "lease_expires", "wake_at"}
-_HOT |= {"updated_at", "stop_requests", "recovery_attempts"}
 _FENCED = "fence = :f AND lease_owner = :o"
-_SIGNAL = "SET signal_seq = signal_seq + :one, wake_us = :now, due_pk = :due, updated_us = :now"
-
-
-def _us(dt: datetime) -> int:
-    aware = dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
-    return (aware - _EPOCH) // timedelta(microseconds=1)
-
-
-def _dt(value: str) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(value))
-
-
-def _s(value: str) -> dict[str, str]:
-    return {"S": value}
-
-
-def _n(value: int) -> dict[str, str]:
-    return {"N": str(value)}
-
-
-def _opt(item: Item, name: str) -> str | None:
-    value = item.get(name)
-    return None if value is None else str(next(iter(value.values())))
-
-
-def _size(item: Item) -> int:
-    """An item's size as DynamoDB counts it (names + values; numbers counted generously)."""
-    return sum(len(k.encode()) + len(str(next(iter(v.values()))).encode()) for k, v in item.items())
-
-
-def _where(item: Item) -> str:
-    return f"PK={_opt(item, 'PK')!r} SK={_opt(item, 'SK')!r}"
-
-
-class _RejectedError(Exception):
-    """A condition failed or a transaction was cancelled: nothing was written."""
-
-    def __init__(self, response: Item) -> None:
-        super().__init__(response.get("Error", {}).get("Message", ""))
-        self.item: Item | None = response.get("Item")
-        self.reasons = [r.get("Code", "None") for r in response.get("CancellationReasons", [])]
 
 
 class DynamoDBStore:
@@ -135,78 +90,17 @@ class DynamoDBStore:
         self.ttl_after_finish = ttl_after_finish
         self._own_client = client is None
         if client is None:  # boto3 is imported only when a DynamoDBStore is made
-            boto3 = importlib.import_module("boto3")
-            config = importlib.import_module("botocore.config").Config(
-                retries={"mode": "standard", "max_attempts": 5}
-            )
-            client = boto3.client(
-                "dynamodb", endpoint_url=endpoint_url, region_name=region_name, config=config
-            )
+            client = _new_client(endpoint_url, region_name)
         self._client: Any = client
+        self._table = _Table(table_name, client)
         self._lock = threading.Lock()
         self._op_counts: dict[tuple[str, int], int] = {}  # (execution, fence) -> op_count
 
     # --- plumbing -------------------------------------------------------------------------
 
-    def _call(self, method: str, **kwargs: Any) -> Item:
-        """One API call; condition failures become _RejectedError, other errors StoreError."""
-        exceptions = importlib.import_module("botocore.exceptions")
-        try:
-            result: Item = getattr(self._client, method)(**kwargs)
-        except exceptions.ClientError as exc:
-            error = exc.response.get("Error", {})
-            code = error.get("Code", "Unknown")
-            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
-                raise _RejectedError(dict(exc.response)) from None
-            msg = f"DynamoDB {method} on {self.table_name!r}: {code}: {error.get('Message')}"
-            raise StoreError(msg) from exc
-        except exceptions.BotoCoreError as exc:
-            raise StoreError(f"DynamoDB {method} on {self.table_name!r}: {exc}") from exc
-        return result
-
-    def _transact(self, items: list[Item]) -> None:
-        """TransactWriteItems, retried while it only collides with another one or is throttled."""
-        for attempt in range(8):
-            try:  # the token makes botocore's own retries of one attempt idempotent
-                token = uuid.uuid4().hex
-                self._call("transact_write_items", TransactItems=items, ClientRequestToken=token)
-                return
-            except _RejectedError as rej:
-                busy = {"TransactionConflict", "ThrottlingError"}
-                only_busy = bool(busy & set(rej.reasons)) and set(rej.reasons) <= busy | {"None"}
-                if not only_busy or attempt == 7:
-                    raise
-                time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311
-
-    def _update(self, pk: str, sk: str, expr: str, cond: str, values: Item) -> Item:
-        names = {"#st": "status"} if "#st" in expr + cond else None
-        update = {
-            "TableName": self.table_name,
-            "Key": {"PK": _s(pk), "SK": _s(sk)},
-            "UpdateExpression": expr,
-            "ConditionExpression": cond,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
-        return {k: v for k, v in update.items() if v}
-
-    def _get(self, pk: str, sk: str) -> Item | None:
-        key = {"PK": _s(pk), "SK": _s(sk)}
-        found = self._call("get_item", TableName=self.table_name, Key=key, ConsistentRead=True)
-        return found.get("Item")
-
-    def _query(self, **kwargs: Any) -> Iterator[Item]:
-        """Every item a Query matches, following LastEvaluatedKey."""
-        while True:
-            page = self._call("query", TableName=self.table_name, **kwargs)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
     def _held(self, lease: Lease) -> Item:
         """The execution item, if ``lease`` still holds it; LeaseLostError otherwise."""
-        item = self._get(f"EXEC#{lease.execution_id}", _META)
+        item = self._table.get(f"EXEC#{lease.execution_id}", _META)
         if item is None:
             raise ExecutionNotFoundError(lease.execution_id)
         if _opt(item, "fence") != str(lease.fence) or _opt(item, "lease_owner") != lease.owner:
@@ -222,82 +116,6 @@ class DynamoDBStore:
             "stops writing."
         )
 
-    # --- records <-> items ----------------------------------------------------------------
-
-    def _exec_item(self, ex: Execution, op_count: int, expires: int | None) -> Item:
-        item: Item = {
-            "PK": _s(f"EXEC#{ex.id}"),
-            "SK": _s(_META),
-            "rec": _s(ex.model_dump_json(exclude=_HOT)),
-            "status": _s(ex.status.value),
-            "fence": _n(ex.fence),
-            "signal_seq": _n(ex.signal_seq),
-            "recoveries": _n(ex.recovery_attempts),
-            "op_count": _n(op_count),
-            "updated_us": _n(_us(ex.updated_at)),
-            "list_pk": _s("EXEC"),
-            "created_us": _n(_us(ex.created_at)),
-        }
-        if ex.lease_owner is not None and ex.lease_expires is not None:
-            item |= {"lease_owner": _s(ex.lease_owner), "lease_exp_us": _n(_us(ex.lease_expires))}
-        if ex.wake_at is not None and ex.status is ExecutionStatus.RUNNING:
-            item |= {"wake_us": _n(_us(ex.wake_at)), "due_pk": _s(DUE)}
-        if ex.stop_requests:
-            item["stops"] = {"L": [_s(r.model_dump_json()) for r in ex.stop_requests]}
-        if expires is not None:
-            item["expires_at"] = _n(expires)
-        if _size(item) > ITEM_LIMIT:
-            raise PayloadTooLargeError(
-                f"execution {ex.id!r} is {_size(item)} bytes as a DynamoDB item (limit 400 KB); "
-                "keep inputs and results small (store large data elsewhere, pass a reference)",
-                operation=ex.id,
-            )
-        return item
-
-    @staticmethod
-    def _execution(item: Item) -> Execution:
-        try:
-            data = json.loads(item["rec"]["S"])
-            lease_exp, wake = _opt(item, "lease_exp_us"), _opt(item, "wake_us")
-            data.update(
-                status=item["status"]["S"],
-                fence=int(item["fence"]["N"]),
-                signal_seq=int(item["signal_seq"]["N"]),
-                lease_owner=_opt(item, "lease_owner"),
-                lease_expires=None if lease_exp is None else _dt(lease_exp),
-                wake_at=None if wake is None else _dt(wake),
-                updated_at=_dt(item["updated_us"]["N"]),
-                stop_requests=[json.loads(v["S"]) for v in item.get("stops", {}).get("L", [])],
-                recovery_attempts=int(_opt(item, "recoveries") or 0),  # absent: older items
-            )
-            return Execution.model_validate(data)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise CorruptRecordError(
-                f"execution item {_where(item)} does not parse: {exc}"
-            ) from exc
-
-    @staticmethod
-    def _operation(item: Item) -> Operation:
-        try:
-            return Operation.model_validate_json(item["rec"]["S"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CorruptRecordError(
-                f"operation item {_where(item)} does not parse: {exc}"
-            ) from exc
-
-    @staticmethod
-    def _op_rec(eid: str, op: Operation) -> str:
-        rec = operation_json(op)
-        size = len(rec.encode()) + len(eid) + len(op.id) + 64
-        if size > ITEM_LIMIT:
-            raise PayloadTooLargeError(
-                f"operation {op.name or op.id!r} (id {op.id}) of execution {eid!r} is {size} "
-                "bytes as a DynamoDB item; the limit is 400 KB. Return a smaller value (store "
-                "large data elsewhere and return a reference). Nothing was written.",
-                operation=op.name or op.id,
-            )
-        return rec
-
     # --- table ----------------------------------------------------------------------------
 
     def create_table(self, *, wait: bool = True) -> None:
@@ -305,70 +123,29 @@ class DynamoDBStore:
 
         With ``ttl_after_finish`` set, also enables TTL on ``expires_at``.
         """
-        types = {"PK": "S", "SK": "S", "due_pk": "S", "wake_us": "N"}
-        types |= {"list_pk": "S", "created_us": "N"}
-
-        def keys(pk: str, sk: str) -> list[Item]:
-            return [
-                {"AttributeName": pk, "KeyType": "HASH"},
-                {"AttributeName": sk, "KeyType": "RANGE"},
-            ]
-
-        def index(name: str, pk: str, sk: str, extra: str) -> Item:
-            proj = {"ProjectionType": "INCLUDE", "NonKeyAttributes": [extra]}
-            return {"IndexName": name, "KeySchema": keys(pk, sk), "Projection": proj}
-
-        try:
-            self._call(
-                "create_table",
-                TableName=self.table_name,
-                BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[
-                    {"AttributeName": a, "AttributeType": t} for a, t in types.items()
-                ],
-                KeySchema=keys("PK", "SK"),
-                GlobalSecondaryIndexes=[
-                    index("due_index", "due_pk", "wake_us", "lease_exp_us"),
-                    index("created_index", "list_pk", "created_us", "status"),
-                ],
-            )
-        except StoreError as exc:
-            if "ResourceInUseException" not in str(exc):
-                raise
-        if wait:
-            waiter = self._client.get_waiter("table_exists")
-            waiter.wait(TableName=self.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
-        if self.ttl_after_finish is not None:
-            spec = {"Enabled": True, "AttributeName": "expires_at"}
-            try:
-                self._call(
-                    "update_time_to_live", TableName=self.table_name, TimeToLiveSpecification=spec
-                )
-            except StoreError as exc:
-                if "already enabled" not in str(exc).lower():
-                    raise
+        self._table.create(ttl=self.ttl_after_finish is not None, wait=wait)
 
     # --- executions -----------------------------------------------------------------------
 
     def create_execution(self, execution: Execution) -> tuple[Execution, bool]:
         try:
-            self._call(
+            self._table.call(
                 "put_item",
                 TableName=self.table_name,
-                Item=self._exec_item(execution, 0, None),
+                Item=_exec_item(execution, 0, None),
                 ConditionExpression="attribute_not_exists(PK)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except _RejectedError as rej:
-            existing = self._execution(rej.item) if rej.item else None
+            existing = _execution(rej.item) if rej.item else None
             return existing or self.get_execution(execution.id), False
         return execution, True
 
     def get_execution(self, execution_id: str) -> Execution:
-        item = self._get(f"EXEC#{execution_id}", _META)
+        item = self._table.get(f"EXEC#{execution_id}", _META)
         if item is None:
             raise ExecutionNotFoundError(execution_id)
-        return self._execution(item)
+        return _execution(item)
 
     def list_executions(
         self, *, status: ExecutionStatus | None = None, limit: int = 100
@@ -382,7 +159,7 @@ class DynamoDBStore:
             query["ExpressionAttributeValues"][":s"] = _s(status.value)
         out: list[Execution] = []
         keys: list[Item] = []
-        for key in self._query(**query):
+        for key in self._table.query(**query):
             if len(out) >= limit:
                 break
             keys.append({"PK": key["PK"], "SK": key["SK"]})
@@ -397,10 +174,10 @@ class DynamoDBStore:
         found: dict[str, Execution] = {}
         request: Item = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
         while request:
-            page = self._call("batch_get_item", RequestItems=request)
+            page = self._table.call("batch_get_item", RequestItems=request)
             for item in page.get("Responses", {}).get(self.table_name, []):
                 try:
-                    found[item["PK"]["S"]] = self._execution(item)
+                    found[item["PK"]["S"]] = _execution(item)
                 except CorruptRecordError as e:  # one damaged item must not hide the rest
                     _log.error("list_executions skips an unreadable execution", error=str(e))
             request = page.get("UnprocessedKeys") or {}
@@ -411,7 +188,7 @@ class DynamoDBStore:
         meta = False
         ops: list[tuple[int, Operation]] = []
         pk = {":pk": _s(f"EXEC#{execution_id}")}
-        for item in self._query(
+        for item in self._table.query(
             KeyConditionExpression="PK = :pk", ExpressionAttributeValues=pk, ConsistentRead=True
         ):
             sk = item["SK"]["S"]
@@ -421,7 +198,7 @@ class DynamoDBStore:
                 seq = _opt(item, "seq")
                 if seq is None or not seq.isdigit():
                     raise CorruptRecordError(f"operation item {_where(item)} has no valid seq")
-                ops.append((int(seq), self._operation(item)))
+                ops.append((int(seq), _operation(item)))
         if not meta:
             raise ExecutionNotFoundError(execution_id)
         ops.sort(key=lambda pair: pair[0])
@@ -476,9 +253,9 @@ class DynamoDBStore:
         )
 
     def _lease_update(self, execution_id: str, expr: str, cond: str, values: Item) -> Item:
-        new: Item = self._call(
+        new: Item = self._table.call(
             "update_item",
-            **self._update(f"EXEC#{execution_id}", _META, expr, cond, values),
+            **self._table.update(f"EXEC#{execution_id}", _META, expr, cond, values),
             ReturnValues="ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )["Attributes"]
@@ -493,7 +270,7 @@ class DynamoDBStore:
         leases: list[Lease] = []
         if limit <= 0:
             return leases
-        for key in self._query(
+        for key in self._table.query(
             IndexName="due_index",
             KeyConditionExpression="due_pk = :due AND wake_us <= :now",
             FilterExpression="attribute_not_exists(lease_exp_us) OR lease_exp_us <= :now",
@@ -513,9 +290,9 @@ class DynamoDBStore:
         values = {":f": _n(lease.fence), ":o": _s(lease.owner), ":e": _n(_us(expires))}
         pk = f"EXEC#{lease.execution_id}"
         try:
-            self._call(
+            self._table.call(
                 "update_item",
-                **self._update(pk, _META, "SET lease_exp_us = :e", _FENCED, values),
+                **self._table.update(pk, _META, "SET lease_exp_us = :e", _FENCED, values),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except _RejectedError as rej:
@@ -535,7 +312,7 @@ class DynamoDBStore:
                 f"transaction of at most {TRANSACTION_ITEMS} items (one per record, one more "
                 "per callback token, one for the execution). Nothing was written."
             )
-        recs = {op_id: self._op_rec(eid, op) for op_id, op in latest.items()}
+        recs = {op_id: _op_rec(eid, op) for op_id, op in latest.items()}
         total = sum(len(rec.encode()) for rec in recs.values())
         if total > TRANSACTION_BYTES:
             raise PayloadTooLargeError(
@@ -557,16 +334,20 @@ class DynamoDBStore:
                 expr += ", lease_exp_us = :e"
                 values[":e"] = _n(_us(expires))
             cond = f"{_FENCED} AND op_count = :c"
-            items: list[Item] = [{"Update": self._update(f"EXEC#{eid}", _META, expr, cond, values)}]
+            items: list[Item] = [
+                {"Update": self._table.update(f"EXEC#{eid}", _META, expr, cond, values)}
+            ]
             for seq, (op_id, rec) in enumerate(recs.items(), start=count + 1):
                 expr = "SET rec = :r, seq = if_not_exists(seq, :s)"
                 values = {":r": _s(rec), ":s": _n(seq)}
-                items.append({"Update": self._update(f"EXEC#{eid}", _OP + op_id, expr, "", values)})
+                items.append(
+                    {"Update": self._table.update(f"EXEC#{eid}", _OP + op_id, expr, "", values)}
+                )
             for token, op_id in tokens.items():
                 item = {"PK": _s(f"CB#{token}"), "SK": _s(_CB), "eid": _s(eid), "oid": _s(op_id)}
                 items.append({"Put": {"TableName": self.table_name, "Item": item}})
             try:
-                self._transact(items)
+                self._table.transact(items)
             except _RejectedError as rej:
                 if rej.reasons[:1] != ["ConditionalCheckFailed"]:
                     raise StoreError(f"checkpoint of {eid!r} cancelled: {rej.reasons}") from None
@@ -582,7 +363,7 @@ class DynamoDBStore:
         eid = lease.execution_id
         for _ in range(10):
             item = self._held(lease)
-            ex = self._execution(item)
+            ex = _execution(item)
             running = end.status is ExecutionStatus.RUNNING
             wake_at = end.wake_at
             if running and ex.signal_seq != lease.signal_seq:
@@ -604,16 +385,16 @@ class DynamoDBStore:
             values = {":f": _n(lease.fence), ":o": _s(lease.owner), ":seq": _n(ex.signal_seq)}
             put = {
                 "TableName": self.table_name,
-                "Item": self._exec_item(updated, int(item["op_count"]["N"]), expires),
+                "Item": _exec_item(updated, int(item["op_count"]["N"]), expires),
                 "ConditionExpression": f"{_FENCED} AND signal_seq = :seq",
                 "ExpressionAttributeValues": values,
             }
             items: list[Item] = [{"Put": put}]
             if not running and ex.parent_execution_id not in (None, eid):
-                signal = self._signal_update(ex.parent_execution_id, now)
+                signal = _signal_update(self._table, ex.parent_execution_id, now)
                 items += [{"Update": signal}] if signal else []
             try:
-                self._transact(items)
+                self._table.transact(items)
             except _RejectedError:
                 continue  # re-read: the lease was lost, a signal arrived or the parent changed
             with self._lock:
@@ -623,17 +404,9 @@ class DynamoDBStore:
             return updated
         raise StoreError(f"finishing the invocation of {eid!r} kept conflicting")
 
-    def _signal_update(self, execution_id: str, now: datetime) -> Item | None:
-        """The update that wakes a RUNNING execution; None if it is missing or finished."""
-        item = self._get(f"EXEC#{execution_id}", _META)
-        if item is None or _opt(item, "status") != _RUN:
-            return None  # finished stays finished (and the condition re-checks RUNNING)
-        values = {":one": _n(1), ":now": _n(_us(now)), ":due": _s(DUE), ":run": _s(_RUN)}
-        return self._update(f"EXEC#{execution_id}", _META, _SIGNAL, "#st = :run", values)
-
     def _stamp_expiry(self, execution_id: str, expires: int) -> None:
         """Give a finished execution's operations and callback tokens ``expires_at``."""
-        for item in self._query(
+        for item in self._table.query(
             KeyConditionExpression="PK = :pk AND begins_with(SK, :op)",
             ExpressionAttributeValues={":pk": _s(f"EXEC#{execution_id}"), ":op": _s(_OP)},
             ProjectionExpression="PK, SK, rec",
@@ -645,69 +418,22 @@ class DynamoDBStore:
                 keys += [(f"CB#{token}", _CB)] if token else []
             for pk, sk in keys:
                 values = {":x": _n(expires)}
-                update = self._update(pk, sk, "SET expires_at = :x", "attribute_exists(PK)", values)
+                update = self._table.update(
+                    pk, sk, "SET expires_at = :x", "attribute_exists(PK)", values
+                )
                 with contextlib.suppress(_RejectedError):
-                    self._call("update_item", **update)
+                    self._table.call("update_item", **update)
 
     def release_lease(self, lease: Lease) -> None:
         values = {":f": _n(lease.fence), ":o": _s(lease.owner)}
         expr = "REMOVE lease_owner, lease_exp_us"
         with contextlib.suppress(_RejectedError):  # already lost: nothing to give up
             pk = f"EXEC#{lease.execution_id}"
-            self._call("update_item", **self._update(pk, _META, expr, _FENCED, values))
+            self._table.call("update_item", **self._table.update(pk, _META, expr, _FENCED, values))
         with self._lock:
             self._op_counts.pop((lease.execution_id, lease.fence), None)
 
     # --- external events ------------------------------------------------------------------
-
-    def _change_callback(
-        self,
-        callback_id: str,
-        now: datetime,
-        change: Callable[[Operation], Operation],
-        why: str,
-        *,
-        privileged: bool = False,
-    ) -> Operation:
-        ref = self._get(f"CB#{callback_id}", _CB)
-        if ref is None:
-            raise CallbackNotFoundError(
-                "No callback has this token. Check that it was copied whole and comes from "
-                "this store; tokens cannot be guessed or reconstructed."
-            )
-        eid, op_id = ref["eid"]["S"], ref["oid"]["S"]
-        for _ in range(10):
-            item = self._get(f"EXEC#{eid}", _OP + op_id)
-            if item is None:
-                raise CorruptRecordError(  # named by its operation: the PK holds the token
-                    f"the callback item of operation {op_id!r} of execution {eid!r} names a "
-                    "missing operation"
-                )
-            op = self._operation(item)
-            check_callback_access(op, eid, privileged=privileged)
-            if op.status is not OperationStatus.STARTED:
-                raise CallbackAlreadyCompletedError(
-                    f"Callback {op.name!r} of execution {eid!r} is already {op.status.value}; "
-                    f"{why}. Nothing was changed."
-                )
-            new = change(op)
-            # Compare-and-set on the whole record: it is still the STARTED one we read.
-            values = {":r": _s(self._op_rec(eid, new)), ":old": item["rec"]}
-            items = [
-                {
-                    "Update": self._update(
-                        f"EXEC#{eid}", _OP + op_id, "SET rec = :r", "rec = :old", values
-                    )
-                }
-            ]
-            signal = self._signal_update(eid, now)
-            items += [{"Update": signal}] if signal else []
-            try:
-                self._transact(items)
-            except _RejectedError:
-                continue  # the record or the execution changed under us: look again
-            return new
-        raise StoreError(f"callback of operation {op_id!r} of {eid!r} kept conflicting")
 
     def complete_callback(
         self,
@@ -721,9 +447,8 @@ class DynamoDBStore:
             changes = {"status": outcome.status, "result": outcome.result, "ended_at": now}
             return op.evolve(error=outcome.error, **changes)
 
-        return self._change_callback(
-            callback_id, now, done, "a callback completes once", privileged=privileged
-        )
+        why = "a callback completes once"
+        return _change_callback(self._table, callback_id, now, done, why, privileged=privileged)
 
     def heartbeat_callback(self, callback_id: str, now: datetime) -> Operation:
         def beat(op: Operation) -> Operation:
@@ -731,27 +456,11 @@ class DynamoDBStore:
             deadline = now + timedelta(seconds=timeout) if timeout is not None else None
             return op.evolve(heartbeat_deadline=deadline)
 
-        return self._change_callback(callback_id, now, beat, "a heartbeat cannot revive it")
+        why = "a heartbeat cannot revive it"
+        return _change_callback(self._table, callback_id, now, beat, why)
 
     def request_stop(self, execution_id: str, request: StopRequest, now: datetime) -> Execution:
-        values: Item = {":one": _n(1), ":now": _n(_us(now)), ":due": _s(DUE), ":run": _s(_RUN)}
-        values |= {":new": {"L": [_s(request.model_dump_json())]}, ":none": {"L": []}}
-        values[":max"] = _n(MAX_STOP_REQUESTS)
-        expr = _SIGNAL + ", stops = list_append(if_not_exists(stops, :none), :new)"
-        cond = "#st = :run AND (attribute_not_exists(stops) OR size(stops) < :max)"
-        try:
-            new = self._call(
-                "update_item",
-                **self._update(f"EXEC#{execution_id}", _META, expr, cond, values),
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except _RejectedError as rej:
-            if rej.item is None:
-                raise ExecutionNotFoundError(execution_id) from None
-            check_stop(self._execution(rej.item))
-            raise  # the condition failed for a reason check_stop does not know
-        return self._execution(new["Attributes"])
+        return _request_stop(self._table, execution_id, request, now)
 
     def close(self) -> None:
         """Close the client this store made (a client passed in stays open)."""

@@ -13,39 +13,30 @@ Same semantics as :class:`~durable_core.stores.memory.MemoryStore` (the contract
   one transaction and one commit, each in its own savepoint (group commit,
   :mod:`~durable_core.stores.sqlite_commit`); a write that fails undoes only its own.
 - **The JSON is the record**; other columns copy fields for indexes, in the same statement.
-  Rows are validated on read: one that does not parse (or is not UTF-8: records are read
-  as bytes and decoded here, never by ``sqlite3``) raises CorruptRecordError naming it.
-  ``claim_due`` and ``list_executions`` log and skip it, so it cannot stall every worker or
-  hide every other execution. Nothing is pickled.
+  Rows are validated on read (:mod:`~durable_core.stores.sqlite_rows`): one that does not
+  parse raises CorruptRecordError naming it. ``claim_due`` and ``list_executions`` log and
+  skip it, so it cannot stall every worker or hide every other execution. Nothing is
+  pickled.
 - **Fenced writes**: a write under a lease checks fence and owner in its own transaction.
 - **First-write order**: ``operations.seq`` is set on first insert; an upsert keeps it.
 - **UTC**: datetimes come back aware in UTC (naive input is taken as UTC); the indexed
-  copies are integer epoch microseconds.
-- **Owner-only when new**: a store file this class creates is ``0600`` (SQLite gives its
-  ``-wal`` and ``-shm`` side files the main file's mode) and the folders it creates are
-  ``0700``: the file holds inputs, results and callback tokens. An existing file or folder
-  keeps its mode (``chmod 600`` it yourself); nothing is changed behind the user's back.
-- **Versioned schema**: ``meta.schema_version`` and the layout are checked on open
-  (SchemaVersionError, file untouched); creation is one ``BEGIN IMMEDIATE`` transaction,
-  so processes opening a new file at once are safe.
+  copies are integer epoch microseconds (:mod:`~durable_core.stores.sqlite_rows`).
+- **The file** is created owner-only (0600, folders 0700), kept in WAL mode, and its
+  schema version and layout are checked on open (:mod:`~durable_core.stores.sqlite_schema`).
 """
 
 from __future__ import annotations
 
-import functools
-import gc
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar
 
 import structlog
-from pydantic import BaseModel
 
 from durable_core.errors import (
     CallbackAlreadyCompletedError,
@@ -53,7 +44,6 @@ from durable_core.errors import (
     CorruptRecordError,
     ExecutionNotFoundError,
     LeaseLostError,
-    SchemaVersionError,
     StoreError,
 )
 from durable_core.records import (
@@ -73,198 +63,39 @@ from durable_core.stores.base import (
     recovered,
 )
 from durable_core.stores.sqlite_commit import GroupCommit
+from durable_core.stores.sqlite_rows import (
+    _aware,
+    _execution,
+    _gc_paused,
+    _operation,
+    _operations,
+    _row,
+    _text,
+    _us,
+    _utc,
+)
+from durable_core.stores.sqlite_schema import (
+    _DUE,
+    _EXISTS,
+    _FENCED_UPSERT_OP,
+    _INSERT,
+    _LIST,
+    _LIST_STATUS,
+    _OPS,
+    _UPDATE,
+    _UPSERT_OP,
+    SCHEMA_VERSION,  # noqa: F401 - a public name of this module before the schema moved
+    _check_schema,
+    _open_file,
+)
 
-SCHEMA_VERSION = 1
-"""The layout this module reads and writes (``meta.schema_version``)."""
-
-_OPS_ORDER_INDEX = (  # loads a journal in seq order without sorting it (added in 0.1.0)
-    "CREATE INDEX IF NOT EXISTS operations_order ON operations (execution_id, seq)"
-)
-_SCHEMA = (
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE executions (
-        id TEXT PRIMARY KEY, status TEXT NOT NULL, wake_at INTEGER, lease_owner TEXT,
-        lease_expires INTEGER, fence INTEGER NOT NULL, signal_seq INTEGER NOT NULL,
-        created_at INTEGER NOT NULL, record TEXT NOT NULL)""",
-    "CREATE INDEX executions_due ON executions (status, wake_at)",
-    "CREATE INDEX executions_created ON executions (created_at)",
-    "CREATE INDEX executions_status_created ON executions (status, created_at)",
-    """CREATE TABLE operations (
-        seq INTEGER PRIMARY KEY, execution_id TEXT NOT NULL, op_id TEXT NOT NULL,
-        callback_id TEXT, record TEXT NOT NULL, UNIQUE (execution_id, op_id))""",
-    "CREATE UNIQUE INDEX operations_callback ON operations (callback_id)",
-    _OPS_ORDER_INDEX,
-)
-_LAYOUT = {
-    "executions": "id status wake_at lease_owner lease_expires fence signal_seq created_at record",
-    "operations": "seq execution_id op_id callback_id record",
-}
-_INSERT = (
-    "INSERT INTO executions (status, wake_at, lease_owner, lease_expires, fence, signal_seq, "
-    "created_at, record, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
-)
-_UPDATE = (
-    "UPDATE executions SET (status, wake_at, lease_owner, lease_expires, fence, signal_seq, "
-    "created_at, record) = (?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?"
-)
-_UPSERT_OP = (
-    "INSERT INTO operations (execution_id, op_id, callback_id, record) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (execution_id, op_id) DO UPDATE "
-    "SET callback_id = excluded.callback_id, record = excluded.record"
-)
-_DUE = (  # keyset pages over (wake_at, rowid), so skipped rows do not use up the limit;
-    # id and record as bytes: text that is not UTF-8 must be one skipped row, not a failed claim
-    "SELECT rowid, CAST(id AS BLOB), wake_at, CAST(record AS BLOB) FROM executions "
-    "WHERE status = 'RUNNING' "
-    "AND wake_at <= :now AND (lease_owner IS NULL OR lease_expires IS NULL "
-    "OR lease_expires <= :now) AND (wake_at, rowid) > (:wake, :rowid) "
-    "ORDER BY wake_at, rowid LIMIT :limit"
-)
-_LIST = (  # id and record as bytes, as in _DUE: a row that is not UTF-8 is one skipped row
-    "SELECT CAST(id AS BLOB), CAST(record AS BLOB) FROM executions "
-    "ORDER BY created_at DESC, rowid LIMIT ?"
-)
-_LIST_STATUS = (
-    "SELECT CAST(id AS BLOB), CAST(record AS BLOB) FROM executions WHERE status = ? "
-    "ORDER BY created_at DESC, rowid LIMIT ?"
-)
-_OPS = (  # op_id and record as bytes, validated as such; see _operations
-    "SELECT CAST(op_id AS BLOB), seq, CAST(record AS BLOB) FROM operations "
-    "WHERE execution_id = ? ORDER BY seq"
-)
-_EXISTS = "SELECT 1 FROM executions WHERE id = ?"
-_FENCED_UPSERT_OP = (  # _UPSERT_OP if the lease is held (fence, owner), as one statement
-    "INSERT INTO operations (execution_id, op_id, callback_id, record) SELECT ?, ?, ?, ? "
-    "WHERE EXISTS (SELECT 1 FROM executions WHERE id = ? AND fence = ? AND lease_owner = ?) "
-    "ON CONFLICT (execution_id, op_id) DO UPDATE "
-    "SET callback_id = excluded.callback_id, record = excluded.record"
-)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ZERO = timedelta(0)
-_M = TypeVar("_M", bound=BaseModel)
-_R = TypeVar("_R", Execution, Operation)
-"""A stored record kind: both carry the ``id`` they are stored under."""
 _T = TypeVar("_T")
 _log = structlog.get_logger("durable.store")
-
-
-def _aware(dt: datetime) -> datetime:
-    """``dt`` in UTC; a naive datetime is taken to be UTC already."""
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def _is_utc(dt: datetime) -> bool:
-    return dt.tzinfo is not None and dt.utcoffset() == _ZERO
-
-
-def _us(dt: datetime | None) -> int | None:
-    """Integer epoch microseconds (what the indexed columns hold)."""
-    return None if dt is None else (_aware(dt) - _EPOCH) // timedelta(microseconds=1)
-
-
-def _utc(model: _M) -> _M:
-    """``model`` with every datetime field in UTC; untouched (no copy) if they all are.
-
-    Records parsed from the file carry pydantic's own UTC tzinfo, which is UTC too: compare
-    offsets, not tzinfo objects, or every replayed record would be copied.
-    """
-    changes: dict[str, datetime] = {}
-    for name in _datetime_fields(type(model)):
-        value = getattr(model, name)
-        if value is not None and not _is_utc(value):
-            changes[name] = _aware(value)
-    return model.model_copy(update=changes) if changes else model
-
-
-@functools.cache
-def _datetime_fields(model: type[BaseModel]) -> tuple[str, ...]:
-    """The fields of ``model`` annotated ``datetime`` or ``datetime | None``."""
-    return tuple(
-        name
-        for name, field in model.model_fields.items()
-        if field.annotation is datetime or datetime in get_args(field.annotation)
-    )
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Defer the cyclic garbage collector while a journal's records are built.
-
-    Validating thousands of rows allocates only acyclic objects, yet every 700 allocations
-    start a collection that walks the growing young generations: measured on a
-    10,000-step resume it made loading grow faster than the journal (~8 -> ~10 us per
-    step). Reference counting still frees everything; the collector runs again after.
-    Only re-enabled here if it was enabled on entry (a caller that turned it off keeps it
-    off; overlapping threads at worst defer a collection a little longer).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _text(raw: str | bytes | None) -> str:
-    """An id read as a BLOB, as text; bytes that are not UTF-8 become U+FFFD (a key that then
-    matches no record, so the row is reported as corrupt, naming what could be read)."""
-    if isinstance(raw, str):
-        return raw
-    return (raw or b"").decode("utf-8", "replace")
-
-
-def _row(ex: Execution) -> tuple[Any, ...]:
-    """The parameters of ``_INSERT`` / ``_UPDATE`` for ``ex``."""
-    ex = _utc(ex)
-    head = (ex.status.value, _us(ex.wake_at), ex.lease_owner, _us(ex.lease_expires), ex.fence)
-    return (*head, ex.signal_seq, _us(ex.created_at), ex.model_dump_json(), ex.id)
 
 
 def _signalled(ex: Execution, now: datetime) -> Execution:
     """``ex`` after an external event: ``signal_seq`` bumped and due now."""
     return ex.evolve(signal_seq=ex.signal_seq + 1, wake_at=now, updated_at=now)
-
-
-def _enter_wal(db: sqlite3.Connection, busy_timeout_s: float) -> object:
-    """Switch ``db`` to WAL, retrying while another process holds the lock.
-
-    Changing the journal mode needs an exclusive lock, and SQLite returns "database is
-    locked" at once (without its busy handler) when two connections race to do it on a new
-    file. So retry here for as long as the caller agreed to wait for a lock.
-    """
-    deadline = time.monotonic() + busy_timeout_s
-    while True:
-        try:
-            return db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.01)
-
-
-def _create_owner_only(path: Path) -> None:
-    """Create the missing folders of ``path`` (0700) and, if it is new, an empty file (0600).
-
-    SQLite would create the file with the umask's mode (usually world-readable); an empty
-    file is a valid new database, so creating it here first fixes its mode, and SQLite
-    gives the ``-wal``/``-shm`` files the same one. ``O_EXCL`` makes a race with another
-    process opening the same new store harmless: one creates, the other opens.
-    """
-    for folder in reversed([p for p in (path.parent, *path.parent.parents) if not p.exists()]):
-        try:
-            folder.mkdir(mode=0o700)
-        except FileExistsError:
-            continue  # another process made it first
-        os.chmod(folder, 0o700)  # exactly, whatever the umask
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    try:
-        os.chmod(path, 0o600)
-    finally:
-        os.close(fd)
 
 
 class SQLiteStore:
@@ -294,65 +125,14 @@ class SQLiteStore:
         if durability not in ("full", "normal"):
             raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
         self.path = Path(path)
-        try:
-            _create_owner_only(self.path)
-        except OSError as e:
-            raise StoreError(f"cannot create the SQLite store {self.path}: {e}") from e
+        self._db = _open_file(self.path, durability=durability, busy_timeout_s=busy_timeout_s)
         self._lock = threading.Lock()
+        self._commits = GroupCommit(self._db, self._lock, f"SQLite store {self.path}")
         try:
-            self._db = sqlite3.connect(
-                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-            mode = _enter_wal(self._db, busy_timeout_s)
-            self._db.execute(f"PRAGMA synchronous = {durability.upper()}")
-            self._commits = GroupCommit(self._db, self._lock, f"SQLite store {self.path}")
-        except sqlite3.Error as e:
-            raise StoreError(
-                f"{self.path} cannot be opened as a durable-saga SQLite store ({e}). "
-                "Is it another kind of file? Point the store at a new path."
-            ) from e
-        try:
-            if str(mode).lower() != "wal":
-                raise StoreError(
-                    f"{self.path}: SQLite refused WAL journal mode (got {mode!r}); "
-                    "keep the store on a local file system."
-                )
-            self._check_schema()
+            self._write(lambda db: _check_schema(db, self.path))
         except BaseException:
             self._db.close()
             raise
-
-    def _check_schema(self) -> None:
-        def tx(db: sqlite3.Connection) -> None:
-            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if not tables:
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                return
-            row = None
-            if "meta" in tables:
-                row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            found = str(row[0]) if row else "none"
-            if found.isdigit() and int(found) > SCHEMA_VERSION:
-                raise SchemaVersionError(
-                    f"{self.path} has schema version {found}, written by a newer durable-saga; "
-                    f"this one reads version {SCHEMA_VERSION}. Upgrade durable-saga "
-                    "(pip install -U durable-saga) to open it; the file was not changed."
-                )
-            layout = {
-                t: " ".join(c[1] for c in db.execute(f"PRAGMA table_info({t})")) for t in _LAYOUT
-            }
-            if found != str(SCHEMA_VERSION) or layout != _LAYOUT:
-                raise SchemaVersionError(
-                    f"{self.path} is not a store this durable-saga can read: schema version "
-                    f"{found} (expected {SCHEMA_VERSION}), tables {sorted(tables)}. It has an "
-                    "older or unknown layout, or is another program's database; the file was "
-                    "not changed. Point the store at another file."
-                )
-            db.execute(_OPS_ORDER_INDEX)  # an index only: files without it stay readable
-
-        self._write(tx)
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -369,70 +149,11 @@ class SQLiteStore:
         (see :mod:`durable_core.stores.sqlite_commit`)."""
         return self._commits.run(fn)
 
-    def _parse(self, model: type[_R], record: str | bytes, key: str, what: str, where: str) -> _R:
-        """Validate ``record`` as the ``model`` stored under ``key``; else CorruptRecordError.
-
-        Records are read as BLOBs (SQLite does not check an encoding) and handed to pydantic
-        as bytes, which refuses invalid UTF-8 like any other malformed JSON; the decode below
-        only runs on failure, to say which it was. A record holding another key's record is
-        corrupt too: writes through it would land on, or replay in place of, another row.
-        """
-        try:
-            found = model.model_validate_json(record)  # written in UTC ("Z") by this class
-        except (ValueError, TypeError) as e:
-            problem = f"does not parse ({e})"
-            if isinstance(record, bytes):
-                try:
-                    record.decode()
-                except UnicodeDecodeError as u:
-                    problem = f"is not UTF-8 text ({u})"
-            raise CorruptRecordError(
-                f"{what} in {self.path} {problem}. Restore the file from a backup, "
-                f"or inspect the row ({where}) with the sqlite3 shell."
-            ) from e
-        if found.id != key:
-            kind = "execution" if model is Execution else "operation"
-            raise CorruptRecordError(
-                f"{what} in {self.path} holds the record of {kind} {found.id!r}. Restore the "
-                f"file from a backup, or inspect the row ({where})."
-            )
-        return found
-
-    def _execution(self, execution_id: str, record: str | bytes) -> Execution:
-        what = f"The record of execution {execution_id!r}"
-        return self._parse(
-            Execution, record, execution_id, what, f"executions, id={execution_id!r}"
-        )
-
-    def _operations(self, execution_id: str, rows: list[tuple[Any, ...]]) -> list[Operation]:
-        """Validate a journal's rows (the hot path of every resume: no per-row strings)."""
-        validate = Operation.model_validate_json
-        ops: list[Operation] = []
-        try:
-            for op_id, _seq, record in rows:
-                op = validate(record)
-                if op.id.encode() != op_id:  # else it would replay in place of another
-                    raise ValueError(op_id)
-                ops.append(op)
-        except (ValueError, TypeError) as e:
-            self._operation(execution_id, *rows[len(ops)])  # raises, naming the row
-            raise CorruptRecordError(  # pragma: no cover - _operation checks the same things
-                f"The journal of execution {execution_id!r} in {self.path} does not parse ({e})."
-            ) from e
-        return ops
-
-    def _operation(
-        self, execution_id: str, op_id: str | bytes, seq: int, record: str | bytes
-    ) -> Operation:
-        op_id = _text(op_id)  # a bad one fails the id check
-        what = f"Operation {op_id!r} (row seq={seq}) of execution {execution_id!r}"
-        return self._parse(Operation, record, op_id, what, f"operations, seq={seq}")
-
     def _find(self, db: sqlite3.Connection, execution_id: str) -> Execution | None:
         row = db.execute(
             "SELECT CAST(record AS BLOB) FROM executions WHERE id = ?", (execution_id,)
         ).fetchone()
-        return None if row is None else self._execution(execution_id, row[0])
+        return None if row is None else _execution(self.path, execution_id, row[0])
 
     def _get(self, db: sqlite3.Connection, execution_id: str) -> Execution:
         ex = self._find(db, execution_id)
@@ -481,7 +202,7 @@ class SQLiteStore:
         for raw_id, record in rows:
             eid = _text(raw_id)
             try:
-                found.append(self._execution(eid, record))
+                found.append(_execution(self.path, eid, record))
             except CorruptRecordError as e:
                 _log.error("list_executions skips an unreadable execution", error=str(e))
         return found
@@ -494,7 +215,7 @@ class SQLiteStore:
                 exists = rows or db.execute(_EXISTS, (execution_id,)).fetchone()
             if not exists:
                 raise ExecutionNotFoundError(execution_id)
-            return self._operations(execution_id, rows)
+            return _operations(self.path, execution_id, rows)
 
     # --- leases ---------------------------------------------------------------------------
 
@@ -542,7 +263,7 @@ class SQLiteStore:
                     page.update(wake=wake, rowid=rowid)
                     eid = _text(raw_id)
                     try:
-                        ex = self._execution(eid, record)
+                        ex = _execution(self.path, eid, record)
                     except CorruptRecordError as e:
                         _log.error("claim_due skips an unreadable execution", error=str(e))
                         continue
@@ -671,7 +392,7 @@ class SQLiteStore:
                 )
             seq, raw_eid, op_id, record = row
             execution_id = _text(raw_eid)
-            op = self._operation(execution_id, op_id, seq, record)
+            op = _operation(self.path, execution_id, op_id, seq, record)
             if execution_id.encode() != raw_eid:  # else it would signal no execution at all
                 raise CorruptRecordError(
                     f"Operation {op.id!r} (row seq={seq}) in {self.path} belongs to execution "
