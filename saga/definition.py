@@ -70,6 +70,11 @@ class SagaDefinition(ABC, Generic[E, R]):
         """If set, the saga is cancelled (and rolled back) when it runs longer than this."""
         return self._deadline
 
+    @property
+    def is_async(self) -> bool:
+        """True for an ``async def`` saga (nested only in an async saga)."""
+        return False
+
     @abstractmethod
     def run_body(self, s: SagaContext, event: E) -> R:
         """Run the saga's steps on ``s`` (no rollback here; :func:`run_saga` adds it)."""
