@@ -171,11 +171,11 @@ def _check_signature(fn: object) -> tuple[Any, Any]:
 
 def _check_context(label: str, first: object, is_async: bool) -> None:
     """Refuse a first-parameter annotation that is not the saga context of ``fn``'s kind."""
-    want = "an AsyncSagaContext" if is_async else "a SagaContext"
+    want = "AsyncSagaContext" if is_async else "SagaContext"
     if first is DurableContext or first is AsyncDurableContext:
         raise SagaDefinitionError(
-            f"saga function {label!r} receives {want}, not a {first.__name__}; annotate its "
-            f"first parameter as {want.split()[1]} (the durable context is s.ctx)"
+            f"saga function {label!r} receives {_a(want)}, not {_a(first.__name__)}; annotate "
+            f"its first parameter as {want} (the durable context is s.ctx)"
         )
     if is_async and first is SagaContext:
         raise SagaDefinitionError(
@@ -189,3 +189,7 @@ def _check_context(label: str, first: object, is_async: bool) -> None:
             "AsyncSagaContext: a sync saga receives a SagaContext. Make the function "
             "`async def` (and await its steps), or annotate it SagaContext."
         )
+
+
+def _a(name: str) -> str:
+    return f"an {name}" if name.startswith("Async") else f"a {name}"
