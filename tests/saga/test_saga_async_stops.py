@@ -173,7 +173,7 @@ def test_the_async_tour_passes_in_always_replay_mode(tour: Tour) -> None:
     assert tour_effects(EID) == [(p, a, step) for p, a, step in tour_effects("normal")]
 
 
-# --- cancel, deadline, terminate -----------------------------------------------------------
+# --- cancel, deadline, terminate, an operator's fail -------------------------------------
 
 
 def test_cancel_while_suspended_on_a_callback_rolls_the_async_saga_back() -> None:
@@ -238,6 +238,32 @@ def test_terminate_ends_a_waiting_async_saga_without_compensation(rt: Runtime) -
     assert fx.log == ["do:a", "do:b"]
     outcome = saga_status(rt, ex.id)
     assert outcome.not_undone == ["a", "b"]
+
+
+def test_an_operators_fail_of_an_async_saga_parked_by_a_code_change_rolls_it_back() -> None:
+    fx = Effects()
+    code = {"pause": "pause"}
+
+    @saga(name="changed")
+    async def changed(s: AsyncSagaContext, event: None) -> str:
+        await s.step("flight", fx.action("flight"), compensate=fx.undo("flight"))
+        await s.step("hotel", fx.action("hotel"), compensate=fx.undo("hotel"))
+        await s.ctx.wait(code["pause"], timedelta(hours=1))
+        await s.step("car", fx.action("car"), compensate=fx.undo("car"))
+        return "booked"
+
+    runner = DurableTestRunner(changed)
+    assert runner.run(None, skip_time=False).status is ExecutionStatus.RUNNING
+    code["pause"] = "renamed-pause"  # a deploy changed the code under the waiting saga
+    parked = runner.resume()
+    assert parked.error is not None and "NonDeterminismError" in parked.error.type
+
+    Runtime(runner.store, clock=runner.clock).fail(runner.execution_id, "abandoned", actor="ops")
+    result = runner.resume()
+
+    assert result.status is ExecutionStatus.FAILED
+    assert result.error is not None and result.error.type == "saga.errors.SagaCompensated"
+    assert fx.log == ["do:flight", "do:hotel", "undo:hotel", "undo:flight"]
 
 
 # --- a compensation that keeps failing: parked for an operator -----------------------------
