@@ -66,16 +66,22 @@ class SagaOperation(Generic[T]):
 
     def __init__(self, owner: AsyncSagaContext, what: str, make: Callable[[], Awaitable[T]]):
         self._owner = owner
-        self._make = make
+        self._make: Callable[[], Awaitable[T]] | None = make
         self.what = what
         """The operation, for errors (``step 'book-hotel'``)."""
 
     def __await__(self) -> Generator[Any, None, T]:
-        return self._run().__await__()
+        make, self._make = self._make, None
+        if make is None:
+            raise SagaDefinitionError(
+                f"saga {self._owner.name!r}: {self.what} was awaited twice; an operation runs "
+                "once (keep the value of the first await)"
+            )
+        return self._run(make).__await__()
 
-    async def _run(self) -> T:
+    async def _run(self, make: Callable[[], Awaitable[T]]) -> T:
         try:
-            return await self._make()
+            return await make()
         finally:
             self._owner._finished(self)
 

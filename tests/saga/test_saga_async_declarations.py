@@ -235,3 +235,19 @@ def test_a_bad_declaration_raises_at_the_call_not_the_await(rt: Runtime) -> None
 
     assert ex.status is ExecutionStatus.FAILED
     assert len(seen) == 1 and "duplicate step name 'a'" in seen[0]
+
+
+def test_a_saga_operation_awaited_twice_is_refused(rt: Runtime) -> None:
+    fx = Effects()
+
+    @saga(name="twice")
+    async def twice(s: AsyncSagaContext, event: None) -> None:
+        booked = s.step("a", fx.action("a"), compensate=fx.undo("a"))
+        await booked
+        await booked
+
+    ex = settle(rt, rt.start(twice).id)
+
+    assert ex.error is not None and "step 'a' was awaited twice" in ex.error.message
+    assert fx.log == ["do:a"]
+    assert [op.name for op in rt.operations(ex.id)] == ["a"]
