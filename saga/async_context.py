@@ -18,7 +18,7 @@ the same way.
 Invariants:
 - A saga operation (``s.step``, ``s.parallel``, ``s.child``) is declared and checked when
   it is called (a bad declaration raises at once, records nothing) and runs when it is
-  awaited.
+  awaited, once (a second ``await`` of it is refused).
 - One saga operation at a time: calling one while another of the same saga was called and
   has not finished (not awaited, or running concurrently, e.g. under ``asyncio.gather``) is
   a :class:`SagaDefinitionError` naming both, raised before the second is declared; so is
