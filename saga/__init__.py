@@ -7,9 +7,14 @@ in reverse order, each as its own checkpointed step with its own retry policy. A
 keeps failing parks the saga for an operator (``saga.operator``) instead of pretending it
 was compensated.
 
+An ``async def`` saga receives an :class:`AsyncSagaContext` and awaits its steps
+(``await s.step(...)``); it follows the same rules and writes the same journal as the same
+saga written sync.
+
 This package uses only durable_core's public API.
 """
 
+from saga.async_context import AsyncSagaContext
 from saga.builder import Saga, SagaStep
 from saga.compensation import CompensationContext
 from saga.context import SagaContext
@@ -42,6 +47,7 @@ from saga.parallel import SagaBranch
 from saga.policy import StepKind, default_compensation_policy
 
 __all__ = [
+    "AsyncSagaContext",
     "CompensationContext",
     "CompensationReport",
     "InvalidOperatorActionError",

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar, TypeVarTuple
+from typing import Any, Generic, TypeVar, TypeVarTuple
 
 from durable_core import (
     ErrorInfo,
@@ -34,7 +34,7 @@ from durable_core import (
     StepFailedError,
 )
 from saga._state import SagaState
-from saga.compensation import Undo
+from saga.compensation import Undo, step_body
 from saga.options import StepOptions
 from saga.policy import StepKind
 from saga.rules import stopped_error, undo_on_failure
@@ -54,7 +54,8 @@ class StepPlan(Generic[T]):
     kind: StepKind
     """The effective kind."""
     run: Callable[[StepContext], T]
-    """The step's body for ``ctx.step``: the action with its arguments and idempotency key."""
+    """The step's body for ``ctx.step``: the action with its arguments and idempotency key
+    (``async def`` when the action is, see :func:`saga.compensation.step_body`)."""
     config: StepConfig
     undo: Undo
     """The undo entry, without the outcome (added when the step settles)."""
@@ -138,14 +139,14 @@ def plan_step(
     parallel group does)."""
     key = state.key(path)
 
-    def run(sc: StepContext) -> T:
-        return action(dataclasses.replace(sc, idempotency_key=key), *args)
+    def arguments(sc: StepContext) -> tuple[Any, ...]:
+        return (dataclasses.replace(sc, idempotency_key=key), *args)
 
     return StepPlan(
         state=state,
         path=path,
         kind=kind,
-        run=run,
+        run=step_body(action, arguments),
         config=options.step_config(kind, action),
         undo=options.undo(path, key, args),
         compensate_uncertain=options.compensate_uncertain,

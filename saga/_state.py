@@ -28,7 +28,7 @@ from saga.compensation import Undo
 from saga.errors import SagaDefinitionError
 from saga.options import StepOptions
 from saga.policy import StepKind, default_compensation_policy
-from saga.rules import check_step, check_step_name, resolve_kind
+from saga.rules import check_child, check_step, check_step_name, resolve_kind
 
 
 @dataclass(eq=False)
@@ -47,6 +47,9 @@ class SagaState:
     pivot_done: bool = False
     """True once the pivot step succeeded: the saga can no longer roll back."""
     failure: tuple[BaseException, str] | None = None
+    is_async: bool = False
+    """The saga runs on the async context (``AsyncSagaContext``): its actions and
+    compensations may be ``async def``, and its nested sagas are async."""
 
     @property
     def nested(self) -> bool:
@@ -82,19 +85,29 @@ class SagaState:
             SerializationError: the step's result type cannot cross the journal.
         """
         self.check_name(name)
-        check_step(self.saga, name, action, options, pivot=self.pivot, nested=self.nested)
+        check_step(
+            self.saga,
+            name,
+            action,
+            options,
+            pivot=self.pivot,
+            nested=self.nested,
+            is_async=self.is_async,
+        )
         kind = resolve_kind(options, pivot=self.pivot)
         self.claim(name)
         if kind is StepKind.PIVOT:
             self.pivot = name
         return kind
 
-    def declare_child(self, name: str) -> str:
-        """Check and take the name of a nested saga; return its path.
+    def declare_child(self, name: str, child: object) -> str:
+        """Check the nested saga ``child`` and take its name; return its path.
 
         Raises:
-            SagaDefinitionError: a bad name, or the pivot is already declared.
+            SagaDefinitionError: not a saga of this saga's kind, a bad name, or the pivot
+                is already declared.
         """
+        check_child(self.saga, name, child, is_async=self.is_async)
         self.check_name(name)
         if self.pivot is not None:
             raise SagaDefinitionError(

@@ -20,6 +20,8 @@ Invariants:
   pivot, a compensatable step after the pivot) is raised by ``.step()``, at definition time.
 - ``.step()`` returns a new ``Saga``; a builder is never mutated, so a partially built saga
   can be shared safely.
+- A builder saga is sync: its actions and compensations are sync functions, and it nests
+  in sync sagas (an async saga is written ``@saga async def``).
 """
 
 from __future__ import annotations
@@ -133,7 +135,7 @@ class Saga(SagaDefinition[Any, dict[str, Any]]):
         )
         check_step_name(self.name, name, {s.name for s in self._steps})
         pivot = self.pivot
-        check_step(self.name, name, action, options, pivot=pivot, nested=False)
+        check_step(self.name, name, action, options, pivot=pivot, nested=False, is_async=False)
         step_kind = resolve_kind(options, pivot=pivot)
         spec = SagaStep(
             name=name,

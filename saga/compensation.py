@@ -17,14 +17,19 @@ Invariants:
   of its own kind, never recognised by its reason text) stops it.
 - The rollback's order and decisions are one generator, :func:`rollback_loop`, that touches
   no durable context: it yields each durable operation it needs (:class:`RunStep`, always
-  run shielded; :class:`Park`) and receives the outcome. :func:`roll_back` is its sync
-  driver; another driver (async) runs the same loop and so the same sequence of records.
+  run shielded; :class:`Park`) and receives the outcome. Waiting for an operator is another,
+  :func:`park_loop` (:class:`OpenCallback`, :class:`ReadCallback`). :func:`roll_back` (the
+  sync context) and :func:`roll_back_async` (the async context) drive both the same way
+  (:mod:`saga._drive`), so they write the same sequence of records; they differ only in
+  whether an operation is awaited.
+- A compensation may be ``async def`` in an async saga (awaited on the event loop); a sync
+  one runs on a thread there, and inline in a sync saga (see :func:`step_body`).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Generator, Sequence
+import inspect
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -32,6 +37,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError as PydanticValidationError
 
 from durable_core import (
+    AsyncDurableContext,
     CallbackFailedError,
     CallbackTimeoutError,
     DurableContext,
@@ -44,6 +50,7 @@ from durable_core import (
     StepContext,
     StepFailedError,
 )
+from saga._drive import drive, drive_async
 from saga._records import (
     OperatorDecision,
     PlanItem,
@@ -132,6 +139,19 @@ def is_terminate(exc: ExecutionCancelledError) -> bool:
     return isinstance(exc, ExecutionTerminatedError)
 
 
+def absorbed(logger: Any, exc: ExecutionCancelledError, what: str) -> bool:
+    """Whether a stop delivered at the rollback operation ``what`` is absorbed (logged; the
+    operation is then re-issued): every stop but a terminate request."""
+    if is_terminate(exc):
+        return False
+    logger.warning(
+        "saga cancellation absorbed: the rollback runs to the end",
+        operation=what,
+        reason=exc.reason,
+    )
+    return True
+
+
 def shielded(ctx: DurableContext, call: Callable[[], T], what: str) -> T:
     """Run one operation of a rollback; absorb a cancellation delivered at its boundary.
 
@@ -143,20 +163,46 @@ def shielded(ctx: DurableContext, call: Callable[[], T], what: str) -> T:
         try:
             return call()
         except ExecutionCancelledError as exc:
-            if is_terminate(exc):
+            if not absorbed(ctx.logger, exc, what):
                 raise
-            ctx.logger.warning(
-                "saga cancellation absorbed: the rollback runs to the end",
-                operation=what,
-                reason=exc.reason,
-            )
+
+
+async def shielded_async(
+    ctx: AsyncDurableContext, call: Callable[[], Awaitable[T]], what: str
+) -> T:
+    """:func:`shielded` for an operation of the async context (``call`` makes it anew)."""
+    while True:
+        try:
+            return await call()
+        except ExecutionCancelledError as exc:
+            if not absorbed(ctx.logger, exc, what):
+                raise
+
+
+def step_body(
+    fn: Callable[..., Any], arguments: Callable[[StepContext], tuple[Any, ...]]
+) -> Callable[[StepContext], Any]:
+    """``fn(*arguments(sc))`` as a step body; ``async def`` when ``fn`` is, so the async
+    context awaits it on the event loop (cancelled past its timeout) and runs a sync one on
+    a thread."""
+    if inspect.iscoroutinefunction(fn):
+
+        async def run_async(sc: StepContext) -> Any:
+            return await fn(*arguments(sc))
+
+        return run_async
+
+    def run(sc: StepContext) -> Any:
+        return fn(*arguments(sc))
+
+    return run
 
 
 @dataclass(frozen=True)
 class RunStep:
     """A request of :func:`rollback_loop`: run the step ``ctx.step(name, run, config)``,
     absorbing a cancellation at its boundary (:func:`shielded`). Send its value back, or
-    throw its StepFailedError back in."""
+    throw its error back in."""
 
     name: str
     run: Callable[[StepContext], Any]
@@ -166,14 +212,35 @@ class RunStep:
 @dataclass(frozen=True)
 class Park:
     """A request of :func:`rollback_loop`: the compensation of ``undo`` failed for good
-    with ``error``; wait for an operator's decision and send the OperatorDecision back."""
+    with ``error``; wait for an operator's decision (:func:`park_loop`) and send the
+    OperatorDecision back."""
 
     undo: Undo
     error: StepFailedError
 
 
+@dataclass(frozen=True)
+class OpenCallback:
+    """A request of :func:`park_loop`: create the privileged callback ``name``, absorbing a
+    cancellation at its boundary (:func:`shielded`), and send it back."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ReadCallback:
+    """A request of :func:`park_loop`: the result of ``callback`` (a created callback of
+    either context); send its payload back, or throw its error back in."""
+
+    callback: Any
+
+
+Request = RunStep | Park | OpenCallback | ReadCallback
+"""What a driver performs for :func:`rollback_loop` and :func:`park_loop`."""
 RollbackLoop = Generator[RunStep | Park, Any, RollbackReport]
 """A rollback as a generator of the durable operations it needs, ending with its report."""
+ParkLoop = Generator[OpenCallback | ReadCallback, Any, OperatorDecision]
+"""A park as a generator of the callback operations it needs, ending with the decision."""
 
 
 def roll_back(
@@ -201,27 +268,58 @@ def roll_back(
         execution_id=ctx.execution_id,
         logger=ctx.logger,
     )
-    with contextlib.closing(loop):
-        reply: Any = None
-        failure: StepFailedError | None = None
-        while True:
-            try:
-                request = loop.send(reply) if failure is None else loop.throw(failure)
-            except StopIteration as done:
-                report: RollbackReport = done.value
-                return report
-            reply, failure = None, None
-            if isinstance(request, Park):
-                reply = _park(ctx, saga, request.undo, request.error)
-                continue
-            try:
-                reply = _run_step(ctx, request)
-            except StepFailedError as exc:
-                failure = exc
+    return drive(loop, lambda request: _perform(ctx, saga, request))
 
 
-def _run_step(ctx: DurableContext, request: RunStep) -> Any:
-    return shielded(ctx, lambda: ctx.step(request.name, request.run, request.config), request.name)
+async def roll_back_async(
+    ctx: AsyncDurableContext,
+    *,
+    saga: str,
+    path: str,
+    stack: Sequence[Undo],
+    cause: RollbackCause,
+) -> RollbackReport:
+    """:func:`roll_back` on the async context: the same loop, so the same records; async
+    compensations are awaited on the event loop, sync ones run on a thread."""
+    loop = rollback_loop(
+        saga=saga,
+        path=path,
+        stack=stack,
+        cause=cause,
+        execution_id=ctx.execution_id,
+        logger=ctx.logger,
+    )
+    return await drive_async(loop, lambda request: _perform_async(ctx, saga, request))
+
+
+def _perform(ctx: DurableContext, saga: str, request: Request) -> Any:
+    """Carry out one request with the sync context."""
+    if isinstance(request, RunStep):
+        return shielded(
+            ctx, lambda: ctx.step(request.name, request.run, request.config), request.name
+        )
+    if isinstance(request, Park):
+        park = park_loop(saga, request, execution_id=ctx.execution_id, logger=ctx.logger)
+        return drive(park, lambda r: _perform(ctx, saga, r))
+    if isinstance(request, OpenCallback):
+        name = request.name
+        return shielded(ctx, lambda: ctx.create_callback(name, privileged=True), name)
+    return request.callback.result()
+
+
+async def _perform_async(ctx: AsyncDurableContext, saga: str, request: Request) -> Any:
+    """Carry out one request with the async context (as :func:`_perform`, awaited)."""
+    if isinstance(request, RunStep):
+        return await shielded_async(
+            ctx, lambda: ctx.step(request.name, request.run, request.config), request.name
+        )
+    if isinstance(request, Park):
+        park = park_loop(saga, request, execution_id=ctx.execution_id, logger=ctx.logger)
+        return await drive_async(park, lambda r: _perform_async(ctx, saga, r))
+    if isinstance(request, OpenCallback):
+        name = request.name
+        return await shielded_async(ctx, lambda: ctx.create_callback(name, privileged=True), name)
+    return await request.callback.result()
 
 
 def rollback_loop(
@@ -236,8 +334,8 @@ def rollback_loop(
     """The rollback of :func:`roll_back`, apart from how its durable operations are run.
 
     It yields a :class:`RunStep` for the plan and for each compensation attempt run, and a
-    :class:`Park` when a compensation failed for good; a driver performs each (sync, or
-    later async) and sends the outcome back. It returns the report.
+    :class:`Park` when a compensation failed for good; a driver (:func:`roll_back`,
+    :func:`roll_back_async`) performs each and sends the outcome back. It returns the report.
 
     Raises:
         NonDeterminismError: the rebuilt plan differs from the recorded one.
@@ -282,10 +380,9 @@ def rollback_loop(
 def _compensate(saga: str, undo: Undo) -> Generator[RunStep | Park, Any, bool]:
     """Run one undo until it succeeds or an operator decides; True unless skipped."""
     assert undo.compensate is not None
-    compensate = undo.compensate
 
-    def body(sc: StepContext) -> Any:
-        return compensate(
+    def context(sc: StepContext) -> tuple[CompensationContext]:
+        return (
             CompensationContext(
                 saga=saga,
                 execution_id=sc.execution_id,
@@ -298,11 +395,11 @@ def _compensate(saga: str, undo: Undo) -> Generator[RunStep | Park, Any, bool]:
                 args=undo.args,
                 attempt=sc.attempt,
                 logger=sc.logger,
-            )
+            ),
         )
 
     config = StepConfig(retry=undo.policy, result_type=Any, timeout=undo.timeout)
-    request = RunStep(compensate_name(undo.step), body, config)
+    request = RunStep(compensate_name(undo.step), step_body(undo.compensate, context), config)
     while True:
         try:
             yield request
@@ -314,26 +411,28 @@ def _compensate(saga: str, undo: Undo) -> Generator[RunStep | Park, Any, bool]:
         return True
 
 
-def _park(ctx: DurableContext, saga: str, undo: Undo, exc: StepFailedError) -> OperatorDecision:
-    """Wait (durably, without limit) for an operator to decide what to do with ``undo``.
+def park_loop(saga: str, park: Park, *, execution_id: str, logger: Any) -> ParkLoop:
+    """Wait (durably, without limit) for an operator to decide what to do with ``park.undo``.
 
-    The callback is privileged: only ``saga.operator`` (which validates the decision and
-    records its actor) completes it; the generic callback paths refuse it whoever holds the
-    token, and the token is never logged. A callback recorded before the flag existed
-    replays as it is (the flag is not part of the replay check).
+    The decision-reading of both drivers; they differ only in how the callback is created
+    (:class:`OpenCallback`) and its result read (:class:`ReadCallback`). The callback is
+    privileged: only ``saga.operator`` (which validates the decision and records its actor)
+    completes it; the generic callback paths refuse it whoever holds the token, and the
+    token is never logged. A callback recorded before the flag existed replays as it is
+    (the flag is not part of the replay check).
     """
-    name = operator_name(undo.step)
+    name = operator_name(park.undo.step)
     while True:
-        callback = shielded(ctx, lambda: ctx.create_callback(name, privileged=True), name)
-        ctx.logger.error(
+        callback = yield OpenCallback(name)
+        logger.error(
             "saga compensation failed; parked for an operator",
             saga=saga,
-            step=undo.step,
-            error=str(exc),
-            hint=f"durable-saga status {ctx.execution_id}; then retry, skip or resolve",
+            step=park.undo.step,
+            error=str(park.error),
+            hint=f"durable-saga status {execution_id}; then retry, skip or resolve",
         )
         try:
-            raw = callback.result()
+            raw = yield ReadCallback(callback)
         except (CallbackFailedError, CallbackTimeoutError):
             continue  # not a decision (e.g. `durable callback fail`): wait again
         except ExecutionCancelledError as stop:
@@ -341,9 +440,9 @@ def _park(ctx: DurableContext, saga: str, undo: Undo, exc: StepFailedError) -> O
                 raise
             # Delivered here (recorded on this callback): the rollback must finish, so
             # park again on a fresh callback at the next position.
-            ctx.logger.warning("saga cancellation absorbed while parked", operation=name)
+            logger.warning("saga cancellation absorbed while parked", operation=name)
             continue
         try:
             return OperatorDecision.model_validate(raw)
         except PydanticValidationError as bad:
-            ctx.logger.error("ignored an invalid operator decision", payload=raw, error=str(bad))
+            logger.error("ignored an invalid operator decision", payload=raw, error=str(bad))

@@ -8,7 +8,8 @@ passed) the runner compensates the stack in reverse order (see :mod:`saga.compen
 The saga's state (names, undo stack, pivot, failure) is one :class:`saga._state.SagaState`;
 a step's options are one :class:`saga.options.StepOptions`. ``s.step`` is the sync runner of
 a step planned by :func:`saga._plan.prepare_step`: the plan, the one ``ctx.step`` call, then
-the plan settled with its outcome.
+the plan settled with its outcome. :class:`saga.AsyncSagaContext` is the same surface for an
+``async def`` saga, awaited (see :mod:`saga._surface` for what the two share).
 
 Invariants:
 - The undo stack holds only values returned by recorded steps and the order the steps ran
@@ -31,29 +32,18 @@ from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
 
 from durable_core import (
     DurableContext,
-    ErrorInfo,
     ExecutionCancelledError,
-    LeaseLostError,
-    NonDeterminismError,
     RetryPolicy,
     StepContext,
     StepFailedError,
     StepSemantics,
-    StoreError,
-    VersionMismatchError,
 )
+from saga._failure import rollback_cause, rolled_back
 from saga._plan import StepPlan, prepare_step
-from saga._records import RollbackCause
-from saga._state import SagaState
-from saga.compensation import Compensation, is_terminate, roll_back, shielded
-from saga.errors import (
-    SagaCompensated,
-    SagaDefinitionError,
-    SagaPartiallyCompensated,
-    SagaRolledBackError,
-)
+from saga._surface import SagaSurface
+from saga.compensation import Compensation, roll_back, shielded
 from saga.options import StepOptions
-from saga.parallel import SagaBranch, run_parallel
+from saga.parallel import SagaBranch, prepare_parallel, run_parallel
 from saga.policy import StepKind
 
 if TYPE_CHECKING:
@@ -64,19 +54,8 @@ E = TypeVar("E")
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
 
-_NO_ROLLBACK = (
-    SagaDefinitionError,
-    NonDeterminismError,
-    LeaseLostError,
-    StoreError,
-    VersionMismatchError,
-)
-"""Errors that never start a rollback: the code or the infrastructure is wrong, and undoing
-steps chosen by wrong code is not safe. The execution fails; ``saga_status`` lists what was
-not undone."""
 
-
-class SagaContext:
+class SagaContext(SagaSurface[DurableContext]):
     """The handle a saga function uses: ``s.step(...)`` for steps, ``s.ctx`` for the rest.
 
     Use ``s.ctx`` (the :class:`durable_core.DurableContext`) for waits, callbacks and
@@ -84,42 +63,6 @@ class SagaContext:
     durable function: code between steps must be deterministic, and a step must return its
     values rather than mutate variables outside it.
     """
-
-    def __init__(self, ctx: DurableContext, *, saga: str, path: str = "") -> None:
-        self._ctx = ctx
-        self._state = SagaState(saga=saga, execution_id=ctx.execution_id, path=path)
-
-    # --- read-only views -------------------------------------------------------------------
-
-    @property
-    def ctx(self) -> DurableContext:
-        """The durable context, for waits, callbacks, conditions and child contexts."""
-        return self._ctx
-
-    @property
-    def execution_id(self) -> str:
-        """The id of the running execution."""
-        return self._ctx.execution_id
-
-    @property
-    def name(self) -> str:
-        """The saga's name."""
-        return self._state.saga
-
-    @property
-    def logger(self) -> Any:
-        """The context's structlog logger (silent while replaying)."""
-        return self._ctx.logger
-
-    @property
-    def past_pivot(self) -> bool:
-        """True once the pivot step succeeded: the saga can no longer roll back."""
-        return self._state.pivot_done
-
-    @property
-    def undo_stack(self) -> tuple[str, ...]:
-        """The saga paths of the steps a rollback would compensate now, in forward order."""
-        return self._state.undo_paths
 
     # --- steps -----------------------------------------------------------------------------
 
@@ -211,16 +154,9 @@ class SagaContext:
         point of no return), and may not run after this saga's pivot.
 
         Raises:
-            SagaDefinitionError: bad declaration (nothing recorded).
+            SagaDefinitionError: bad declaration, or an async child saga (nothing recorded).
         """
-        from saga.definition import SagaDefinition
-
-        if not isinstance(saga, SagaDefinition):
-            raise SagaDefinitionError(
-                f"saga {self.name!r}, child {name!r}: expected a saga made with @saga or "
-                f"Saga(...), got {type(saga).__name__}"
-            )
-        path = self._state.declare_child(name)
+        path = self._state.declare_child(name, saga)
         sub = SagaContext(self._ctx, saga=saga.name, path=path)
         try:
             value = run_saga(sub, saga.run_body, event)
@@ -229,39 +165,6 @@ class SagaContext:
             raise
         self._state.push_child(path, sub._state)
         return value
-
-    def branch(
-        self,
-        name: str,
-        action: Callable[[StepContext, *Ts], T],
-        /,
-        *args: *Ts,
-        compensate: Compensation | None = None,
-        kind: StepKind | str | None = None,
-        retry: RetryPolicy | None = None,
-        compensation_retry: RetryPolicy | None = None,
-        compensate_uncertain: bool = False,
-        semantics: StepSemantics = StepSemantics.AT_LEAST_ONCE_PER_RETRY,
-        result_type: Any = None,
-        timeout: timedelta | None = None,
-        compensation_timeout: timedelta | None = None,
-    ) -> SagaBranch[T]:
-        """Declare one branch of :meth:`parallel` (same options as :meth:`step`).
-
-        Nothing runs until the branch is given to ``s.parallel``, which checks it.
-        """
-        options = StepOptions(
-            compensate=compensate,
-            kind=kind,
-            retry=retry,
-            compensation_retry=compensation_retry,
-            compensate_uncertain=compensate_uncertain,
-            semantics=semantics,
-            result_type=result_type,
-            timeout=timeout,
-            compensation_timeout=compensation_timeout,
-        )
-        return SagaBranch(name, action, tuple(args), options)
 
     def parallel(
         self,
@@ -284,49 +187,8 @@ class SagaContext:
             SagaDefinitionError: a bad declaration (nothing recorded).
             StepFailedError: a branch failed for good.
         """
-        return run_parallel(self._ctx, self._state, name, branches, max_concurrency=max_concurrency)
-
-    # --- rollback --------------------------------------------------------------------------
-
-    def _cause(self, exc: BaseException) -> RollbackCause:
-        if isinstance(exc, ExecutionCancelledError):
-            kind = "deadline" if exc.kind == "deadline" else "cancelled"
-            return RollbackCause(kind=kind, error_type="Cancelled", message=exc.reason)
-        step = self._state.failed_step(exc)
-        if isinstance(exc, StepFailedError):
-            return RollbackCause(
-                kind="failure", step=step, error_type=exc.error_type, message=exc.args[0]
-            )
-        info = ErrorInfo.from_exception(exc, with_traceback=False)
-        return RollbackCause(kind="failure", step=step, error_type=info.type, message=info.message)
-
-    def _roll_back(self, exc: BaseException) -> SagaRolledBackError:
-        cause = self._cause(exc)
-        state = self._state
-        report = roll_back(
-            self._ctx, saga=state.saga, path=state.path, stack=state.stack, cause=cause
-        )
-        if isinstance(exc, SagaPartiallyCompensated):  # a nested saga skipped some first
-            report.skipped[:0] = exc.skipped
-        where = f"step {cause.step!r} failed" if cause.step else "the saga body raised"
-        done = ", ".join(report.compensated) or "nothing to undo"
-        saga = self.name
-        message = f"saga {saga!r} rolled back: {where} ({cause.error_type}: {cause.message})"
-        if report.skipped:
-            return SagaPartiallyCompensated(
-                f"{message}; compensated: {done}; SKIPPED by an operator (not undone): "
-                f"{', '.join(report.skipped)}",
-                saga=saga,
-                failed_step=cause.step,
-                compensated=report.compensated,
-                skipped=report.skipped,
-            )
-        return SagaCompensated(
-            f"{message}; compensated: {done}",
-            saga=saga,
-            failed_step=cause.step,
-            compensated=report.compensated,
-        )
+        plan = prepare_parallel(self._state, name, branches)
+        return run_parallel(self._ctx, plan, max_concurrency=max_concurrency)
 
 
 def run_saga(s: SagaContext, body: Callable[[SagaContext, E], R], event: E) -> R:
@@ -335,19 +197,18 @@ def run_saga(s: SagaContext, body: Callable[[SagaContext, E], R], event: E) -> R
     Returns the body's result. After a failure and a full rollback raises
     :class:`SagaCompensated` (or :class:`SagaPartiallyCompensated`), chained to the error;
     after a cancellation or deadline re-raises the cancellation, so the execution ends
-    CANCELLED. Errors in ``_NO_ROLLBACK``, a terminate request, and anything after the pivot
-    propagate without compensation.
+    CANCELLED. The errors of :data:`saga._failure.NO_ROLLBACK`, a terminate request, and
+    anything after the pivot propagate without compensation (see :mod:`saga._failure`).
     """
     try:
         return body(s, event)
-    except ExecutionCancelledError as exc:
-        if is_terminate(exc) or s.past_pivot:
-            raise
-        s._roll_back(exc)
-        raise
-    except _NO_ROLLBACK:
-        raise
     except Exception as exc:
-        if s.past_pivot:
+        state = s._state
+        cause = rollback_cause(state, exc)
+        if cause is None:
             raise
-        raise s._roll_back(exc) from exc
+        report = roll_back(s.ctx, saga=state.saga, path=state.path, stack=state.stack, cause=cause)
+        error = rolled_back(state, exc, cause, report)
+        if error is None:
+            raise
+        raise error from exc

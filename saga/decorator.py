@@ -6,23 +6,29 @@ signature is checked at decoration time. The result is a :class:`SagaFunction`: 
 ``durable run module:book_tour``, or nest it in another saga with ``s.child(...)``. Nothing is
 registered globally.
 
+``@saga`` on an ``async def f(s: AsyncSagaContext, event)`` makes an async saga: it awaits
+its steps (``await s.step(...)``), its durable function is async (it runs on an event
+loop), and it writes the same journal as the same saga written sync.
+
 Invariants:
 - The durable function's name defaults to ``module:qualname``, so a worker in another
   process imports it by name.
-- A bad function (not callable, wrong arity, first parameter annotated as a DurableContext)
-  is rejected with :class:`SagaDefinitionError` before any execution exists.
+- A bad function (not callable, wrong arity, first parameter annotated as a DurableContext
+  or AsyncDurableContext, or as the other kind's saga context) is rejected with
+  :class:`SagaDefinitionError` before any execution exists.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Any, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
-from durable_core import DurableContext
+from durable_core import AsyncDurableContext, DurableContext
 from durable_core.serde import type_hints
+from saga.async_context import AsyncSagaContext
 from saga.context import SagaContext
 from saga.definition import SagaDefinition
 from saga.errors import SagaDefinitionError
@@ -36,13 +42,14 @@ class SagaFunction(SagaDefinition[E, R]):
 
     def __init__(
         self,
-        fn: Callable[[SagaContext, E], R],
+        fn: Callable[[SagaContext, E], R] | Callable[[AsyncSagaContext, E], Coroutine[Any, Any, R]],
         *,
         name: str | None = None,
         version: str | None = None,
         deadline: timedelta | None = None,
     ) -> None:
         input_type, result_type = _check_signature(fn)
+        self._is_async = inspect.iscoroutinefunction(fn)
         label: str = name or getattr(fn, "__name__", None) or type(fn).__name__
         super().__init__(
             name=label,
@@ -57,13 +64,28 @@ class SagaFunction(SagaDefinition[E, R]):
         functools.update_wrapper(self, fn)
 
     @property
-    def fn(self) -> Callable[[SagaContext, E], R]:
+    def fn(self) -> Callable[..., Any]:
         """The user's saga function."""
         return self._fn
 
+    @property
+    def is_async(self) -> bool:
+        """True if the function is ``async def`` (an async saga)."""
+        return self._is_async
+
     def run_body(self, s: SagaContext, event: E) -> R:
-        """Call the user's function."""
-        return self._fn(s, event)
+        """Call the user's (sync) function."""
+        if self._is_async:
+            raise SagaDefinitionError(
+                f"saga {self.name!r} is async (`async def`): it runs on an AsyncSagaContext"
+            )
+        return self._fn(s, event)  # type: ignore[arg-type,return-value]  # sync: checked above
+
+    async def run_body_async(self, s: AsyncSagaContext, event: E) -> R:
+        """Await the user's (async) function."""
+        if not self._is_async:
+            return await super().run_body_async(s, event)  # refused: the saga is sync
+        return await self._fn(s, event)  # type: ignore[arg-type,misc,no-any-return]
 
     def _durable_name(self) -> str:
         return self._ref
@@ -72,24 +94,38 @@ class SagaFunction(SagaDefinition[E, R]):
         return f"<saga {self.name!r} ({self._ref})>"
 
 
+class _Declare(Protocol):
+    """What ``@saga(...)`` returns: the decorator, for sync and async saga functions."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[[AsyncSagaContext, E], Coroutine[Any, Any, R]], /
+    ) -> SagaFunction[E, R]: ...
+    @overload
+    def __call__(self, fn: Callable[[SagaContext, E], R], /) -> SagaFunction[E, R]: ...
+
+
+@overload
+def saga(fn: Callable[[AsyncSagaContext, E], Coroutine[Any, Any, R]], /) -> SagaFunction[E, R]: ...
 @overload
 def saga(fn: Callable[[SagaContext, E], R], /) -> SagaFunction[E, R]: ...
 @overload
 def saga(
     *, name: str | None = None, version: str | None = None, deadline: timedelta | None = None
-) -> Callable[[Callable[[SagaContext, E], R]], SagaFunction[E, R]]: ...
+) -> _Declare: ...
 def saga(
-    fn: Callable[[SagaContext, E], R] | None = None,
+    fn: Callable[..., Any] | None = None,
     /,
     *,
     name: str | None = None,
     version: str | None = None,
     deadline: timedelta | None = None,
-) -> SagaFunction[E, R] | Callable[[Callable[[SagaContext, E], R]], SagaFunction[E, R]]:
+) -> SagaFunction[Any, Any] | _Declare:
     """Declare a saga: ``@saga`` or ``@saga(name=..., version=..., deadline=...)``.
 
     Args:
-        fn: ``def f(s: SagaContext, event) -> result``.
+        fn: ``def f(s: SagaContext, event) -> result``, or ``async def f(s:
+            AsyncSagaContext, event) -> result`` for an async saga.
         name: the saga's name; also the durable function's name (default: the function's
             ``module:qualname``, which a worker can import).
         version: code version; an execution is never resumed by another version.
@@ -97,12 +133,13 @@ def saga(
             started.
 
     Raises:
-        SagaDefinitionError: ``fn`` does not take ``(s, event)``, or an option is invalid.
+        SagaDefinitionError: ``fn`` does not take ``(s, event)``, its context annotation
+            does not match its kind, or an option is invalid.
     """
     if fn is not None:
         return SagaFunction(fn)
 
-    def wrap(f: Callable[[SagaContext, E], R]) -> SagaFunction[E, R]:
+    def wrap(f: Callable[..., Any]) -> SagaFunction[Any, Any]:
         return SagaFunction(f, name=name, version=version, deadline=deadline)
 
     return wrap
@@ -128,10 +165,31 @@ def _check_signature(fn: object) -> tuple[Any, Any]:
             f"(s: SagaContext, event); its signature is {sig}"
         )
     hints = type_hints(fn)
-    first = hints.get(positional[0].name)
-    if first is DurableContext:
-        raise SagaDefinitionError(
-            f"saga function {label!r} receives a SagaContext, not a DurableContext; annotate "
-            "its first parameter as SagaContext (the DurableContext is s.ctx)"
-        )
+    _check_context(label, hints.get(positional[0].name), inspect.iscoroutinefunction(fn))
     return hints.get(positional[1].name, Any), hints.get("return", Any)
+
+
+def _check_context(label: str, first: object, is_async: bool) -> None:
+    """Refuse a first-parameter annotation that is not the saga context of ``fn``'s kind."""
+    want = "AsyncSagaContext" if is_async else "SagaContext"
+    if first is DurableContext or first is AsyncDurableContext:
+        raise SagaDefinitionError(
+            f"saga function {label!r} receives {_a(want)}, not {_a(first.__name__)}; annotate "
+            f"its first parameter as {want} (the durable context is s.ctx)"
+        )
+    if is_async and first is SagaContext:
+        raise SagaDefinitionError(
+            f"saga function {label!r} is `async def` but its first parameter is annotated "
+            "SagaContext: an async saga receives an AsyncSagaContext (`await s.step(...)`). "
+            "Annotate it AsyncSagaContext, or make the function sync."
+        )
+    if not is_async and first is AsyncSagaContext:
+        raise SagaDefinitionError(
+            f"saga function {label!r} is sync but its first parameter is annotated "
+            "AsyncSagaContext: a sync saga receives a SagaContext. Make the function "
+            "`async def` (and await its steps), or annotate it SagaContext."
+        )
+
+
+def _a(name: str) -> str:
+    return f"an {name}" if name.startswith("Async") else f"a {name}"

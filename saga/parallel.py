@@ -10,11 +10,13 @@ back.
 
 As for a sequential step (:mod:`saga._plan`) a group runs in halves: ``prepare_parallel``
 checks every branch and plans its step; the one durable call is ``ctx.parallel`` of one
-:func:`branch_body` per planned step; :meth:`ParallelPlan.settle` reads the recorded
-outcomes into the saga's state. Only the middle touches a durable context.
+:func:`branch_body` per planned step (:func:`run_parallel`; :func:`run_parallel_async` and
+:func:`branch_body_async` on the async context, branches as asyncio tasks);
+:meth:`ParallelPlan.settle` reads the recorded outcomes into the saga's state. Only the
+middle touches a durable context, so both surfaces record the same batch.
 
 Invariants:
-- This module runs part of :class:`SagaContext`: it receives the saga's
+- This module runs part of both saga contexts: it receives the saga's
   :class:`saga._state.SagaState` and settles the branches into it (names, undo stack,
   failure) only through that object's transitions.
 - The undo entries come from the recorded batch result, never from what the branch threads
@@ -32,13 +34,14 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from durable_core import (
+    AsyncDurableContext,
     DurableContext,
     ErrorInfo,
     ExecutionCancelledError,
@@ -46,7 +49,7 @@ from durable_core import (
 )
 from saga._plan import StepPlan, plan_step
 from saga._records import PATH_SEPARATOR
-from saga.compensation import is_terminate, shielded
+from saga.compensation import is_terminate, shielded, shielded_async
 from saga.errors import SagaDefinitionError
 from saga.options import StepOptions
 from saga.policy import StepKind
@@ -100,6 +103,14 @@ class BranchOutcome(BaseModel):
             cancelled=exc.reason, stop_kind=exc.kind, attempts=exc.attempts, interrupted=True
         )
 
+    @classmethod
+    def ended(cls, exc: ExecutionCancelledError | StepFailedError) -> BranchOutcome | None:
+        """The outcome of a branch whose step raised ``exc``; ``None`` if the branch does
+        not absorb it (a terminate request: re-raise it)."""
+        if isinstance(exc, StepFailedError):
+            return cls.failed(exc)
+        return None if is_terminate(exc) else cls.stopped(exc)
+
 
 def branch_body(plan: StepPlan[Any]) -> Callable[[DurableContext], BranchOutcome]:
     """The function one ``ctx.parallel`` branch runs: the saga step and how it ended.
@@ -113,12 +124,36 @@ def branch_body(plan: StepPlan[Any]) -> Callable[[DurableContext], BranchOutcome
     def body(ctx: DurableContext) -> BranchOutcome:
         try:
             value = shielded(ctx, lambda: call(ctx), plan.path) if plan.forward else call(ctx)
-        except ExecutionCancelledError as exc:
-            if is_terminate(exc):
+        except (ExecutionCancelledError, StepFailedError) as exc:
+            outcome = BranchOutcome.ended(exc)
+            if outcome is None:
                 raise
-            return BranchOutcome.stopped(exc)
-        except StepFailedError as exc:
-            return BranchOutcome.failed(exc)
+            return outcome
+        return BranchOutcome(value=value)
+
+    return body
+
+
+def branch_body_async(
+    plan: StepPlan[Any],
+) -> Callable[[AsyncDurableContext], Awaitable[BranchOutcome]]:
+    """:func:`branch_body` for the async context: the branch runs as an asyncio task; an
+    async action is awaited on the loop, a sync one runs on a thread."""
+
+    def call(ctx: AsyncDurableContext) -> Awaitable[Any]:
+        return ctx.step(plan.path, plan.run, plan.config)
+
+    async def body(ctx: AsyncDurableContext) -> BranchOutcome:
+        try:
+            if plan.forward:
+                value = await shielded_async(ctx, lambda: call(ctx), plan.path)
+            else:
+                value = await call(ctx)
+        except (ExecutionCancelledError, StepFailedError) as exc:
+            outcome = BranchOutcome.ended(exc)
+            if outcome is None:
+                raise
+            return outcome
         return BranchOutcome(value=value)
 
     return body
@@ -234,15 +269,9 @@ def prepare_parallel(
 
 
 def run_parallel(
-    ctx: DurableContext,
-    state: SagaState,
-    name: str,
-    branches: Sequence[SagaBranch[T]],
-    *,
-    max_concurrency: int | None,
+    ctx: DurableContext, plan: ParallelPlan[T], *, max_concurrency: int | None
 ) -> list[T]:
-    """The body of :meth:`SagaContext.parallel` (it settles the branches into ``state``)."""
-    plan = prepare_parallel(state, name, branches)
+    """The durable call of :meth:`SagaContext.parallel`, settled into the plan's state."""
     bodies = [branch_body(step) for step in plan.steps]
 
     def run() -> Any:  # durable_core BatchResult[BranchOutcome]
@@ -253,6 +282,21 @@ def run_parallel(
     # Past the point of no return a cancellation is absorbed; before it, a stop delivered at
     # the group's own position means no branch ran: there is nothing to learn.
     batch = shielded(ctx, run, plan.path) if plan.forward else run()
+    return plan.settle(batch.raise_if_failed().values())
+
+
+async def run_parallel_async(
+    ctx: AsyncDurableContext, plan: ParallelPlan[T], *, max_concurrency: int | None
+) -> list[T]:
+    """:func:`run_parallel` for :meth:`AsyncSagaContext.parallel` (branches as tasks)."""
+    bodies = [branch_body_async(step) for step in plan.steps]
+
+    def run() -> Awaitable[Any]:
+        return ctx.parallel(
+            bodies, name=plan.path, max_concurrency=max_concurrency, branch_names=plan.names
+        )
+
+    batch = await shielded_async(ctx, run, plan.path) if plan.forward else await run()
     return plan.settle(batch.raise_if_failed().values())
 
 
@@ -271,6 +315,7 @@ def _declare(state: SagaState, group: str, branch: object, taken: set[str]) -> S
         branch.options,
         pivot=state.pivot,
         nested=state.nested,
+        is_async=state.is_async,
     )
     kind = resolve_kind(branch.options, pivot=state.pivot)
     if kind is StepKind.PIVOT:

@@ -12,6 +12,8 @@ Invariants:
 - Nothing compensatable follows the pivot: an explicit ``COMPENSATABLE`` kind or a
   ``compensate=`` after it is an error, and a step with neither is retriable.
 - A retriable step has no compensation.
+- Only an async saga has ``async def`` actions and compensations (a sync saga cannot await
+  them), and a nested saga is of its parent's kind (sync in sync, async in async).
 - A step's result type (its ``result_type=``, else the action's return annotation with its
   ``Annotated`` extras) and a saga's event and result types can cross the journal as JSON;
   otherwise :class:`durable_core.SerializationError` names the saga, the step and the action,
@@ -22,6 +24,7 @@ Invariants:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
@@ -77,10 +80,12 @@ def check_step(
     *,
     pivot: str | None,
     nested: bool,
+    is_async: bool,
 ) -> None:
     """Validate one step declaration (shared by ``s.step``, ``s.parallel`` and the builder).
 
-    ``options`` holds what the caller gave, unchecked: its fields may hold any value.
+    ``options`` holds what the caller gave, unchecked: its fields may hold any value;
+    ``is_async`` says whether the saga runs on the async context (a builder saga does not).
 
     Raises:
         SagaDefinitionError: the declaration breaks a rule of the module docstring.
@@ -109,6 +114,7 @@ def check_step(
             f"{where}: compensate must be a callable taking a CompensationContext, got "
             f"{compensate!r}"
         )
+    _check_awaitable(where, is_async, action=action, compensation=compensate)
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise SagaDefinitionError(f"{where}: retry must be a durable_core.RetryPolicy")
     if compensate_uncertain and compensate is None:
@@ -143,6 +149,48 @@ def check_step(
             "before the pivot."
         )
     _check_result_type(where, action, options.result_type)
+
+
+def _check_awaitable(where: str, is_async: bool, **functions: object) -> None:
+    """Refuse an ``async def`` function in a sync saga, which cannot await it."""
+    for what, fn in functions.items():
+        if not is_async and inspect.iscoroutinefunction(fn):
+            raise SagaDefinitionError(
+                f"{where}: the {what} {getattr(fn, '__qualname__', fn)!r} is `async def`, and "
+                "a sync saga cannot await it. Write the saga `@saga async def` (it receives "
+                f"an AsyncSagaContext: `await s.step(...)`), or make the {what} sync."
+            )
+
+
+def check_child(saga: str, name: str, child: object, *, is_async: bool) -> None:
+    """Validate a nested saga: a saga definition of the parent's own kind.
+
+    A sync saga cannot await an async one, and an async saga's children run on its
+    AsyncSagaContext, which a sync saga function (or a builder saga) was not written for.
+
+    Raises:
+        SagaDefinitionError: ``child`` is not a saga, or not of the parent's kind.
+    """
+    from saga.definition import SagaDefinition  # a cycle: definition builds on this module
+
+    where = f"saga {saga!r}, child {name!r}"
+    if not isinstance(child, SagaDefinition):
+        raise SagaDefinitionError(
+            f"{where}: expected a saga made with @saga or Saga(...), got {type(child).__name__}"
+        )
+    if child.is_async and not is_async:
+        raise SagaDefinitionError(
+            f"{where}: {child.name!r} is an async saga (`async def`), and a sync saga cannot "
+            "await it. Write this saga `@saga async def` too (`await s.child(...)`), or nest "
+            "a sync saga."
+        )
+    if is_async and not child.is_async:
+        raise SagaDefinitionError(
+            f"{where}: {child.name!r} is a sync saga, and an async saga nests only async "
+            "sagas (the child runs on this saga's AsyncSagaContext). Write the child "
+            "`@saga async def` (a Saga(...) builder is sync), or run it with "
+            "`await s.ctx.invoke(...)` as a separate execution."
+        )
 
 
 def _check_result_type(where: str, action: Callable[..., Any], result_type: Any) -> None:

@@ -11,6 +11,7 @@ from saga import SagaContext, SagaStatus, saga_status
 from saga.cli import render_outcome
 
 EXPORTS = [
+    "AsyncSagaContext",
     "CompensationContext",
     "CompensationReport",
     "InvalidOperatorActionError",

@@ -1,4 +1,5 @@
-"""The step options are spelled once: StepOptions; the keyword signatures agree with it."""
+"""The step options are spelled once: StepOptions; the keyword signatures (sync and async)
+agree with it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from saga import Saga, SagaContext
+from saga import AsyncSagaContext, Saga, SagaContext
 from saga.options import StepOptions
 
 
@@ -23,8 +24,14 @@ _FIELDS = {f.name: f.default for f in dataclasses.fields(StepOptions)}
 
 @pytest.mark.parametrize(
     ("fn", "missing"),
-    [(SagaContext.step, set()), (SagaContext.branch, set()), (Saga.step, {"result_type"})],
-    ids=["s.step", "s.branch", "Saga.step"],
+    [
+        (SagaContext.step, set()),
+        (SagaContext.branch, set()),
+        (AsyncSagaContext.step, set()),
+        (AsyncSagaContext.branch, set()),
+        (Saga.step, {"result_type"}),
+    ],
+    ids=["s.step", "s.branch", "async s.step", "async s.branch", "Saga.step"],
 )
 def test_each_step_signature_takes_the_step_options_with_their_defaults(
     fn: Callable[..., Any], missing: set[str]

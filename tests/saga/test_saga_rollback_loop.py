@@ -1,5 +1,6 @@
-"""The rollback loop is separable from how its durable operations run: a driver with no
-durable context sees the same requests, in the same order, as the sync ``roll_back``."""
+"""The rollback loop and the operator park are separable from how their durable operations
+run: a driver with no durable context sees the same requests, in the same order, as the
+sync ``roll_back`` and the async ``roll_back_async``."""
 
 from __future__ import annotations
 
@@ -7,9 +8,25 @@ from typing import Any
 
 import pytest
 
-from durable_core import NonDeterminismError, RetryPolicy, StepFailedError
+from durable_core import (
+    CallbackFailedError,
+    ExecutionCancelledError,
+    ExecutionTerminatedError,
+    NonDeterminismError,
+    RetryPolicy,
+    StepFailedError,
+)
 from saga._records import OperatorDecision, RollbackCause, RollbackPlan
-from saga.compensation import Park, RollbackReport, RunStep, Undo, rollback_loop
+from saga.compensation import (
+    OpenCallback,
+    Park,
+    ReadCallback,
+    RollbackReport,
+    RunStep,
+    Undo,
+    park_loop,
+    rollback_loop,
+)
 
 
 class _Log:
@@ -17,6 +34,9 @@ class _Log:
         self.events: list[str] = []
 
     def warning(self, event: str, **_: Any) -> None:
+        self.events.append(event)
+
+    def error(self, event: str, **_: Any) -> None:
         self.events.append(event)
 
 
@@ -72,3 +92,36 @@ def test_a_recorded_plan_that_differs_stops_the_loop_before_any_undo() -> None:
 
     with pytest.raises(NonDeterminismError, match="rollback plan"):
         loop.send(recorded.model_copy(update={"steps": recorded.steps[:1]}))
+
+
+def test_the_park_waits_on_a_fresh_callback_until_a_valid_decision_arrives() -> None:
+    log = _Log()
+    park = park_loop(
+        "trip", Park(_undo("b"), _failed("compensate:b")), execution_id="x", logger=log
+    )
+
+    assert next(park) == OpenCallback("operator:b")
+    assert park.send("cb-1") == ReadCallback("cb-1")
+    assert park.throw(CallbackFailedError("not a decision")) == OpenCallback("operator:b")
+    assert park.send("cb-2") == ReadCallback("cb-2")
+    assert park.send({"action": "dance"}) == OpenCallback("operator:b")  # invalid: ignored
+    park.send("cb-3")
+    assert park.throw(ExecutionCancelledError("stop", reason="stop")) == OpenCallback(
+        "operator:b"
+    )  # a cancel is absorbed: the rollback must finish
+    park.send("cb-4")
+    with pytest.raises(StopIteration) as done:
+        park.send({"action": "retry", "actor": "ops"})
+    assert done.value.value == OperatorDecision(action="retry", actor="ops")
+    assert "ignored an invalid operator decision" in log.events
+
+
+def test_a_terminate_ends_the_park() -> None:
+    park = park_loop(
+        "trip", Park(_undo("b"), _failed("compensate:b")), execution_id="x", logger=_Log()
+    )
+    next(park)
+    park.send("cb-1")
+
+    with pytest.raises(ExecutionTerminatedError):
+        park.throw(ExecutionTerminatedError("terminated", reason="fraud"))
