@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 import saga
 from durable_core import ExecutionStatus, StepContext
@@ -35,6 +37,15 @@ needs_async_saga = pytest.mark.skipif(
 
 def landed(execution_id: str = EID) -> list[str]:
     return [f"{service}/{action}" for service, action, _ in effects(execution_id)]
+
+
+@pytest.fixture(autouse=True)
+def structlog_as_it_was() -> Iterator[None]:
+    """The example's ``main`` configures structlog for the process: undo it after each test,
+    so later tests (tests/core/test_logging.py) see the configuration they expect."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture(autouse=True)
