@@ -162,12 +162,20 @@ class AsyncDurableContext(ContextBase):
     ) -> PendingOperation[Any]:
         return PendingOperation(op, self._journal.unawaited, wrap, scope_registry=self._unawaited)
 
+    @overload
     def step(
         self,
         name: str,
-        fn: Callable[[StepContext], Awaitable[T]] | Callable[[StepContext], T],
+        fn: Callable[[StepContext], Awaitable[T]],
         config: StepConfig | None = None,
-    ) -> Awaitable[T]:
+    ) -> Awaitable[T]: ...
+    @overload
+    def step(
+        self, name: str, fn: Callable[[StepContext], T], config: StepConfig | None = None
+    ) -> Awaitable[T]: ...
+    def step(
+        self, name: str, fn: Callable[[StepContext], Any], config: StepConfig | None = None
+    ) -> Awaitable[Any]:
         """As :meth:`DurableContext.step`; ``fn`` may be ``async def`` (run on the loop,
         cancelled past ``config.timeout``) or sync (run on a thread)."""
         return self._pending(self._step(name, fn, config))
