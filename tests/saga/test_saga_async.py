@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from async_flows import book_tour, comparable, named_as, process_order
+from saga_async_flows import book_tour, comparable, named_as, process_order
 from saga_helpers import EXPECTED_ROLLBACK, Effects, names, settle
 
 import examples.order_processing.saga as sync_order

@@ -9,7 +9,7 @@ import inspect
 from typing import Any
 
 import pytest
-from async_flows import book_tour
+from saga_async_flows import book_tour
 from saga_helpers import Effects, settle
 
 from durable_core import (

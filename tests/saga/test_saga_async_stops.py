@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import tenacity
-from async_flows import book_flight, book_hotel, cancel_flight, cancel_hotel, process_order
-from async_flows import book_tour as async_book_tour
+from saga_async_flows import book_flight, book_hotel, cancel_flight, cancel_hotel, process_order
+from saga_async_flows import book_tour as async_book_tour
 from saga_helpers import BOOKED, EXPECTED_ROLLBACK, Effects, settle
 
 from durable_core import ExecutionStatus, RetryPolicy, Runtime, SQLiteStore
