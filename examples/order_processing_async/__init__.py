@@ -5,6 +5,6 @@ wait for the shipper, rolled back on missing stock or a shipper that fails or ne
 answers), written against an async HTTP client whose calls take real (simulated) time, so
 many orders can wait on their providers side by side on one event loop.
 
-Run ``python -m examples.order_processing_async`` from the repository root. It needs the
-async saga surface (``saga.AsyncSagaContext``, ``await s.step(...)``).
+Run ``python -m examples.order_processing_async --confirm`` from the repository root
+(``saga.AsyncSagaContext``: ``await s.step(...)``).
 """

@@ -48,12 +48,8 @@ SHIPMENT = {"tracking": "VNP-20260314-001", "carrier": "VNPost"}
 
 
 def _load_saga() -> Any:
-    try:
-        from examples.order_processing_async.workflow import process_order
-    except ImportError as e:  # saga.AsyncSagaContext is not there yet
-        raise SystemExit(
-            f"this example needs the async saga surface (@saga async def, await s.step): {e}"
-        ) from e
+    from examples.order_processing_async.workflow import process_order
+
     return process_order
 
 

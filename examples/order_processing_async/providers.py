@@ -52,10 +52,18 @@ class ShopClient:
         self.latency = default_latency() if latency is None else latency
         self.requests = 0
         """Requests sent by this client (repeats included)."""
+        self.in_flight = 0
+        self.most_in_flight = 0
+        """The most requests that were waiting for their answer at once."""
 
     async def _request(self, service: str, action: str, key: str, detail: str) -> None:
         self.requests += 1
-        await asyncio.sleep(self.latency)  # the round trip
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.latency)  # the round trip
+        finally:
+            self.in_flight -= 1
         await asyncio.to_thread(services._record, service, action, key, detail)
 
     async def charge(self, order: Order, *, idempotency_key: str) -> Charge:
