@@ -20,7 +20,7 @@ Invariants:
   run shielded; :class:`Park`) and receives the outcome. Waiting for an operator is another,
   :func:`park_loop` (:class:`OpenCallback`, :class:`ReadCallback`). :func:`roll_back` (the
   sync context) and :func:`roll_back_async` (the async context) drive both the same way
-  (:mod:`saga._drive`), so they write the same sequence of records; they differ only in
+  (:mod:`durable_core.plans`), so they write the same sequence of records; they differ only in
   whether an operation is awaited.
 - A compensation may be ``async def`` in an async saga (awaited on the event loop); a sync
   one runs on a thread there, and inline in a sync saga (see :func:`step_body`).
@@ -50,7 +50,7 @@ from durable_core import (
     StepContext,
     StepFailedError,
 )
-from saga._drive import drive, drive_async
+from durable_core.plans import drive, drive_async
 from saga._records import (
     OperatorDecision,
     PlanItem,

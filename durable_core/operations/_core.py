@@ -13,11 +13,12 @@ of doing it:
 - :class:`Sleep` — sleep an inline retry delay on the runtime's clock;
 - :class:`RunBranches` — run a batch's branches.
 
-Two drivers carry the effects out: :func:`run_sync` (the caller's thread; branches on
-threads) and :func:`run_async` (``await``; sync step bodies on a thread, async ones on the
-loop, branches as asyncio tasks). So the sync and async surfaces differ only in how user
-code is called, never in what is recorded: the same program writes the same journal under
-either, and a journal written by one replays under the other.
+Two drivers carry the effects out (through :mod:`durable_core.plans`): :func:`run_sync`
+(the caller's thread; branches on threads) and :func:`run_async` (``await``; sync step
+bodies on a thread, async ones on the loop, branches as asyncio tasks). So the sync and
+async surfaces differ only in how user code is called, never in what is recorded: the
+same program writes the same journal under either, and a journal written by one replays
+under the other.
 
 Invariants:
 - Only the driver's caller writes the journal (through the plan); a body running on a
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, run
 
 from durable_core.errors import ValidationError
 from durable_core.operations._attempt import run_attempt, run_attempt_async
+from durable_core.plans import drive, drive_async
 from durable_core.records import Operation, OperationStatus, OperationType
 
 if TYPE_CHECKING:
@@ -157,43 +159,14 @@ class InstantOp(DurableOp[T]):
         yield  # a generator with nothing to yield: there is no user code to run
 
 
-@dataclass(frozen=True)
-class _Done:
-    value: Any
-
-
-def _advance(plan: Plan[Any], value: Any, error: BaseException | None) -> Effect | _Done:
-    """Run ``plan`` to its next effect (handing it ``value`` or ``error``), or to its end."""
-    try:
-        return plan.send(value) if error is None else plan.throw(error)
-    except StopIteration as done:  # a value, not an exception, so a Future can carry it
-        return _Done(done.value)
-
-
 def run_sync(op: DurableOp[T]) -> T:
     """Carry out ``op``'s plan in this thread; return its value or raise its error."""
-    plan = op.plan()
-    step = _advance(plan, None, None)
-    while not isinstance(step, _Done):
-        try:
-            value, error = _do_sync(step), None
-        except BaseException as e:  # handed to the plan, which decides (see invariants)
-            value, error = None, e
-        step = _advance(plan, value, error)
-    return step.value  # type: ignore[no-any-return]
+    return drive(op.plan(), _do_sync)
 
 
 async def run_async(op: DurableOp[T]) -> T:
     """Carry out ``op``'s plan on the running event loop; return its value or raise."""
-    plan = op.plan()
-    step = _advance(plan, None, None)
-    while not isinstance(step, _Done):
-        try:
-            value, error = await _do_async(step), None
-        except BaseException as e:  # CancelledError included: the plan re-raises it
-            value, error = None, e
-        step = _advance(plan, value, error)
-    return step.value  # type: ignore[no-any-return]
+    return await drive_async(op.plan(), _do_async)
 
 
 def _do_sync(effect: Effect) -> Any:

@@ -1,10 +1,12 @@
-"""Drive a generator of requests to its end: the one place a saga loop meets a context.
+"""Drive a plan — a generator of requests — to its end, in this thread or awaited.
 
-A saga loop (:func:`saga.compensation.rollback_loop`, :func:`saga.compensation.park_loop`)
-is a generator that yields each durable operation it needs and receives the outcome; it
-touches no durable context. :func:`drive` performs its requests in the caller's thread
-(the sync context), :func:`drive_async` by awaiting them (the async context). The two
-differ only in the ``await``, so a loop records the same operations under either.
+A plan yields each thing it needs done (an operation's plan in
+:mod:`durable_core.operations._core` yields the user code to call; a saga's rollback and
+operator-park loops in :mod:`saga.compensation` yield the durable operations to make) and
+receives the outcome; it does nothing itself that differs between the sync and the async
+surface. :func:`drive` performs its requests in the caller's thread, :func:`drive_async`
+by awaiting them. The two differ only in the ``await``, so a plan records the same
+operations under either.
 
 Invariants:
 - A request's value is sent back into the loop; its error (any ``BaseException``,
