@@ -150,9 +150,12 @@ def _succeeded(fn: DurableFunction[Any, Any], journal: Journal, value: Any) -> I
 
 def _unawaited(journal: Journal, error: BaseException) -> BaseException:
     """The un-awaited operation's error instead of ``error``, if there is one (an error
-    about an operation not awaited stays: it names it already, and says what to do)."""
+    about an operation not awaited stays: it names it already, and says what to do). Only
+    an outcome is replaced (an error, a suspension): a signal that leaves the invocation (a
+    simulated crash, a cancelled task, a replay boundary) leaves it as it came."""
     if (
         isinstance(error, LeaseLostError | StoreError)
+        or not isinstance(error, Exception | SuspendExecution)  # a signal, not an outcome
         or not journal.unawaited
         or is_unawaited_error(error)
     ):
@@ -160,7 +163,7 @@ def _unawaited(journal: Journal, error: BaseException) -> BaseException:
     try:
         check_awaited(journal)
     except ValidationError as e:
-        e.__cause__ = error if isinstance(error, Exception) else None
+        e.__cause__ = error
         return e
     return error
 

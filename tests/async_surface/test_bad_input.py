@@ -20,6 +20,8 @@ from durable_core import (
     AsyncDurableContext,
     DurableContext,
     ExecutionStatus,
+    MemoryStore,
+    Runtime,
     StepContext,
     ValidationError,
     durable,
@@ -263,3 +265,30 @@ def test_a_sync_function_annotated_with_the_async_context_is_refused() -> None:
     message = str(info.value)
     assert "is sync but its context is annotated AsyncDurableContext" in message
     assert "DurableContext" in message and "`async def`" in message
+
+
+class _Signal(BaseException):
+    """Not an outcome: a signal that must leave the invocation (as a crash or a cancelled
+    worker task does), never be turned into the execution's failure."""
+
+
+def test_a_signal_is_not_turned_into_the_unawaited_error() -> None:
+    @durable(name="async_surface:signal_while_unawaited")
+    async def flow(ctx: AsyncDurableContext, event: None) -> None:
+        async def forgets(c: AsyncDurableContext) -> None:
+            c.step("forgotten", lambda sc: 1)  # never awaited
+            await asyncio.sleep(0.01)
+
+        async def dies(c: AsyncDurableContext) -> None:
+            def crash(sc: StepContext) -> None:
+                raise _Signal("the worker dies here")
+
+            await asyncio.sleep(0)  # the other branch has called its operation by now
+            await c.step("crash", crash)
+
+        await ctx.parallel([forgets, dies])
+
+    rt = Runtime(MemoryStore())
+    with pytest.raises(_Signal):
+        rt.run(flow)
+    assert rt.get(rt.store.list_executions()[0].id).status is ExecutionStatus.RUNNING
