@@ -287,7 +287,7 @@ def check_reason(reason: object, action: str) -> str:
             f"{action} needs a non-empty reason (it is recorded so the next person knows "
             f"why); got {reason!r:.80}. Nothing was recorded."
         )
-    if len(reason) > MAX_REASON_LENGTH or not _encodable(reason):
+    if len(reason) > MAX_REASON_LENGTH or not encodable(reason):
         raise ValidationError(
             f"a {action} reason must be valid text of at most {MAX_REASON_LENGTH} characters. "
             "Nothing was recorded."
@@ -303,12 +303,15 @@ def check_actor(actor: object) -> str | None:
         raise ValidationError(
             f"an actor must be 1-{MAX_ACTOR_LENGTH} characters of text, got {actor!r:.80}"
         )
-    if not actor.isprintable() or not _encodable(actor):
+    if not actor.isprintable() or not encodable(actor):
         raise ValidationError(f"an actor must be printable text, got {actor!r:.80}")
     return actor
 
 
-def _encodable(text: str) -> bool:
-    from durable_core.serde import encodable
-
-    return encodable(text)
+def encodable(text: str) -> bool:
+    """True if ``text`` is valid Unicode (no lone surrogate), so a store can hold it."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -247,15 +247,6 @@ def loads_strict(text: str | bytes) -> Any:
     return json.loads(text, parse_constant=_not_json)
 
 
-def encodable(text: str) -> bool:
-    """True if ``text`` is valid Unicode (no lone surrogate), so a store can hold it."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
     """The resolved annotations of ``fn`` with their ``Annotated`` extras kept (a
     ``PlainSerializer`` or validator is part of the type the journal uses); ``{}`` when they

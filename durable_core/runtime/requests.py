@@ -32,8 +32,9 @@ from durable_core.records import (
     StopRequest,
     check_actor,
     check_reason,
+    encodable,
 )
-from durable_core.serde import encodable, loads_strict
+from durable_core.serde import loads_strict
 
 if TYPE_CHECKING:
     from durable_core.clock import Clock
