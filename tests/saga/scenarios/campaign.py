@@ -48,19 +48,22 @@ class Summary:
         return f"scenarios={self.scenarios} failures={self.failures}"
 
 
-def check_one(program: Program, schedule: Schedule, *, sqlite: bool = False) -> list[str]:
-    """Run one scenario and compare it with the oracle; a driver crash is a problem too."""
+def check_one(
+    program: Program, schedule: Schedule, *, sqlite: bool = False, surface: str = "sync"
+) -> list[str]:
+    """Run one scenario (as a sync or an async saga) and compare it with the oracle; a
+    driver crash is a problem too."""
     try:
-        observed = drive.run(program, schedule, sqlite=sqlite)
+        observed = drive.run(program, schedule, sqlite=sqlite, surface=surface)
     except Exception as e:  # the engine raised out of drive(): that is a finding
         return [f"driver: {type(e).__name__}: {e}", traceback.format_exc(limit=-3)]
     return drive.problems(program, schedule, observed)
 
 
-def sweep(program: Program, schedule: Schedule) -> tuple[int, list[str]]:
+def sweep(program: Program, schedule: Schedule, *, surface: str = "sync") -> tuple[int, list[str]]:
     """Crash at every checkpoint write (before and after); return (runs, first problems)."""
     base = replace(schedule, crash=None)
-    observed = drive.run(program, base)
+    observed = drive.run(program, base, surface=surface)
     found = drive.problems(program, base, observed)
     runs = 1
     if found:
@@ -69,7 +72,7 @@ def sweep(program: Program, schedule: Schedule) -> tuple[int, list[str]]:
         for point in ("before", "after"):
             crashed = replace(base, crash=(k, point))
             runs += 1
-            found = check_one(program, crashed)
+            found = check_one(program, crashed, surface=surface)
             if found:
                 return runs, [f"crash {point} write {k}: {p}" for p in found]
     return runs, []

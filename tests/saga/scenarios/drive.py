@@ -55,6 +55,7 @@ from durable_core.testing._stores import CrashingStore
 from saga import operator, saga_status
 from scenarios import oracle
 from scenarios.interpret import Env, Ledger, MemoryLedger, build
+from scenarios.interpret_async import build_async
 from scenarios.programs import (
     Callback,
     Parallel,
@@ -114,6 +115,7 @@ class Driver:
         store: Store,
         clock: Any,
         ledger: Ledger,
+        surface: str = "sync",
     ) -> None:
         self.program = program
         self.schedule = schedule
@@ -123,7 +125,8 @@ class Driver:
         self.base = store
         crash_at, point = schedule.crash or (0, "after")
         self.store = CrashingStore(store, crash_at=crash_at, point=CrashPoint(point))
-        self.saga = build(program, self.env(), deadline_s=oracle.deadline_s(program, schedule))
+        make = build_async if surface == "async" else build
+        self.saga = make(program, self.env(), deadline_s=oracle.deadline_s(program, schedule))
         self.rt = self.runtime()
         self.callbacks = dict(_callbacks(program))
         self.groups = {
@@ -364,16 +367,29 @@ def _callbacks(program: Program) -> list[tuple[str, Any]]:
     return out
 
 
-def run(program: Program, schedule: Schedule, *, sqlite: bool = False) -> Observed:
-    """Run ``program`` under ``schedule`` once; return what it ended with."""
+def run(
+    program: Program, schedule: Schedule, *, sqlite: bool = False, surface: str = "sync"
+) -> Observed:
+    """Run ``program`` under ``schedule`` once, as a sync or an ``async def`` saga
+    (``surface``); return what it ended with."""
     if not sqlite:
         return Driver(
-            program, schedule, store=MemoryStore(), clock=VirtualClock(), ledger=MemoryLedger()
+            program,
+            schedule,
+            store=MemoryStore(),
+            clock=VirtualClock(),
+            ledger=MemoryLedger(),
+            surface=surface,
         ).run()
     with tempfile.TemporaryDirectory(prefix="scenario-") as tmp:
         store = SQLiteStore(Path(tmp) / "durable.sqlite3", durability="normal")
         return Driver(
-            program, schedule, store=store, clock=VirtualClock(), ledger=MemoryLedger()
+            program,
+            schedule,
+            store=store,
+            clock=VirtualClock(),
+            ledger=MemoryLedger(),
+            surface=surface,
         ).run()
 
 

@@ -5,6 +5,7 @@ terminate, deadline, second cancel, hostile reason text, operator decisions, a c
 run on the real runtime and compared with :mod:`scenarios.oracle`: the keyed-effect
 ledger (each effect once, undos exactly once in reverse order, nothing undone past the
 pivot) and the final execution status, ``saga_status`` status, ``not_undone`` and cause.
+The same programs also run as ``@saga async def`` sagas against the same oracle (issue 12).
 The ``FOUND`` cases are the failures the checker found on the code before issue 11's
 fixes (tests/saga/scenarios/FOUND.md).
 """
@@ -53,6 +54,28 @@ def test_a_crash_at_every_checkpoint_boundary_changes_nothing(
 def test_generated_scenarios_on_sqlite(scenario: tuple[Program, Schedule]) -> None:
     program, schedule = scenario
     _assert_ok(program, schedule, campaign.check_one(program, schedule, sqlite=True))
+
+
+@examples(ci=200)
+@given(scenarios())
+def test_generated_scenarios_match_the_oracle_as_async_sagas(
+    scenario: tuple[Program, Schedule],
+) -> None:
+    """The same programs and schedules, written ``@saga async def`` (issue 12)."""
+    program, schedule = scenario
+    _assert_ok(program, schedule, campaign.check_one(program, schedule, surface="async"))
+
+
+@examples(ci=15)
+@given(scenarios(crash=False))
+def test_a_crash_at_every_checkpoint_boundary_changes_nothing_for_async_sagas(
+    scenario: tuple[Program, Schedule],
+) -> None:
+    program, schedule = scenario
+    if not campaign.sweepable(schedule):
+        schedule = Schedule(decisions=schedule.decisions, note=schedule.note)
+    _, found = campaign.sweep(program, schedule, surface="async")
+    _assert_ok(program, schedule, found)
 
 
 @pytest.mark.parametrize("name", sorted(FOUND))
