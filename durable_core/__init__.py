@@ -72,6 +72,7 @@ from durable_core.runtime import Runtime, RuntimeOptions
 from durable_core.runtime.async_runtime import AsyncRuntime
 from durable_core.runtime.async_worker import AsyncWorker
 from durable_core.runtime.worker import Worker
+from durable_core.serde import Serializer
 from durable_core.stores.base import Store
 from durable_core.stores.memory import MemoryStore
 from durable_core.stores.sqlite import SQLiteStore
@@ -129,6 +130,7 @@ __all__ = [
     "SQLiteStore",
     "SchemaVersionError",
     "SerializationError",
+    "Serializer",
     "StepConfig",
     "StepContext",
     "StepFailedError",

@@ -223,6 +223,81 @@ class PydanticSerde:
             ) from e
 
 
+@runtime_checkable
+class Serializer(Protocol):
+    """An operation's own text form for its value (the ``serializer=`` option).
+
+    The text ``serialize`` returns is recorded as it is (never JSON-encoded again), and
+    ``deserialize`` is handed that same text, on the first run and on every replay. The
+    value is not checked against a declared type: the serializer owns its format.
+    """
+
+    def serialize(self, value: Any) -> str:
+        """The value as the text to record."""
+        ...
+
+    def deserialize(self, text: str) -> Any:
+        """The value back from the recorded text."""
+        ...
+
+
+def dump_value(
+    serde: Serde, value: Any, type_: Any, *, what: str, serializer: Serializer | None = None
+) -> str:
+    """``value`` as the text to record: by ``serializer`` when given (raw), else by ``serde``.
+
+    Raises:
+        SerializationError: the serializer raised or returned something other than text.
+        PayloadTooLargeError: the text is over the serde's size limit.
+    """
+    if serializer is None:
+        return serde.dump(value, type_, what=what)
+    try:
+        text = serializer.serialize(value)
+    except Exception as e:
+        raise SerializationError(
+            f"{what}: its serializer {describe(serializer)} raised {type(e).__name__}: {e}",
+            operation=what,
+        ) from e
+    if not isinstance(text, str):
+        raise SerializationError(
+            f"{what}: its serializer {describe(serializer)} returned "
+            f"{type(text).__name__}, not str (the text to record)",
+            operation=what,
+        )
+    limit = getattr(serde, "max_bytes", DEFAULT_MAX_BYTES)
+    size = len(text.encode())
+    if size > limit:
+        raise PayloadTooLargeError(
+            f"{what}: serialized value is {size} bytes, over the limit of {limit}. Store "
+            "large data elsewhere (a bucket, a table) and return a reference, or raise the "
+            "limit with max_payload_bytes.",
+            operation=what,
+        )
+    return text
+
+
+def load_value(
+    serde: Serde, text: str, type_: Any, *, what: str, serializer: Serializer | None = None
+) -> Any:
+    """The value recorded as ``text``: by ``serializer`` when given (handed the raw text),
+    else by ``serde`` into ``type_``.
+
+    Raises:
+        SerializationError: the serializer raised, or the text does not fit ``type_``.
+    """
+    if serializer is None:
+        return serde.load(text, type_, what=what)
+    try:
+        return serializer.deserialize(text)
+    except Exception as e:
+        raise SerializationError(
+            f"{what}: its serializer {describe(serializer)} could not read the recorded "
+            f"value back ({type(e).__name__}: {e})",
+            operation=what,
+        ) from e
+
+
 def round_trip(value: Any, type_: Any, *, what: str) -> Any:
     """``value`` as the journal will read it back as ``type_`` (by the default serde, without
     a size limit), for code that must know a value can be recorded before it is.

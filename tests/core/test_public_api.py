@@ -58,6 +58,7 @@ DURABLE_CORE_ALL = [
     "SQLiteStore",
     "SchemaVersionError",
     "SerializationError",
+    "Serializer",
     "StepConfig",
     "StepContext",
     "StepFailedError",
