@@ -166,8 +166,8 @@ def check_type(type_: Any, *, what: str, fn: Callable[..., Any] | None = None) -
         adapter_for(type_, what=what, fn=fn)  # unhashable, or raise the error naming it
 
 
-def describe(fn: Callable[..., Any]) -> str:
-    """``module.qualname`` of a function (or of a callable object's class), for messages."""
+def describe(fn: object) -> str:
+    """``module.qualname`` of a function (or of an object's class), for messages."""
     target = fn if hasattr(fn, "__qualname__") else type(fn)
     return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(fn))}"
 
