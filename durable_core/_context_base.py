@@ -40,7 +40,7 @@ from durable_core.operations.step import StepContext, StepOp
 from durable_core.operations.wait import WaitOp, check_duration
 from durable_core.replay import MAX_NAME_LENGTH, Scope, check_name
 from durable_core.retry import StepConfig
-from durable_core.serde import type_hints
+from durable_core.serde import Serializer, check_serializer, type_hints
 
 if TYPE_CHECKING:
     from tenacity.wait import WaitBaseT
@@ -232,8 +232,17 @@ class ContextBase:
         wait: WaitBaseT | None,
         timeout: timedelta | float,
         state_type: Any,
+        max_attempts: int | None = None,
+        serializer: Serializer | None = None,
     ) -> ConditionOp[S]:
         check_name(name, "condition")
+        what = f"condition {name!r}"
+        if max_attempts is not None and (
+            not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1
+        ):
+            raise ValidationError(
+                f"{what} max_attempts: expected a positive int or None, got {max_attempts!r}"
+            )
         self._body(check, f"condition {name!r} check")
         if not callable(done):
             raise ValidationError(
@@ -249,12 +258,28 @@ class ContextBase:
             wait=wait or tenacity.wait_exponential(multiplier=5, exp_base=1.5, max=300),
             timeout=check_duration(timeout, f"condition {name!r} timeout"),
             state_type=state_type,
+            max_attempts=max_attempts,
+            serializer=check_serializer(serializer, what=what),
         )
 
-    def _child_context(self, name: str, fn: Callable[..., Any], result_type: Any) -> ChildOp[Any]:
+    def _child_context(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        result_type: Any,
+        serializer: Serializer | None = None,
+    ) -> ChildOp[Any]:
         check_name(name, "child context")
-        self._context_body(fn, f"child context {name!r}")
-        return ChildOp(self._scope, name, fn, self.for_scope, result_type=result_type)
+        what = f"child context {name!r}"
+        self._context_body(fn, what)
+        return ChildOp(
+            self._scope,
+            name,
+            fn,
+            self.for_scope,
+            result_type=result_type,
+            serializer=check_serializer(serializer, what=what),
+        )
 
     def _parallel(
         self,

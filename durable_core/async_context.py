@@ -39,6 +39,7 @@ from durable_core.operations.callback import Callback, CallbackOp
 from durable_core.operations.step import StepContext
 from durable_core.operations.wait import MAX_WAIT
 from durable_core.retry import StepConfig
+from durable_core.serde import Serializer
 
 if TYPE_CHECKING:
     from tenacity.wait import WaitBaseT
@@ -246,6 +247,8 @@ class AsyncDurableContext(ContextBase):
         wait: WaitBaseT | None = None,
         timeout: timedelta | float = MAX_WAIT,
         state_type: Any = Any,
+        max_attempts: int | None = None,
+        serializer: Serializer | None = None,
     ) -> Awaitable[S]:
         """As :meth:`DurableContext.wait_for_condition`; ``check`` may be async."""
         return self._pending(
@@ -257,6 +260,8 @@ class AsyncDurableContext(ContextBase):
                 wait=wait,
                 timeout=timeout,
                 state_type=state_type,
+                max_attempts=max_attempts,
+                serializer=serializer,
             )
         )
 
@@ -266,9 +271,10 @@ class AsyncDurableContext(ContextBase):
         fn: Callable[[AsyncDurableContext], Awaitable[T]],
         *,
         result_type: Any = None,
+        serializer: Serializer | None = None,
     ) -> Awaitable[T]:
         """As :meth:`DurableContext.run_in_child_context`, with an async ``fn``."""
-        return self._pending(self._child_context(name, fn, result_type))
+        return self._pending(self._child_context(name, fn, result_type, serializer))
 
     def parallel(
         self,

@@ -20,6 +20,7 @@ from durable_core.operations.callback import Callback, CallbackOp
 from durable_core.operations.step import StepContext
 from durable_core.operations.wait import MAX_WAIT
 from durable_core.retry import StepConfig
+from durable_core.serde import Serializer
 
 if TYPE_CHECKING:
     from tenacity.wait import WaitBaseT
@@ -145,6 +146,8 @@ class DurableContext(ContextBase):
         wait: WaitBaseT | None = None,
         timeout: timedelta | float = MAX_WAIT,
         state_type: Any = Any,
+        max_attempts: int | None = None,
+        serializer: Serializer | None = None,
     ) -> S:
         """Poll ``check`` durably until ``done(state)``; the state is checkpointed per poll.
 
@@ -165,14 +168,21 @@ class DurableContext(ContextBase):
                 wait=wait,
                 timeout=timeout,
                 state_type=state_type,
+                max_attempts=max_attempts,
+                serializer=serializer,
             )
         )
 
     def run_in_child_context(
-        self, name: str, fn: Callable[[DurableContext], T], *, result_type: Any = None
+        self,
+        name: str,
+        fn: Callable[[DurableContext], T],
+        *,
+        result_type: Any = None,
+        serializer: Serializer | None = None,
     ) -> T:
         """Run ``fn`` in a scope with its own id space; its result is checkpointed as one."""
-        return run_sync(self._child_context(name, fn, result_type))  # type: ignore[no-any-return]
+        return run_sync(self._child_context(name, fn, result_type, serializer))  # type: ignore[no-any-return]
 
     def parallel(
         self,

@@ -18,8 +18,9 @@ Invariants:
   :mod:`durable_core.parking`).
 - A journal uses only its store's :class:`~durable_core.stores.base.JournalStore` part
   (reads, fenced writes, the engine's own callback completions), never the scheduling part;
-  the optional capabilities (``AssigningStore``, ``ScopeAnnouncingStore``) it detects on the
-  store itself, so a backend declares each in one place.
+  the optional capabilities (``AssigningStore``, ``ScopeAnnouncingStore``,
+  ``StartAnnouncingStore``) it detects on the store itself, so a backend declares each in
+  one place.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from durable_core.records import (
     StopKind,
 )
 from durable_core.recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS, recovery_limit
-from durable_core.stores.base import AssigningStore, ScopeAnnouncingStore
+from durable_core.stores.base import AssigningStore, ScopeAnnouncingStore, StartAnnouncingStore
 
 if TYPE_CHECKING:
     from durable_core.clock import Clock
@@ -146,6 +147,7 @@ class Journal:
         """The store's hook for every position a scope allocates, if it has one
         (:class:`~durable_core.stores.base.ScopeAnnouncingStore`)."""
         self._assigner = store if isinstance(store, AssigningStore) else None
+        self._announcer = store if isinstance(store, StartAnnouncingStore) else None
         self.parked: DurableError | None = None
         """Why this invocation must park the execution (the first divergence, a function
         this worker does not have); from then on nothing is recorded."""
@@ -202,6 +204,16 @@ class Journal:
             for op in stored:
                 self._ops[op.id] = op
             self.writes += 1
+
+    def announce_start(self, op: Operation) -> None:
+        """Tell a store that shows running attempts that ``op`` started (not durable).
+
+        Only a :class:`~durable_core.stores.base.StartAnnouncingStore` hears it (AWS's
+        service, in the background); the record is not kept in this journal, so replay
+        never depends on it.
+        """
+        if self._announcer is not None and self.parked is None:
+            self._announcer.announce_start(op)
 
     def park(self, error: Parking) -> Parking:
         """Remember the first reason to park (the invocation records nothing after it)."""

@@ -21,6 +21,7 @@ from tenacity.stop import StopBaseT
 from tenacity.wait import WaitBaseT
 
 from durable_core.errors import ValidationError
+from durable_core.serde import Serializer, check_serializer
 
 MAX_STEP_TIMEOUT = timedelta(days=365)
 """The longest per-attempt timeout a step accepts (the longest duration anything records)."""
@@ -114,8 +115,12 @@ class StepConfig:
     invocation stops waiting for (Python cannot stop it): the execution goes on, and the
     abandoned attempt's late result is discarded. Measured in real (monotonic) time, even
     under a virtual clock: the body runs in real time."""
+    serializer: Serializer | None = None
+    """Records the result as its own text (raw; see :class:`~durable_core.Serializer`)
+    instead of by ``result_type``."""
 
     def __post_init__(self) -> None:
+        check_serializer(self.serializer, what="StepConfig")
         timeout = self.timeout
         if timeout is None:
             return

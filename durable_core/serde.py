@@ -241,6 +241,22 @@ class Serializer(Protocol):
         ...
 
 
+def check_serializer(serializer: object, *, what: str) -> Serializer | None:
+    """``serializer`` if it is ``None`` or has ``serialize`` and ``deserialize`` methods.
+
+    Raises:
+        ValidationError: anything else, naming the operation (before anything runs).
+    """
+    if serializer is None or isinstance(serializer, Serializer):
+        return serializer
+    from durable_core.errors import ValidationError
+
+    raise ValidationError(
+        f"{what}: serializer= must have serialize(value) -> str and deserialize(text) "
+        f"methods; got {type(serializer).__name__}"
+    )
+
+
 def dump_value(
     serde: Serde, value: Any, type_: Any, *, what: str, serializer: Serializer | None = None
 ) -> str:

@@ -209,28 +209,32 @@ def run_envelope(
     serde = PydanticSerde(max_bytes=options.max_payload_bytes)
     services = LambdaServices(store, options)
     lease = Lease(execution_id=store.execution_id, owner="lambda", fence=0, expires=_NEVER)
-    for _ in range(options.max_passes):
-        journal = Journal(
-            execution=store.execution,
-            operations=store.load_operations(store.execution_id),
-            store=store,
-            lease=lease,
-            clock=clock,
-            serde=serde,
-            options=_SERVICE_RETRIES,
-            services=services,
-        )
-        end = run_invocation(fn, journal)
-        if store.failure is not None:
-            raise store.failure
-        if journal.parked is not None:
-            # Parked: fail this invocation, not the execution (Lambda retries it; deploying
-            # the code it started with resumes it). The service has no parked state.
-            raise journal.parked
-        if store.paused:
-            return {"Status": "PENDING"}
-        if end.status is not ExecutionStatus.RUNNING or not store.take_changes():
-            break
+    try:
+        for _ in range(options.max_passes):
+            journal = Journal(
+                execution=store.execution,
+                operations=store.load_operations(store.execution_id),
+                store=store,
+                lease=lease,
+                clock=clock,
+                serde=serde,
+                options=_SERVICE_RETRIES,
+                services=services,
+            )
+            end = run_invocation(fn, journal)
+            store.flush()  # an announced START goes out before the outcome is read
+            if store.failure is not None:
+                raise store.failure
+            if journal.parked is not None:
+                # Parked: fail this invocation, not the execution (Lambda retries it; deploying
+                # the code it started with resumes it). The service has no parked state.
+                raise journal.parked
+            if store.paused:
+                return {"Status": "PENDING"}
+            if end.status is not ExecutionStatus.RUNNING or not store.take_changes():
+                break
+    finally:
+        store.close()
     return _response(end, store, str(root["Id"]))
 
 

@@ -29,10 +29,18 @@ Invariants:
   before the first update whose ``ParentId`` names it, in the same checkpoint.
 - A chained invoke's START is *staged*: kept locally until ``start_invoke`` sends it with the
   target's function name, which the engine passes to ``Runtime.start`` right after.
+- **An at-least-once attempt's START never blocks** (``StartAnnouncingStore``): it is queued
+  and sent by a background sender while the body runs, as AWS's SDK does. Queued updates
+  always go out before, or in the same checkpoint as, the next write, so the service sees
+  them in order; :meth:`ServiceStore.flush` sends what is left before the handler reads the
+  outcome, and :meth:`ServiceStore.close` stops the sender when the invocation ends.
+  A START the service could not take (the retry not released yet) is dropped, never sent
+  out of order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -136,6 +144,11 @@ class ServiceStore:
         self._ops: dict[str, Operation] = {}
         self._contexts: dict[str, tuple[str | None, str, str | None]] = {}
         self._staged: dict[str, Operation] = {}
+        self._queued: list[wire.Wire] = []
+        """STARTs announced and not sent yet (with the CONTEXT STARTs they need)."""
+        self._sender: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._closed = False
         self._changed = False
         self.execution: Execution | None = None
         self.failure: ServiceError | None = None
@@ -214,10 +227,12 @@ class ServiceStore:
             deferred = [p.defer for _, p in plans if p.defer]
             if deferred:
                 raise SuspendExecution(deferred[0])
-            updates: list[wire.Wire] = []
-            started: set[str] = set()
+            updates, self._queued = self._queued, []
+            started = {u["Id"] for u in updates if u["Action"] == "START"}
             for _, p in plans:
                 for update in p.updates:
+                    if update["Action"] == "START" and update["Id"] in started:
+                        continue  # already queued, or started for a child in this checkpoint
                     self._start_parents(update.get("ParentId"), updates, started)
                     updates.append(update)
                     if update["Action"] == "START":
@@ -244,6 +259,58 @@ class ServiceStore:
             if self.paused:
                 raise SuspendExecution("the service paused this execution (no checkpoint token)")
             return lease, stored
+
+    def announce_start(self, op: Operation) -> None:
+        """``StartAnnouncingStore.announce_start``: queue the attempt's START; never blocks."""
+        with self._lock:
+            if self.failure is not None or self.paused or self._closed:
+                return
+            current = self._service.get(op.id)
+            if current is not None and current.get("Status") not in ("READY", None):
+                return  # already STARTED, or a retry the service has not released
+            queued = {u["Id"] for u in self._queued if u["Action"] == "START"}
+            if op.id in queued:
+                return
+            self._start_parents(op.parent_id, self._queued, queued)
+            self._queued.append(wire.header(op, "START"))
+            if self._sender is None:
+                self._sender = threading.Thread(
+                    target=self._send_loop, name="durable-start-sender", daemon=True
+                )
+                self._sender.start()
+        self._wake.set()
+
+    def _send_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                if self._closed:
+                    return
+                self._send_queued()
+
+    def _send_queued(self) -> None:
+        """Send the queued STARTs, if any (under the lock); a failure voids the invocation."""
+        if not self._queued or self.failure is not None or self.paused:
+            return
+        updates, self._queued = self._queued, []
+        # A failure is recorded in self.failure: the next write, or the handler, raises it.
+        with contextlib.suppress(ServiceError):
+            self._checkpoint(updates)
+
+    def flush(self) -> None:
+        """Send what is still queued now (before the handler reads the outcome)."""
+        with self._lock:
+            self._send_queued()
+
+    def close(self) -> None:
+        """Send what is still queued and stop the background sender (the invocation ends)."""
+        with self._lock:
+            self._send_queued()
+            self._closed = True
+        self._wake.set()
+        if self._sender is not None:
+            self._sender.join(timeout=30)
 
     def write_operations(
         self, lease: Lease, operations: Sequence[Operation], now: datetime, ttl: timedelta

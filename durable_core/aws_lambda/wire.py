@@ -337,9 +337,12 @@ def _plan_context(op: Operation, status: str | None) -> Plan:
         )
     if status in _TERMINAL:
         return KEEP
+    # A context that ran no durable operation was never started: start it with its end, so
+    # the history shows ContextStarted as for any other context (as AWS's SDK writes it).
+    start = (_with_payload(header(op, "START"), op.payload),) if status is None else ()
     if op.status is OperationStatus.SUCCEEDED:
-        return Plan((_with_payload(header(op, "SUCCEED"), op.result),))
-    return Plan((header(op, "FAIL") | {"Error": _error(op)},))
+        return Plan((*start, _with_payload(header(op, "SUCCEED"), op.result)))
+    return Plan((*start, header(op, "FAIL") | {"Error": _error(op)}))
 
 
 def _plan_cancel(op: Operation, status: str | None) -> Plan:

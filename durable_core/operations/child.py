@@ -3,7 +3,8 @@
 The child's operations get ids derived from the child's id, so they never collide with the
 parent's. When the child finishes, its result (or failure) is checkpointed as one record;
 on replay a finished child returns that record without running its body. A cancellation
-delivered inside the child is recorded as a cancellation, so replay raises it again.
+delivered inside the child is recorded as a cancellation, so replay raises it again. A
+``serializer`` records the result as its own text (recorded raw, read back raw).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from durable_core.journal import stop_info
 from durable_core.operations._core import Call, DurableOp, Plan
 from durable_core.records import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.replay import Scope, operation_id
+from durable_core.serde import Serializer, check_type, dump_value, load_value, return_type
 
 if TYPE_CHECKING:
     from durable_core.replay import Slot
@@ -49,20 +51,25 @@ class ChildOp(DurableOp[T]):
         *,
         sub_type: str = "RunInChildContext",
         result_type: Any = None,
+        serializer: Serializer | None = None,
     ) -> None:
-        from durable_core.serde import check_type, return_type
-
         super().__init__(scope, name, sub_type)
         self.what = f"child context {name!r}"
         self.result_type = result_type if result_type is not None else return_type(fn)
         check_type(self.result_type, what=self.what, fn=None if result_type is not None else fn)
         self.fn = fn
         self.make_context = make_context
+        self.serializer = serializer
 
     def replay(self, rec: Operation) -> T:
         if rec.status is OperationStatus.SUCCEEDED:
-            return self.journal.serde.load(rec.result or "null", self.result_type, what=self.what)  # type: ignore[no-any-return]
+            return self._load(rec.result or "null")
         raise child_error(rec)
+
+    def _load(self, text: str) -> T:
+        return load_value(  # type: ignore[no-any-return]
+            self.journal.serde, text, self.result_type, what=self.what, serializer=self.serializer
+        )
 
     def execute(self, slot: Slot) -> Plan[T]:
         journal, what, type_ = self.journal, self.what, self.result_type
@@ -98,6 +105,6 @@ class ChildOp(DurableOp[T]):
             op = record(OperationStatus.FAILED, error=ErrorInfo.from_exception(exc))
             journal.checkpoint(op)
             raise child_error(op) from exc
-        text = journal.serde.dump(value, type_, what=what)
+        text = dump_value(journal.serde, value, type_, what=what, serializer=self.serializer)
         journal.checkpoint(record(OperationStatus.SUCCEEDED, result=text))
-        return journal.serde.load(text, type_, what=what)  # type: ignore[no-any-return]
+        return self._load(text)

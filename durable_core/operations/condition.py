@@ -4,7 +4,12 @@ Each poll runs ``check(state, step_ctx) -> new_state``. While ``done(new_state)`
 new state is checkpointed (status PENDING, the poll count, when the next poll is due) and
 the invocation suspends; the next poll starts from the checkpointed state, even after a
 crash. The backoff is a tenacity ``wait_*`` object evaluated on the poll count. Past the
-deadline the operation fails with :class:`~durable_core.errors.ConditionTimeoutError`.
+deadline, or after ``max_attempts`` polls that all found the condition false, the operation
+fails with :class:`~durable_core.errors.ConditionTimeoutError` (a condition met on the last
+allowed poll succeeds).
+
+Each poll's start is announced (``Journal.announce_start``: no durable write; AWS's service
+shows it as ``StepStarted``). A ``serializer`` records the state as its own text.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from durable_core.operations._core import Call, DurableOp, Plan
 from durable_core.operations.step import StepContext, failed_error
 from durable_core.records import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.retry import retry_state
-from durable_core.serde import check_type
+from durable_core.serde import Serializer, check_type, dump_value, load_value
 
 if TYPE_CHECKING:
     from tenacity.wait import WaitBaseT
@@ -28,6 +33,10 @@ if TYPE_CHECKING:
 
 S = TypeVar("S")
 SUB_TYPE = "WaitForCondition"
+TIMEOUT_ERROR = "durable_core.ConditionTimeout"
+"""The recorded error type of a condition past its deadline."""
+ATTEMPTS_ERROR = "WaitForConditionError"
+"""The recorded error type of a condition out of polls (AWS's SDK records this type)."""
 
 
 class ConditionOp(DurableOp[S]):
@@ -47,6 +56,8 @@ class ConditionOp(DurableOp[S]):
         wait: WaitBaseT,
         timeout: timedelta,
         state_type: Any,
+        max_attempts: int | None = None,
+        serializer: Serializer | None = None,
     ) -> None:
         super().__init__(scope, name, SUB_TYPE)
         self.what = f"condition {name!r}"
@@ -58,20 +69,32 @@ class ConditionOp(DurableOp[S]):
         self.wait = wait
         self.timeout = timeout
         self.state_type = state_type
+        self.max_attempts = max_attempts
+        self.serializer = serializer
+
+    def _dump(self, state: S) -> str:
+        return dump_value(
+            self.journal.serde, state, self.state_type, what=self.what, serializer=self.serializer
+        )
+
+    def _load(self, text: str) -> S:
+        return load_value(  # type: ignore[no-any-return]
+            self.journal.serde, text, self.state_type, what=self.what, serializer=self.serializer
+        )
 
     def replay(self, rec: Operation) -> S:
         journal = self.journal
         if rec.status is OperationStatus.SUCCEEDED:
-            return journal.serde.load(rec.result or "null", self.state_type, what=self.what)  # type: ignore[no-any-return]
+            return self._load(rec.result or "null")
         err = rec.error
-        if err is not None and err.type == "durable_core.ConditionTimeout":
+        if err is not None and err.type in (TIMEOUT_ERROR, ATTEMPTS_ERROR):
             raise ConditionTimeoutError(
                 f"{self.what} of execution {journal.execution_id!r}: {err.message}"
             )
         raise failed_error(rec, journal.execution_id)
 
     def execute(self, slot: Slot) -> Plan[S]:
-        journal, name, what, state_type = self.journal, self.name, self.what, self.state_type
+        journal, name, what = self.journal, self.name, self.what
         rec = slot.recorded
         now = journal.now()
         started = rec.started_at if rec is not None and rec.started_at else now
@@ -79,7 +102,7 @@ class ConditionOp(DurableOp[S]):
         if rec is not None and rec.next_attempt_at is not None and now < rec.next_attempt_at:
             raise SuspendExecution(f"poll {polls + 1} of {what}", wake_at=rec.next_attempt_at)
         state: S = (
-            journal.serde.load(rec.payload, state_type, what=what)
+            self._load(rec.payload)
             if rec is not None and rec.payload is not None
             else self.initial_state
         )
@@ -98,11 +121,12 @@ class ConditionOp(DurableOp[S]):
             )
 
         polls += 1
+        journal.announce_start(record(OperationStatus.STARTED))
         ctx = StepContext.of(journal.execution_id, slot.id, name, polls, self.logger)
         try:
             state = yield Call(self.check, (state, ctx), what, offload=True)
-            text = journal.serde.dump(state, state_type, what=what)
-            state = journal.serde.load(text, state_type, what=what)
+            text = self._dump(state)
+            state = self._load(text)
             finished = self.done(state)
         except Exception as exc:
             op = record(OperationStatus.FAILED, error=ErrorInfo.from_exception(exc), ended_at=now)
@@ -113,13 +137,18 @@ class ConditionOp(DurableOp[S]):
             return state
         delay = self.wait(retry_state(polls, RuntimeError("condition not met"), 0.0))
         due = now + timedelta(seconds=max(1.0, float(delay)))
-        if due > started + self.timeout:
-            message = f"condition still false after {polls} poll(s) and {self.timeout}"
+        out_of_polls = self.max_attempts is not None and polls >= self.max_attempts
+        if out_of_polls or due > started + self.timeout:
+            if out_of_polls:
+                kind, message = ATTEMPTS_ERROR, f"condition still false after {polls} poll(s)"
+            else:
+                kind = TIMEOUT_ERROR
+                message = f"condition still false after {polls} poll(s) and {self.timeout}"
             journal.checkpoint(
                 record(
                     OperationStatus.FAILED,
                     payload=text,
-                    error=ErrorInfo(type="durable_core.ConditionTimeout", message=message),
+                    error=ErrorInfo(type=kind, message=message),
                     ended_at=now,
                 )
             )

@@ -9,6 +9,8 @@ Invariants:
   instead of sleeping.
 - At-most-once: the attempt's start is recorded before the body runs; an attempt found
   STARTED on replay counts as failed with StepInterruptedError and is never re-run blindly.
+  At-least-once: the start is only announced (``Journal.announce_start``, no durable
+  write; AWS's service shows it as ``StepStarted``); an attempt found STARTED runs again.
 - The result type is checked before anything else: a type that cannot cross the journal
   raises SerializationError naming the step and its function, with nothing run or recorded.
   A body whose value then does not serialize (or does not fit the type) fails the step for
@@ -38,7 +40,7 @@ from durable_core.logging import ReplayAwareLogger
 from durable_core.operations._core import AwaitableReturnedError, Call, DurableOp, Plan, Sleep
 from durable_core.records import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.retry import StepConfig, StepSemantics
-from durable_core.serde import check_type, return_type
+from durable_core.serde import check_type, dump_value, load_value, return_type
 
 if TYPE_CHECKING:
     from durable_core.journal import Journal
@@ -119,8 +121,17 @@ class StepOp(DurableOp[T]):
 
     def replay(self, rec: Operation) -> T:
         if rec.status is OperationStatus.SUCCEEDED:
-            return self.journal.serde.load(rec.result or "null", self.result_type, what=self.what)  # type: ignore[no-any-return]
+            return self._load(rec.result or "null")
         raise failed_error(rec, self.journal.execution_id)
+
+    def _load(self, text: str) -> T:
+        return load_value(  # type: ignore[no-any-return]
+            self.journal.serde,
+            text,
+            self.result_type,
+            what=self.what,
+            serializer=self.config.serializer,
+        )
 
     def execute(self, slot: Slot) -> Plan[T]:
         journal, name, config = self.journal, self.name, self.config
@@ -147,8 +158,11 @@ class StepOp(DurableOp[T]):
             raise run.fail(attempt, crash_looping) from None
 
         while True:
+            started = run.record(OperationStatus.STARTED, attempt)
             if config.semantics is StepSemantics.AT_MOST_ONCE_PER_RETRY:
-                journal.checkpoint(run.record(OperationStatus.STARTED, attempt))
+                journal.checkpoint(started)
+            else:
+                journal.announce_start(started)
             ctx = StepContext.of(journal.execution_id, slot.id, name, attempt, self.logger)
             try:
                 value = yield Call(
@@ -165,17 +179,22 @@ class StepOp(DurableOp[T]):
             except Exception as exc:
                 attempt = yield from run.retry(attempt, exc)
                 continue
-            type_ = self.result_type
             try:
-                text = journal.serde.dump(value, type_, what=self.what)
-                result = journal.serde.load(text, type_, what=self.what)
+                text = dump_value(
+                    journal.serde,
+                    value,
+                    self.result_type,
+                    what=self.what,
+                    serializer=config.serializer,
+                )
+                result = self._load(text)
             except SerializationError as exc:
                 # Retrying cannot make the value serializable: fail for good, naming the step.
                 raise run.fail(attempt, exc) from exc
             journal.checkpoint(
                 run.record(OperationStatus.SUCCEEDED, attempt, result=text, ended_at=journal.now())
             )
-            return result  # type: ignore[no-any-return]
+            return result
 
 
 class _StepRun:

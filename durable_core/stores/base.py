@@ -258,6 +258,23 @@ class ScopeAnnouncingStore(Protocol):
 
 
 @runtime_checkable
+class StartAnnouncingStore(Protocol):
+    """Optional store capability: told, without a durable write, that an attempt started.
+
+    AWS's durable execution service shows a running step (``StepStarted``) when the handler
+    sends the step's START, which AWS's own SDK does without waiting for it. Its backend
+    sends the START in the background here, so an at-least-once step costs no extra round
+    trip; a store without this method (memory, SQLite, DynamoDB) records nothing for it and
+    so keeps one durable write per finished step. The announcement may be lost in a crash:
+    nothing relies on it (an at-least-once attempt found STARTED is simply run again).
+    """
+
+    def announce_start(self, op: Operation) -> None:
+        """``op`` (a STARTED record of a step attempt) has begun running; never blocks."""
+        ...
+
+
+@runtime_checkable
 class AssigningStore(Protocol):
     """Optional store capability: the backend assigns fields when it writes records.
 

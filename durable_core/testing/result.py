@@ -144,7 +144,13 @@ class RecordedOperation:
 
 
 def _json(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    """A recorded value as data; a custom serializer's text that is not JSON, as its text."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 @dataclass(frozen=True)

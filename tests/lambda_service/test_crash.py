@@ -27,9 +27,19 @@ def test_killed_handler_is_reinvoked_and_completed_steps_do_not_repeat(
             "AWS_SECRET_ACCESS_KEY": "local",
         },
     )
-    spec.kill_when = lambda: spec.killed == 0 and marker.exists()  # kill the first run only
+    started: list[str] = []
+
+    def slow_is_visible() -> bool:
+        # The step's START is sent without blocking its body: kill only once the service
+        # shows the step running, so the crash leaves that trace in the history.
+        hist = emulator.history(started[0]) if started else []
+        return ("StepStarted", "slow") in events(hist, "StepStarted")
+
+    # kill the first run only, in the middle of the slow step
+    spec.kill_when = lambda: spec.killed == 0 and marker.exists() and slow_is_visible()
     invoke_server.register("crash", spec)
     arn = emulator.start("crash", {"order": "A-7"})
+    started.append(arn)
     ex = emulator.wait(arn, timeout=90)
     assert ex["Status"] == "SUCCEEDED", ex
     assert json.loads(ex["Result"]) == ["reserve A-7", "slow-done", "confirm"]
@@ -42,8 +52,11 @@ def test_killed_handler_is_reinvoked_and_completed_steps_do_not_repeat(
         "slow-done",
         "confirm",
     ]
-    assert events(emulator.history(arn), "StepSucceeded") == [
+    assert events(emulator.history(arn), "StepStarted", "StepSucceeded") == [
+        ("StepStarted", "reserve"),
         ("StepSucceeded", "reserve"),
+        ("StepStarted", "slow"),  # sent by the killed run: the running step was visible
         ("StepSucceeded", "slow"),
+        ("StepStarted", "confirm"),
         ("StepSucceeded", "confirm"),
     ]

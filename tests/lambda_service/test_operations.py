@@ -251,7 +251,16 @@ def test_parallel_map_wait_for_callback_and_condition(deploy: Deploy, emulator: 
     assert ("ContextSucceeded", "human") in contexts
     # each unfinished poll is a RETRY carrying the state; the emulator lists it as a step
     # event with RetryDetails; the last poll is the SUCCEED with the final state
-    polls = [e["StepSucceededDetails"] for e in hist if e.get("Name") == "ready"]
+    # (each poll's start is announced too: a StepStarted before each of the three)
+    assert [e["EventType"] for e in hist if e.get("Name") == "ready"] == [
+        "StepStarted",
+        "StepSucceeded",
+    ] * 3
+    polls = [
+        e["StepSucceededDetails"]
+        for e in hist
+        if e.get("Name") == "ready" and e["EventType"] == "StepSucceeded"
+    ]
     assert ["RetryDetails" in p for p in polls] == [True, True, False]
     assert polls[-1]["Result"]["Payload"] == "3"
     by_id = _by_id(hist)
