@@ -193,6 +193,7 @@ class AsyncDurableContext(ContextBase):
         heartbeat_timeout: timedelta | float | None = None,
         result_type: Any = Any,
         privileged: bool = False,
+        serializer: Serializer | None = None,
     ) -> Awaitable[AsyncCallback[Any]]:
         """As :meth:`DurableContext.create_callback`; ``await callback.result()``."""
         op = self._callback(
@@ -201,6 +202,7 @@ class AsyncDurableContext(ContextBase):
             heartbeat_timeout=heartbeat_timeout,
             result_type=result_type,
             privileged=privileged,
+            serializer=serializer,
         )
         return self._pending(op, AsyncCallback)
 
@@ -213,6 +215,7 @@ class AsyncDurableContext(ContextBase):
         heartbeat_timeout: timedelta | float | None = None,
         result_type: Any = Any,
         submit_config: StepConfig | None = None,
+        serializer: Serializer | None = None,
     ) -> Awaitable[Any]:
         """As :meth:`DurableContext.wait_for_callback`; ``submitter`` may be async."""
 
@@ -224,7 +227,7 @@ class AsyncDurableContext(ContextBase):
         ) -> Any:
             cb = await run_async(cb_op)
             await child.step(submit_name, submit_for(cb.token), submit_config)
-            return cb.result()
+            return cb.text()
 
         return self._pending(
             self._wait_for_callback(
@@ -234,6 +237,7 @@ class AsyncDurableContext(ContextBase):
                 heartbeat_timeout=heartbeat_timeout,
                 result_type=result_type,
                 body=body,
+                serializer=serializer,
             )
         )
 
@@ -329,6 +333,9 @@ class AsyncDurableContext(ContextBase):
         *,
         name: str | None = None,
         result_type: Any = None,
+        serializer: Serializer | None = None,
+        payload_serializer: Serializer | None = None,
+        tenant_id: str | None = None,
     ) -> Awaitable[T]: ...
     @overload
     def invoke(
@@ -338,6 +345,9 @@ class AsyncDurableContext(ContextBase):
         *,
         name: str | None = None,
         result_type: Any = None,
+        serializer: Serializer | None = None,
+        payload_serializer: Serializer | None = None,
+        tenant_id: str | None = None,
     ) -> Awaitable[Any]: ...
     def invoke(
         self,
@@ -346,9 +356,22 @@ class AsyncDurableContext(ContextBase):
         *,
         name: str | None = None,
         result_type: Any = None,
+        serializer: Serializer | None = None,
+        payload_serializer: Serializer | None = None,
+        tenant_id: str | None = None,
     ) -> Awaitable[T | Any]:
         """As :meth:`DurableContext.invoke` (the child may be sync or async)."""
-        return self._pending(self._invoke(function, payload, name, result_type))
+        return self._pending(
+            self._invoke(
+                function,
+                payload,
+                name,
+                result_type,
+                serializer=serializer,
+                payload_serializer=payload_serializer,
+                tenant_id=tenant_id,
+            )
+        )
 
     def now(self, name: str = "now") -> Awaitable[datetime]:
         """As :meth:`DurableContext.now`."""

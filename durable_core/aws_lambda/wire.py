@@ -96,16 +96,29 @@ def _iso(value: str) -> datetime:
 # --- errors --------------------------------------------------------------------------------
 
 
+_AWS = "aws_durable_execution_sdk_python.exceptions."
+AWS_ERROR_TYPES = {
+    "durable_core.errors.CallbackFailedError": _AWS + "CallbackExternalError",
+    "durable_core.errors.CallbackTimeoutError": _AWS + "CallbackTimeoutError",
+    "durable_core.errors.CallbackSubmitterError": _AWS + "CallbackSubmitterError",
+    "durable_core.errors.InvokeError": _AWS + "InvokeError",
+}
+"""Our error types written under the name AWS's SDK writes for the same failure (so the
+history reads alike); read back as ours."""
+_OUR_ERROR_TYPES = {aws: ours for ours, aws in AWS_ERROR_TYPES.items()}
+
+
 def error_to_wire(err: ErrorInfo, *, data: str | None = None) -> Wire:
     """Our error as an ``ErrorObject``, shrunk to fit :data:`ERROR_LIMIT`.
 
-    The message is capped, then traceback lines are dropped from the top (the innermost
-    frames and the exception line stay), then ``ErrorData`` is cut, each with a marker.
+    The type is AWS's name for it where :data:`AWS_ERROR_TYPES` has one. The message is
+    capped, then traceback lines are dropped from the top (the innermost frames and the
+    exception line stay), then ``ErrorData`` is cut, each with a marker.
     """
     message = err.message
     if len(message) > _MESSAGE_CAP:
         message = message[:_MESSAGE_CAP] + " ... [truncated]"
-    out: Wire = {"ErrorType": err.type, "ErrorMessage": message}
+    out: Wire = {"ErrorType": AWS_ERROR_TYPES.get(err.type, err.type), "ErrorMessage": message}
     payload = data if data is not None else err.data
     if payload is not None:
         out["ErrorData"] = payload
@@ -135,8 +148,9 @@ def error_from_wire(obj: Mapping[str, Any] | None) -> ErrorInfo | None:
     if not obj:
         return None
     trace = obj.get("StackTrace") or []
+    type_ = str(obj.get("ErrorType") or "Error")
     return ErrorInfo(
-        type=str(obj.get("ErrorType") or "Error"),
+        type=_OUR_ERROR_TYPES.get(type_, type_),
         message=str(obj.get("ErrorMessage") or ""),
         traceback="\n".join(str(line) for line in trace) or None,
         data=obj.get("ErrorData"),
@@ -393,9 +407,11 @@ def _callback_options(op: Operation) -> Wire:
 
 
 def invoke_start(op: Operation, function_name: str) -> Wire:
-    """The CHAINED_INVOKE START for a staged invoke record."""
-    update = header(op, "START") | {"ChainedInvokeOptions": {"FunctionName": function_name}}
-    return _with_payload(update, op.payload)
+    """The CHAINED_INVOKE START for a staged invoke record (with its tenant id, if any)."""
+    options: Wire = {"FunctionName": function_name}
+    if op.tenant_id is not None:
+        options["TenantId"] = op.tenant_id
+    return _with_payload(header(op, "START") | {"ChainedInvokeOptions": options}, op.payload)
 
 
 # --- limits --------------------------------------------------------------------------------
