@@ -53,8 +53,12 @@ S = TypeVar("S")
 I = TypeVar("I")  # noqa: E741 - conventional name for an item type
 
 _DEFAULT_STEP = StepConfig()
-SUBMIT_SUFFIX = "-submit"
-"""Suffix of the submit step's name in ``wait_for_callback``."""
+CALLBACK_SUFFIX = " create callback id"
+"""Suffix of the callback's name in ``wait_for_callback`` (the name AWS's SDK gives it)."""
+SUBMIT_SUFFIX = " submitter"
+"""Suffix of the submit step's name in ``wait_for_callback`` (the name AWS's SDK gives it)."""
+LEGACY_SUBMIT_SUFFIX = "-submit"
+"""The submit step's suffix before 0.2 (its callback had the bare name); still replayed."""
 
 
 class ContextBase:
@@ -194,24 +198,28 @@ class ContextBase:
         its value dropped) as the step ``submit_name``, return the callback's result.
         """
         check_name(name, "callback")
-        if len(name) > MAX_NAME_LENGTH - len(SUBMIT_SUFFIX):
+        longest = MAX_NAME_LENGTH - len(CALLBACK_SUFFIX)
+        if len(name) > longest:
             raise ValidationError(
-                f"callback name {name[:40]!r}... must be at most "
-                f"{MAX_NAME_LENGTH - len(SUBMIT_SUFFIX)} characters for wait_for_callback (its "
-                f"submit step is named {SUBMIT_SUFFIX!r} after it, at most {MAX_NAME_LENGTH} "
-                "characters)"
+                f"callback name {name[:40]!r}... must be at most {longest} characters for "
+                f"wait_for_callback (its callback is named {CALLBACK_SUFFIX!r} after it, at "
+                f"most {MAX_NAME_LENGTH} characters)"
             )
         self._body(submitter, f"wait_for_callback {name!r} submitter")
         t = _opt_duration(timeout, f"callback {name!r} timeout")
         hb = _opt_duration(heartbeat_timeout, f"callback {name!r} heartbeat")
 
         def run(child: ContextBase) -> Any:
+            # An execution recorded before 0.2 named the two after the operation itself
+            # (the callback ``name``, the step ``name-submit``): replay it as recorded.
+            first = child._journal.get(child._scope.peek_id())
+            legacy = first is not None and first.name == name
+            cb_name = name if legacy else f"{name}{CALLBACK_SUFFIX}"
+            submit_name = f"{name}{LEGACY_SUBMIT_SUFFIX if legacy else SUBMIT_SUFFIX}"
             cb = CallbackOp(
-                child._scope, name, timeout=t, heartbeat_timeout=hb, result_type=result_type
+                child._scope, cb_name, timeout=t, heartbeat_timeout=hb, result_type=result_type
             )
-            return body(
-                child, cb, f"{name}{SUBMIT_SUFFIX}", functools.partial(_submit_body, submitter)
-            )
+            return body(child, cb, submit_name, functools.partial(_submit_body, submitter))
 
         return ChildOp(
             self._scope,

@@ -112,7 +112,8 @@ class DurableContext(ContextBase):
         """Create a callback, hand its token to ``submitter`` in a step, wait for the result.
 
         Runs as a child context named ``name`` holding the callback and the submit step
-        (named ``name + "-submit"``, so ``name`` may have at most 249 characters).
+        (named ``name + " submitter"``; the callback is ``name + " create callback id"``, as
+        AWS's SDK names them, so ``name`` may have at most 237 characters).
         """
 
         def body(

@@ -308,7 +308,7 @@ def _expect(op: Op, calls: Counter[str]) -> Any:
         return None
     if isinstance(op, Callback):
         if op.wait_for:
-            calls[f"{op.name}-submit"] += 1
+            calls[f"{op.name} submitter"] += 1
         if op.end == "success":
             return {"cb": op.name}
         if op.wait_for:  # the callback's error fails the wait_for_callback child context
