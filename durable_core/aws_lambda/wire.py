@@ -99,8 +99,9 @@ def _iso(value: str) -> datetime:
 def error_to_wire(err: ErrorInfo, *, data: str | None = None) -> Wire:
     """Our error as an ``ErrorObject``, shrunk to fit :data:`ERROR_LIMIT`.
 
-    The message is capped, then traceback lines are dropped from the top (the innermost
-    frames and the exception line stay), then ``ErrorData`` is cut, each with a marker.
+    No ``StackTrace`` is sent: AWS's SDK records none on the service, so the histories of
+    the two read the same (the traceback stays in the function's log). The message is
+    capped, then ``ErrorData`` is cut, each with a marker.
     """
     message = err.message
     if len(message) > _MESSAGE_CAP:
@@ -109,18 +110,7 @@ def error_to_wire(err: ErrorInfo, *, data: str | None = None) -> Wire:
     payload = data if data is not None else err.data
     if payload is not None:
         out["ErrorData"] = payload
-    if err.traceback:
-        budget = ERROR_LIMIT - _size(out) - 64
-        kept: list[str] = []
-        for line in reversed(err.traceback.splitlines()):
-            budget -= len(json.dumps(line).encode()) + 2
-            if budget < 0:
-                kept.append("... [earlier frames truncated]")
-                break
-            kept.append(line)
-        out["StackTrace"] = kept[::-1]
     if _size(out) > ERROR_LIMIT and "ErrorData" in out:
-        out.pop("StackTrace", None)
         spare = ERROR_LIMIT - _size({**out, "ErrorData": ""}) - 64
         out["ErrorData"] = out["ErrorData"][: max(spare, 0) // 6] + " ... [truncated]"
     return out
