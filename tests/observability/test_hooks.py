@@ -289,3 +289,45 @@ def test_any_object_with_some_hooks_is_an_instrumentation() -> None:
 
     DurableTestRunner(one, options=RuntimeOptions(instrumentation=[Minimal()])).run(None)
     assert seen == ["one:SUCCEEDED"]
+
+
+def test_phases_work_the_same_on_the_async_surface(recorder: Recorder) -> None:
+    from datetime import timedelta
+
+    from durable_core import AsyncDurableContext
+
+    @durable
+    async def phased(ctx: AsyncDurableContext, event: None) -> int:
+        with ctx.phase("billing", "invoice", {"customer.tier": "gold"}):
+            await ctx.step("charge", lambda sc: 1)
+            await ctx.wait("settle", timedelta(minutes=5))
+        return await ctx.step("after", lambda sc: 2)
+
+    runner = DurableTestRunner(phased, options=RuntimeOptions(instrumentation=[recorder]))
+    assert runner.run(None).status is ExecutionStatus.SUCCEEDED
+    assert recorder.of("phase_ended") == [
+        ("billing invoice", ("suspended", False)),
+        ("billing invoice", ("ok", False)),
+    ]
+
+
+def test_an_async_saga_rolls_back_in_phases(recorder: Recorder) -> None:
+    from saga import AsyncSagaContext, CompensationContext, saga
+
+    def undo(c: CompensationContext) -> None:
+        return None
+
+    @saga
+    async def trip(s: AsyncSagaContext, event: None) -> None:
+        await s.step("reserve", lambda sc: 1, compensate=undo)
+        await s.step("pay", lambda sc: 1 / 0, compensate=undo)
+
+    result = DurableTestRunner(trip, options=RuntimeOptions(instrumentation=[recorder])).run(None)
+
+    assert result.status is ExecutionStatus.FAILED
+    assert recorder.of("phase_ended") == [
+        ("saga.compensation reserve", ("ok", False)),
+        ("saga.rollback trip", ("ok", False)),
+    ]
+    reserve = next(op for op in recorder.ops if op.name == "compensate:reserve")
+    assert reserve.phase_id is not None
