@@ -47,6 +47,7 @@ from durable_core.errors import (
     VersionMismatchError,
 )
 from durable_core.function import DurableFunction, durable
+from durable_core.instrumentation import Instrumentation
 from durable_core.operations.batch import (
     BatchError,
     BatchItem,
@@ -112,6 +113,7 @@ __all__ = [
     "ExecutionTerminatedError",
     "FunctionNotFoundError",
     "FunctionNotRegisteredError",
+    "Instrumentation",
     "InvalidDurationError",
     "InvokeError",
     "LeaseLostError",

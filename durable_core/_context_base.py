@@ -17,11 +17,12 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import random as _random
 import uuid as _uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
@@ -90,6 +91,31 @@ class ContextBase:
     def is_replaying(self) -> bool:
         """True while the code is re-running operations whose results are recorded."""
         return self._scope.replaying
+
+    def phase(
+        self,
+        kind: str,
+        name: str = "",
+        attributes: Mapping[str, str | int | float | bool] | None = None,
+    ) -> contextlib.AbstractContextManager[None]:
+        """Group the operations of a ``with`` block for instrumentation (a span in
+        :mod:`durable_core.otel`); records nothing, so adding one never changes a journal.
+
+        ``with ctx.phase("billing", "invoice-42"):`` works the same in an async function.
+        Instrumentation sees ``phase_started``/``phase_ended``; a saga's rollback and each
+        compensation are phases ``saga.rollback`` and ``saga.compensation``.
+
+        Args:
+            kind: what the phase is (a short, low-cardinality word: it names the span).
+            name: which one (the saga, the step).
+            attributes: what to attach to it (never payloads or secrets).
+        """
+        if not isinstance(kind, str) or not kind.strip():
+            raise ValidationError(f"phase kind must be a non-empty string, got {kind!r}")
+        hooks = self._journal.instrumentation
+        if hooks is None:
+            return contextlib.nullcontext()
+        return hooks.phase(self._scope, kind, name, attributes)
 
     # --- builders (checked; nothing recorded for a bad call) -------------------------------
 

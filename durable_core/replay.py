@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from durable_core.errors import (
     DurableError,
@@ -35,6 +36,9 @@ from durable_core.errors import (
 from durable_core.journal import Journal, recorded_stop
 from durable_core.parking import fail_record, fresh_space
 from durable_core.records import Operation, OperationStatus, OperationType
+
+if TYPE_CHECKING:
+    from durable_core.instrumentation import PhaseInfo
 
 _INTERRUPTIBLE = frozenset({OperationType.STEP, OperationType.WAIT, OperationType.CHAINED_INVOKE})
 """Types whose unfinished record is the code's frontier (it runs or blocks there)."""
@@ -86,6 +90,8 @@ class Scope:
         self.replaying = replaying
         self._next: tuple[int, str] = (0, "")  # (position, id): peek_id's, reused by begin
         self._went_new = False  # True once this scope began an operation with no record
+        self.phase: PhaseInfo | None = None
+        """The innermost open ``ctx.phase`` of this scope (instrumentation only)."""
 
     def peek_id(self) -> str:
         """The id the next operation of this scope will get."""

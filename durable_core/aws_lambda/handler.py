@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -41,6 +41,7 @@ from durable_core.function import (
     make_durable,
     unwrap_durable,
 )
+from durable_core.instrumentation import Instrumentation, check_instrumentation
 from durable_core.journal import InvocationOptions, Journal
 from durable_core.records import Execution, ExecutionStatus, Lease
 from durable_core.runtime.invocation import run_invocation
@@ -73,6 +74,8 @@ class LambdaOptions:
     """Replays within one invocation when the service reports news while it runs."""
     token_retry_delays: tuple[float, ...] = (0.2, 1.0)
     """Delays of the identical re-sends of a call refused with "Invalid checkpoint token"."""
+    instrumentation: Sequence[Instrumentation] = ()
+    """Observers of every invocation and operation (see :mod:`durable_core.instrumentation`)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_payload_bytes <= wire.PAYLOAD_LIMIT:
@@ -82,6 +85,7 @@ class LambdaOptions:
             )
         if self.max_passes < 1:
             raise ValidationError("max_passes must be at least 1")
+        object.__setattr__(self, "instrumentation", check_instrumentation(self.instrumentation))
 
 
 @dataclass(frozen=True)
@@ -220,6 +224,7 @@ def run_envelope(
                 serde=serde,
                 options=_SERVICE_RETRIES,
                 services=services,
+                instrumentation=options.instrumentation,
             )
             end = run_invocation(fn, journal)
             store.flush()  # an announced START goes out before the outcome is read

@@ -301,6 +301,8 @@ class BatchRun(DurableOp[BatchResult[Any]]):
         self.gates[i].check()  # decided while this branch sat in the queue
         with self.root.lock:
             self.begun[i] = self.root.now()
+        if (hooks := self.root.instrumentation) is not None:
+            hooks.branch_started(self, i)
         first = self.root.get(operation_id(slot.id, 1))
         scope = Scope(view, parent_id=slot.id, path=slot.position, replaying=first is not None)
         return self.make_context(scope)
@@ -323,6 +325,8 @@ class BatchRun(DurableOp[BatchResult[Any]]):
             with self.root.lock:
                 if self.fatal is None:
                     self.fatal = exc
+        if (hooks := self.root.instrumentation) is not None and self.begun[i] is not None:
+            hooks.branch_ended(self, i, outcome.error)
 
     def _settle(self, i: int, outcome: _Outcome) -> None:
         """Record how branch ``i`` ended and re-evaluate the policy, atomically."""

@@ -40,6 +40,7 @@ DURABLE_CORE_ALL = [
     "ExecutionTerminatedError",
     "FunctionNotFoundError",
     "FunctionNotRegisteredError",
+    "Instrumentation",
     "InvalidDurationError",
     "InvokeError",
     "LeaseLostError",
