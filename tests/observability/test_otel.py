@@ -134,7 +134,7 @@ def test_one_trace_across_invocations_and_no_replayed_span(
     assert parent_of["p1"] == "parallel-branch-0"
     assert parent_of["parallel-branch-0"] == parent_of["parallel-branch-1"] == "both"
     assert parent_of["map-item-1"] == "tens"
-    assert parent_of["reply-submit"] == "reply"
+    assert parent_of["reply submitter"] == "reply"
     # the invoked child execution has its own trace, linked to its parent's
     child = [s for s in telemetry.spans() if s.attributes["durable.execution.id"] != "many"]  # type: ignore[index]
     child_invocation = next(s for s in child if s.name == "durable.invocation")
