@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from tenacity.wait import WaitBaseT
 
     from durable_core.function import DurableFunction
-    from durable_core.operations.batch import CompletionPolicy
+    from durable_core.operations.batch import CompletionPolicy, Nesting
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -289,6 +289,9 @@ class ContextBase:
         max_concurrency: int | None,
         completion: CompletionPolicy | None,
         branch_names: Sequence[str] | None,
+        nesting: Nesting,
+        serializer: Serializer | None,
+        item_serializer: Serializer | None,
     ) -> BatchRun:
         check_name(name, "parallel")
         if not isinstance(branches, str | bytes):
@@ -303,6 +306,9 @@ class ContextBase:
             max_concurrency=max_concurrency,
             completion=completion,
             branch_names=branch_names,
+            nesting=nesting,
+            serializer=serializer,
+            item_serializer=item_serializer,
         )
 
     def _map(
@@ -314,6 +320,9 @@ class ContextBase:
         max_concurrency: int | None,
         completion: CompletionPolicy | None,
         item_name: Callable[[Any, int], str] | None,
+        nesting: Nesting,
+        serializer: Serializer | None,
+        item_serializer: Serializer | None,
     ) -> BatchRun:
         check_name(name, "map")
         if callable(fn):
@@ -327,6 +336,9 @@ class ContextBase:
             max_concurrency=max_concurrency,
             completion=completion,
             item_name=item_name,
+            nesting=nesting,
+            serializer=serializer,
+            item_serializer=item_serializer,
         )
 
     def _invoke(

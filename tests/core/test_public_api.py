@@ -44,6 +44,7 @@ DURABLE_CORE_ALL = [
     "InvokeError",
     "LeaseLostError",
     "MemoryStore",
+    "Nesting",
     "NonDeterminismError",
     "Operation",
     "OperationStatus",
