@@ -83,7 +83,7 @@ def run_plan(
         ("ssss", CompletionPolicy.at_least(2), "MIN_SUCCESSFUL_REACHED", [S, S, N, N]),
         ("ffss", CompletionPolicy.at_least(2), "ALL_COMPLETED", [F, F, S, S]),
         ("fffs", CompletionPolicy.at_least(2), "ALL_COMPLETED", [F, F, F, S]),
-        ("fsf", CompletionPolicy(min_successful=2, tolerated_failure_count=0), TOLERANCE, [F, N, N]),  # noqa: E501
+        ("fsf", CompletionPolicy(min_successful=2, tolerated_failure_count=0), TOLERANCE, [F, N, N]),  # noqa: E501 - one case a line
         ("fsfs", CompletionPolicy.tolerate_failures(1), "FAILURE_TOLERANCE_EXCEEDED", [F, S, F, N]),
         ("fsss", CompletionPolicy.tolerate_failures(1), "ALL_COMPLETED", [F, S, S, S]),
         ("fsss", CompletionPolicy.tolerate_failure_percentage(25), "ALL_COMPLETED", [F, S, S, S]),
