@@ -108,6 +108,7 @@ def check_against_aws(store: Any, plan: str, fields: Fields) -> None:
     batch = next(op for op in rt.operations(ex.id) if op.sub_type == "Map")
     assert batch.result == text  # the very text AWS's SDK records
     end, writes = replay_finished(store, clock, fn, ex.id)
+    assert end.status is ExecutionStatus.SUCCEEDED
     assert writes == 0 and ledger.snapshot() == {f"ran-{i}": 1 for i in ran}  # no branch ran
 
 
