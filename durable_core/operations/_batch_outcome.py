@@ -35,6 +35,8 @@ class BatchOutcome:
         self.run = run
         self.serializer = serializer
         self.what = f"batch {run.name!r}"
+        self.decided: Recorded | None = None
+        """What :meth:`text` recorded as AWS's form (kept to skip re-reading it)."""
 
     # --- recording ------------------------------------------------------------------------
 
@@ -43,12 +45,14 @@ class BatchOutcome:
         run = self.run
         entries = [e for i in range(len(run.specs)) if (e := self._entry(i)) is not None]
         serde = run.root.serde
+        recorded = Recorded(reason, entries, len(entries), frozenset())
         if self.serializer is not None:
-            result = self._result(Recorded(reason, entries, len(entries), frozenset()))
+            result = self._result(recorded)
             return dump_value(serde, result, None, what=self.what, serializer=self.serializer)
         text = dumps(entries, reason, self.what)
         limit = getattr(serde, "max_bytes", DEFAULT_MAX_BYTES)
         if len(text.encode()) <= limit:
+            self.decided = recorded
             return text
         if run.nesting is Nesting.FLAT:
             raise PayloadTooLargeError(
@@ -93,6 +97,15 @@ class BatchOutcome:
                         found=f"branch {spec.name!r}",
                     )
         return self.read(rec.result or "")
+
+    def recorded_now(self, text: str) -> BatchResult[Any]:
+        """The result :meth:`text` just recorded as ``text``: built from what was encoded
+        when that is the same as reading it back (JSON values by their branch texts), else
+        read back from the text."""
+        decided = self.decided
+        if decided is not None and self.run.item_serializer is None:
+            return self._result(decided)
+        return self.read(text)
 
     def read(self, text: str) -> BatchResult[Any]:
         """The :class:`BatchResult` recorded as ``text``."""
@@ -146,8 +159,9 @@ class BatchOutcome:
         run = self.run
         if run.item_serializer is not None:
             return plain  # the item serializer's value, as the record decodes it
-        spec = run.specs[i]
-        return run.root.serde.load(json.dumps(plain), spec.result_type, what=run.branch_what(i))
+        text = run.texts[i]  # this invocation's (or its journal's): the same JSON as ``plain``
+        text = json.dumps(plain) if text is None else text
+        return run.root.serde.load(text, run.specs[i].result_type, what=run.branch_what(i))
 
     def _plain(self, i: int, text: str) -> Any:
         """Branch ``i``'s recorded text as the batch's record holds it (see the module)."""

@@ -443,7 +443,7 @@ class BatchRun(DurableOp[BatchResult[Any]]):
             text = self.outcome.text(reason)
             done = self._record(OperationStatus.SUCCEEDED, result=text)
             self.journal.checkpoint(done)
-        return self.outcome.read(text)
+        return self.outcome.recorded_now(text)
 
     def _record_cancelled(self, exc: ExecutionCancelledError) -> None:
         with self.root.lock:

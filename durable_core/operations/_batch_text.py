@@ -38,23 +38,37 @@ SUMMARY_TYPES = {"Parallel": "ParallelResult", "Map": "MapResult"}
 """The ``type`` of the compact summary, by the batch's sub-type."""
 
 
-def encode(value: Any, what: str) -> Any:  # noqa: PLR0912 - one case per tag
+_PLAIN = {type(None): "n", str: "s", bool: "b", int: "i", float: "f"}
+"""Tags of the exact types JSON reads back (the common case, looked up first)."""
+
+
+def encode(value: Any, what: str) -> Any:
     """``value`` as AWS's typed envelope (a JSON-able structure).
 
     Raises:
         SerializationError: a value of a type the envelope has no tag for.
     """
+    kind = type(value)
+    tag = _PLAIN.get(kind)
+    if tag is not None:
+        return {"t": tag, "v": value}
+    if kind is list:
+        return {"t": "l", "v": [encode(v, what) for v in value]}
+    if kind is dict:
+        return {"t": "m", "v": {str(k): encode(v, what) for k, v in value.items()}}
+    return _encode_other(value, what)
+
+
+def _encode_other(value: Any, what: str) -> Any:
     match value:
-        case None:
-            return {"t": "n", "v": None}
         case str():
-            return {"t": "s", "v": value}
+            return {"t": "s", "v": str(value)}
         case bool():
-            return {"t": "b", "v": value}
+            return {"t": "b", "v": bool(value)}
         case int():
-            return {"t": "i", "v": value}
+            return {"t": "i", "v": int(value)}
         case float():
-            return {"t": "f", "v": value}
+            return {"t": "f", "v": float(value)}
         case bytes():
             return {"t": "B", "v": base64.b64encode(value).decode()}
         case uuid.UUID():
@@ -121,19 +135,30 @@ def _error(info: ErrorInfo) -> dict[str, str]:
     return out
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_NULL = '{"t":"n","v":null}'
+
+
 def dumps(entries: list[Entry], reason: CompletionReason, what: str) -> str:
-    """The recorded text of a batch result (``entries``: the started branches)."""
-    items = [
-        {
-            "index": e.index,
-            "status": e.status.value,
-            "result": e.value,
-            "error": _error(e.error) if e.error is not None else None,
-        }
-        for e in entries
-    ]
-    body = encode({"all": items, "completionReason": reason.value}, what)
-    return json.dumps({"t": "br", "v": body["v"]}, separators=(",", ":"))
+    """The recorded text of a batch result (``entries``: the started branches).
+
+    Written piece by piece (the item's frame is fixed text, only its value and error are
+    encoded): the same compact JSON as encoding the whole structure, at a fraction of the
+    cost per branch.
+    """
+    dump = _COMPACT.encode
+    items = []
+    for e in entries:
+        value = _NULL if e.value is None else dump(encode(e.value, what))
+        error = _NULL if e.error is None else dump(encode(_error(e.error), what))
+        items.append(
+            f'{{"t":"m","v":{{"index":{{"t":"i","v":{e.index}}},"status":{{"t":"s","v":'
+            f'"{e.status.value}"}},"result":{value},"error":{error}}}}}'
+        )
+    return (
+        f'{{"t":"br","v":{{"all":{{"t":"l","v":[{",".join(items)}]}},'
+        f'"completionReason":{{"t":"s","v":"{reason.value}"}}}}}}'
+    )
 
 
 def summary(entries: list[Entry], reason: CompletionReason, sub_type: str) -> str:

@@ -258,9 +258,7 @@ def test_batch_history_matches_aws(
     case: str, invoke_server: InvokeServer, emulator: Emulator, deploy: Deploy
 ) -> None:
     handler = aws.durable_execution(boto3_client=emulator.client)(_aws_cases()[case])
-    invoke_server.register(
-        f"batch-aws-{case}", lambda event: handler(event, LambdaContextStub())
-    )
+    invoke_server.register(f"batch-aws-{case}", lambda event: handler(event, LambdaContextStub()))
     deploy(f"batch-ours-{case}", _our_cases()[case])
     runs = {}
     for side in ("aws", "ours"):
