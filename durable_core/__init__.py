@@ -55,6 +55,7 @@ from durable_core.operations.batch import (
     BatchResult,
     CompletionPolicy,
     CompletionReason,
+    Nesting,
 )
 from durable_core.operations.callback import Callback
 from durable_core.operations.step import StepContext
@@ -118,6 +119,7 @@ __all__ = [
     "InvokeError",
     "LeaseLostError",
     "MemoryStore",
+    "Nesting",
     "NonDeterminismError",
     "Operation",
     "OperationStatus",

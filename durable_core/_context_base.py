@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from tenacity.wait import WaitBaseT
 
     from durable_core.function import DurableFunction
-    from durable_core.operations.batch import CompletionPolicy
+    from durable_core.operations.batch import CompletionPolicy, Nesting
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -323,6 +323,9 @@ class ContextBase:
         max_concurrency: int | None,
         completion: CompletionPolicy | None,
         branch_names: Sequence[str] | None,
+        nesting: Nesting,
+        serializer: Serializer | None,
+        item_serializer: Serializer | None,
     ) -> BatchRun:
         check_name(name, "parallel")
         if not isinstance(branches, str | bytes):
@@ -337,6 +340,9 @@ class ContextBase:
             max_concurrency=max_concurrency,
             completion=completion,
             branch_names=branch_names,
+            nesting=nesting,
+            serializer=serializer,
+            item_serializer=item_serializer,
         )
 
     def _map(
@@ -348,6 +354,9 @@ class ContextBase:
         max_concurrency: int | None,
         completion: CompletionPolicy | None,
         item_name: Callable[[Any, int], str] | None,
+        nesting: Nesting,
+        serializer: Serializer | None,
+        item_serializer: Serializer | None,
     ) -> BatchRun:
         check_name(name, "map")
         if callable(fn):
@@ -361,6 +370,9 @@ class ContextBase:
             max_concurrency=max_concurrency,
             completion=completion,
             item_name=item_name,
+            nesting=nesting,
+            serializer=serializer,
+            item_serializer=item_serializer,
         )
 
     def _invoke(

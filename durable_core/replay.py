@@ -80,13 +80,21 @@ class Scope:
     """The id space of one context: the root, a child context or a batch branch."""
 
     def __init__(
-        self, journal: Journal, *, parent_id: str | None, path: str, replaying: bool
+        self,
+        journal: Journal,
+        *,
+        parent_id: str | None,
+        path: str,
+        replaying: bool,
+        space: str | None = None,
     ) -> None:
+        """``space``: the id the positions are hashed under, when it is not ``parent_id`` (a
+        FLAT batch branch: its operations are children of the batch, ids of the branch)."""
         self.journal = journal
         self.parent_id = parent_id
         self.path = path
         self._counter = 0
-        self._space = parent_id  # the id space positions are hashed in (see parking)
+        self._space = space or parent_id  # the id space positions are hashed in (see parking)
         self.replaying = replaying
         self._next: tuple[int, str] = (0, "")  # (position, id): peek_id's, reused by begin
         self._went_new = False  # True once this scope began an operation with no record

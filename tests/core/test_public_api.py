@@ -45,6 +45,7 @@ DURABLE_CORE_ALL = [
     "InvokeError",
     "LeaseLostError",
     "MemoryStore",
+    "Nesting",
     "NonDeterminismError",
     "Operation",
     "OperationStatus",
