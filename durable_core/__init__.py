@@ -47,6 +47,7 @@ from durable_core.errors import (
     VersionMismatchError,
 )
 from durable_core.function import DurableFunction, durable
+from durable_core.instrumentation import Instrumentation
 from durable_core.operations.batch import (
     BatchError,
     BatchItem,
@@ -54,6 +55,7 @@ from durable_core.operations.batch import (
     BatchResult,
     CompletionPolicy,
     CompletionReason,
+    Nesting,
 )
 from durable_core.operations.callback import Callback
 from durable_core.operations.step import StepContext
@@ -112,10 +114,12 @@ __all__ = [
     "ExecutionTerminatedError",
     "FunctionNotFoundError",
     "FunctionNotRegisteredError",
+    "Instrumentation",
     "InvalidDurationError",
     "InvokeError",
     "LeaseLostError",
     "MemoryStore",
+    "Nesting",
     "NonDeterminismError",
     "Operation",
     "OperationStatus",

@@ -17,11 +17,12 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import random as _random
 import uuid as _uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
@@ -32,7 +33,7 @@ from durable_core.journal import Journal
 from durable_core.logging import ReplayAwareLogger
 from durable_core.operations._batch_run import BatchRun
 from durable_core.operations.batch import map_op, parallel_op
-from durable_core.operations.callback import CallbackOp, WaitForCallbackOp
+from durable_core.operations.callback import Callback, CallbackOp, WaitForCallbackOp
 from durable_core.operations.child import ChildOp
 from durable_core.operations.condition import ConditionOp
 from durable_core.operations.invoke import InvokeOp, check_tenant_id
@@ -46,15 +47,19 @@ if TYPE_CHECKING:
     from tenacity.wait import WaitBaseT
 
     from durable_core.function import DurableFunction
-    from durable_core.operations.batch import CompletionPolicy
+    from durable_core.operations.batch import CompletionPolicy, Nesting
 
 T = TypeVar("T")
 S = TypeVar("S")
 I = TypeVar("I")  # noqa: E741 - conventional name for an item type
 
 _DEFAULT_STEP = StepConfig()
-SUBMIT_SUFFIX = "-submit"
-"""Suffix of the submit step's name in ``wait_for_callback``."""
+CALLBACK_SUFFIX = " create callback id"
+"""Suffix of the callback's name in ``wait_for_callback`` (the name AWS's SDK gives it)."""
+SUBMIT_SUFFIX = " submitter"
+"""Suffix of the submit step's name in ``wait_for_callback`` (the name AWS's SDK gives it)."""
+LEGACY_SUBMIT_SUFFIX = "-submit"
+"""The submit step's suffix before 0.2 (its callback had the bare name); still replayed."""
 
 
 class ContextBase:
@@ -86,6 +91,31 @@ class ContextBase:
     def is_replaying(self) -> bool:
         """True while the code is re-running operations whose results are recorded."""
         return self._scope.replaying
+
+    def phase(
+        self,
+        kind: str,
+        name: str = "",
+        attributes: Mapping[str, str | int | float | bool] | None = None,
+    ) -> contextlib.AbstractContextManager[None]:
+        """Group the operations of a ``with`` block for instrumentation (a span in
+        :mod:`durable_core.otel`); records nothing, so adding one never changes a journal.
+
+        ``with ctx.phase("billing", "invoice-42"):`` works the same in an async function.
+        Instrumentation sees ``phase_started``/``phase_ended``; a saga's rollback and each
+        compensation are phases ``saga.rollback`` and ``saga.compensation``.
+
+        Args:
+            kind: what the phase is (a short, low-cardinality word: it names the span).
+            name: which one (the saga, the step).
+            attributes: what to attach to it (never payloads or secrets).
+        """
+        if not isinstance(kind, str) or not kind.strip():
+            raise ValidationError(f"phase kind must be a non-empty string, got {kind!r}")
+        hooks = self._journal.instrumentation
+        if hooks is None:
+            return contextlib.nullcontext()
+        return hooks.phase(self._scope, kind, name, attributes)
 
     # --- builders (checked; nothing recorded for a bad call) -------------------------------
 
@@ -188,24 +218,33 @@ class ContextBase:
         timeout: timedelta | float | None,
         heartbeat_timeout: timedelta | float | None,
         result_type: Any,
-        body: Callable[[Any, CallbackOp, str, Callable[[str], Callable[[StepContext], Any]]], Any],
+        body: Callable[
+            [
+                Any,
+                CallbackOp,
+                str,
+                Callable[[str], Callable[[StepContext], Any]],
+                Callable[[Callback[Any]], Any],
+            ],
+            Any,
+        ],
         serializer: Serializer | None = None,
     ) -> WaitForCallbackOp:
-        """A child context named ``name`` holding the callback (named ``name`` too) and the
-        submit step.
+        """A child context named ``name`` holding the callback and the submit step (named
+        after it: ``CALLBACK_SUFFIX``, ``SUBMIT_SUFFIX``).
 
-        ``body(child_ctx, callback_op, submit_name, submit_for)`` is the surface's way to run
-        them: create the callback, run ``submit_for(token)`` (the submitter with the token,
-        its value dropped) as the step ``submit_name``, return the callback's raw text
-        (``Callback.text()``).
+        ``body(child_ctx, callback_op, submit_name, submit_for, finish)`` is the surface's
+        way to run them: create the callback, run ``submit_for(token)`` (the submitter with
+        the token, its value dropped) as the step ``submit_name``, return ``finish(handle)``
+        (what the context records: the callback's raw text).
         """
         check_name(name, "callback")
-        if len(name) > MAX_NAME_LENGTH - len(SUBMIT_SUFFIX):
+        longest = MAX_NAME_LENGTH - len(CALLBACK_SUFFIX)
+        if len(name) > longest:
             raise ValidationError(
-                f"callback name {name[:40]!r}... must be at most "
-                f"{MAX_NAME_LENGTH - len(SUBMIT_SUFFIX)} characters for wait_for_callback (its "
-                f"submit step is named {SUBMIT_SUFFIX!r} after it, at most {MAX_NAME_LENGTH} "
-                "characters)"
+                f"callback name {name[:40]!r}... must be at most {longest} characters for "
+                f"wait_for_callback (its callback is named {CALLBACK_SUFFIX!r} after it, at "
+                f"most {MAX_NAME_LENGTH} characters)"
             )
         what = f"callback {name!r}"
         self._body(submitter, f"wait_for_callback {name!r} submitter")
@@ -216,16 +255,23 @@ class ContextBase:
             check_type(result_type, what=what)
 
         def run(child: ContextBase) -> Any:
+            # An execution recorded before 0.2 named the two after the operation itself
+            # (the callback ``name``, the step ``name-submit``): replay it as recorded.
+            first = child._journal.get(child._scope.peek_id())
+            legacy = first is not None and first.name == name
+            cb_name = name if legacy else f"{name}{CALLBACK_SUFFIX}"
+            submit_name = f"{name}{LEGACY_SUBMIT_SUFFIX if legacy else SUBMIT_SUFFIX}"
             cb = CallbackOp(
                 child._scope,
-                name,
+                cb_name,
                 timeout=t,
                 heartbeat_timeout=hb,
-                result_type=str | None,
+                result_type=result_type if legacy else str | None,
             )
-            return body(
-                child, cb, f"{name}{SUBMIT_SUFFIX}", functools.partial(_submit_body, submitter)
-            )
+            # Before 0.2 the context recorded the value; since, the caller's raw text.
+            finish = _callback_value if legacy else _callback_text
+            submit = functools.partial(_submit_body, submitter)
+            return body(child, cb, submit_name, submit, finish)
 
         return WaitForCallbackOp(
             self._scope, name, run, self.for_scope, result_type=result_type, serializer=checked
@@ -298,6 +344,9 @@ class ContextBase:
         max_concurrency: int | None,
         completion: CompletionPolicy | None,
         branch_names: Sequence[str] | None,
+        nesting: Nesting,
+        serializer: Serializer | None,
+        item_serializer: Serializer | None,
     ) -> BatchRun:
         check_name(name, "parallel")
         if not isinstance(branches, str | bytes):
@@ -312,6 +361,9 @@ class ContextBase:
             max_concurrency=max_concurrency,
             completion=completion,
             branch_names=branch_names,
+            nesting=nesting,
+            serializer=serializer,
+            item_serializer=item_serializer,
         )
 
     def _map(
@@ -323,6 +375,9 @@ class ContextBase:
         max_concurrency: int | None,
         completion: CompletionPolicy | None,
         item_name: Callable[[Any, int], str] | None,
+        nesting: Nesting,
+        serializer: Serializer | None,
+        item_serializer: Serializer | None,
     ) -> BatchRun:
         check_name(name, "map")
         if callable(fn):
@@ -336,6 +391,9 @@ class ContextBase:
             max_concurrency=max_concurrency,
             completion=completion,
             item_name=item_name,
+            nesting=nesting,
+            serializer=serializer,
+            item_serializer=item_serializer,
         )
 
     def _invoke(
@@ -360,6 +418,14 @@ class ContextBase:
             payload_serializer=check_serializer(payload_serializer, what=f"payload of {what}"),
             tenant_id=check_tenant_id(tenant_id, what=what),
         )
+
+
+def _callback_text(handle: Callback[Any]) -> str | None:
+    return handle.text()
+
+
+def _callback_value(handle: Callback[Any]) -> Any:
+    return handle.result()
 
 
 def _submit_body(submitter: Callable[..., object], token: str) -> Callable[[StepContext], Any]:

@@ -35,6 +35,7 @@ from uuid import UUID
 from durable_core._context_base import ContextBase
 from durable_core.errors import ValidationError
 from durable_core.operations._core import DurableOp, run_async
+from durable_core.operations.batch import Nesting
 from durable_core.operations.callback import Callback, CallbackOp
 from durable_core.operations.step import StepContext
 from durable_core.operations.wait import MAX_WAIT
@@ -224,10 +225,11 @@ class AsyncDurableContext(ContextBase):
             cb_op: CallbackOp,
             submit_name: str,
             submit_for: Callable[[str], Callable[[StepContext], Any]],
+            finish: Callable[[Callback[Any]], Any],
         ) -> Any:
             cb = await run_async(cb_op)
             await child.step(submit_name, submit_for(cb.token), submit_config)
-            return cb.text()
+            return finish(cb)
 
         return self._pending(
             self._wait_for_callback(
@@ -288,6 +290,9 @@ class AsyncDurableContext(ContextBase):
         max_concurrency: int | None = None,
         completion: CompletionPolicy | None = None,
         branch_names: Sequence[str] | None = None,
+        nesting: Nesting = Nesting.NESTED,
+        serializer: Serializer | None = None,
+        item_serializer: Serializer | None = None,
     ) -> Awaitable[BatchResult[T]]:
         """As :meth:`DurableContext.parallel`; branches run as asyncio tasks (at most
         ``max_concurrency`` at once). Branches still running when the batch is decided
@@ -300,6 +305,9 @@ class AsyncDurableContext(ContextBase):
                 max_concurrency=max_concurrency,
                 completion=completion,
                 branch_names=branch_names,
+                nesting=nesting,
+                serializer=serializer,
+                item_serializer=item_serializer,
             )
         )
 
@@ -312,6 +320,9 @@ class AsyncDurableContext(ContextBase):
         max_concurrency: int | None = None,
         completion: CompletionPolicy | None = None,
         item_name: Callable[[I, int], str] | None = None,
+        nesting: Nesting = Nesting.NESTED,
+        serializer: Serializer | None = None,
+        item_serializer: Serializer | None = None,
     ) -> Awaitable[BatchResult[T]]:
         """As :meth:`DurableContext.map`, with an async ``fn``; items run as tasks."""
         return self._pending(
@@ -322,6 +333,9 @@ class AsyncDurableContext(ContextBase):
                 max_concurrency=max_concurrency,
                 completion=completion,
                 item_name=item_name,
+                nesting=nesting,
+                serializer=serializer,
+                item_serializer=item_serializer,
             )
         )
 

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from durable_core._context_base import ContextBase
 from durable_core.operations._core import run_sync
+from durable_core.operations.batch import Nesting
 from durable_core.operations.callback import Callback, CallbackOp
 from durable_core.operations.step import StepContext
 from durable_core.operations.wait import MAX_WAIT
@@ -117,10 +118,11 @@ class DurableContext(ContextBase):
         """Create a callback, hand its token to ``submitter`` in a step, wait for the result.
 
         Runs as a child context named ``name`` (sub-type ``WaitForCallback``) holding the
-        callback (named ``name`` too) and the submit step (named ``name + "-submit"``, so
-        ``name`` may have at most 249 characters). The context records
-        the caller's raw text; the value is read from it as :meth:`create_callback` reads it
-        (``result_type``, or ``serializer`` handed the raw text).
+        callback (named ``name + " create callback id"``) and the submit step (``name + "
+        submitter"``), as AWS's SDK names them, so ``name`` may have at most 237 characters.
+        The context records the caller's raw text; the value is read from it as
+        :meth:`create_callback` reads it (``result_type``, or ``serializer`` handed the raw
+        text).
 
         Raises:
             CallbackFailedError: the caller reported failure (its message is the caller's).
@@ -133,10 +135,11 @@ class DurableContext(ContextBase):
             cb_op: CallbackOp,
             submit_name: str,
             submit_for: Callable[[str], Callable[[StepContext], Any]],
+            finish: Callable[[Callback[Any]], Any],
         ) -> Any:
             cb = run_sync(cb_op)
             child.step(submit_name, submit_for(cb.token), submit_config)
-            return cb.text()
+            return finish(cb)
 
         return run_sync(
             self._wait_for_callback(
@@ -206,6 +209,9 @@ class DurableContext(ContextBase):
         max_concurrency: int | None = None,
         completion: CompletionPolicy | None = None,
         branch_names: Sequence[str] | None = None,
+        nesting: Nesting = Nesting.NESTED,
+        serializer: Serializer | None = None,
+        item_serializer: Serializer | None = None,
     ) -> BatchResult[T]:
         """Run ``branches`` concurrently, each ``branch(ctx)`` in its own child scope.
 
@@ -217,17 +223,24 @@ class DurableContext(ContextBase):
             branches: callables taking a DurableContext; each value is typed by its
                 branch's return annotation.
             name: the batch's operation name.
-            max_concurrency: branches running at once (default: all, at most 32).
+            max_concurrency: branches in flight at once; a waiting branch keeps its slot
+                (default: no limit; at most 32 threads run bodies at once).
             completion: when the batch is done (default ``CompletionPolicy.all_successful()``:
                 fail fast on the first failure).
             branch_names: one name per branch (default ``parallel-branch-{i}``).
+            nesting: ``Nesting.NESTED`` (each branch records a context of its own) or
+                ``Nesting.FLAT`` (branches record nothing of their own).
+            serializer: the text form of the whole BatchResult the batch records.
+            item_serializer: the text form of each branch's value.
 
         Returns:
             A BatchResult: per-branch status, value or error, and the completion reason.
+            No branches give an empty result (ALL_COMPLETED).
 
         Raises:
-            ValidationError: no branches, a non-callable branch, ``max_concurrency`` < 1,
-                bad names or a policy that cannot be met (nothing recorded).
+            ValidationError: a non-callable branch, ``max_concurrency`` < 1, bad names, a
+                bad nesting or serializer, or a policy that cannot be met (nothing
+                recorded).
             ExecutionCancelledError: the execution was cancelled inside a branch.
         """
         return run_sync(
@@ -237,6 +250,9 @@ class DurableContext(ContextBase):
                 max_concurrency=max_concurrency,
                 completion=completion,
                 branch_names=branch_names,
+                nesting=nesting,
+                serializer=serializer,
+                item_serializer=item_serializer,
             )
         )
 
@@ -249,16 +265,20 @@ class DurableContext(ContextBase):
         max_concurrency: int | None = None,
         completion: CompletionPolicy | None = None,
         item_name: Callable[[I, int], str] | None = None,
+        nesting: Nesting = Nesting.NESTED,
+        serializer: Serializer | None = None,
+        item_serializer: Serializer | None = None,
     ) -> BatchResult[T]:
         """Apply ``fn(ctx, item, index)`` to every item concurrently, each in a child scope.
 
-        The same rules as :meth:`parallel`; items are named ``map-item-{i}`` unless
-        ``item_name(item, i)`` says otherwise. ``items`` must be ordered (not a set); no
-        items give an empty result. Values are typed by ``fn``'s return annotation.
+        The same rules and options as :meth:`parallel`; items are named ``map-item-{i}``
+        unless ``item_name(item, i)`` says otherwise. ``items`` must be ordered (not a set);
+        no items give an empty result. Values are typed by ``fn``'s return annotation.
 
         Raises:
             ValidationError: a non-callable ``fn``, unordered items, ``max_concurrency`` < 1,
-                bad names or a policy that cannot be met (nothing recorded).
+                bad names, a bad nesting or serializer, or a policy that cannot be met
+                (nothing recorded).
             ExecutionCancelledError: the execution was cancelled inside an item.
         """
         return run_sync(
@@ -269,6 +289,9 @@ class DurableContext(ContextBase):
                 max_concurrency=max_concurrency,
                 completion=completion,
                 item_name=item_name,
+                nesting=nesting,
+                serializer=serializer,
+                item_serializer=item_serializer,
             )
         )
 

@@ -214,10 +214,11 @@ class CallbackSubmitterError(CallbackError):
 class StepFailedError(DurableError):
     """A step failed for good (its retry policy gave up).
 
-    The same error is raised on the first run and on every replay, rebuilt from the journal:
-    ``error_type`` is the qualified name of the original exception class, ``message`` its text
-    and ``traceback`` the formatted traceback of the last attempt. On the first run the
-    original exception is also on ``__cause__``.
+    The same error is raised on the first run and on every replay, rebuilt from the journal.
+    Its message is the original exception's, as it is (as AWS's SDK raises its StepError);
+    ``step`` is the step's name, ``attempts`` how many ran, ``error_type`` the qualified name
+    of the original exception class and ``traceback`` the formatted traceback of the last
+    attempt. On the first run the original exception is also on ``__cause__``.
     """
 
     def __init__(
@@ -236,12 +237,6 @@ class StepFailedError(DurableError):
         self.attempts = attempts
         self.traceback = traceback
         self.execution_id = execution_id
-
-    def __str__(self) -> str:
-        return (
-            f"step {self.step!r} failed after {self.attempts} attempt(s): "
-            f"{self.error_type}: {self.args[0]}"
-        )
 
 
 class StepInterruptedError(DurableError):

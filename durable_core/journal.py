@@ -53,6 +53,7 @@ from durable_core.recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS, recovery_limit
 from durable_core.stores.base import AssigningStore, ScopeAnnouncingStore, StartAnnouncingStore
 
 if TYPE_CHECKING:
+    from durable_core._hooks import Hooks
     from durable_core.clock import Clock
     from durable_core.replay import Slot
     from durable_core.serde import Serde
@@ -121,6 +122,7 @@ class Journal:
         serde: Serde,
         options: InvocationOptions,
         services: Any = None,
+        instrumentation: Sequence[Any] = (),
     ) -> None:
         self.execution = execution
         self.store = store
@@ -154,6 +156,13 @@ class Journal:
         self.fail_request = read_fail_request(self._ops.get(FAIL_OPERATION_ID), execution.id)
         """An operator's request to fail the execution (``Runtime.fail``), if any."""
         self._recovery_limit = recovery_limit(execution, options.max_recovery_attempts)
+        self.instrumentation: Hooks | None = None
+        if instrumentation:
+            from durable_core._hooks import Hooks
+
+            self.instrumentation = Hooks(instrumentation, self)
+        """This invocation's instrumentation dispatcher, or None when none is configured
+        (see :mod:`durable_core._hooks`)."""
 
     def take_recovery_limit(self) -> RecoveryLimitError | None:
         """The error the next step attempt fails with instead of running, once, if any.

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from durable_core.errors import (
     DurableError,
@@ -35,6 +36,9 @@ from durable_core.errors import (
 from durable_core.journal import Journal, recorded_stop
 from durable_core.parking import fail_record, fresh_space
 from durable_core.records import Operation, OperationStatus, OperationType
+
+if TYPE_CHECKING:
+    from durable_core.instrumentation import PhaseInfo
 
 _INTERRUPTIBLE = frozenset({OperationType.STEP, OperationType.WAIT, OperationType.CHAINED_INVOKE})
 """Types whose unfinished record is the code's frontier (it runs or blocks there)."""
@@ -76,16 +80,26 @@ class Scope:
     """The id space of one context: the root, a child context or a batch branch."""
 
     def __init__(
-        self, journal: Journal, *, parent_id: str | None, path: str, replaying: bool
+        self,
+        journal: Journal,
+        *,
+        parent_id: str | None,
+        path: str,
+        replaying: bool,
+        space: str | None = None,
     ) -> None:
+        """``space``: the id the positions are hashed under, when it is not ``parent_id`` (a
+        FLAT batch branch: its operations are children of the batch, ids of the branch)."""
         self.journal = journal
         self.parent_id = parent_id
         self.path = path
         self._counter = 0
-        self._space = parent_id  # the id space positions are hashed in (see parking)
+        self._space = space or parent_id  # the id space positions are hashed in (see parking)
         self.replaying = replaying
         self._next: tuple[int, str] = (0, "")  # (position, id): peek_id's, reused by begin
         self._went_new = False  # True once this scope began an operation with no record
+        self.phase: PhaseInfo | None = None
+        """The innermost open ``ctx.phase`` of this scope (instrumentation only)."""
 
     def peek_id(self) -> str:
         """The id the next operation of this scope will get."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Generator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -62,6 +63,11 @@ from saga._records import (
 )
 
 T = TypeVar("T")
+
+ROLLBACK_PHASE = "saga.rollback"
+"""The instrumentation phase (``ctx.phase``) a rollback runs in, named for the saga."""
+COMPENSATION_PHASE = "saga.compensation"
+"""The phase each compensation runs in, named for the step it undoes."""
 
 Compensation = Callable[["CompensationContext"], object]
 """An undo: ``undo(c: CompensationContext) -> anything JSON-serializable``."""
@@ -207,6 +213,8 @@ class RunStep:
     name: str
     run: Callable[[StepContext], Any]
     config: StepConfig
+    compensates: str | None = None
+    """The forward step this step undoes (its runs are a ``saga.compensation`` phase)."""
 
 
 @dataclass(frozen=True)
@@ -268,7 +276,8 @@ def roll_back(
         execution_id=ctx.execution_id,
         logger=ctx.logger,
     )
-    return drive(loop, lambda request: _perform(ctx, saga, request))
+    with ctx.phase(ROLLBACK_PHASE, saga, _rollback_attributes(cause)):
+        return drive(loop, lambda request: _perform(ctx, saga, request))
 
 
 async def roll_back_async(
@@ -289,15 +298,28 @@ async def roll_back_async(
         execution_id=ctx.execution_id,
         logger=ctx.logger,
     )
-    return await drive_async(loop, lambda request: _perform_async(ctx, saga, request))
+    with ctx.phase(ROLLBACK_PHASE, saga, _rollback_attributes(cause)):
+        return await drive_async(loop, lambda request: _perform_async(ctx, saga, request))
+
+
+def _rollback_attributes(cause: RollbackCause) -> dict[str, str | int | float | bool]:
+    """What a rollback phase says about itself: why it started (no payloads)."""
+    attributes: dict[str, str | int | float | bool] = {
+        "saga.cause": cause.kind,
+        "saga.error_type": cause.error_type,
+    }
+    if cause.step is not None:
+        attributes["saga.failed_step"] = cause.step
+    return attributes
 
 
 def _perform(ctx: DurableContext, saga: str, request: Request) -> Any:
     """Carry out one request with the sync context."""
     if isinstance(request, RunStep):
-        return shielded(
-            ctx, lambda: ctx.step(request.name, request.run, request.config), request.name
-        )
+        with _compensation_phase(ctx, request):
+            return shielded(
+                ctx, lambda: ctx.step(request.name, request.run, request.config), request.name
+            )
     if isinstance(request, Park):
         park = park_loop(saga, request, execution_id=ctx.execution_id, logger=ctx.logger)
         return drive(park, lambda r: _perform(ctx, saga, r))
@@ -310,9 +332,10 @@ def _perform(ctx: DurableContext, saga: str, request: Request) -> Any:
 async def _perform_async(ctx: AsyncDurableContext, saga: str, request: Request) -> Any:
     """Carry out one request with the async context (as :func:`_perform`, awaited)."""
     if isinstance(request, RunStep):
-        return await shielded_async(
-            ctx, lambda: ctx.step(request.name, request.run, request.config), request.name
-        )
+        with _compensation_phase(ctx, request):
+            return await shielded_async(
+                ctx, lambda: ctx.step(request.name, request.run, request.config), request.name
+            )
     if isinstance(request, Park):
         park = park_loop(saga, request, execution_id=ctx.execution_id, logger=ctx.logger)
         return await drive_async(park, lambda r: _perform_async(ctx, saga, r))
@@ -320,6 +343,15 @@ async def _perform_async(ctx: AsyncDurableContext, saga: str, request: Request) 
         name = request.name
         return await shielded_async(ctx, lambda: ctx.create_callback(name, privileged=True), name)
     return await request.callback.result()
+
+
+def _compensation_phase(
+    ctx: DurableContext | AsyncDurableContext, request: RunStep
+) -> AbstractContextManager[None]:
+    """The ``saga.compensation`` phase around a compensation step (none for the plan)."""
+    if request.compensates is None:
+        return nullcontext()
+    return ctx.phase(COMPENSATION_PHASE, request.compensates)
 
 
 def rollback_loop(
@@ -399,7 +431,9 @@ def _compensate(saga: str, undo: Undo) -> Generator[RunStep | Park, Any, bool]:
         )
 
     config = StepConfig(retry=undo.policy, result_type=Any, timeout=undo.timeout)
-    request = RunStep(compensate_name(undo.step), step_body(undo.compensate, context), config)
+    request = RunStep(
+        compensate_name(undo.step), step_body(undo.compensate, context), config, undo.step
+    )
     while True:
         try:
             yield request

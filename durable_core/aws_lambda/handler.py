@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -45,10 +45,10 @@ from durable_core.function import (
     make_durable,
     unwrap_durable,
 )
+from durable_core.instrumentation import Instrumentation, check_instrumentation
 from durable_core.journal import InvocationOptions, Journal
 from durable_core.records import Execution, ExecutionStatus, Lease
 from durable_core.runtime.invocation import run_invocation
-from durable_core.serde import DEFAULT_MAX_BYTES
 from durable_core.stores.base import InvocationEnd
 
 LambdaHandler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
@@ -66,8 +66,9 @@ _FUNCTION = re.compile(
 class LambdaOptions:
     """Knobs of a handler on the durable execution service."""
 
-    max_payload_bytes: int = DEFAULT_MAX_BYTES
-    """Size limit of one serialized value (at most the service's 6 MiB)."""
+    max_payload_bytes: int = wire.PAYLOAD_LIMIT
+    """Size limit of one serialized value: by default the service's own, 6 MiB, as AWS's SDK
+    has it (the self-hosted stores default to 256 KiB)."""
     function_names: Mapping[str, str] = field(default_factory=dict)
     """For ``ctx.invoke`` with a durable function: its name -> the Lambda function (name or
     ARN) to invoke. A string passed to ``ctx.invoke`` is used as the Lambda function as is."""
@@ -77,6 +78,8 @@ class LambdaOptions:
     """Replays within one invocation when the service reports news while it runs."""
     token_retry_delays: tuple[float, ...] = (0.2, 1.0)
     """Delays of the identical re-sends of a call refused with "Invalid checkpoint token"."""
+    instrumentation: Sequence[Instrumentation] = ()
+    """Observers of every invocation and operation (see :mod:`durable_core.instrumentation`)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_payload_bytes <= wire.PAYLOAD_LIMIT:
@@ -86,6 +89,7 @@ class LambdaOptions:
             )
         if self.max_passes < 1:
             raise ValidationError("max_passes must be at least 1")
+        object.__setattr__(self, "instrumentation", check_instrumentation(self.instrumentation))
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,7 @@ def run_envelope(
                 serde=serde,
                 options=_SERVICE_RETRIES,
                 services=services,
+                instrumentation=options.instrumentation,
             )
             end = run_invocation(fn, journal)
             store.flush()  # an announced START goes out before the outcome is read

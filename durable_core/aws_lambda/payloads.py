@@ -32,8 +32,12 @@ Values that are not plain data are first reduced to it:
 
 Reading decodes the tags, then validates into the declared type with pydantic (JSON-only
 data by pydantic's JSON rules, as the self-hosted stores read it), so the first run and every
-replay return an equal value. A text that is neither plain JSON nor an envelope raises
-:class:`~durable_core.errors.SerializationError` naming the operation.
+replay return an equal value. JSON that is not a well-formed envelope (an object without
+``t`` and ``v``, an unknown tag) is read as plain JSON: that is how 0.1 recorded values, so an
+execution started before the upgrade replays (a 0.1 value that was itself an object of
+exactly a known tag and a fitting value would be misread; none of the library's own records
+is). Text that is not JSON raises :class:`~durable_core.errors.SerializationError` naming the
+operation.
 """
 
 from __future__ import annotations
@@ -242,6 +246,76 @@ def _json_only(value: Any) -> bool:
     return False
 
 
+_AWS = "aws_durable_execution_sdk_python.exceptions."
+AWS_ERROR_TYPES = {
+    "durable_core.errors.StepFailedError": _AWS + "StepError",
+    "durable_core.errors.StepInterruptedError": _AWS + "StepInterruptedError",
+    "durable_core.errors.ConditionTimeoutError": _AWS + "WaitForConditionError",
+    "durable_core.errors.CallbackFailedError": _AWS + "CallbackExternalError",
+    "durable_core.errors.CallbackTimeoutError": _AWS + "CallbackTimeoutError",
+    "durable_core.errors.CallbackSubmitterError": _AWS + "CallbackSubmitterError",
+    "durable_core.errors.InvokeError": _AWS + "InvokeError",
+}
+"""Our error types written under the name AWS's SDK writes for the same failure (so the
+history reads alike); read back as ours."""
+OUR_ERROR_TYPES = {aws: ours for ours, aws in AWS_ERROR_TYPES.items()}
+
+
+_BATCH_SUB_TYPES = ("Parallel", "Map")
+
+
+def batch_text_to_aws(sub_type: str | None, text: str | None) -> str | None:
+    """A parallel's or map's recorded result with its items' error types in AWS's names
+    (:data:`AWS_ERROR_TYPES`), as the service records it; other text as it is."""
+    return _rename_batch_errors(sub_type, text, AWS_ERROR_TYPES)
+
+
+def batch_text_from_aws(sub_type: str | None, text: str | None) -> str | None:
+    """:func:`batch_text_to_aws` undone: a result read from the service, in our names."""
+    return _rename_batch_errors(sub_type, text, OUR_ERROR_TYPES)
+
+
+def _rename_batch_errors(
+    sub_type: str | None, text: str | None, names: dict[str, str]
+) -> str | None:
+    if text is None or sub_type not in _BATCH_SUB_TYPES or '"br"' not in text:
+        return text
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return text
+    items = _at(obj, "t") == "br" and _at(obj, "v", "all", "v")
+    if not isinstance(items, list):
+        return text
+    renamed = False
+    for item in items:
+        kind = _at(item, "v", "error", "v", "ErrorType")
+        if isinstance(kind, dict) and isinstance(kind.get("v"), str) and kind["v"] in names:
+            kind["v"] = names[kind["v"]]
+            renamed = True
+    # Python's json reads and writes the same text back (key order, floats, escapes).
+    return json.dumps(obj, separators=_COMPACT) if renamed else text
+
+
+def _at(node: Any, *keys: str) -> Any:
+    """``node[k1][k2]...``, or ``None`` where a level is not an object or lacks the key."""
+    for key in keys:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+_NOT_JSON = object()
+
+
+def _plain_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+
+
 class AwsSerde(PydanticSerde):
     """The journal serde of service mode: AWS's tagged payload text (module docstring).
 
@@ -262,6 +336,9 @@ class AwsSerde(PydanticSerde):
         try:
             value = decode(text)
         except (ValueError, RecursionError) as e:
+            value = _plain_json(text)  # as 0.1 recorded it, before it wrote AWS's form
+            if value is not _NOT_JSON:
+                return adapter.validate_json(text)
             raise SerializationError(
                 f"{what}: the recorded value {text[:80]!r} is not in the payload format of "
                 f"AWS's SDK ({e}). Was it written by another program, or by hand?",

@@ -33,6 +33,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from durable_core.aws_lambda.errors import ServiceLimitError
+from durable_core.aws_lambda.payloads import (
+    AWS_ERROR_TYPES,
+    OUR_ERROR_TYPES,
+    batch_text_from_aws,
+    batch_text_to_aws,
+)
 from durable_core.errors import PayloadTooLargeError, ValidationError
 from durable_core.operations.invoke import child_execution_id
 from durable_core.records import ErrorInfo, Operation, OperationStatus, OperationType, StopKind
@@ -96,24 +102,13 @@ def _iso(value: str) -> datetime:
 # --- errors --------------------------------------------------------------------------------
 
 
-_AWS = "aws_durable_execution_sdk_python.exceptions."
-AWS_ERROR_TYPES = {
-    "durable_core.errors.CallbackFailedError": _AWS + "CallbackExternalError",
-    "durable_core.errors.CallbackTimeoutError": _AWS + "CallbackTimeoutError",
-    "durable_core.errors.CallbackSubmitterError": _AWS + "CallbackSubmitterError",
-    "durable_core.errors.InvokeError": _AWS + "InvokeError",
-}
-"""Our error types written under the name AWS's SDK writes for the same failure (so the
-history reads alike); read back as ours."""
-_OUR_ERROR_TYPES = {aws: ours for ours, aws in AWS_ERROR_TYPES.items()}
-
-
 def error_to_wire(err: ErrorInfo, *, data: str | None = None) -> Wire:
     """Our error as an ``ErrorObject``, shrunk to fit :data:`ERROR_LIMIT`.
 
-    The type is AWS's name for it where :data:`AWS_ERROR_TYPES` has one. The message is
-    capped, then traceback lines are dropped from the top (the innermost frames and the
-    exception line stay), then ``ErrorData`` is cut, each with a marker.
+    The type is AWS's name for it where :data:`AWS_ERROR_TYPES` has one. No
+    ``StackTrace`` is sent: AWS's SDK records none on the service, so the histories of the
+    two read the same (the traceback stays in the function's log). The message is capped,
+    then ``ErrorData`` is cut, each with a marker.
     """
     message = err.message
     if len(message) > _MESSAGE_CAP:
@@ -122,18 +117,7 @@ def error_to_wire(err: ErrorInfo, *, data: str | None = None) -> Wire:
     payload = data if data is not None else err.data
     if payload is not None:
         out["ErrorData"] = payload
-    if err.traceback:
-        budget = ERROR_LIMIT - _size(out) - 64
-        kept: list[str] = []
-        for line in reversed(err.traceback.splitlines()):
-            budget -= len(json.dumps(line).encode()) + 2
-            if budget < 0:
-                kept.append("... [earlier frames truncated]")
-                break
-            kept.append(line)
-        out["StackTrace"] = kept[::-1]
     if _size(out) > ERROR_LIMIT and "ErrorData" in out:
-        out.pop("StackTrace", None)
         spare = ERROR_LIMIT - _size({**out, "ErrorData": ""}) - 64
         out["ErrorData"] = out["ErrorData"][: max(spare, 0) // 6] + " ... [truncated]"
     return out
@@ -150,7 +134,7 @@ def error_from_wire(obj: Mapping[str, Any] | None) -> ErrorInfo | None:
     trace = obj.get("StackTrace") or []
     type_ = str(obj.get("ErrorType") or "Error")
     return ErrorInfo(
-        type=_OUR_ERROR_TYPES.get(type_, type_),
+        type=OUR_ERROR_TYPES.get(type_, type_),
         message=str(obj.get("ErrorMessage") or ""),
         traceback="\n".join(str(line) for line in trace) or None,
         data=obj.get("ErrorData"),
@@ -201,7 +185,7 @@ def to_record(op: Mapping[str, Any], *, execution_id: str, now: datetime) -> Ope
     elif type_ is OperationType.CONTEXT:
         details = op.get("ContextDetails") or {}
         key = "result" if status.is_terminal else "payload"
-        fields[key] = details.get("Result")
+        fields[key] = batch_text_from_aws(op.get("SubType"), details.get("Result"))
         fields["error"] = error_from_wire(details.get("Error"))
     else:  # CHAINED_INVOKE
         details = op.get("ChainedInvokeDetails") or {}
@@ -355,7 +339,8 @@ def _plan_context(op: Operation, status: str | None) -> Plan:
     # the history shows ContextStarted as for any other context (as AWS's SDK writes it).
     start = (_with_payload(header(op, "START"), op.payload),) if status is None else ()
     if op.status is OperationStatus.SUCCEEDED:
-        return Plan((*start, _with_payload(header(op, "SUCCEED"), op.result)))
+        result = batch_text_to_aws(op.sub_type, op.result)
+        return Plan((*start, _with_payload(header(op, "SUCCEED"), result)))
     return Plan((*start, header(op, "FAIL") | {"Error": _error(op)}))
 
 

@@ -1,27 +1,33 @@
 """The engine of ``ctx.parallel`` / ``ctx.map``: branches on threads, one decision, one record.
 
 Journal shape: the batch is a CONTEXT operation (sub-type ``Parallel`` / ``Map``) in the
-caller's scope; branch ``i`` is a CONTEXT child (``ParallelBranch`` / ``MapIteration``)
-whose id is ``operation_id(batch_id, i + 1)`` and whose operations live in its own scope.
+caller's scope; branch ``i`` has the id ``operation_id(batch_id, i + 1)``. NESTED (the
+default): branch ``i`` is a CONTEXT child (``ParallelBranch`` / ``MapIteration``) whose
+operations live in its own scope. FLAT: the branch records nothing of its own; its
+operations are children of the batch, with ids derived from the branch's id.
 
 Invariants:
 - Ids depend on the branch index only, never on completion order, so a replay allocates the
   same ids whatever finished first.
-- A branch's CONTEXT record (SUCCEEDED or FAILED, with its value or error) is written when
-  the branch finishes, so a crash never re-runs a finished branch. A waiting branch writes
-  nothing of its own; it resumes from its inner records on the next invocation.
+- A NESTED branch's CONTEXT record (SUCCEEDED or FAILED, with its value or error) is written
+  when the branch finishes, so a crash never re-runs a finished branch. A FLAT branch, or a
+  waiting one, writes nothing of its own; it resumes from its inner records on the next
+  invocation (a finished FLAT branch runs again, replaying them).
 - Every decision is taken under ``journal.lock``, the lock that serializes checkpoint
   writes: a branch records its end only if the batch is still undecided, and the decision
-  (the batch's SUCCEEDED record with its summary, plus CANCELLED records for branches that
-  started but did not finish) is one atomic write. No record is written twice or lost.
-- A finished batch replays from its record and its branches' records: no branch code runs.
-- The batch suspends only when no branch can run and the policy is undecided, with the
-  earliest ``wake_at`` of the waiting branches (``None`` when all wait for events).
-- A branch still running when the batch is decided cannot be killed. Its journal view is
-  closed: its next operation, or its next checkpoint write, raises :class:`BranchCancelled`
-  (a ``BaseException``), which ends the thread; whatever it computed is discarded. It can
-  never overwrite its CANCELLED record nor consume the execution's cancellation. (Pool
-  threads are joined at interpreter exit, so a process waits for such a body to return.)
+  is one write: the batch's SUCCEEDED record holding the whole result (see
+  :mod:`~durable_core.operations._batch_text`). A finished batch replays from that record:
+  no branch code runs. The value returned on the first run is the one read back from it.
+- At most ``max_concurrency`` branches are in flight (started, not finished): a waiting
+  branch keeps its slot, as in AWS's SDK. The batch suspends only when no branch can run
+  and the policy is undecided, with the earliest ``wake_at`` of the waiting branches
+  (``None`` when all wait for events).
+- A branch still running when the batch is decided cannot be killed. It is left STARTED
+  (no record of its end, as AWS's SDK leaves it) and its journal view is closed: its next
+  operation, or its next checkpoint write, raises :class:`BranchCancelled` (a
+  ``BaseException``), which ends the thread; whatever it computed is discarded. It can
+  never record anything nor consume the execution's cancellation. (Pool threads are joined
+  at interpreter exit, so a process waits for such a body to return.)
 - Control-flow signals from a branch (ReplayBoundary, SimulatedCrash) and fatal errors
   (LeaseLostError, NonDeterminismError, StoreError) stop new branches from starting; the
   running ones finish, then the first signal is re-raised. Nothing is decided meanwhile.
@@ -39,10 +45,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from durable_core.errors import (
-    CorruptRecordError,
     ExecutionCancelledError,
     LeaseLostError,
     NonDeterminismError,
@@ -50,25 +53,26 @@ from durable_core.errors import (
     SuspendExecution,
 )
 from durable_core.journal import Journal, stop_info
+from durable_core.operations._batch_outcome import BatchOutcome
 from durable_core.operations._batch_types import (
-    BatchItem,
     BatchItemStatus,
     BatchResult,
     CompletionPolicy,
     CompletionReason,
+    Nesting,
 )
 from durable_core.operations._batch_view import BranchCancelled, BranchJournal, Gate
 from durable_core.operations._core import DurableOp, Plan, RunBranches
-from durable_core.records import (
-    ErrorInfo,
-    Operation,
-    OperationStatus,
-    OperationType,
-)
+from durable_core.records import ErrorInfo, Operation, OperationStatus, OperationType
 from durable_core.replay import Scope, Slot, operation_id
+from durable_core.serde import Serializer, dump_value
 
 _FATAL = (LeaseLostError, NonDeterminismError, StoreError)
 """Errors that say "this invocation cannot go on", never "this branch failed"."""
+
+MAX_THREADS = 32
+"""Threads per batch when ``max_concurrency`` is not given (fewer if there are fewer
+branches). Branch bodies mostly wait on I/O; checkpoint writes are serialized anyway."""
 
 
 @dataclass(frozen=True)
@@ -78,15 +82,6 @@ class BranchSpec:
     name: str
     fn: Callable[[Any], Any]
     result_type: Any
-
-
-class _Summary(BaseModel):
-    """The batch record's result: how it ended, per branch (values stay in branch records)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    completion_reason: CompletionReason
-    statuses: list[BatchItemStatus]
 
 
 def outcome_of(exc: BaseException) -> _Outcome:
@@ -105,7 +100,8 @@ def outcome_of(exc: BaseException) -> _Outcome:
 def run_branches_on_threads(run: BatchRun) -> None:
     """The sync driver's :class:`RunBranches`: undecided branches on a thread pool."""
     pending = deque(i for i, s in enumerate(run.status) if s is None)
-    workers = max(1, min(run.max_concurrency, len(pending)))
+    cap = run.max_concurrency or MAX_THREADS
+    workers = max(1, min(cap, len(pending)))
     pool = ThreadPoolExecutor(
         max_workers=workers, thread_name_prefix=f"durable-{run.sub_type.lower()}"
     )
@@ -156,7 +152,9 @@ class BatchRun(DurableOp[BatchResult[Any]]):
     """One call of ``parallel`` / ``map`` within one invocation.
 
     ``make_context`` makes the context a branch body receives for its scope (a
-    DurableContext; an AsyncDurableContext for async branches).
+    DurableContext; an AsyncDurableContext for async branches). ``max_concurrency`` is
+    ``None`` for no limit (every branch may be in flight; at most :data:`MAX_THREADS`
+    threads run bodies at once).
     """
 
     op_type = OperationType.CONTEXT
@@ -171,7 +169,10 @@ class BatchRun(DurableOp[BatchResult[Any]]):
         branch_sub_type: str,
         specs: list[BranchSpec],
         policy: CompletionPolicy,
-        max_concurrency: int,
+        max_concurrency: int | None,
+        nesting: Nesting = Nesting.NESTED,
+        serializer: Serializer | None = None,
+        item_serializer: Serializer | None = None,
     ) -> None:
         super().__init__(scope, name, sub_type)
         self.make_context = make_context
@@ -179,14 +180,19 @@ class BatchRun(DurableOp[BatchResult[Any]]):
         self.specs = specs
         self.policy = policy
         self.max_concurrency = max_concurrency
+        self.nesting = nesting
+        self.item_serializer = item_serializer
         outer = self.journal
         self.root: Journal = outer._base if isinstance(outer, BranchJournal) else outer
         self.outer_gate = outer._gate if isinstance(outer, BranchJournal) else None
         n = len(specs)
         self.gates = [Gate(self.outer_gate) for _ in range(n)]
         self.status: list[BatchItemStatus | None] = [None] * n
+        self.texts: list[str | None] = [None] * n
+        self.errors: list[ErrorInfo | None] = [None] * n
         self.counts: Counter[BatchItemStatus] = Counter()
         self.started = [False] * n
+        self.in_flight = 0
         self.begun: list[datetime | None] = [None] * n
         self.suspended: dict[int, SuspendExecution] = {}
         self.decided: CompletionReason | None = None
@@ -194,6 +200,7 @@ class BatchRun(DurableOp[BatchResult[Any]]):
         self.fatal: BaseException | None = None
         self.slot: Slot | None = None
         self.slots: list[Slot] = []
+        self.outcome = BatchOutcome(self, serializer)
 
     # --- the call -------------------------------------------------------------------------
 
@@ -201,12 +208,8 @@ class BatchRun(DurableOp[BatchResult[Any]]):
         return rec.status.is_terminal
 
     def replay(self, rec: Operation) -> BatchResult[Any]:
-        if rec.status is OperationStatus.SUCCEEDED:
-            return self._replay_finished(rec)
-        raise CorruptRecordError(
-            f"batch {self.name!r} of execution {self.journal.execution_id!r} is recorded "
-            f"{rec.status.value} without a cancellation; the journal was altered"
-        )
+        assert self.slot is not None
+        return self.outcome.replay(rec)
 
     def begin(self) -> Slot:
         self.slot = super().begin()
@@ -217,11 +220,7 @@ class BatchRun(DurableOp[BatchResult[Any]]):
         rec = slot.recorded
         self._check_count(rec)
         try:
-            bscope = Scope(journal, parent_id=slot.id, path=slot.position, replaying=False)
-            self.slots = [
-                bscope.begin(OperationType.CONTEXT, s.name, self.branch_sub_type, deliver=False)
-                for s in self.specs
-            ]
+            self.slots = self._branch_slots(slot)
         except ExecutionCancelledError as exc:
             self._record_cancelled(exc)
             raise
@@ -239,20 +238,49 @@ class BatchRun(DurableOp[BatchResult[Any]]):
             return self._record_decision(self.decided)
         raise self._suspension()
 
+    def _branch_slots(self, slot: Slot) -> list[Slot]:
+        bscope = Scope(self.journal, parent_id=slot.id, path=slot.position, replaying=False)
+        if self.nesting is Nesting.NESTED:
+            return [
+                bscope.begin(OperationType.CONTEXT, s.name, self.branch_sub_type, deliver=False)
+                for s in self.specs
+            ]
+        slots = []
+        for i, spec in enumerate(self.specs):  # FLAT: the ids, and no record may be there
+            op_id = operation_id(slot.id, i + 1)
+            rec = self.root.get(op_id)
+            if rec is not None:
+                raise self.diverged(
+                    f"{slot.position}.{i + 1}",
+                    expected=f"{rec.sub_type} {rec.name!r} (a NESTED branch)",
+                    found=f"FLAT branch {spec.name!r} (no record of its own)",
+                )
+            slots.append(Slot(op_id, f"{slot.position}.{i + 1}", None, slot.id))
+        return slots
+
+    def diverged(self, position: str, *, expected: str, found: str) -> BaseException:
+        """The NonDeterminismError for this batch's journal disagreeing with the code."""
+        assert self.slot is not None
+        return self.scope.diverged(
+            self.slot,
+            NonDeterminismError(
+                execution_id=self.journal.execution_id,
+                position=position,
+                expected=expected,
+                found=found,
+            ),
+        )
+
     def _check_count(self, rec: Operation | None) -> None:
         if rec is None or rec.payload is None:
             return
         recorded = int(json.loads(rec.payload).get("branches", -1))
         if recorded != len(self.specs):
             assert self.slot is not None
-            raise self.scope.diverged(
-                self.slot,
-                NonDeterminismError(
-                    execution_id=self.journal.execution_id,
-                    position=self.slot.position,
-                    expected=f"{self.sub_type} {self.name!r} with {recorded} branch(es)",
-                    found=f"{self.sub_type} {self.name!r} with {len(self.specs)} branch(es)",
-                ),
+            raise self.diverged(
+                self.slot.position,
+                expected=f"{self.sub_type} {self.name!r} with {recorded} branch(es)",
+                found=f"{self.sub_type} {self.name!r} with {len(self.specs)} branch(es)",
             )
 
     def _preload(self) -> None:
@@ -262,8 +290,12 @@ class BatchRun(DurableOp[BatchResult[Any]]):
             if r is None or not r.status.is_terminal:
                 self.started[i] = self.root.get(operation_id(s.id, 1)) is not None
             elif r.status is OperationStatus.SUCCEEDED:
+                self.started[i] = True
+                self.texts[i] = r.result or "null"
                 self._finished(i, BatchItemStatus.SUCCEEDED)
             else:
+                self.started[i] = True
+                self.errors[i] = r.error or ErrorInfo(type="Error", message="")
                 self._finished(i, BatchItemStatus.FAILED)
         self.decided = self._decide()
 
@@ -285,11 +317,19 @@ class BatchRun(DurableOp[BatchResult[Any]]):
         return self.decided is not None or self.cancel is not None or self.fatal is not None
 
     def next_branches(self, pending: deque[int], running: int, limit: int) -> list[int]:
-        """Take the branches that may start now (call under ``root.lock``)."""
+        """Take the branches that may start now: a free runner (``running`` of ``limit``)
+        and a free slot of ``max_concurrency`` (call under ``root.lock``)."""
         taken: list[int] = []
-        while not self.stopping() and pending and running + len(taken) < limit:
+        slots = self.max_concurrency or len(self.specs)
+        while (
+            not self.stopping()
+            and pending
+            and running + len(taken) < limit
+            and self.in_flight < slots
+        ):
             i = pending.popleft()
             self.started[i] = True
+            self.in_flight += 1
             self.suspended.pop(i, None)
             taken.append(i)
         return taken
@@ -301,17 +341,45 @@ class BatchRun(DurableOp[BatchResult[Any]]):
         self.gates[i].check()  # decided while this branch sat in the queue
         with self.root.lock:
             self.begun[i] = self.root.now()
+        if (hooks := self.root.instrumentation) is not None:
+            hooks.branch_started(self, i)
         first = self.root.get(operation_id(slot.id, 1))
-        scope = Scope(view, parent_id=slot.id, path=slot.position, replaying=first is not None)
+        if self.nesting is Nesting.FLAT:
+            if first is not None and first.parent_id != slot.parent_id:
+                raise self.diverged(
+                    slot.position,
+                    expected=f"NESTED branch {self.specs[i].name!r} (its own record)",
+                    found=f"FLAT branch {self.specs[i].name!r}",
+                )
+            parent = slot.parent_id
+        else:
+            if slot.recorded is None and first is not None and first.parent_id != slot.id:
+                raise self.diverged(
+                    slot.position,
+                    expected=f"FLAT branch {self.specs[i].name!r} (no record of its own)",
+                    found=f"NESTED branch {self.specs[i].name!r}",
+                )
+            parent = slot.id
+        scope = Scope(
+            view, parent_id=parent, path=slot.position, replaying=first is not None, space=slot.id
+        )
         return self.make_context(scope)
 
     def succeeded(self, i: int, value: Any) -> _Outcome:
         """The outcome of branch ``i`` that returned ``value`` (serialized now)."""
         spec = self.specs[i]
-        what = f"{self.branch_sub_type} {spec.name!r} of {self.name!r}"
-        return _Outcome(
-            _Kind.SUCCEEDED, text=self.root.serde.dump(value, spec.result_type, what=what)
+        text = dump_value(
+            self.root.serde,
+            value,
+            spec.result_type,
+            what=self.branch_what(i),
+            serializer=self.item_serializer,
         )
+        return _Outcome(_Kind.SUCCEEDED, text=text)
+
+    def branch_what(self, i: int) -> str:
+        """Branch ``i`` as error messages name it."""
+        return f"{self.branch_sub_type} {self.specs[i].name!r} of {self.name!r}"
 
     def settle_safely(self, i: int, outcome: _Outcome) -> None:
         """Settle branch ``i`` (never raises: a failed write is kept as the fatal error)."""
@@ -323,6 +391,8 @@ class BatchRun(DurableOp[BatchResult[Any]]):
             with self.root.lock:
                 if self.fatal is None:
                     self.fatal = exc
+        if (hooks := self.root.instrumentation) is not None and self.begun[i] is not None:
+            hooks.branch_ended(self, i, outcome.error)
 
     def _settle(self, i: int, outcome: _Outcome) -> None:
         """Record how branch ``i`` ended and re-evaluate the policy, atomically."""
@@ -337,20 +407,8 @@ class BatchRun(DurableOp[BatchResult[Any]]):
                 if self.fatal is None:
                     self.fatal = outcome.error
                 return
-            if outcome.kind is _Kind.SUCCEEDED:
-                self.journal.checkpoint(
-                    self._branch(i, OperationStatus.SUCCEEDED, result=outcome.text)
-                )
-                self._finished(i, BatchItemStatus.SUCCEEDED)
-            else:
-                assert isinstance(outcome.error, Exception)
-                if isinstance(outcome.error, ExecutionCancelledError):
-                    info = stop_info(outcome.error)
-                    self.cancel = self.cancel or outcome.error
-                else:
-                    info = ErrorInfo.from_exception(outcome.error)
-                self.journal.checkpoint(self._branch(i, OperationStatus.FAILED, error=info))
-                self._finished(i, BatchItemStatus.FAILED)
+            self._record_end(i, outcome)
+            self.in_flight -= 1
             if self.fatal is None and self.decided is None and self.cancel is None:
                 self.decided = self._decide()
             if self.decided is not None or self.cancel is not None:
@@ -358,34 +416,46 @@ class BatchRun(DurableOp[BatchResult[Any]]):
                     if status is None:
                         self.gates[j].closed = True
 
-    # --- ending ---------------------------------------------------------------------------
+    def _record_end(self, i: int, outcome: _Outcome) -> None:
+        """Keep (and, NESTED, record) branch ``i``'s value or error (under the lock)."""
+        nested = self.nesting is Nesting.NESTED
+        if outcome.kind is _Kind.SUCCEEDED:
+            if nested:
+                self.journal.checkpoint(
+                    self._branch(i, OperationStatus.SUCCEEDED, result=outcome.text)
+                )
+            self.texts[i] = outcome.text
+            self._finished(i, BatchItemStatus.SUCCEEDED)
+            return
+        assert isinstance(outcome.error, Exception)
+        if isinstance(outcome.error, ExecutionCancelledError):
+            info = stop_info(outcome.error)
+            self.cancel = self.cancel or outcome.error
+        else:
+            info = ErrorInfo.from_exception(outcome.error)
+        if nested:
+            self.journal.checkpoint(self._branch(i, OperationStatus.FAILED, error=info))
+        self.errors[i] = info
+        self._finished(i, BatchItemStatus.FAILED)
 
-    def _unfinished_records(self) -> list[Operation]:
-        """CANCELLED records for branches that started but did not finish; mark the rest."""
-        ops = []
-        for i, status in enumerate(self.status):
-            if status is not None:
-                continue
-            self.gates[i].closed = True
-            if self.started[i]:
-                self.status[i] = BatchItemStatus.CANCELLED
-                ops.append(self._branch(i, OperationStatus.CANCELLED))
-            else:
-                self.status[i] = BatchItemStatus.NOT_STARTED
-        return ops
+    # --- ending ---------------------------------------------------------------------------
 
     def _record_decision(self, reason: CompletionReason) -> BatchResult[Any]:
         with self.root.lock:
-            ops = self._unfinished_records()
-            statuses = [s or BatchItemStatus.NOT_STARTED for s in self.status]
-            summary = _Summary(completion_reason=reason, statuses=statuses)
-            done = self._record(OperationStatus.SUCCEEDED, result=summary.model_dump_json())
-            self.journal.checkpoint(*ops, done)
-        return self._result(summary, [s.id for s in self.slots])
+            for gate in self.gates:
+                gate.closed = True
+            text = self.outcome.text(reason)
+            done = self._record(OperationStatus.SUCCEEDED, result=text)
+            self.journal.checkpoint(done)
+        return self.outcome.recorded_now(text)
 
     def _record_cancelled(self, exc: ExecutionCancelledError) -> None:
         with self.root.lock:
-            ops = self._unfinished_records() if self.slots else []
+            ops = []
+            for i, status in enumerate(self.status):
+                self.gates[i].closed = True
+                if status is None and self.started[i] and self.nesting is Nesting.NESTED:
+                    ops.append(self._branch(i, OperationStatus.CANCELLED))
             self.journal.checkpoint(
                 *ops, self._record(OperationStatus.FAILED, error=stop_info(exc))
             )
@@ -399,54 +469,6 @@ class BatchRun(DurableOp[BatchResult[Any]]):
             f"waiting{detail}",
             wake_at=min(waits) if waits else None,
         )
-
-    def _replay_finished(self, rec: Operation) -> BatchResult[Any]:
-        assert self.slot is not None
-        what = f"batch {self.name!r}"
-        summary = self.root.serde.load(rec.result or "null", _Summary, what=what)
-        if len(summary.statuses) != len(self.specs):
-            raise self.scope.diverged(
-                self.slot,
-                NonDeterminismError(
-                    execution_id=self.journal.execution_id,
-                    position=self.slot.position,
-                    expected=f"{self.sub_type} {self.name!r} with {len(summary.statuses)} "
-                    "branch(es)",
-                    found=f"{self.sub_type} {self.name!r} with {len(self.specs)} branch(es)",
-                ),
-            )
-        ids = [operation_id(self.slot.id, i + 1) for i in range(len(self.specs))]
-        for i, op_id in enumerate(ids):
-            branch = self.root.get(op_id)
-            if branch is not None and branch.name != self.specs[i].name:
-                raise self.scope.diverged(
-                    self.slot,
-                    NonDeterminismError(
-                        execution_id=self.journal.execution_id,
-                        position=f"{self.slot.position}.{i + 1}",
-                        expected=f"branch {branch.name!r}",
-                        found=f"branch {self.specs[i].name!r}",
-                    ),
-                )
-        return self._result(summary, ids)
-
-    def _result(self, summary: _Summary, ids: list[str]) -> BatchResult[Any]:
-        items: list[BatchItem[Any]] = []
-        serde = self.root.serde
-        for i, (status, op_id) in enumerate(zip(summary.statuses, ids, strict=True)):
-            spec = self.specs[i]
-            value: Any = None
-            error: ErrorInfo | None = None
-            rec = self.root.get(op_id)
-            if status is BatchItemStatus.SUCCEEDED and rec is not None:
-                what = f"{self.branch_sub_type} {spec.name!r} of {self.name!r}"
-                value = serde.load(rec.result or "null", spec.result_type, what=what)
-            elif status is BatchItemStatus.FAILED and rec is not None:
-                error = rec.error
-            items.append(
-                BatchItem(index=i, name=spec.name, status=status, value=value, error=error)
-            )
-        return BatchResult(name=self.name, items=items, completion_reason=summary.completion_reason)
 
     # --- records --------------------------------------------------------------------------
 

@@ -5,8 +5,8 @@ threads (every decision under the journal's lock, on the loop's one thread); onl
 branch bodies run differs.
 
 Invariants:
-- At most ``max_concurrency`` branch tasks run at once; a branch starts only while the
-  batch is undecided.
+- At most ``max_concurrency`` branches are in flight (a waiting one keeps its slot); a
+  branch starts only while the batch is undecided.
 - Once the batch is decided (or cancelled), the branches still running are *cancelled*:
   each gets ``asyncio.CancelledError`` at its current ``await`` and ends before this
   returns, so nothing of a given-up branch runs after the batch. Their gates are closed
@@ -30,7 +30,7 @@ from durable_core.operations._batch_run import BatchRun, outcome_of
 async def run_branches_as_tasks(run: BatchRun) -> None:
     """Run ``run``'s undecided branches as tasks until it is decided or none can run."""
     pending = deque(i for i, s in enumerate(run.status) if s is None)
-    limit = max(1, min(run.max_concurrency, len(pending)))
+    limit = max(1, len(pending))  # tasks are cheap: only the batch's slots limit them
     running: set[asyncio.Task[None]] = set()
     try:
         while True:

@@ -24,16 +24,29 @@ from durable_core.records import ErrorInfo
 T = TypeVar("T")
 
 
+class Nesting(StrEnum):
+    """How the branches of ``ctx.parallel`` / ``ctx.map`` are recorded."""
+
+    NESTED = "NESTED"
+    """Each branch is a CONTEXT operation of its own (``ParallelBranch`` / ``MapIteration``)
+    holding its value or error; its operations are its children. The default."""
+    FLAT = "FLAT"
+    """Branches record nothing of their own: their operations are children of the batch
+    (ids still derived from the branch index). Fewer records; a branch that finished in an
+    earlier invocation runs again (replaying its operations) until the batch is decided."""
+
+
 class CompletionReason(StrEnum):
     """Why a batch stopped."""
 
     ALL_COMPLETED = "ALL_COMPLETED"
-    """Every branch finished (succeeded or failed) without the policy deciding earlier."""
+    """Every branch finished (succeeded or failed) within the failure tolerance."""
     MIN_SUCCESSFUL_REACHED = "MIN_SUCCESSFUL_REACHED"
-    """``min_successful`` branches succeeded; the rest were cancelled or never started."""
+    """``min_successful`` branches succeeded before every branch finished; the rest were
+    given up (STARTED) or never started."""
     FAILURE_TOLERANCE_EXCEEDED = "FAILURE_TOLERANCE_EXCEEDED"
-    """More branches failed than the policy tolerates (or ``min_successful`` became
-    unreachable); the rest were cancelled or never started."""
+    """More branches failed than the policy tolerates; the rest were given up (STARTED) or
+    never started."""
 
 
 class BatchItemStatus(StrEnum):
@@ -41,8 +54,9 @@ class BatchItemStatus(StrEnum):
 
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    """It had started, and the batch was decided before it finished."""
+    STARTED = "STARTED"
+    """It had started, and the batch was decided before it finished (its result is
+    discarded; a body in the middle of a step may still run to the end of that step)."""
     NOT_STARTED = "NOT_STARTED"
     """The batch was decided before it started; its code never ran."""
 
@@ -55,20 +69,22 @@ def _count(value: object, what: str, *, low: int) -> int:
 
 @dataclass(frozen=True, kw_only=True)
 class CompletionPolicy:
-    """When a batch is done. Unset fields impose nothing; all unset means "run everything".
+    """When a batch is done (the rules of AWS's SDK ``CompletionConfig``).
 
-    The batch completes as soon as ``min_successful`` branches succeeded, or as soon as the
-    failures exceed a tolerance (or make ``min_successful`` unreachable), or when every
-    branch has finished. Build one with the named constructors, e.g.
+    The batch is done when every branch finished, when ``min_successful`` branches
+    succeeded, or when the failures exceed the tolerance. With no field set at all, the
+    first failure exceeds it (fail fast, the default); once any field is set, only the
+    tolerance fields limit failures, so ``at_least(n)`` alone runs every branch when ``n``
+    cannot be reached. Build one with the named constructors, e.g.
     ``CompletionPolicy.at_least(2)``.
     """
 
     min_successful: int | None = None
-    """Stop (MIN_SUCCESSFUL_REACHED) once this many branches succeeded."""
+    """Done (MIN_SUCCESSFUL_REACHED) once this many branches succeeded."""
     tolerated_failure_count: int | None = None
-    """Stop (FAILURE_TOLERANCE_EXCEEDED) once more than this many branches failed."""
+    """Done (FAILURE_TOLERANCE_EXCEEDED) once more than this many branches failed."""
     tolerated_failure_percentage: float | None = None
-    """Stop (FAILURE_TOLERANCE_EXCEEDED) once more than this percentage of all branches
+    """Done (FAILURE_TOLERANCE_EXCEEDED) once more than this percentage of all branches
     failed (0-100)."""
 
     def __post_init__(self) -> None:
@@ -88,21 +104,21 @@ class CompletionPolicy:
     @classmethod
     def all_successful(cls) -> CompletionPolicy:
         """Every branch must succeed; the first failure decides the batch (the default)."""
-        return cls(tolerated_failure_count=0)
+        return cls(tolerated_failure_count=0, tolerated_failure_percentage=0)
 
     @classmethod
     def all_completed(cls) -> CompletionPolicy:
         """Run every branch to the end whatever fails."""
-        return cls()
+        return cls(tolerated_failure_percentage=100)
 
     @classmethod
     def first_successful(cls) -> CompletionPolicy:
-        """Done at the first success; the other branches are cancelled or never started."""
+        """Done at the first success; the other branches are given up or never started."""
         return cls(min_successful=1)
 
     @classmethod
     def at_least(cls, n: int) -> CompletionPolicy:
-        """Done once ``n`` branches succeeded (fails early once ``n`` is out of reach)."""
+        """Done once ``n`` branches succeeded (or when every branch finished)."""
         return cls(min_successful=n)
 
     @classmethod
@@ -125,22 +141,21 @@ class CompletionPolicy:
 
     def decide(self, *, succeeded: int, failed: int, total: int) -> CompletionReason | None:
         """The reason the batch is complete after these outcomes, or ``None`` to go on."""
-        if self.min_successful is not None and succeeded >= self.min_successful:
-            return CompletionReason.MIN_SUCCESSFUL_REACHED
-        if self._tolerance_exceeded(succeeded, failed, total):
+        if self._tolerance_exceeded(failed, total):
             return CompletionReason.FAILURE_TOLERANCE_EXCEEDED
         if succeeded + failed >= total:
             return CompletionReason.ALL_COMPLETED
+        if self.min_successful is not None and succeeded >= self.min_successful:
+            return CompletionReason.MIN_SUCCESSFUL_REACHED
         return None
 
-    def _tolerance_exceeded(self, succeeded: int, failed: int, total: int) -> bool:
-        if self.tolerated_failure_count is not None and failed > self.tolerated_failure_count:
+    def _tolerance_exceeded(self, failed: int, total: int) -> bool:
+        count, pct = self.tolerated_failure_count, self.tolerated_failure_percentage
+        if self.min_successful is None and count is None and pct is None:
+            return failed > 0
+        if count is not None and failed > count:
             return True
-        pct = self.tolerated_failure_percentage
-        if pct is not None and failed * 100 > pct * total:
-            return True
-        unfinished = total - succeeded - failed
-        return self.min_successful is not None and succeeded + unfinished < self.min_successful
+        return pct is not None and total > 0 and failed / total * 100 > pct
 
 
 class BatchItem(BaseModel, Generic[T]):
@@ -151,12 +166,13 @@ class BatchItem(BaseModel, Generic[T]):
     index: int
     """Position in the branch list / item sequence (0-based)."""
     name: str
-    """The branch's operation name (``parallel-branch-0``, ``map-item-3``, or yours)."""
+    """The branch's name (``parallel-branch-0``, ``map-item-3``, or yours)."""
     status: BatchItemStatus
     value: T | None = None
     """The branch's result (SUCCEEDED only), typed by the branch function's annotation."""
     error: ErrorInfo | None = None
-    """The recorded error (FAILED only): type, message, traceback."""
+    """The recorded error (FAILED only): type, message and data (the branch's own record,
+    when nested, also holds the traceback)."""
 
 
 class BatchResult(BaseModel, Generic[T]):

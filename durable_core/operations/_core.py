@@ -138,13 +138,19 @@ class DurableOp(ABC, Generic[T]):
         """Run (or resume) the operation at ``slot`` and record its outcome."""
 
     def plan(self) -> Plan[T]:
-        """The operation from start to end, as a plan a driver carries out."""
+        """The operation from start to end, as a plan a driver carries out (reported to
+        the invocation's instrumentation, if it has any: see :mod:`durable_core._hooks`)."""
         slot = self.begin()
         rec = slot.recorded
+        hooks = self.journal.instrumentation
         if rec is not None and self.finished(rec):
             self.scope.after_replayed()
+            if hooks is not None:
+                hooks.replayed(self, slot)
             return self.replay(rec)
-        return (yield from self.execute(slot))
+        if hooks is None:
+            return (yield from self.execute(slot))
+        return (yield from hooks.observe(self, slot, self.execute(slot)))
 
 
 class InstantOp(DurableOp[T]):

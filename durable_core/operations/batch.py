@@ -7,10 +7,12 @@ branch list; :mod:`durable_core.operations._batch_run` runs it and
 Invariants:
 - Branch ``i`` always gets the same operation id and name for the same call, whatever the
   timing, so replay is identical whatever finished first.
-- Validation happens before the batch's position is allocated: an empty branch list, a
-  non-callable branch, ``max_concurrency`` < 1, a policy that cannot be met, bad names or an
-  unordered collection raise :class:`~durable_core.errors.ValidationError` and record
-  nothing.
+- Validation happens before the batch's position is allocated: a non-callable branch,
+  ``max_concurrency`` < 1, a policy that cannot be met, bad names, a nesting that is not a
+  :class:`Nesting`, a serializer without ``serialize``/``deserialize`` or an unordered
+  collection raise :class:`~durable_core.errors.ValidationError` and record nothing.
+- No branches (or no items) is a batch like any other: it is recorded, and completes at
+  once with an empty result (ALL_COMPLETED), as in AWS's SDK.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from durable_core.errors import ValidationError
-from durable_core.operations._batch_run import BatchRun, BranchSpec
+from durable_core.operations._batch_run import MAX_THREADS, BatchRun, BranchSpec
 from durable_core.operations._batch_types import (
     BatchError,
     BatchItem,
@@ -27,16 +29,17 @@ from durable_core.operations._batch_types import (
     BatchResult,
     CompletionPolicy,
     CompletionReason,
+    Nesting,
 )
 from durable_core.operations._batch_view import BranchCancelled
 from durable_core.replay import check_name
-from durable_core.serde import check_type, return_type
+from durable_core.serde import Serializer, check_serializer, check_type, return_type
 
 if TYPE_CHECKING:
     from durable_core.replay import Scope
 
 __all__ = [
-    "DEFAULT_MAX_CONCURRENCY",
+    "MAX_THREADS",
     "BatchError",
     "BatchItem",
     "BatchItemStatus",
@@ -44,6 +47,7 @@ __all__ = [
     "BranchCancelled",
     "CompletionPolicy",
     "CompletionReason",
+    "Nesting",
     "map_op",
     "parallel_op",
 ]
@@ -51,17 +55,50 @@ __all__ = [
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - conventional name for an item type
 
-DEFAULT_MAX_CONCURRENCY = 32
-"""Threads per batch when ``max_concurrency`` is not given (fewer if there are fewer
-branches). Branch bodies mostly wait on I/O; checkpoint writes are serialized anyway."""
 
-
-def _concurrency(value: object, total: int, what: str) -> int:
+def _concurrency(value: object, what: str) -> int | None:
     if value is None:
-        return max(1, min(total, DEFAULT_MAX_CONCURRENCY))
+        return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValidationError(f"{what}: max_concurrency must be an integer >= 1, got {value!r}")
     return value
+
+
+def _nesting(value: object, what: str) -> Nesting:
+    if not isinstance(value, Nesting):
+        raise ValidationError(
+            f"{what}: nesting must be Nesting.NESTED or Nesting.FLAT, got {value!r}"
+        )
+    return value
+
+
+def _run(
+    scope: Scope,
+    make_context: Callable[[Scope], Any],
+    name: str,
+    *,
+    what: str,
+    kind: str,
+    specs: list[BranchSpec],
+    max_concurrency: int | None,
+    completion: CompletionPolicy | None,
+    nesting: Nesting,
+    serializer: Serializer | None,
+    item_serializer: Serializer | None,
+) -> BatchRun:
+    return BatchRun(
+        scope,
+        name,
+        make_context,
+        sub_type=kind,
+        branch_sub_type="ParallelBranch" if kind == "Parallel" else "MapIteration",
+        specs=specs,
+        policy=_policy(completion, len(specs), what),
+        max_concurrency=_concurrency(max_concurrency, what),
+        nesting=_nesting(nesting, what),
+        serializer=check_serializer(serializer, what=what),
+        item_serializer=check_serializer(item_serializer, what=f"{what} item_serializer"),
+    )
 
 
 def _policy(value: object, total: int, what: str) -> CompletionPolicy:
@@ -109,6 +146,9 @@ def parallel_op(
     max_concurrency: int | None,
     completion: CompletionPolicy | None,
     branch_names: Sequence[str] | None,
+    nesting: Nesting = Nesting.NESTED,
+    serializer: Serializer | None = None,
+    item_serializer: Serializer | None = None,
 ) -> BatchRun:
     """Validate ``branches``; the batch that runs (or replays) them concurrently.
 
@@ -118,8 +158,6 @@ def parallel_op(
     """
     what = f"parallel {name!r}"
     fns = _as_list(branches, what, "branches")
-    if not fns:
-        raise ValidationError(f"{what}: needs at least one branch")
     for i, fn in enumerate(fns):
         if not callable(fn):
             raise ValidationError(
@@ -130,15 +168,18 @@ def parallel_op(
     specs = [BranchSpec(n, fn, return_type(fn)) for n, fn in zip(names, fns, strict=True)]
     for spec, fn in zip(specs, fns, strict=True):
         check_type(spec.result_type, what=f"{what} branch {spec.name!r}", fn=fn)
-    return BatchRun(
+    return _run(
         scope,
-        name,
         make_context,
-        sub_type="Parallel",
-        branch_sub_type="ParallelBranch",
+        name,
+        what=what,
+        kind="Parallel",
         specs=specs,
-        policy=_policy(completion, len(specs), what),
-        max_concurrency=_concurrency(max_concurrency, len(specs), what),
+        max_concurrency=max_concurrency,
+        completion=completion,
+        nesting=nesting,
+        serializer=serializer,
+        item_serializer=item_serializer,
     )
 
 
@@ -152,11 +193,11 @@ def map_op(
     max_concurrency: int | None,
     completion: CompletionPolicy | None,
     item_name: Callable[[I, int], str] | None,
+    nesting: Nesting = Nesting.NESTED,
+    serializer: Serializer | None = None,
+    item_serializer: Serializer | None = None,
 ) -> BatchRun:
     """Validate; the batch that applies ``fn(ctx, item, index)`` to every item concurrently.
-
-    An empty ``items`` gives an empty result (recorded, ALL_COMPLETED): mapping over no data
-    is normal, unlike a ``parallel`` with no branches.
 
     Raises:
         ValidationError: bad arguments (nothing recorded).
@@ -181,13 +222,16 @@ def map_op(
             return fn(ctx, item, i)
 
         specs.append(BranchSpec(label, body, type_))
-    return BatchRun(
+    return _run(
         scope,
-        name,
         make_context,
-        sub_type="Map",
-        branch_sub_type="MapIteration",
+        name,
+        what=what,
+        kind="Map",
         specs=specs,
-        policy=_policy(completion, len(specs), what),
-        max_concurrency=_concurrency(max_concurrency, len(specs), what),
+        max_concurrency=max_concurrency,
+        completion=completion,
+        nesting=nesting,
+        serializer=serializer,
+        item_serializer=item_serializer,
     )

@@ -240,8 +240,9 @@ class CallbackOp(InstantOp[Callback[Any]]):
 
 class WaitForCallbackOp(ChildOp[Any]):
     """``ctx.wait_for_callback``: a child context (sub-type ``WaitForCallback``) holding the
-    callback and the submitter step; ``body(child_context)`` runs them and returns the
-    callback's raw text.
+    callback and the submitter step; ``body(child_context)`` runs them and returns what
+    the context records: the callback's raw text (the value, in an execution recorded
+    before 0.2).
 
     The context records that text as it came (a JSON string, as AWS's SDK records the
     callback's pass-through value); its value is read from it on every run (by
@@ -255,7 +256,7 @@ class WaitForCallbackOp(ChildOp[Any]):
         self,
         scope: Scope,
         name: str,
-        body: Callable[[Any], str | None],
+        body: Callable[[Any], Any],
         make_context: Callable[[Scope], Any],
         *,
         result_type: Any,
@@ -266,19 +267,32 @@ class WaitForCallbackOp(ChildOp[Any]):
         )
         self.value_type = result_type
         self.value_serializer = serializer
+        self._raw = True
+
+    def _choose_form(self, context_id: str) -> None:
+        """Read the context as it was recorded: before 0.2 (its callback named after the
+        operation itself) the context recorded the value, since then the raw text."""
+        callback = self.journal.get(operation_id(context_id, 1))
+        legacy = callback is not None and callback.name == self.name
+        self.result_type = self.value_type if legacy else str | None
+        self._raw = not legacy
 
     def _load(self, text: str) -> Any:
+        if not self._raw:
+            return super()._load(text)
         raw = super()._load(text)
         what = f"callback {self.name!r}"
         return callback_value(self.journal, raw, self.value_type, self.value_serializer, what=what)
 
     def replay(self, rec: Operation) -> Any:
+        self._choose_form(rec.id)
         try:
             return super().replay(rec)
         except ChildContextError as e:
             raise self._error(rec.id, e) from None
 
     def execute(self, slot: Slot) -> Plan[Any]:
+        self._choose_form(slot.id)
         try:
             return (yield from super().execute(slot))
         except ChildContextError as e:

@@ -35,8 +35,8 @@ S = TypeVar("S")
 SUB_TYPE = "WaitForCondition"
 TIMEOUT_ERROR = "durable_core.ConditionTimeout"
 """The recorded error type of a condition past its deadline."""
-ATTEMPTS_ERROR = "WaitForConditionError"
-"""The recorded error type of a condition out of polls (AWS's SDK records this type)."""
+ATTEMPTS_ERROR = "durable_core.errors.ConditionTimeoutError"
+"""The recorded error type of a condition out of polls (``max_attempts``)."""
 
 
 class ConditionOp(DurableOp[S]):
@@ -140,7 +140,12 @@ class ConditionOp(DurableOp[S]):
         out_of_polls = self.max_attempts is not None and polls >= self.max_attempts
         if out_of_polls or due > started + self.timeout:
             if out_of_polls:
-                kind, message = ATTEMPTS_ERROR, f"condition still false after {polls} poll(s)"
+                # AWS's SDK's message, so the service's history reads the same (the type is
+                # each SDK's own)
+                kind = ATTEMPTS_ERROR
+                message = (
+                    f"wait_for_condition exhausted {polls} attempts before the condition was met"
+                )
             else:
                 kind = TIMEOUT_ERROR
                 message = f"condition still false after {polls} poll(s) and {self.timeout}"

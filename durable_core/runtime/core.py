@@ -347,6 +347,7 @@ class Runtime(ExecutionRequests):
                 max_recovery_attempts=self.options.max_recovery_attempts,
             ),
             services=self,
+            instrumentation=self.options.instrumentation,
         )
         return fn, journal
 

@@ -75,12 +75,23 @@ def run_invocation(fn: DurableFunction[Any, Any], journal: Journal) -> Invocatio
     """
     if fn.is_async:
         return run_blocking(run_invocation_async(fn, journal))
+    hooks = journal.instrumentation
+    if hooks is not None:
+        hooks.invocation_started()
     try:
-        ctx = DurableContext(journal, _root_scope(journal))
-        end = _succeeded(fn, journal, fn(ctx, _event(fn, journal)))
+        try:
+            ctx = DurableContext(journal, _root_scope(journal))
+            end = _succeeded(fn, journal, fn(ctx, _event(fn, journal)))
+        except BaseException as e:
+            end = _ended(journal, e)
+        end = _parked(journal, end)
     except BaseException as e:
-        end = _ended(journal, e)
-    return _parked(journal, end)
+        if hooks is not None:
+            hooks.invocation_interrupted(e)
+        raise
+    if hooks is not None:
+        hooks.invocation_finished(end)
+    return end
 
 
 async def run_invocation_async(fn: DurableFunction[Any, Any], journal: Journal) -> InvocationEnd:
@@ -89,14 +100,25 @@ async def run_invocation_async(fn: DurableFunction[Any, Any], journal: Journal) 
     An operation the function called but never awaited fails the execution with an error
     naming it (see :mod:`durable_core.async_context`), whatever else it raised.
     """
+    hooks = journal.instrumentation
+    if hooks is not None:
+        hooks.invocation_started()
     try:
-        ctx = AsyncDurableContext(journal, _root_scope(journal))
-        value = await fn.fn(ctx, _event(fn, journal))
-        check_awaited(journal)
-        end = _succeeded(fn, journal, value)
+        try:
+            ctx = AsyncDurableContext(journal, _root_scope(journal))
+            value = await fn.fn(ctx, _event(fn, journal))
+            check_awaited(journal)
+            end = _succeeded(fn, journal, value)
+        except BaseException as e:
+            end = _ended(journal, _unawaited(journal, e))
+        end = _parked(journal, end)
     except BaseException as e:
-        end = _ended(journal, _unawaited(journal, e))
-    return _parked(journal, end)
+        if hooks is not None:
+            hooks.invocation_interrupted(e)
+        raise
+    if hooks is not None:
+        hooks.invocation_finished(end)
+    return end
 
 
 def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:

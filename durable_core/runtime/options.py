@@ -11,6 +11,7 @@ import getpass
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 from durable_core.errors import ValidationError
 from durable_core.function import check_module_prefixes, project_modules
+from durable_core.instrumentation import Instrumentation, check_instrumentation
 from durable_core.recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS, check_max_recovery_attempts
 from durable_core.serde import DEFAULT_MAX_BYTES
 
@@ -47,6 +49,11 @@ class RuntimeOptions:
     """Module prefixes a worker may import a ``module:function`` from when a store record
     names a function not registered with it (``"myapp"`` allows ``myapp`` and
     ``myapp.*``). Empty: registered functions only."""
+    instrumentation: Sequence[Instrumentation] = ()
+    """Observers told about every invocation, operation attempt, retry, suspension and
+    replay (:class:`~durable_core.instrumentation.Instrumentation`; e.g.
+    :class:`durable_core.otel.OpenTelemetryInstrumentation`). What one raises is logged
+    and ignored."""
 
     def __post_init__(self) -> None:
         check_max_recovery_attempts(self.max_recovery_attempts)
@@ -59,6 +66,7 @@ class RuntimeOptions:
                 f"park_retry_delay must be at least 1 minute, got {self.park_retry_delay}"
             )
         object.__setattr__(self, "allowed_modules", check_module_prefixes(self.allowed_modules))
+        object.__setattr__(self, "instrumentation", check_instrumentation(self.instrumentation))
 
     @classmethod
     def for_project(cls, folder: str | None = None, **knobs: Any) -> RuntimeOptions:

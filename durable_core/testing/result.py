@@ -223,7 +223,13 @@ class TestResult:
         return self.get_operation(name, OperationType.WAIT)
 
     def get_callback(self, name: str) -> RecordedOperation:
-        """The callback called ``name`` (its ``token`` completes it)."""
+        """The callback called ``name``, or the one of ``wait_for_callback(name, ...)`` (its
+        ``token`` completes it)."""
+        from durable_core._context_base import CALLBACK_SUFFIX
+
+        waiting = f"{name}{CALLBACK_SUFFIX}"
+        if any(op.name == waiting and op.type is OperationType.CALLBACK for op in self.operations):
+            return self.get_operation(waiting, OperationType.CALLBACK)
         return self.get_operation(name, OperationType.CALLBACK)
 
     def get_context(self, name: str) -> RecordedOperation:

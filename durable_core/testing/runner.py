@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from durable_core._context_base import CALLBACK_SUFFIX
 from durable_core.context import DurableContext
 from durable_core.errors import (
     CallbackAlreadyCompletedError,
@@ -277,11 +278,11 @@ class DurableTestRunner(Generic[E, R]):
                 if (
                     op.type is OperationType.CALLBACK
                     and op.status is OperationStatus.STARTED
-                    and op.name in self.callbacks
+                    and (name := _given_name(op, self.callbacks)) is not None
                     and op.callback_id is not None
                 ):
                     try:
-                        self._send(op, self.callbacks[op.name])
+                        self._send(op, self.callbacks[name])
                     except CallbackAlreadyCompletedError:
                         continue
                     delivered = True
@@ -328,7 +329,8 @@ class DurableTestRunner(Generic[E, R]):
         """Complete a callback with ``value`` (JSON-serializable). Call ``resume()`` next.
 
         Args:
-            name_or_token: the callback's operation name (the one waiting now), or its token.
+            name_or_token: the callback's operation name (the one waiting now; for
+                ``wait_for_callback(name, ...)`` its ``name``), or its token.
 
         Raises:
             CallbackNotFoundError: no callback has that token.
@@ -375,7 +377,7 @@ class DurableTestRunner(Generic[E, R]):
             op
             for ex in self._family(self._execution_id)
             for op in self.store.load_operations(ex.id)
-            if op.type is OperationType.CALLBACK and op.name == name_or_token and op.callback_id
+            if op.type is OperationType.CALLBACK and _called(op, name_or_token) and op.callback_id
         ]
         waiting = [op for op in named if op.status is OperationStatus.STARTED]
         if len(waiting) > 1:
@@ -387,3 +389,13 @@ class DurableTestRunner(Generic[E, R]):
         if chosen and chosen[0].callback_id is not None:
             return chosen[0].callback_id
         return name_or_token
+
+
+def _called(op: Operation, name: str) -> bool:
+    """True if callback ``op`` is ``name``, or the callback of ``wait_for_callback(name)``."""
+    return op.name in (name, f"{name}{CALLBACK_SUFFIX}")
+
+
+def _given_name(op: Operation, given: Mapping[str, Any]) -> str | None:
+    """The key of ``given`` that names callback ``op`` (see :func:`_called`), if any."""
+    return next((name for name in given if _called(op, name)), None)

@@ -21,6 +21,7 @@ from typing import Any
 from unittest import mock
 
 from durable_core import ExecutionStatus, MemoryStore, OperationStatus, OperationType, Runtime
+from durable_core._context_base import CALLBACK_SUFFIX
 from durable_core.function import DurableFunction
 from durable_core.journal import InvocationOptions, Journal
 from durable_core.records import Lease
@@ -68,7 +69,8 @@ def _complete_callbacks(rt: Runtime, callbacks: Mapping[str, CallbackEnd]) -> bo
     done = False
     for ex in rt.store.list_executions(status=ExecutionStatus.RUNNING, limit=1000):
         for op in rt.store.load_operations(ex.id):
-            end = callbacks.get(op.name or "")
+            name = (op.name or "").removesuffix(CALLBACK_SUFFIX)  # wait_for_callback's own
+            end = callbacks.get(name)
             if (
                 op.type is not OperationType.CALLBACK
                 or op.status is not OperationStatus.STARTED
@@ -77,9 +79,9 @@ def _complete_callbacks(rt: Runtime, callbacks: Mapping[str, CallbackEnd]) -> bo
             ):
                 continue
             if end == "success":
-                rt.send_callback_success(op.callback_id, {"cb": op.name})
+                rt.send_callback_success(op.callback_id, {"cb": name})
             else:
-                rt.send_callback_failure(op.callback_id, f"{op.name} refused")
+                rt.send_callback_failure(op.callback_id, f"{name} refused")
             done = True
     return done
 

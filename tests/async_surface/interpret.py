@@ -207,7 +207,7 @@ def _do_sync(ctx: DurableContext, op: Op) -> Any:
         return ctx.wait(op.name, op.seconds)
     if isinstance(op, Callback):
         if op.wait_for:
-            submit = f"{op.name}-submit"
+            submit = f"{op.name} submitter"
             return ctx.wait_for_callback(
                 op.name, lambda token, sc: EFFECTS.hit(submit), timeout=CALLBACK_TIMEOUT_S
             )
@@ -291,7 +291,7 @@ async def _do_async(ctx: AsyncDurableContext, op: Op) -> Any:
         return await ctx.wait(op.name, op.seconds)
     if isinstance(op, Callback):
         if op.wait_for:
-            submit = f"{op.name}-submit"
+            submit = f"{op.name} submitter"
 
             async def submitter(token: str, sc: StepContext) -> None:
                 EFFECTS.hit(submit)

@@ -37,8 +37,9 @@ POLL_S = 30
 
 POLICIES: dict[str, tuple[int | None, int | None, float | None]] = {
     # name: (min_successful, tolerated_failure_count, tolerated_failure_percentage)
-    "all_successful": (None, 0, None),
-    "all_completed": (None, None, None),
+    "all_successful": (None, 0, 0.0),
+    "all_completed": (None, None, 100.0),
+    "fail_fast": (None, None, None),
     "first_successful": (1, None, None),
     "at_least_2": (2, None, None),
     "tolerate_1": (None, 1, None),
@@ -263,18 +264,25 @@ def step_ok(step: Step) -> bool:
 
 
 def decide(policy: str, succeeded: int, failed: int, total: int) -> str | None:
-    """The documented completion rule of ``policy`` after these outcomes (None: go on)."""
+    """AWS's SDK completion rule of ``policy`` after these outcomes (None: go on).
+
+    Written from AWS's documentation of ``CompletionConfig``: no field set means any failure
+    exceeds the tolerance; otherwise only the two tolerance fields do. Exceeded comes first,
+    then "every branch finished", then "min_successful reached".
+    """
     least, tolerated, pct = POLICIES[policy]
-    if least is not None and succeeded >= least:
-        return "MIN_SUCCESSFUL_REACHED"
-    if tolerated is not None and failed > tolerated:
-        return "FAILURE_TOLERANCE_EXCEEDED"
-    if pct is not None and failed * 100 > pct * total:
-        return "FAILURE_TOLERANCE_EXCEEDED"
-    if least is not None and total - failed < least:
+    if least is None and tolerated is None and pct is None:
+        exceeded = failed > 0
+    else:
+        exceeded = (tolerated is not None and failed > tolerated) or (
+            pct is not None and total > 0 and failed / total * 100 > pct
+        )
+    if exceeded:
         return "FAILURE_TOLERANCE_EXCEEDED"
     if succeeded + failed >= total:
         return "ALL_COMPLETED"
+    if least is not None and succeeded >= least:
+        return "MIN_SUCCESSFUL_REACHED"
     return None
 
 
@@ -308,7 +316,7 @@ def _expect(op: Op, calls: Counter[str]) -> Any:
         return None
     if isinstance(op, Callback):
         if op.wait_for:
-            calls[f"{op.name}-submit"] += 1
+            calls[f"{op.name} submitter"] += 1
         if op.end == "success":
             return {"cb": op.name}
         # wait_for_callback raises the callback's own error (as AWS's SDK does)

@@ -165,7 +165,7 @@ async def order(ctx: AsyncDurableContext, event: None) -> dict[str, Any]:
         return "ch-1"
 
     async def submit(token: str, sc: StepContext) -> None:
-        EFFECTS.hit("shipper-submit")
+        EFFECTS.hit("shipper submitter")
         await asyncio.sleep(0)
 
     charge_id = await ctx.step("charge", charge, TWICE)
@@ -177,7 +177,7 @@ async def order(ctx: AsyncDurableContext, event: None) -> dict[str, Any]:
 
 def test_async_steps_are_crash_safe_and_rerun_only_the_attempt_whose_record_was_lost() -> None:
     report, seen = crash_check(order, callbacks={"shipper": {"delivered": True}})
-    assert seen[0] == Counter({"charge": 2, "receipt": 1, "shipper-submit": 1})
+    assert seen[0] == Counter({"charge": 2, "receipt": 1, "shipper submitter": 1})
 
     assert report.baseline.result == {
         "charge": "ch-1",
@@ -192,7 +192,7 @@ def test_async_steps_are_crash_safe_and_rerun_only_the_attempt_whose_record_was_
         "crash before write 1 (step 'charge' PENDING)",
         "crash before write 2 (step 'charge' SUCCEEDED (attempt 2))",
         "crash before write 5 (step 'receipt' SUCCEEDED)",
-        "crash before write 7 (step 'shipper-submit' SUCCEEDED)",
+        "crash before write 7 (step 'shipper submitter' SUCCEEDED)",
     }
 
 

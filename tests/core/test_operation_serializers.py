@@ -144,7 +144,7 @@ def test_max_attempts_bounds_the_polls(met_on: int | None) -> None:
                 max_attempts=3,
             )
         except ConditionTimeoutError as e:
-            return -1 if "after 3 poll(s)" in str(e) else -2
+            return -1 if "exhausted 3 attempts" in str(e) else -2
 
     # always-replay: the function restarts after every write, so a replayed FAILED record
     # must raise ConditionTimeoutError again for the outcome to match
@@ -155,7 +155,8 @@ def test_max_attempts_bounds_the_polls(met_on: int | None) -> None:
         assert result.result == -1
         assert calls == {"poll": 3}
         step = result.get_step("count")
-        assert step.error is not None and step.error.type == "WaitForConditionError"
+        assert step.error is not None
+        assert step.error.type == "durable_core.errors.ConditionTimeoutError"
     else:
         assert result.result == met_on  # met on the last allowed poll still succeeds
         assert calls == {"poll": met_on}

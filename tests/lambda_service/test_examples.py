@@ -92,12 +92,19 @@ def test_tour_booking_rolls_back_with_compensations_as_steps(
     assert all(not r.duplicate for r in providers.ledger_rows(arn))
     assert lambda_effects == local_tour_effects(ledgers, tour)
     # the rollback plan and each compensation are ordinary checkpointed steps
-    assert events(emulator.history(arn), "StepSucceeded", "StepFailed") == [
+    # (each attempt's START is sent while it runs, so a running one is visible)
+    assert events(emulator.history(arn), "StepStarted", "StepSucceeded", "StepFailed") == [
+        ("StepStarted", "book-flight"),
         ("StepSucceeded", "book-flight"),
+        ("StepStarted", "book-hotel"),
         ("StepSucceeded", "book-hotel"),
+        ("StepStarted", "book-car"),
         ("StepFailed", "book-car"),
+        ("StepStarted", "saga:rollback"),
         ("StepSucceeded", "saga:rollback"),
+        ("StepStarted", "compensate:book-hotel"),
         ("StepSucceeded", "compensate:book-hotel"),
+        ("StepStarted", "compensate:book-flight"),
         ("StepSucceeded", "compensate:book-flight"),
     ]
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from durable_core import (
+    BatchResult,
     DurableContext,
     DurableError,
     ExecutionStatus,
@@ -38,7 +40,6 @@ def plain_function(ctx: DurableContext, n: int) -> int:
 
 
 CASES: dict[str, tuple[type[DurableError], Callable[[DurableContext], object]]] = {
-    "empty parallel": (ValidationError, lambda c: c.parallel([])),
     "non-callable branch": (ValidationError, lambda c: c.parallel([ok, "nope"])),  # type: ignore[arg-type]
     "branches not a list": (ValidationError, lambda c: c.parallel(ok)),  # type: ignore[arg-type]
     "max_concurrency 0": (ValidationError, lambda c: c.parallel([ok], max_concurrency=0)),
@@ -59,6 +60,12 @@ CASES: dict[str, tuple[type[DurableError], Callable[[DurableContext], object]]] 
     "non-callable map fn": (ValidationError, lambda c: c.map([1], 3)),  # type: ignore[arg-type]
     "unordered items": (ValidationError, lambda c: c.map({1, 2}, item)),  # type: ignore[arg-type]
     "blank batch name": (ValidationError, lambda c: c.map([1], item, name="")),
+    "nesting of wrong type": (ValidationError, lambda c: c.parallel([ok], nesting="FLAT")),  # type: ignore[arg-type]
+    "serializer of wrong type": (ValidationError, lambda c: c.map([1], item, serializer=json)),  # type: ignore[arg-type]
+    "item serializer of wrong type": (
+        ValidationError,
+        lambda c: c.parallel([ok], item_serializer="json"),  # type: ignore[arg-type]
+    ),
     "unregistered invoke name": (FunctionNotFoundError, lambda c: c.invoke("no-such-function", 1)),
     "invoke a plain function": (ValidationError, lambda c: c.invoke(plain_function, 1)),  # type: ignore[call-overload]
     "invoke payload not JSON": (SerializationError, lambda c: c.invoke(child, object())),
@@ -122,3 +129,24 @@ def test_non_callable_item_name(rt: Runtime) -> None:
     ex = rt.run(wf, None)
     assert len(got) == 1
     assert rt.operations(ex.id) == []
+
+
+def test_empty_parallel_completes_with_an_empty_result(rt: Runtime) -> None:
+    """No branches is a batch like any other (as in AWS's SDK): recorded, ALL_COMPLETED."""
+    seen: list[BatchResult[Any]] = []
+
+    @durable(name="tests:empty_parallel")
+    def wf(ctx: DurableContext, event: None) -> str:
+        result: BatchResult[Any] = ctx.parallel([], name="nothing")
+        seen.append(result)
+        return result.completion_reason.value
+
+    ex = rt.run(wf, None)
+    assert ex.status is ExecutionStatus.SUCCEEDED
+    assert rt.result(ex.id) == "ALL_COMPLETED"
+    assert seen[0].items == [] and seen[0].values() == []
+    (op,) = rt.operations(ex.id)
+    assert (op.name, op.sub_type, op.status.value) == ("nothing", "Parallel", "SUCCEEDED")
+    assert op.result == (
+        '{"t":"br","v":{"all":{"t":"l","v":[]},"completionReason":{"t":"s","v":"ALL_COMPLETED"}}}'
+    )

@@ -564,9 +564,10 @@ names = st.one_of(
 def valid_name(name: object, use: str) -> bool:
     """The documented rule: a non-empty, printable str of at most 256 characters.
 
-    ``wait_for_callback`` names its submit step ``name + "-submit"``: 249 at most.
+    ``wait_for_callback`` names its callback ``name + " create callback id"``: 237 at most.
     """
-    longest = MAX_NAME_LENGTH - len("-submit") if use == "wait_for_callback" else MAX_NAME_LENGTH
+    suffix = len(" create callback id")
+    longest = MAX_NAME_LENGTH - suffix if use == "wait_for_callback" else MAX_NAME_LENGTH
     return (
         isinstance(name, str) and bool(name.strip()) and len(name) <= longest and name.isprintable()
     )
@@ -702,12 +703,13 @@ def test_non_finite_and_huge_durations_are_invalid_durations(
         bench.finish_healthy()
 
 
-@pytest.mark.parametrize(("length", "accepted"), [(249, True), (250, False), (256, False)])
+@pytest.mark.parametrize(("length", "accepted"), [(237, True), (238, False), (256, False)])
 def test_a_wait_for_callback_name_leaves_room_for_its_submit_step(
     tmp_path: Path, length: int, accepted: bool
 ) -> None:
     """Found by the corpus (long run): a 250-256 character name passed the check at the call,
-    then its submit step's name (name + "-submit") failed inside the recorded child context."""
+    then its submit step's name failed inside the recorded child context. The longest name
+    leaves room for the callback's, ``name + " create callback id"`` (AWS's SDK's naming)."""
     caught: list[BaseException] = []
 
     @durable(name="reliability.bad_input:long_wfc")
@@ -724,10 +726,11 @@ def test_a_wait_for_callback_name_leaves_room_for_its_submit_step(
             assert caught == []
             assert result.status is ExecutionStatus.RUNNING  # waiting for the callback
             names = {op.name for op in result.operations}
-            assert names == {"w" * length, "w" * length + "-submit"}
+            w = "w" * length
+            assert names == {w + " create callback id", w + " submitter"}  # (context runs)
         else:
             assert result.status is ExecutionStatus.SUCCEEDED
             assert len(caught) == 1
-            assert "at most 249 characters for wait_for_callback" in str(caught[0])
+            assert "at most 237 characters for wait_for_callback" in str(caught[0])
             assert result.operations == []
         bench.finish_healthy()

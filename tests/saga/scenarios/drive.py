@@ -49,6 +49,7 @@ from durable_core import (
     SQLiteStore,
     Store,
 )
+from durable_core._context_base import CALLBACK_SUFFIX
 from durable_core.errors import SimulatedCrash
 from durable_core.testing import CrashPoint, VirtualClock
 from durable_core.testing._stores import CrashingStore
@@ -267,7 +268,7 @@ class Driver:
         # A callback created earlier is waited on only once nothing after it is open (the
         # saga may be suspended on a step between creation and .result()).
         waiting = [
-            ops[i].name or ""
+            (ops[i].name or "").removesuffix(CALLBACK_SUFFIX)  # wait_for_callback's by its name
             for i in open_ops
             if ops[i].type is not OperationType.CALLBACK or i == open_ops[-1]
         ]
@@ -293,7 +294,7 @@ class Driver:
             if (op.name or "").startswith("operator:"):
                 return self.decide((op.name or "").removeprefix("operator:"))
         for op in started:
-            name = op.name or ""
+            name = (op.name or "").removesuffix(CALLBACK_SUFFIX)  # wait_for_callback's own
             spec = self.callbacks.get(name)
             early = isinstance(spec, Callback) and spec.early
             if name not in waiting and not early:
