@@ -19,10 +19,9 @@ KINDS: dict[str, str] = {
         "only the execution result (what the program did with the value) differs"
     ),
     "D12": (
-        "a wait inside a parallel branch while another branch runs: AWS ends the invocation "
-        "(InvocationCompleted) and is re-invoked when the wait ends, ours keeps the "
-        "invocation running until every branch waits; the operations are the same, one "
-        "InvocationCompleted fewer"
+        "waits inside parallel branches: the SDKs end an invocation at different points (in "
+        "AWS's example one more InvocationCompleted), each by its own rule for suspending; "
+        "the operations, their order and payloads are the same"
     ),
     "D13": (
         "on purpose: an interrupted at-most-once attempt fails with AWS's ErrorType "

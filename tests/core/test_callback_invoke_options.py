@@ -20,7 +20,6 @@ from durable_core import (
     ExecutionStatus,
     InvokeError,
     OperationType,
-    ValidationError,
     durable,
 )
 from durable_core.errors import CallbackSubmitterError
@@ -141,7 +140,7 @@ class Envelope:
     """A payload serializer: the text the child reads as its event."""
 
     def serialize(self, value: Any) -> str:
-        return '{"wrapped": "%s"}' % value
+        return json.dumps({"wrapped": value})
 
     def deserialize(self, text: str) -> Any:
         return text
