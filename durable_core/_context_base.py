@@ -33,15 +33,15 @@ from durable_core.journal import Journal
 from durable_core.logging import ReplayAwareLogger
 from durable_core.operations._batch_run import BatchRun
 from durable_core.operations.batch import map_op, parallel_op
-from durable_core.operations.callback import CallbackOp
+from durable_core.operations.callback import Callback, CallbackOp, WaitForCallbackOp
 from durable_core.operations.child import ChildOp
 from durable_core.operations.condition import ConditionOp
-from durable_core.operations.invoke import InvokeOp
+from durable_core.operations.invoke import InvokeOp, check_tenant_id
 from durable_core.operations.step import StepContext, StepOp
 from durable_core.operations.wait import WaitOp, check_duration
 from durable_core.replay import MAX_NAME_LENGTH, Scope, check_name
 from durable_core.retry import StepConfig
-from durable_core.serde import Serializer, check_serializer, type_hints
+from durable_core.serde import Serializer, check_serializer, check_type, type_hints
 
 if TYPE_CHECKING:
     from tenacity.wait import WaitBaseT
@@ -189,22 +189,25 @@ class ContextBase:
         heartbeat_timeout: timedelta | float | None,
         result_type: Any,
         privileged: bool,
+        serializer: Serializer | None = None,
     ) -> CallbackOp:
         check_name(name, "callback")
+        what = f"callback {name!r}"
         if not isinstance(privileged, bool):
-            raise ValidationError(f"callback {name!r}: privileged must be a bool")
+            raise ValidationError(f"{what}: privileged must be a bool")
         if privileged and heartbeat_timeout is not None:
             raise ValidationError(
-                f"callback {name!r}: a privileged callback cannot have a heartbeat timeout; "
+                f"{what}: a privileged callback cannot have a heartbeat timeout; "
                 "heartbeats come through the generic callback paths, which refuse it"
             )
         return CallbackOp(
             self._scope,
             name,
-            timeout=_opt_duration(timeout, f"callback {name!r} timeout"),
-            heartbeat_timeout=_opt_duration(heartbeat_timeout, f"callback {name!r} heartbeat"),
+            timeout=_opt_duration(timeout, f"{what} timeout"),
+            heartbeat_timeout=_opt_duration(heartbeat_timeout, f"{what} heartbeat"),
             result_type=result_type,
             privileged=privileged,
+            serializer=check_serializer(serializer, what=what),
         )
 
     def _wait_for_callback(
@@ -215,13 +218,25 @@ class ContextBase:
         timeout: timedelta | float | None,
         heartbeat_timeout: timedelta | float | None,
         result_type: Any,
-        body: Callable[[Any, CallbackOp, str, Callable[[str], Callable[[StepContext], Any]]], Any],
-    ) -> ChildOp[Any]:
-        """A child context named ``name`` holding the callback and the submit step.
+        body: Callable[
+            [
+                Any,
+                CallbackOp,
+                str,
+                Callable[[str], Callable[[StepContext], Any]],
+                Callable[[Callback[Any]], Any],
+            ],
+            Any,
+        ],
+        serializer: Serializer | None = None,
+    ) -> WaitForCallbackOp:
+        """A child context named ``name`` holding the callback and the submit step (named
+        after it: ``CALLBACK_SUFFIX``, ``SUBMIT_SUFFIX``).
 
-        ``body(child_ctx, callback_op, submit_name, submit_for)`` is the surface's way to run
-        them: create the callback, run ``submit_for(token)`` (the submitter with the token,
-        its value dropped) as the step ``submit_name``, return the callback's result.
+        ``body(child_ctx, callback_op, submit_name, submit_for, finish)`` is the surface's
+        way to run them: create the callback, run ``submit_for(token)`` (the submitter with
+        the token, its value dropped) as the step ``submit_name``, return ``finish(handle)``
+        (what the context records: the callback's raw text).
         """
         check_name(name, "callback")
         longest = MAX_NAME_LENGTH - len(CALLBACK_SUFFIX)
@@ -231,9 +246,13 @@ class ContextBase:
                 f"wait_for_callback (its callback is named {CALLBACK_SUFFIX!r} after it, at "
                 f"most {MAX_NAME_LENGTH} characters)"
             )
+        what = f"callback {name!r}"
         self._body(submitter, f"wait_for_callback {name!r} submitter")
-        t = _opt_duration(timeout, f"callback {name!r} timeout")
-        hb = _opt_duration(heartbeat_timeout, f"callback {name!r} heartbeat")
+        t = _opt_duration(timeout, f"{what} timeout")
+        hb = _opt_duration(heartbeat_timeout, f"{what} heartbeat")
+        checked = check_serializer(serializer, what=what)
+        if checked is None:
+            check_type(result_type, what=what)
 
         def run(child: ContextBase) -> Any:
             # An execution recorded before 0.2 named the two after the operation itself
@@ -243,17 +262,19 @@ class ContextBase:
             cb_name = name if legacy else f"{name}{CALLBACK_SUFFIX}"
             submit_name = f"{name}{LEGACY_SUBMIT_SUFFIX if legacy else SUBMIT_SUFFIX}"
             cb = CallbackOp(
-                child._scope, cb_name, timeout=t, heartbeat_timeout=hb, result_type=result_type
+                child._scope,
+                cb_name,
+                timeout=t,
+                heartbeat_timeout=hb,
+                result_type=result_type if legacy else str | None,
             )
-            return body(child, cb, submit_name, functools.partial(_submit_body, submitter))
+            # Before 0.2 the context recorded the value; since, the caller's raw text.
+            finish = _callback_value if legacy else _callback_text
+            submit = functools.partial(_submit_body, submitter)
+            return body(child, cb, submit_name, submit, finish)
 
-        return ChildOp(
-            self._scope,
-            name,
-            run,
-            self.for_scope,
-            sub_type="WaitForCallback",
-            result_type=result_type,
+        return WaitForCallbackOp(
+            self._scope, name, run, self.for_scope, result_type=result_type, serializer=checked
         )
 
     def _condition(
@@ -381,8 +402,30 @@ class ContextBase:
         payload: Any,
         name: str | None,
         result_type: Any,
+        *,
+        serializer: Serializer | None = None,
+        payload_serializer: Serializer | None = None,
+        tenant_id: str | None = None,
     ) -> InvokeOp[Any]:
-        return InvokeOp(self._scope, function, payload, name=name, result_type=result_type)
+        what = f"invoke {name or getattr(function, 'name', function)!r}"
+        return InvokeOp(
+            self._scope,
+            function,
+            payload,
+            name=name,
+            result_type=result_type,
+            serializer=check_serializer(serializer, what=what),
+            payload_serializer=check_serializer(payload_serializer, what=f"payload of {what}"),
+            tenant_id=check_tenant_id(tenant_id, what=what),
+        )
+
+
+def _callback_text(handle: Callback[Any]) -> str | None:
+    return handle.text()
+
+
+def _callback_value(handle: Callback[Any]) -> Any:
+    return handle.result()
 
 
 def _submit_body(submitter: Callable[..., object], token: str) -> Callable[[StepContext], Any]:

@@ -194,6 +194,7 @@ class AsyncDurableContext(ContextBase):
         heartbeat_timeout: timedelta | float | None = None,
         result_type: Any = Any,
         privileged: bool = False,
+        serializer: Serializer | None = None,
     ) -> Awaitable[AsyncCallback[Any]]:
         """As :meth:`DurableContext.create_callback`; ``await callback.result()``."""
         op = self._callback(
@@ -202,6 +203,7 @@ class AsyncDurableContext(ContextBase):
             heartbeat_timeout=heartbeat_timeout,
             result_type=result_type,
             privileged=privileged,
+            serializer=serializer,
         )
         return self._pending(op, AsyncCallback)
 
@@ -214,6 +216,7 @@ class AsyncDurableContext(ContextBase):
         heartbeat_timeout: timedelta | float | None = None,
         result_type: Any = Any,
         submit_config: StepConfig | None = None,
+        serializer: Serializer | None = None,
     ) -> Awaitable[Any]:
         """As :meth:`DurableContext.wait_for_callback`; ``submitter`` may be async."""
 
@@ -222,10 +225,11 @@ class AsyncDurableContext(ContextBase):
             cb_op: CallbackOp,
             submit_name: str,
             submit_for: Callable[[str], Callable[[StepContext], Any]],
+            finish: Callable[[Callback[Any]], Any],
         ) -> Any:
             cb = await run_async(cb_op)
             await child.step(submit_name, submit_for(cb.token), submit_config)
-            return cb.result()
+            return finish(cb)
 
         return self._pending(
             self._wait_for_callback(
@@ -235,6 +239,7 @@ class AsyncDurableContext(ContextBase):
                 heartbeat_timeout=heartbeat_timeout,
                 result_type=result_type,
                 body=body,
+                serializer=serializer,
             )
         )
 
@@ -342,6 +347,9 @@ class AsyncDurableContext(ContextBase):
         *,
         name: str | None = None,
         result_type: Any = None,
+        serializer: Serializer | None = None,
+        payload_serializer: Serializer | None = None,
+        tenant_id: str | None = None,
     ) -> Awaitable[T]: ...
     @overload
     def invoke(
@@ -351,6 +359,9 @@ class AsyncDurableContext(ContextBase):
         *,
         name: str | None = None,
         result_type: Any = None,
+        serializer: Serializer | None = None,
+        payload_serializer: Serializer | None = None,
+        tenant_id: str | None = None,
     ) -> Awaitable[Any]: ...
     def invoke(
         self,
@@ -359,9 +370,22 @@ class AsyncDurableContext(ContextBase):
         *,
         name: str | None = None,
         result_type: Any = None,
+        serializer: Serializer | None = None,
+        payload_serializer: Serializer | None = None,
+        tenant_id: str | None = None,
     ) -> Awaitable[T | Any]:
         """As :meth:`DurableContext.invoke` (the child may be sync or async)."""
-        return self._pending(self._invoke(function, payload, name, result_type))
+        return self._pending(
+            self._invoke(
+                function,
+                payload,
+                name,
+                result_type,
+                serializer=serializer,
+                payload_serializer=payload_serializer,
+                tenant_id=tenant_id,
+            )
+        )
 
     def now(self, name: str = "now") -> Awaitable[datetime]:
         """As :meth:`DurableContext.now`."""

@@ -68,6 +68,7 @@ class DurableContext(ContextBase):
         heartbeat_timeout: timedelta | float | None = None,
         result_type: Any = Any,
         privileged: bool = False,
+        serializer: Serializer | None = None,
     ) -> Callback[Any]:
         """Create a callback an external system completes with its token.
 
@@ -77,7 +78,9 @@ class DurableContext(ContextBase):
             name: the operation's name.
             timeout: how long to wait for a completion (none: without limit).
             heartbeat_timeout: how long a heartbeat keeps it alive.
-            result_type: the type the payload is validated as.
+            result_type: the type the payload is validated as (read as JSON).
+            serializer: reads the payload instead: its ``deserialize`` is handed the raw
+                text the caller sent (e.g. a pass-through, as AWS's SDK does by default).
             privileged: complete it only through your own API: the generic paths (``durable
                 callback``, ``Runtime.send_callback_*``, the DynamoDB-mode webhook) refuse
                 it with PrivilegedCallbackError whoever holds the token, and only
@@ -97,6 +100,7 @@ class DurableContext(ContextBase):
                 heartbeat_timeout=heartbeat_timeout,
                 result_type=result_type,
                 privileged=privileged,
+                serializer=serializer,
             )
         )
 
@@ -109,12 +113,21 @@ class DurableContext(ContextBase):
         heartbeat_timeout: timedelta | float | None = None,
         result_type: Any = Any,
         submit_config: StepConfig | None = None,
+        serializer: Serializer | None = None,
     ) -> Any:
         """Create a callback, hand its token to ``submitter`` in a step, wait for the result.
 
-        Runs as a child context named ``name`` holding the callback and the submit step
-        (named ``name + " submitter"``; the callback is ``name + " create callback id"``, as
-        AWS's SDK names them, so ``name`` may have at most 237 characters).
+        Runs as a child context named ``name`` (sub-type ``WaitForCallback``) holding the
+        callback (named ``name + " create callback id"``) and the submit step (``name + "
+        submitter"``), as AWS's SDK names them, so ``name`` may have at most 237 characters.
+        The context records the caller's raw text; the value is read from it as
+        :meth:`create_callback` reads it (``result_type``, or ``serializer`` handed the raw
+        text).
+
+        Raises:
+            CallbackFailedError: the caller reported failure (its message is the caller's).
+            CallbackTimeoutError: the timeout or heartbeat deadline passed first.
+            CallbackSubmitterError: the submitter step failed for good.
         """
 
         def body(
@@ -122,10 +135,11 @@ class DurableContext(ContextBase):
             cb_op: CallbackOp,
             submit_name: str,
             submit_for: Callable[[str], Callable[[StepContext], Any]],
+            finish: Callable[[Callback[Any]], Any],
         ) -> Any:
             cb = run_sync(cb_op)
             child.step(submit_name, submit_for(cb.token), submit_config)
-            return cb.result()
+            return finish(cb)
 
         return run_sync(
             self._wait_for_callback(
@@ -135,6 +149,7 @@ class DurableContext(ContextBase):
                 heartbeat_timeout=heartbeat_timeout,
                 result_type=result_type,
                 body=body,
+                serializer=serializer,
             )
         )
 
@@ -288,6 +303,9 @@ class DurableContext(ContextBase):
         *,
         name: str | None = None,
         result_type: Any = None,
+        serializer: Serializer | None = None,
+        payload_serializer: Serializer | None = None,
+        tenant_id: str | None = None,
     ) -> T: ...
     @overload
     def invoke(
@@ -297,6 +315,9 @@ class DurableContext(ContextBase):
         *,
         name: str | None = None,
         result_type: Any = None,
+        serializer: Serializer | None = None,
+        payload_serializer: Serializer | None = None,
+        tenant_id: str | None = None,
     ) -> Any: ...
     def invoke(
         self,
@@ -305,6 +326,9 @@ class DurableContext(ContextBase):
         *,
         name: str | None = None,
         result_type: Any = None,
+        serializer: Serializer | None = None,
+        payload_serializer: Serializer | None = None,
+        tenant_id: str | None = None,
     ) -> T | Any:
         """Start another durable function as a child execution; await its result.
 
@@ -316,13 +340,32 @@ class DurableContext(ContextBase):
             payload: the child's input event (validated against its input type).
             name: the operation name (default: the function's name).
             result_type: the type of the result (default: the child's return annotation).
+            serializer: reads the result instead: its ``deserialize`` is handed the raw
+                text the child's execution recorded.
+            payload_serializer: writes the payload instead: its ``serialize`` text is
+                recorded and sent as it is (it must be JSON the child reads as its event).
+            tenant_id: the tenant to invoke the function for (1-256 characters of
+                ``[a-zA-Z0-9._:/=+-@ ]``): on Lambda's durable service sent as
+                ``ChainedInvokeOptions.TenantId``; on the self-hosted stores recorded on the
+                operation and on the child execution (``Execution.tenant_id``).
 
         Raises:
             FunctionNotFoundError: a name this runtime does not have (nothing recorded;
                 the execution is parked until a worker that has it is asked to retry).
-            InvokeError: the child failed or was cancelled (the same on every replay).
+            InvokeError: the child failed or was cancelled (the same on every replay); its
+                message is the child's error message, as AWS's SDK raises it.
         """
-        return run_sync(self._invoke(function, payload, name, result_type))
+        return run_sync(
+            self._invoke(
+                function,
+                payload,
+                name,
+                result_type,
+                serializer=serializer,
+                payload_serializer=payload_serializer,
+                tenant_id=tenant_id,
+            )
+        )
 
     # --- replay-safe values ------------------------------------------------------------------
 

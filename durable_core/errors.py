@@ -160,16 +160,52 @@ class PrivilegedCallbackError(CallbackError, PermissionError):
 
 
 class CallbackTimeoutError(CallbackError):
-    """The callback was not completed (or heartbeated) in time."""
+    """The callback was not completed (or heartbeated) in time.
+
+    Its message is the reason recorded on the callback (on Lambda's durable service, the
+    service's: ``Callback timed out``, ``Callback timed out on heartbeat``); ``name`` is the
+    callback's.
+    """
+
+    def __init__(self, message: str, *, name: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 class CallbackFailedError(CallbackError):
-    """The external system reported failure for the callback."""
+    """The external system reported failure for the callback.
 
-    def __init__(self, message: str, *, error_type: str | None = None, data: str | None = None):
+    Its message is the caller's ``ErrorMessage`` as sent (``Callback failed`` if it sent
+    none), as AWS's SDK raises it; ``name`` is the callback's, ``error_type`` and ``data``
+    the caller's ``ErrorType`` and ``ErrorData``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: str | None = None,
+        error_type: str | None = None,
+        data: str | None = None,
+    ) -> None:
         super().__init__(message)
+        self.name = name
         self.error_type = error_type
         self.data = data
+
+
+class CallbackSubmitterError(CallbackError):
+    """The submitter step of ``wait_for_callback`` failed for good.
+
+    Its message is the step's error message; ``name`` is the ``wait_for_callback``'s,
+    ``error_type`` the qualified name of the submitter's exception; the
+    :class:`StepFailedError` is on ``__cause__`` on the first run.
+    """
+
+    def __init__(self, message: str, *, name: str | None = None, error_type: str | None = None):
+        super().__init__(message)
+        self.name = name
+        self.error_type = error_type
 
 
 # --- operation outcomes ---------------------------------------------------------------------
@@ -178,10 +214,11 @@ class CallbackFailedError(CallbackError):
 class StepFailedError(DurableError):
     """A step failed for good (its retry policy gave up).
 
-    The same error is raised on the first run and on every replay, rebuilt from the journal:
-    ``error_type`` is the qualified name of the original exception class, ``message`` its text
-    and ``traceback`` the formatted traceback of the last attempt. On the first run the
-    original exception is also on ``__cause__``.
+    The same error is raised on the first run and on every replay, rebuilt from the journal.
+    Its message is the original exception's, as it is (as AWS's SDK raises its StepError);
+    ``step`` is the step's name, ``attempts`` how many ran, ``error_type`` the qualified name
+    of the original exception class and ``traceback`` the formatted traceback of the last
+    attempt. On the first run the original exception is also on ``__cause__``.
     """
 
     def __init__(
@@ -200,12 +237,6 @@ class StepFailedError(DurableError):
         self.attempts = attempts
         self.traceback = traceback
         self.execution_id = execution_id
-
-    def __str__(self) -> str:
-        return (
-            f"step {self.step!r} failed after {self.attempts} attempt(s): "
-            f"{self.error_type}: {self.args[0]}"
-        )
 
 
 class StepInterruptedError(DurableError):
@@ -260,12 +291,28 @@ class ChildContextError(DurableError):
 
 
 class InvokeError(DurableError):
-    """An invoked durable function failed."""
+    """An invoked durable function failed, was cancelled or timed out.
 
-    def __init__(self, message: str, *, function: str, error_type: str | None = None) -> None:
+    Its message is the child's error message as it is (as AWS's SDK raises it);
+    ``function`` is the invoked function, ``error_type`` and ``data`` the child's error's
+    type (e.g. ``ValueError``, ``ChainedInvoke.Timeout`` on Lambda's durable service) and
+    data, ``execution_id`` the child execution's id.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        function: str,
+        error_type: str | None = None,
+        data: str | None = None,
+        execution_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.function = function
         self.error_type = error_type
+        self.data = data
+        self.execution_id = execution_id
 
 
 class ExecutionCancelledError(DurableError):

@@ -19,7 +19,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from durable_core.errors import ValidationError
+from durable_core.errors import DurableError, ValidationError
 
 MAX_DURATION_S = 365 * 24 * 3600
 """The longest duration a record may hold (the longest wait, timeout or heartbeat)."""
@@ -145,7 +145,8 @@ class ErrorInfo(BaseModel):
 
     @classmethod
     def from_exception(cls, exc: BaseException, *, with_traceback: bool = True) -> ErrorInfo:
-        """Capture an exception's qualified type, message and formatted traceback."""
+        """Capture an exception's qualified type, message and formatted traceback (and the
+        ``data`` text a library error carries, e.g. a failed callback's ``ErrorData``)."""
         import traceback as tb
 
         klass = type(exc)
@@ -155,7 +156,13 @@ class ErrorInfo(BaseModel):
             else f"{klass.__module__}.{klass.__qualname__}"
         )
         trace = "".join(tb.format_exception(exc)) if with_traceback else None
-        return cls(type=qualname, message=str(exc), traceback=trace)
+        data = getattr(exc, "data", None) if isinstance(exc, DurableError) else None
+        return cls(
+            type=qualname,
+            message=str(exc),
+            traceback=trace,
+            data=data if isinstance(data, str) else None,
+        )
 
 
 class Operation(BaseModel):
@@ -200,6 +207,8 @@ class Operation(BaseModel):
     heartbeat_deadline: datetime | None = None
     child_execution_id: str | None = None
     """For CHAINED_INVOKE: the execution started for the invoked function."""
+    tenant_id: str | None = None
+    """For CHAINED_INVOKE: the tenant the function is invoked for (``invoke(tenant_id=)``)."""
 
     def evolve(self, **changes: Any) -> Self:
         """Return a copy with ``changes`` applied and validated."""
@@ -235,6 +244,8 @@ class Execution(BaseModel):
     version: str | None = None
     """The code version the execution started with; resuming under another fails."""
     parent_execution_id: str | None = None
+    tenant_id: str | None = None
+    """The tenant an invoking execution started it for (``ctx.invoke(tenant_id=)``)."""
     lease_owner: str | None = None
     lease_expires: datetime | None = None
     fence: int = Field(default=0, ge=0, le=MAX_COUNTER)

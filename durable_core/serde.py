@@ -173,7 +173,11 @@ def describe(fn: object) -> str:
 
 
 class PydanticSerde:
-    """The default serde: pydantic JSON with a size limit."""
+    """The default serde: pydantic JSON with a size limit.
+
+    Subclasses change the text form only (:meth:`encode` / :meth:`decode`); the checks, the
+    size limit and the error messages are this class's.
+    """
 
     def __init__(self, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if max_bytes < 1:
@@ -192,7 +196,7 @@ class PydanticSerde:
             )
         adapter = adapter_for(type_, what=what)
         try:
-            raw = adapter.dump_json(value)
+            raw = self.encode(adapter, value)
         except (PydanticSerializationError, PydanticValidationError, TypeError, ValueError) as e:
             raise SerializationError(
                 f"{what}: value of type {type(value).__name__} is not JSON-serializable "
@@ -200,19 +204,13 @@ class PydanticSerde:
                 "the function's return type.",
                 operation=what,
             ) from e
-        if len(raw) > self.max_bytes:
-            raise PayloadTooLargeError(
-                f"{what}: serialized value is {len(raw)} bytes, over the limit of "
-                f"{self.max_bytes}. Store large data elsewhere (a bucket, a table) and return "
-                "a reference, or raise the limit with max_payload_bytes.",
-                operation=what,
-            )
+        check_size(len(raw), self.max_bytes, what=what)
         return raw.decode()
 
     def load(self, text: str, type_: Any, *, what: str) -> Any:
         adapter = adapter_for(type_, what=what)
         try:
-            return adapter.validate_json(text)
+            return self.decode(adapter, text, what=what)
         except PydanticValidationError as e:
             # Reached on the first run too: the engine reads back every value it records.
             raise SerializationError(
@@ -221,6 +219,40 @@ class PydanticSerde:
                 "annotated type change while this execution was in flight?",
                 operation=what,
             ) from e
+
+    def encode(self, adapter: TypeAdapter[Any], value: Any) -> bytes:
+        """``value`` as the text to record (UTF-8), by ``adapter`` (its declared type)."""
+        return adapter.dump_json(value)
+
+    def decode(self, adapter: TypeAdapter[Any], text: str, *, what: str) -> Any:
+        """The value recorded as ``text``, validated by ``adapter`` (raises pydantic's
+        ValidationError when it does not fit; SerializationError naming ``what`` when the
+        text is not in this serde's form)."""
+        return adapter.validate_json(text)
+
+
+def check_size(size: int, limit: int, *, what: str) -> None:
+    """Refuse a serialized value of ``size`` bytes over ``limit``.
+
+    Raises:
+        PayloadTooLargeError: naming ``what`` and saying what to do.
+    """
+    if size > limit:
+        raise PayloadTooLargeError(
+            f"{what}: serialized value is {size} bytes, over the limit of {limit}. Store "
+            "large data elsewhere (a bucket, a table) and return a reference, or raise the "
+            "limit with max_payload_bytes.",
+            operation=what,
+        )
+
+
+def external(serde: Serde) -> Serde:
+    """The serde for values another program writes or reads: an execution's input and
+    result, an invoke's payload and result, a callback's result. A serde whose journal form
+    is its own (Lambda's service mode records AWS's tagged envelope) names it as its
+    ``external`` attribute; any other serde is its own external form."""
+    other = getattr(serde, "external", None)
+    return other if isinstance(other, Serde) else serde
 
 
 @runtime_checkable
@@ -281,15 +313,7 @@ def dump_value(
             f"{type(text).__name__}, not str (the text to record)",
             operation=what,
         )
-    limit = getattr(serde, "max_bytes", DEFAULT_MAX_BYTES)
-    size = len(text.encode())
-    if size > limit:
-        raise PayloadTooLargeError(
-            f"{what}: serialized value is {size} bytes, over the limit of {limit}. Store "
-            "large data elsewhere (a bucket, a table) and return a reference, or raise the "
-            "limit with max_payload_bytes.",
-            operation=what,
-        )
+    check_size(len(text.encode()), getattr(serde, "max_bytes", DEFAULT_MAX_BYTES), what=what)
     return text
 
 

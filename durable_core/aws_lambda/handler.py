@@ -18,6 +18,9 @@ Invariants:
   retries the invocation; replay repeats no completed step).
 - A result too big for the Lambda response is checkpointed on the EXECUTION operation and
   the response carries an empty ``Result``.
+- Payloads are written as AWS's SDK writes them (:mod:`~durable_core.aws_lambda.payloads`):
+  operation values in its tagged form, the execution's result (in the response or
+  checkpointed) and invoke payloads as ``json.dumps`` text.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any, cast
 
 from durable_core.aws_lambda import wire
 from durable_core.aws_lambda.errors import EnvelopeError
+from durable_core.aws_lambda.payloads import AwsSerde
 from durable_core.aws_lambda.service import DurableServiceClient, ServiceClock, ServiceStore
 from durable_core.clock import Clock, SystemClock
 from durable_core.errors import ValidationError
@@ -45,7 +49,6 @@ from durable_core.instrumentation import Instrumentation, check_instrumentation
 from durable_core.journal import InvocationOptions, Journal
 from durable_core.records import Execution, ExecutionStatus, Lease
 from durable_core.runtime.invocation import run_invocation
-from durable_core.serde import DEFAULT_MAX_BYTES, PydanticSerde
 from durable_core.stores.base import InvocationEnd
 
 LambdaHandler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
@@ -63,8 +66,9 @@ _FUNCTION = re.compile(
 class LambdaOptions:
     """Knobs of a handler on the durable execution service."""
 
-    max_payload_bytes: int = DEFAULT_MAX_BYTES
-    """Size limit of one serialized value (at most the service's 6 MiB)."""
+    max_payload_bytes: int = wire.PAYLOAD_LIMIT
+    """Size limit of one serialized value: by default the service's own, 6 MiB, as AWS's SDK
+    has it (the self-hosted stores default to 256 KiB)."""
     function_names: Mapping[str, str] = field(default_factory=dict)
     """For ``ctx.invoke`` with a durable function: its name -> the Lambda function (name or
     ARN) to invoke. A string passed to ``ctx.invoke`` is used as the Lambda function as is."""
@@ -210,7 +214,7 @@ def run_envelope(
             "envelope is malformed"
         )
     store.execution = _execution(fn, store.execution_id, root, clock.now())
-    serde = PydanticSerde(max_bytes=options.max_payload_bytes)
+    serde = AwsSerde(max_bytes=options.max_payload_bytes)
     services = LambdaServices(store, options)
     lease = Lease(execution_id=store.execution_id, owner="lambda", fence=0, expires=_NEVER)
     try:
@@ -297,8 +301,10 @@ class LambdaServices:
         *,
         execution_id: str | None = None,
         parent_execution_id: str | None = None,
+        tenant_id: str | None = None,
     ) -> Execution:
-        """Start the invoke recorded for ``execution_id`` (idempotent); return its summary."""
+        """Start the invoke recorded for ``execution_id`` (idempotent); return its summary.
+        (The tenant id goes out on the staged START: ``wire.invoke_start``.)"""
         name = fn if isinstance(fn, str) else getattr(fn, "name", str(fn))
         assert execution_id is not None
         return self.store.start_invoke(execution_id, self._lambda_name(name))

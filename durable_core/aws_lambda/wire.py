@@ -33,6 +33,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from durable_core.aws_lambda.errors import ServiceLimitError
+from durable_core.aws_lambda.payloads import (
+    AWS_ERROR_TYPES,
+    OUR_ERROR_TYPES,
+    batch_text_from_aws,
+    batch_text_to_aws,
+)
 from durable_core.errors import PayloadTooLargeError, ValidationError
 from durable_core.operations.invoke import child_execution_id
 from durable_core.records import ErrorInfo, Operation, OperationStatus, OperationType, StopKind
@@ -99,14 +105,15 @@ def _iso(value: str) -> datetime:
 def error_to_wire(err: ErrorInfo, *, data: str | None = None) -> Wire:
     """Our error as an ``ErrorObject``, shrunk to fit :data:`ERROR_LIMIT`.
 
-    No ``StackTrace`` is sent: AWS's SDK records none on the service, so the histories of
-    the two read the same (the traceback stays in the function's log). The message is
-    capped, then ``ErrorData`` is cut, each with a marker.
+    The type is AWS's name for it where :data:`AWS_ERROR_TYPES` has one. No
+    ``StackTrace`` is sent: AWS's SDK records none on the service, so the histories of the
+    two read the same (the traceback stays in the function's log). The message is capped,
+    then ``ErrorData`` is cut, each with a marker.
     """
     message = err.message
     if len(message) > _MESSAGE_CAP:
         message = message[:_MESSAGE_CAP] + " ... [truncated]"
-    out: Wire = {"ErrorType": err.type, "ErrorMessage": message}
+    out: Wire = {"ErrorType": AWS_ERROR_TYPES.get(err.type, err.type), "ErrorMessage": message}
     payload = data if data is not None else err.data
     if payload is not None:
         out["ErrorData"] = payload
@@ -125,8 +132,9 @@ def error_from_wire(obj: Mapping[str, Any] | None) -> ErrorInfo | None:
     if not obj:
         return None
     trace = obj.get("StackTrace") or []
+    type_ = str(obj.get("ErrorType") or "Error")
     return ErrorInfo(
-        type=str(obj.get("ErrorType") or "Error"),
+        type=OUR_ERROR_TYPES.get(type_, type_),
         message=str(obj.get("ErrorMessage") or ""),
         traceback="\n".join(str(line) for line in trace) or None,
         data=obj.get("ErrorData"),
@@ -177,7 +185,7 @@ def to_record(op: Mapping[str, Any], *, execution_id: str, now: datetime) -> Ope
     elif type_ is OperationType.CONTEXT:
         details = op.get("ContextDetails") or {}
         key = "result" if status.is_terminal else "payload"
-        fields[key] = details.get("Result")
+        fields[key] = batch_text_from_aws(op.get("SubType"), details.get("Result"))
         fields["error"] = error_from_wire(details.get("Error"))
     else:  # CHAINED_INVOKE
         details = op.get("ChainedInvokeDetails") or {}
@@ -331,7 +339,8 @@ def _plan_context(op: Operation, status: str | None) -> Plan:
     # the history shows ContextStarted as for any other context (as AWS's SDK writes it).
     start = (_with_payload(header(op, "START"), op.payload),) if status is None else ()
     if op.status is OperationStatus.SUCCEEDED:
-        return Plan((*start, _with_payload(header(op, "SUCCEED"), op.result)))
+        result = batch_text_to_aws(op.sub_type, op.result)
+        return Plan((*start, _with_payload(header(op, "SUCCEED"), result)))
     return Plan((*start, header(op, "FAIL") | {"Error": _error(op)}))
 
 
@@ -383,9 +392,11 @@ def _callback_options(op: Operation) -> Wire:
 
 
 def invoke_start(op: Operation, function_name: str) -> Wire:
-    """The CHAINED_INVOKE START for a staged invoke record."""
-    update = header(op, "START") | {"ChainedInvokeOptions": {"FunctionName": function_name}}
-    return _with_payload(update, op.payload)
+    """The CHAINED_INVOKE START for a staged invoke record (with its tenant id, if any)."""
+    options: Wire = {"FunctionName": function_name}
+    if op.tenant_id is not None:
+        options["TenantId"] = op.tenant_id
+    return _with_payload(header(op, "START") | {"ChainedInvokeOptions": options}, op.payload)
 
 
 # --- limits --------------------------------------------------------------------------------

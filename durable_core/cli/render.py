@@ -413,6 +413,22 @@ def execution_json(
     return {"execution": execution, "operations": operations}
 
 
+def _failed_step(ex: Execution, ops: Sequence[Operation]) -> str:
+    """The execution's error message, naming the step it came from when a step failed for
+    good (a StepFailedError's message is the original exception's alone)."""
+    assert ex.error is not None
+    if not ex.error.type.endswith("StepFailedError"):
+        return ex.error.message
+    for op in reversed(ops):
+        failed = op.type is OperationType.STEP and op.status is OperationStatus.FAILED
+        if failed and op.error and op.error.message == ex.error.message:
+            return (
+                f"step {op.name!r} failed after {op.attempt} attempt(s): "
+                f"{op.error.type}: {op.error.message}"
+            )
+    return ex.error.message
+
+
 def render_outcome(
     ex: Execution,
     ops: Sequence[Operation],
@@ -425,7 +441,7 @@ def render_outcome(
 
     Args:
         ex: the execution as it stands.
-        ops: its journal (used only while it is RUNNING).
+        ops: its journal (what it waits for while RUNNING, the step that failed it).
         command: how to invoke ``durable`` on the same store, for the printed hints.
         held_elsewhere: another worker holds its lease right now.
         show_tokens: print callback tokens in full (``--show-tokens``); masked otherwise.
@@ -434,7 +450,7 @@ def render_outcome(
         value = json.dumps(json.loads(ex.result or "null"), indent=2, ensure_ascii=False)
         return ["SUCCEEDED", value]
     if ex.status.is_terminal:
-        err = f"{ex.error.type}: {ex.error.message}" if ex.error else "(no error recorded)"
+        err = f"{ex.error.type}: {_failed_step(ex, ops)}" if ex.error else "(no error recorded)"
         return [f"{ex.status.value}: {err}", f"the history: {command} show {ex.id}"]
     if held_elsewhere:
         return [

@@ -232,7 +232,8 @@ def _held_elsewhere(rt: Runtime, ex: Execution) -> bool:
 
 def report(rt: Runtime, ex: Execution, command: str, out: Out, *, show_tokens: bool = False) -> int:
     """Print how an execution stands after ``run``; return the exit code."""
-    ops = rt.operations(ex.id) if ex.status is ExecutionStatus.RUNNING else []
+    wanted = ex.status is ExecutionStatus.RUNNING or ex.status is ExecutionStatus.FAILED
+    ops = rt.operations(ex.id) if wanted else []
     held = _held_elsewhere(rt, ex)
     for line in render_outcome(
         ex, ops, command=command, held_elsewhere=held, show_tokens=show_tokens

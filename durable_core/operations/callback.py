@@ -20,16 +20,21 @@ Invariants:
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from durable_core.errors import (
+    CallbackError,
     CallbackFailedError,
+    CallbackSubmitterError,
     CallbackTimeoutError,
+    ChildContextError,
     SuspendExecution,
 )
 from durable_core.journal import recorded_stop
-from durable_core.operations._core import InstantOp
+from durable_core.operations._core import InstantOp, Plan
+from durable_core.operations.child import ChildOp
 from durable_core.records import (
     CallbackOutcome,
     ErrorInfo,
@@ -37,7 +42,8 @@ from durable_core.records import (
     OperationStatus,
     OperationType,
 )
-from durable_core.serde import check_type
+from durable_core.replay import operation_id
+from durable_core.serde import Serializer, check_type, external, load_value
 
 if TYPE_CHECKING:
     from durable_core.journal import Journal
@@ -51,14 +57,46 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def callback_value(
+    journal: Journal, text: str | None, type_: Any, serializer: Serializer | None, *, what: str
+) -> Any:
+    """The value of a callback whose caller sent ``text``: handed raw to ``serializer``, or
+    read as JSON into ``type_`` (the form another program writes: ``serde.external``).
+    A callback completed without a result is ``None`` for a serializer."""
+    if text is None and serializer is not None:
+        return None
+    return load_value(
+        external(journal.serde), text or "null", type_, what=what, serializer=serializer
+    )
+
+
+def callback_error(op: Operation, name: str) -> CallbackError:
+    """The error a callback that ended ``op.status`` (not SUCCEEDED) raises: the caller's (or
+    the service's) message as it is, as AWS's SDK raises it."""
+    err = op.error or ErrorInfo(type="Unknown", message="")
+    if op.status is OperationStatus.TIMED_OUT:
+        return CallbackTimeoutError(err.message or "Callback timed out", name=name)
+    return CallbackFailedError(
+        err.message or "Callback failed", name=name, error_type=err.type, data=err.data
+    )
+
+
 class Callback(Generic[T]):
     """A handle on a created callback: send ``token`` out, then call ``result()``."""
 
-    def __init__(self, journal: Journal, op_id: str, name: str, result_type: Any) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        op_id: str,
+        name: str,
+        result_type: Any,
+        serializer: Serializer | None = None,
+    ) -> None:
         self._journal = journal
         self._op_id = op_id
         self.name = name
         self._type = result_type
+        self._serializer = serializer
 
     @property
     def token(self) -> str:
@@ -72,12 +110,24 @@ class Callback(Generic[T]):
         """The payload the external system sent; suspends until there is one.
 
         Raises:
-            CallbackFailedError: the external system reported failure.
+            CallbackFailedError: the external system reported failure (its message is the
+                caller's).
             CallbackTimeoutError: the timeout or heartbeat deadline passed first.
             ExecutionCancelledError: the execution was cancelled (or terminated, or its
                 deadline passed) while the callback was not complete; recorded on the
                 callback, so every replay raises it here again.
         """
+        return callback_value(  # type: ignore[no-any-return]
+            self._journal,
+            self.text(),
+            self._type,
+            self._serializer,
+            what=f"callback {self.name!r}",
+        )
+
+    def text(self) -> str | None:
+        """The raw text the external system sent (``None``: it sent none); suspends and
+        raises as :meth:`result` does."""
         journal = self._journal
         op = journal.get(self._op_id)
         assert op is not None
@@ -93,15 +143,7 @@ class Callback(Generic[T]):
         if stopped is not None:
             raise stopped
         if op.status is OperationStatus.SUCCEEDED:
-            return journal.serde.load(  # type: ignore[no-any-return]
-                op.result or "null", self._type, what=f"callback {self.name!r}"
-            )
-        err = op.error or ErrorInfo(type="Unknown", message="")
-        if op.status is OperationStatus.TIMED_OUT:
-            raise CallbackTimeoutError(
-                f"callback {self.name!r} of execution {journal.execution_id!r} timed out: "
-                f"{err.message}"
-            )
+            return op.result
         if op.status is OperationStatus.STARTED:
             raise SuspendExecution(
                 # The token completes the callback: keep it out of the execution summary row
@@ -111,9 +153,7 @@ class Callback(Generic[T]):
                 # Only its owner's API decides a privileged callback: for a saga, an operator.
                 outcome="waiting for an operator" if op.privileged else None,
             )
-        raise CallbackFailedError(
-            f"callback {self.name!r} failed: {err.message}", error_type=err.type, data=err.data
-        )
+        raise callback_error(op, self.name)
 
     def _check_deadlines(self, op: Operation) -> Operation:
         now = self._journal.now()
@@ -126,7 +166,10 @@ class Callback(Generic[T]):
             return op
         outcome = CallbackOutcome(
             status=OperationStatus.TIMED_OUT,
-            error=ErrorInfo(type="durable_core.CallbackTimeout", message=reason),
+            error=ErrorInfo(
+                type="durable_core.CallbackTimeout",
+                message=f"callback {self.name!r} timed out: {reason}",
+            ),
         )
         return self._journal.complete_callback(op, outcome)
 
@@ -155,19 +198,22 @@ class CallbackOp(InstantOp[Callback[Any]]):
         heartbeat_timeout: timedelta | None,
         result_type: Any,
         privileged: bool = False,
+        serializer: Serializer | None = None,
     ) -> None:
-        check_type(result_type, what=f"callback {name!r}")
+        if serializer is None:
+            check_type(result_type, what=f"callback {name!r}")
         super().__init__(scope, name, "Callback")
         self.timeout = timeout
         self.heartbeat_timeout = heartbeat_timeout
         self.result_type = result_type
         self.privileged = privileged
+        self.serializer = serializer
 
     def finished(self, rec: Operation) -> bool:
         return True  # created: the handle is all this operation gives (result() waits)
 
     def replay(self, rec: Operation) -> Callback[Any]:
-        return Callback(self.journal, rec.id, self.name, self.result_type)
+        return Callback(self.journal, rec.id, self.name, self.result_type, self.serializer)
 
     def settle(self, slot: Slot) -> Callback[Any]:
         journal = self.journal
@@ -189,4 +235,82 @@ class CallbackOp(InstantOp[Callback[Any]]):
                 privileged=True if self.privileged else None,
             )
         )
-        return Callback(journal, slot.id, self.name, self.result_type)
+        return Callback(journal, slot.id, self.name, self.result_type, self.serializer)
+
+
+class WaitForCallbackOp(ChildOp[Any]):
+    """``ctx.wait_for_callback``: a child context (sub-type ``WaitForCallback``) holding the
+    callback and the submitter step; ``body(child_context)`` runs them and returns what
+    the context records: the callback's raw text (the value, in an execution recorded
+    before 0.2).
+
+    The context records that text as it came (a JSON string, as AWS's SDK records the
+    callback's pass-through value); its value is read from it on every run (by
+    ``serializer``, or as JSON into ``result_type``). A failed callback or submitter raises
+    the callback's error (:class:`CallbackFailedError`, :class:`CallbackTimeoutError`) or
+    :class:`CallbackSubmitterError`, rebuilt from the callback's and the step's records, so
+    the first run and every replay raise the same.
+    """
+
+    def __init__(
+        self,
+        scope: Scope,
+        name: str,
+        body: Callable[[Any], Any],
+        make_context: Callable[[Scope], Any],
+        *,
+        result_type: Any,
+        serializer: Serializer | None,
+    ) -> None:
+        super().__init__(
+            scope, name, body, make_context, sub_type="WaitForCallback", result_type=str | None
+        )
+        self.value_type = result_type
+        self.value_serializer = serializer
+        self._raw = True
+
+    def _choose_form(self, context_id: str) -> None:
+        """Read the context as it was recorded: before 0.2 (its callback named after the
+        operation itself) the context recorded the value, since then the raw text."""
+        callback = self.journal.get(operation_id(context_id, 1))
+        legacy = callback is not None and callback.name == self.name
+        self.result_type = self.value_type if legacy else str | None
+        self._raw = not legacy
+
+    def _load(self, text: str) -> Any:
+        if not self._raw:
+            return super()._load(text)
+        raw = super()._load(text)
+        what = f"callback {self.name!r}"
+        return callback_value(self.journal, raw, self.value_type, self.value_serializer, what=what)
+
+    def replay(self, rec: Operation) -> Any:
+        self._choose_form(rec.id)
+        try:
+            return super().replay(rec)
+        except ChildContextError as e:
+            raise self._error(rec.id, e) from None
+
+    def execute(self, slot: Slot) -> Plan[Any]:
+        self._choose_form(slot.id)
+        try:
+            return (yield from super().execute(slot))
+        except ChildContextError as e:
+            raise self._error(slot.id, e) from e.__cause__
+
+    def _error(self, context_id: str, error: ChildContextError) -> Exception:
+        """The callback's or the submitter's error, read from their records."""
+        callback = self.journal.get(operation_id(context_id, 1))
+        if callback is not None and callback.status in (
+            OperationStatus.FAILED,
+            OperationStatus.TIMED_OUT,
+        ):
+            return callback_error(callback, self.name)
+        step = self.journal.get(operation_id(context_id, 2))
+        if step is not None and step.status is OperationStatus.FAILED and step.error:
+            return CallbackSubmitterError(
+                step.error.message or "Callback submitter failed",
+                name=self.name,
+                error_type=step.error.type,
+            )
+        return error

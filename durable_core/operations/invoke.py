@@ -15,14 +15,20 @@ Invariants:
   with its error; replay returns the value or raises the same :class:`InvokeError` without
   looking at the child again.
 - A cancellation delivered to the parent while it waits is passed on to the child.
-- Bad calls (an unknown name, a plain function, an unserializable payload) raise before
-  anything is recorded.
+- Bad calls (an unknown name, a plain function, an unserializable payload, a malformed
+  tenant id) raise before anything is recorded.
+- The payload and the result are the text other programs write and read
+  (``serde.external``: on Lambda's durable service ``json.dumps`` text, as AWS's SDK sends
+  it), or a ``payload_serializer``'s / ``serializer``'s raw text.
+- A tenant id is recorded on the operation and passed to the child (``Execution.tenant_id``
+  on the self-hosted stores, ``ChainedInvokeOptions.TenantId`` on the service).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from durable_core.errors import (
@@ -48,7 +54,7 @@ from durable_core.records import (
     StopKind,
 )
 from durable_core.replay import check_name
-from durable_core.serde import check_type
+from durable_core.serde import Serializer, check_type, dump_value, external, load_value
 
 if TYPE_CHECKING:
     from durable_core.journal import Journal
@@ -59,6 +65,22 @@ T = TypeVar("T")
 
 SUB_TYPE = "ChainedInvoke"
 _MAX_ID = 200
+_TENANT_ID = re.compile(r"[a-zA-Z0-9._:/=+\-@ ]{1,256}")
+"""The durable service's ``ChainedInvokeOptions.TenantId``: 1-256 of these characters."""
+
+
+def check_tenant_id(tenant_id: object, *, what: str) -> str | None:
+    """``tenant_id`` if it is ``None`` or a tenant id the durable service accepts.
+
+    Raises:
+        ValidationError: anything else, naming the operation (nothing recorded).
+    """
+    if tenant_id is None or (isinstance(tenant_id, str) and _TENANT_ID.fullmatch(tenant_id)):
+        return tenant_id
+    raise ValidationError(
+        f"{what}: tenant_id must be 1-256 characters of letters, digits and ._:/=+-@ or "
+        f"space (the durable execution service's rule), got {tenant_id!r:.80}"
+    )
 
 
 class _Services(Protocol):
@@ -75,6 +97,7 @@ class _Services(Protocol):
         *,
         execution_id: str | None = None,
         parent_execution_id: str | None = None,
+        tenant_id: str | None = None,
     ) -> Execution: ...
 
     def cancel(
@@ -116,14 +139,16 @@ def _resolve(services: _Services | None, function: object) -> DurableFunction[An
 
 
 def invoke_error(op: Operation, function: str) -> InvokeError:
-    """Rebuild the InvokeError recorded in ``op``."""
-    err = op.error or ErrorInfo(type="Unknown", message="(no error recorded)")
+    """Rebuild the InvokeError recorded in ``op``: the child's error message as it is (as
+    AWS's SDK raises it), its type and data as attributes."""
+    err = op.error or ErrorInfo(type="Unknown", message="")
     verb = "was cancelled" if op.status is OperationStatus.CANCELLED else "failed"
     return InvokeError(
-        f"invoked function {function!r} (execution {op.child_execution_id!r}) {verb}: "
-        f"{err.type}: {err.message}",
+        err.message or f"invoked function {function!r} {verb}",
         function=function,
         error_type=err.type,
+        data=err.data,
+        execution_id=op.child_execution_id,
     )
 
 
@@ -146,6 +171,9 @@ class InvokeOp(InstantOp[T]):
         *,
         name: str | None,
         result_type: Any,
+        serializer: Serializer | None = None,
+        payload_serializer: Serializer | None = None,
+        tenant_id: str | None = None,
     ) -> None:
         journal = scope.journal
         self.services = cast("_Services | None", journal.services)
@@ -158,11 +186,18 @@ class InvokeOp(InstantOp[T]):
         )
         self.type_ = result_type if result_type is not None else fn.result_type
         self.what = f"invoke {self.name!r}"
-        check_type(self.type_, what=self.what)  # fn's own types were checked when it was made
-        serde, about = journal.serde, f"payload of {self.what}"
+        self.serializer = serializer
+        self.tenant_id = tenant_id
+        if serializer is None:
+            check_type(self.type_, what=self.what)  # fn's own types were checked when made
+        serde, about = external(journal.serde), f"payload of {self.what}"
         # Validated against the child's input type now, so a bad payload records nothing.
-        self.event = serde.load(serde.dump(payload, Any, what=about), fn.input_type, what=about)
-        self.text = serde.dump(self.event, fn.input_type, what=about)
+        if payload_serializer is not None:
+            self.text = dump_value(serde, payload, Any, what=about, serializer=payload_serializer)
+            self.event = serde.load(self.text, fn.input_type, what=about)
+        else:
+            self.event = serde.load(serde.dump(payload, Any, what=about), fn.input_type, what=about)
+            self.text = serde.dump(self.event, fn.input_type, what=about)
 
     def begin(self) -> Slot:
         journal = self.journal
@@ -185,8 +220,16 @@ class InvokeOp(InstantOp[T]):
 
     def replay(self, rec: Operation) -> T:
         if rec.status is OperationStatus.SUCCEEDED:
-            return self.journal.serde.load(rec.result or "null", self.type_, what=self.what)  # type: ignore[no-any-return]
+            return self._load(rec.result)
         raise invoke_error(rec, self.fn.name)
+
+    def _load(self, text: str | None) -> T:
+        if text is None and self.serializer is not None:
+            return None  # type: ignore[return-value]  # the child returned nothing
+        serde = external(self.journal.serde)
+        return load_value(  # type: ignore[no-any-return]
+            serde, text or "null", self.type_, what=self.what, serializer=self.serializer
+        )
 
     def settle(self, slot: Slot) -> T:
         journal = self.journal
@@ -202,29 +245,40 @@ class InvokeOp(InstantOp[T]):
                 payload=self.text,
                 started_at=journal.now(),
                 child_execution_id=child_execution_id(journal.execution_id, slot.id),
+                tenant_id=self.tenant_id,
             )
             journal.checkpoint(rec)  # recorded before the child exists: never two children
         child_id = rec.child_execution_id
         assert child_id is not None
         services = _need(self.services)
         child = services.start(
-            self.fn, self.event, execution_id=child_id, parent_execution_id=journal.execution_id
+            self.fn,
+            self.event,
+            execution_id=child_id,
+            parent_execution_id=journal.execution_id,
+            tenant_id=rec.tenant_id,
         )
         if not child.status.is_terminal:
             child = services.store.get_execution(child_id)
         if not child.status.is_terminal:
             raise SuspendExecution(f"invoke {self.name!r}: waiting for execution {child_id!r}")
-        return _finish(journal, rec, child, self.fn.name, self.type_)  # type: ignore[no-any-return]
+        return self._finish(rec, child)
+
+    def _finish(self, rec: Operation, child: Execution) -> T:
+        journal = self.journal
+        now = journal.now()
+        if child.status is ExecutionStatus.SUCCEEDED:
+            text = child.result if child.result is not None else "null"
+            value = self._load(text)
+            journal.checkpoint(
+                rec.evolve(status=OperationStatus.SUCCEEDED, result=text, ended_at=now)
+            )
+            return value
+        raise _failed(journal, rec, child, self.fn.name)
 
 
-def _finish(journal: Journal, rec: Operation, child: Execution, function: str, type_: Any) -> Any:
+def _failed(journal: Journal, rec: Operation, child: Execution, function: str) -> InvokeError:
     now = journal.now()
-    what = f"invoke {rec.name!r}"
-    if child.status is ExecutionStatus.SUCCEEDED:
-        text = child.result or "null"
-        value = journal.serde.load(text, type_, what=what)
-        journal.checkpoint(rec.evolve(status=OperationStatus.SUCCEEDED, result=text, ended_at=now))
-        return value
     err = child.error or ErrorInfo(type="Unknown", message=f"child ended {child.status.value}")
     if StopKind.of_error(err) is not None:  # that marker means "stopped at this operation"
         err = err.model_copy(update={"type": "durable_core.errors.ExecutionCancelledError"})
@@ -235,7 +289,7 @@ def _finish(journal: Journal, rec: Operation, child: Execution, function: str, t
     )
     done = rec.evolve(status=status, error=err, ended_at=now)
     journal.checkpoint(done)
-    raise invoke_error(done, function)
+    return invoke_error(done, function)
 
 
 def _stop_child(

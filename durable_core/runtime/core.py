@@ -131,8 +131,10 @@ class Runtime(ExecutionRequests):
         *,
         execution_id: str | None = None,
         parent_execution_id: str | None = None,
+        tenant_id: str | None = None,
     ) -> Execution:
-        """Create an execution (idempotent by ``execution_id``) without running it.
+        """Create an execution (idempotent by ``execution_id``) without running it;
+        ``tenant_id`` is recorded on it (``ctx.invoke(tenant_id=)`` passes it on).
 
         Raises:
             ExecutionConflictError: the id exists for a different function or input.
@@ -164,6 +166,7 @@ class Runtime(ExecutionRequests):
             version=durable_fn.version,
             deadline=now + durable_fn.timeout if durable_fn.timeout else None,
             parent_execution_id=parent_execution_id,
+            tenant_id=tenant_id,
         )
         stored, created = self.store.create_execution(record)
         if not created and (

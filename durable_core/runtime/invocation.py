@@ -42,6 +42,7 @@ from durable_core.journal import Journal
 from durable_core.parking import park_kind, park_summary
 from durable_core.records import ErrorInfo, Execution, ExecutionStatus
 from durable_core.replay import Scope, operation_id
+from durable_core.serde import external
 from durable_core.stores.base import InvocationEnd
 
 if TYPE_CHECKING:
@@ -160,13 +161,14 @@ def _root_scope(journal: Journal) -> Scope:
 
 def _event(fn: DurableFunction[Any, Any], journal: Journal) -> Any:
     what = f"input of execution {journal.execution_id!r}"
-    return journal.serde.load(journal.execution.input, fn.input_type, what=what)
+    return external(journal.serde).load(journal.execution.input, fn.input_type, what=what)
 
 
 def _succeeded(fn: DurableFunction[Any, Any], journal: Journal, value: Any) -> InvocationEnd:
     what = f"result of execution {journal.execution_id!r}"
-    text = journal.serde.dump(value, fn.result_type, what=what)
-    journal.serde.load(text, fn.result_type, what=what)  # it must read back as its type
+    serde = external(journal.serde)  # another program reads it
+    text = serde.dump(value, fn.result_type, what=what)
+    serde.load(text, fn.result_type, what=what)  # it must read back as its type
     return InvocationEnd(status=ExecutionStatus.SUCCEEDED, result=text)
 
 

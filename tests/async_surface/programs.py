@@ -319,8 +319,7 @@ def _expect(op: Op, calls: Counter[str]) -> Any:
             calls[f"{op.name} submitter"] += 1
         if op.end == "success":
             return {"cb": op.name}
-        if op.wait_for:  # the callback's error fails the wait_for_callback child context
-            return error("ChildContextError")
+        # wait_for_callback raises the callback's own error (as AWS's SDK does)
         return error("CallbackFailedError" if op.end == "failure" else "CallbackTimeoutError")
     if isinstance(op, Condition):
         calls[op.name] += op.polls

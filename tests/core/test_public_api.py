@@ -19,6 +19,7 @@ DURABLE_CORE_ALL = [
     "CallbackError",
     "CallbackFailedError",
     "CallbackNotFoundError",
+    "CallbackSubmitterError",
     "CallbackTimeoutError",
     "ChildContextError",
     "Clock",

@@ -138,8 +138,7 @@ def test_failed_step_reraises_the_same_error_on_every_replay(durable_runner: Any
     klass, error_type, message, traceback, attempts = seen[0]
     assert klass is StepFailedError
     assert error_type == "KeyError"
-    assert "card-declined" in message
-    assert "step 'charge' failed after 1 attempt(s)" in message
+    assert message == "'card-declined'"  # the original message, as AWS's SDK raises it
     assert traceback is not None
     assert "explode" in traceback
     assert attempts == 1

@@ -95,7 +95,7 @@ def test_a_step_that_keeps_failing_fails_the_execution_with_its_error(
     arn = emulator.start("ops-fail", None)
     ex = emulator.wait(arn)
     assert ex["Status"] == "FAILED"
-    assert ex["Error"]["ErrorType"] == "durable_core.errors.StepFailedError"
+    assert ex["Error"]["ErrorType"] == "aws_durable_execution_sdk_python.exceptions.StepError"
     assert "the order is invalid" in ex["Error"]["ErrorMessage"]
     assert events(emulator.history(arn), "StepFailed") == [("StepFailed", "validate")]
 
@@ -171,7 +171,7 @@ def test_callback_failure_and_timeout_come_from_the_service(
     )
     assert (
         json.loads(emulator.wait(failing)["Result"])
-        == "CallbackFailedError: callback 'answer' failed: no stock"
+        == "CallbackFailedError: no stock"  # the caller's message as it sent it
     )
     timed_out = json.loads(emulator.wait(silent)["Result"])
     assert timed_out.startswith("CallbackTimeoutError"), timed_out

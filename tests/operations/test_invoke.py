@@ -112,8 +112,7 @@ def test_child_failure_is_a_typed_invoke_error_on_every_replay(
     function, error_type, message = rt.result("c1")
     assert function == "tests:invoke:broken"
     assert error_type == "KeyError"
-    assert "failed: KeyError" in message
-    assert "no price for 7" in message
+    assert message == "'no price for 7'"  # the child's error message as it is (as AWS's SDK)
     op = next(op for op in rt.operations("c1") if op.type is OperationType.CHAINED_INVOKE)
     assert op.status is OperationStatus.FAILED
     end, writes = replay_finished(memory_store, virtual_clock, catcher, "c1")

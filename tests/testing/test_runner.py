@@ -147,7 +147,7 @@ def test_callbacks_can_be_delivered_automatically_including_failures() -> None:
     runner = DurableTestRunner(
         wf, callbacks={"first": "yes", "second": CallbackFailure("nope", error_type="Denied")}
     )
-    assert runner.run(None).result == "yes/Denied/callback 'second' failed: nope"
+    assert runner.run(None).result == "yes/Denied/nope"  # the caller's message as it is
 
 
 def test_a_name_shared_by_two_waiting_callbacks_is_ambiguous() -> None:
