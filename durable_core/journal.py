@@ -214,6 +214,11 @@ class Journal:
                 self._ops[op.id] = op
             self.writes += 1
 
+    @property
+    def announces_starts(self) -> bool:
+        """Whether :meth:`announce_start` reaches a store (build the record only then)."""
+        return self._announcer is not None
+
     def announce_start(self, op: Operation) -> None:
         """Tell a store that shows running attempts that ``op`` started (not durable).
 

@@ -121,7 +121,8 @@ class ConditionOp(DurableOp[S]):
             )
 
         polls += 1
-        journal.announce_start(record(OperationStatus.STARTED))
+        if journal.announces_starts:  # the record costs a model build: only if heard
+            journal.announce_start(record(OperationStatus.STARTED))
         ctx = StepContext.of(journal.execution_id, slot.id, name, polls, self.logger)
         try:
             state = yield Call(self.check, (state, ctx), what, offload=True)

@@ -158,11 +158,10 @@ class StepOp(DurableOp[T]):
             raise run.fail(attempt, crash_looping) from None
 
         while True:
-            started = run.record(OperationStatus.STARTED, attempt)
             if config.semantics is StepSemantics.AT_MOST_ONCE_PER_RETRY:
-                journal.checkpoint(started)
-            else:
-                journal.announce_start(started)
+                journal.checkpoint(run.record(OperationStatus.STARTED, attempt))
+            elif journal.announces_starts:  # the record costs a model build: only if heard
+                journal.announce_start(run.record(OperationStatus.STARTED, attempt))
             ctx = StepContext.of(journal.execution_id, slot.id, name, attempt, self.logger)
             try:
                 value = yield Call(
