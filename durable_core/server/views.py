@@ -1,7 +1,9 @@
 """What the API returns: executions, operations and sagas as JSON documents.
 
 Invariants:
-- A callback token (``Operation.callback_id``) never appears in a view.
+- A callback token (``Operation.callback_id``) never appears in a view: not as a field, and
+  not inside a payload or a reason that happens to carry it (a step that returned the
+  token, say): :func:`without_tokens` masks every token of the execution in the answer.
 - Payloads (input, results) are the JSON text the store holds, passed on as text.
 - ``saga_status`` of a listing row is derived from the row alone (no journal read), from
   markers the saga library leaves on it (see :func:`row_saga_status`); the execution page
@@ -15,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from durable_core.cli.render import mask_token, mask_tokens_in
 from durable_core.records import ErrorInfo, Execution, ExecutionStatus, Operation, OperationType
 from durable_core.stores.search import ExecutionQuery, is_parked
 
@@ -39,10 +42,10 @@ ROW_SAGA_FILTERS: dict[str, dict[str, Any]] = {
         "waiting_contains": (OPERATOR_CALLBACK,),
     },
     "compensating": {"status": ExecutionStatus.RUNNING, "waiting_contains": (COMPENSATION_RETRY,)},
-    "compensated": {"status": ExecutionStatus.FAILED, "error_type": "SagaCompensated"},
+    "compensated": {"status": ExecutionStatus.FAILED, "error_type": "saga.errors.SagaCompensated"},
     "partially_compensated": {
         "status": ExecutionStatus.FAILED,
-        "error_type": "SagaPartiallyCompensated",
+        "error_type": "saga.errors.SagaPartiallyCompensated",
     },
     "parked": {"parked": True},
 }
@@ -142,6 +145,19 @@ class ExecutionDetail(ExecutionSummary):
     pending_callbacks: list[PendingCallback]
 
 
+def without_tokens(doc: BaseModel | list[OperationView], ops: list[Operation]) -> str:
+    """``doc`` as JSON text with each callback token of ``ops`` (and any ``token X`` in a
+    reason) masked as the CLI masks them."""
+    if isinstance(doc, list):
+        text = "[" + ",".join(v.model_dump_json() for v in doc) + "]"
+    else:
+        text = doc.model_dump_json()
+    for op in ops:
+        if op.callback_id:
+            text = text.replace(op.callback_id, mask_token(op.callback_id))
+    return mask_tokens_in(text)
+
+
 def summary(ex: Execution) -> ExecutionSummary:
     """The listing row of ``ex``."""
     return ExecutionSummary(
@@ -149,7 +165,7 @@ def summary(ex: Execution) -> ExecutionSummary:
         function=ex.function,
         status=ex.status,
         saga_status=row_saga_status(ex),
-        waiting_for=ex.waiting_for,
+        waiting_for=mask_tokens_in(ex.waiting_for) if ex.waiting_for else None,
         created_at=ex.created_at,
         updated_at=ex.updated_at,
         wake_at=ex.wake_at,
