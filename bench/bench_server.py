@@ -32,15 +32,17 @@ def fill(store: SQLiteStore, rows: int) -> None:
         ex = Execution(
             id=f"ord-{i:07d}",
             function=FUNCTIONS[i % len(FUNCTIONS)],
-            input='{"n": %d}' % i,
+            input=f'{{"n": {i}}}',
             status=status,
             created_at=at,
             updated_at=at,
             waiting_for="callback 'shipper'" if status is ExecutionStatus.RUNNING else None,
-            error=ErrorInfo(type="saga.errors.SagaCompensated", message="x") if i % 97 == 0 and status is ExecutionStatus.FAILED else None,
+            error=ErrorInfo(type="saga.errors.SagaCompensated", message="x")
+            if i % 97 == 0 and status is ExecutionStatus.FAILED
+            else None,
         )
         batch.append(_row(ex))
-    db = store._db  # noqa: SLF001 - a benchmark fills the file in one transaction
+    db = store._db  # a benchmark fills the file in one transaction
     db.execute("BEGIN")
     db.executemany(_INSERT, batch)
     db.execute("COMMIT")
