@@ -44,9 +44,7 @@ _OPS_ORDER_INDEX = (  # loads a journal in seq order without sorting it (added i
 _LISTING_INDEXES = (  # newest-first listings and searches (added for the server, 0.2)
     "CREATE INDEX IF NOT EXISTS executions_listing ON executions (created_at, id)",
     "CREATE INDEX IF NOT EXISTS executions_status_listing ON executions (status, created_at, id)",
-    "CREATE INDEX IF NOT EXISTS executions_function ON executions "
-    "(json_extract(record, '$.function'), created_at, id)",
-)
+)  # no index on a json_extract of the record: a damaged record would fail every write
 _AUDIT_TABLE = (  # the server's audit log (added in 0.2; created in older files when opened)
     "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)"
 )

@@ -2,10 +2,12 @@
 
 Part of the SQLite store. The query selects exactly the rows
 :meth:`~durable_core.stores.search.ExecutionQuery.matches` accepts, newest first, one more
-than the page so the caller knows there is a next page. Filters on the record's fields use
-``json_extract`` expressions that the indexes of :mod:`~durable_core.stores.sqlite_schema`
-cover (function; status; created time), so the first page of a listing reads about a page
-of rows, not the table.
+than the page so the caller knows there is a next page. Rows are read newest first along
+the listing indexes of :mod:`~durable_core.stores.sqlite_schema` (created time; status and
+created time), so a first page whose filter matches often reads about a page of rows; a
+rare match scans (about 10 ms on 100,000 rows, see bench/bench_server.py). Filters on the
+record's fields read it with ``json_extract`` guarded by ``json_valid``: a damaged record
+matches no filter (and is skipped, logged, by the store) instead of failing the query.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import Any
 from durable_core.stores.search import ExecutionQuery
 from durable_core.stores.sqlite_rows import _us
 
-FUNCTION = "json_extract(record, '$.function')"
-"""The expression the ``executions_function`` index is built on (the query must repeat it
-exactly for SQLite to use the index)."""
+
+def _field(path: str) -> str:
+    """The record's field at ``path``, or NULL if the record is not valid JSON."""
+    return f"CASE WHEN json_valid(record) THEN json_extract(record, '{path}') END"
 
 
 def search_sql(query: ExecutionQuery) -> tuple[str, list[Any]]:
@@ -25,7 +28,7 @@ def search_sql(query: ExecutionQuery) -> tuple[str, list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     if query.function is not None:
-        where.append(f"{FUNCTION} = ?")
+        where.append(f"{_field('$.function')} = ?")
         params.append(query.function)
     if query.status is not None:
         where.append("status = ?")
@@ -34,15 +37,13 @@ def search_sql(query: ExecutionQuery) -> tuple[str, list[Any]]:
         where.append("instr(id, ?) > 0")
         params.append(query.id_contains)
     for text in query.waiting_contains:
-        where.append(
-            "instr(lower(coalesce(json_extract(record, '$.waiting_for'), '')), lower(?)) > 0"
-        )
+        where.append(f"instr(lower(coalesce({_field('$.waiting_for')}, '')), lower(?)) > 0")
         params.append(text)
     if query.error_type is not None:
-        where.append("json_extract(record, '$.error.type') = ?")
+        where.append(f"{_field('$.error.type')} = ?")
         params.append(query.error_type)
     if query.parked is not None:
-        parked = "(status = 'RUNNING' AND json_extract(record, '$.error') IS NOT NULL)"
+        parked = f"(status = 'RUNNING' AND {_field('$.error')} IS NOT NULL)"
         where.append(parked if query.parked else f"NOT {parked}")
     if query.created_after is not None:
         where.append("created_at >= ?")
