@@ -44,6 +44,7 @@ from durable_core.cli.render import (
     render_table,
 )
 from durable_core.cli.running import add_run_commands
+from durable_core.cli.serve import add_serve_command
 from durable_core.cli.signals import add_signal_commands
 from durable_core.errors import (
     DurableError,
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_show)
 
     add_signal_commands(sub)
+    add_serve_command(sub)
     return parser
 
 
