@@ -21,6 +21,7 @@ PUBLIC_MODULES = (
     "durable_core.runtime",
     "durable_core.aws_lambda",
     "durable_core.cli",
+    "durable_core.server",
     "saga",
     "saga.operator",
 )

@@ -26,7 +26,7 @@ BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 def _blocks() -> list[str]:
     blocks = BLOCK.findall(DOC.read_text())
-    assert len(blocks) == 6, "the test runs the page's blocks by position"
+    assert len(blocks) == 7, "the test runs the page's blocks by position"
     return blocks
 
 
@@ -120,3 +120,37 @@ def test_the_fastapi_app_runs_the_async_worker_in_its_lifespan(page: dict[str, A
             lambda: (r := client.get("/orders/D-4").json())["status"] == "SUCCEEDED" and r,
         )
     assert shipped["result"]["tracking"] == "T-9"
+
+
+def test_the_mounted_http_api_answers_under_the_apps_prefix(
+    page: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from durable_core.server import hash_key, new_key
+
+    key = new_key()
+    monkeypatch.setenv("DURABLE_API_KEYS", f"ops-an:operate:{hash_key(key)}")
+    blocks = _blocks()
+    exec(compile(blocks[5], str(DOC), "exec"), page)  # the FastAPI app
+    exec(compile(blocks[6], str(DOC), "exec"), page)  # mounting the API in it
+    page["create_order"]("E-5")
+    with TestClient(page["app"]) as client:
+        auth = {"Authorization": f"Bearer {key}"}
+        assert client.get("/durable/api/v1/whoami", headers=auth).json() == {
+            "actor": "ops-an",
+            "role": "operate",
+        }
+        found = client.get("/durable/api/v1/executions/ship-E-5", headers=auth)
+        assert found.status_code == 200, found.text
+        assert found.json()["function"] == "shipping:ship_order"
+        assert client.get("/durable/api/v1/executions/ship-E-5").status_code == 401
+        token = _until("the shipper to be told", lambda: page["OUTBOX"].get("E-5"))
+        done = client.post(f"/durable/api/v1/callbacks/{token}/succeed", json={"tracking": "W-1"})
+        assert done.status_code in (200, 204), done.text
+        shipped = _until(
+            "the order to ship",
+            lambda: (r := client.get("/orders/E-5").json())["status"] == "SUCCEEDED" and r,
+        )
+    assert shipped["result"]["tracking"] == "W-1"

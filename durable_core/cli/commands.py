@@ -56,6 +56,7 @@ from durable_core.cli.render import (
     render_table,
 )
 from durable_core.cli.running import add_run_commands
+from durable_core.cli.serve import add_serve_command
 from durable_core.cli.signals import add_signal_commands
 from durable_core.errors import (
     DurableError,
@@ -156,26 +157,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_show)
 
     add_signal_commands(sub)
+    add_serve_command(sub)
     _global_options_everywhere(parser)
     return parser
 
 
 def _global_options(parser: argparse.ArgumentParser, *, default_store: str | None) -> None:
     """``--store`` and ``--log-level``; on a command's parser (``default_store`` None) they
-    default to nothing, so the value given before the command stands unless repeated after."""
+    default to nothing, so the value given before the command stands unless repeated after.
+    A command that defines one of them itself (``serve``'s ``--store``) keeps its own."""
     top = default_store is not None
-    parser.add_argument(
-        "--store",
-        metavar="URL",
-        default=default_store if top else argparse.SUPPRESS,
-        help=f"the store: {FORMS} (default: ${STORE_ENV} or {DEFAULT_STORE})",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="info" if top else argparse.SUPPRESS,
-        choices=["debug", "info", "warning", "error"],
-        help="level of the logs written to stderr (default: info)",
-    )
+    options: list[tuple[str, dict[str, Any]]] = [
+        (
+            "--store",
+            {
+                "metavar": "URL",
+                "default": default_store if top else argparse.SUPPRESS,
+                "help": f"the store: {FORMS} (default: ${STORE_ENV} or {DEFAULT_STORE})",
+            },
+        ),
+        (
+            "--log-level",
+            {
+                "default": "info" if top else argparse.SUPPRESS,
+                "choices": ["debug", "info", "warning", "error"],
+                "help": "level of the logs written to stderr (default: info)",
+            },
+        ),
+    ]
+    for flag, spec in options:
+        try:
+            parser.add_argument(flag, **spec)
+        except argparse.ArgumentError:  # the command has its own
+            continue
 
 
 def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:

@@ -71,6 +71,7 @@ from durable_core.runtime.requests import ExecutionRequests, check_execution_id
 from durable_core.serde import (
     PydanticSerde,
     Serde,
+    loads_strict,
 )
 from durable_core.stores.base import InvocationEnd, Store
 
@@ -168,15 +169,67 @@ class Runtime(ExecutionRequests):
             parent_execution_id=parent_execution_id,
             tenant_id=tenant_id,
         )
+        return self._create(record)[0]
+
+    def enqueue(
+        self,
+        function: str,
+        input_json: str,
+        *,
+        execution_id: str | None = None,
+        version: str | None = None,
+    ) -> tuple[Execution, bool]:
+        """Create an execution of the function *named* ``function`` for a worker to run,
+        without resolving or importing it (a server that must not run user code); return it
+        and whether it was created now (idempotent by ``execution_id``).
+
+        ``input_json`` must be JSON text; the worker validates it against the function's
+        event type on the first invocation (a mismatch fails the execution, naming the
+        function). ``version`` pins the code version, as ``start`` does from the function
+        (a worker running another version parks it); no deadline is set from the
+        function's timeout, which only its code knows.
+
+        Raises:
+            ValidationError: the name, id or input is not valid (nothing recorded).
+            ExecutionConflictError: the id exists for a different function or input.
+        """
+        eid = uuid.uuid4().hex if execution_id is None else check_execution_id(execution_id)
+        if not isinstance(function, str) or not function.strip() or len(function) > 300:
+            raise ValidationError(
+                f"function must be the name of a durable function (1-300 characters, e.g. "
+                f"'examples.order_processing.saga:process_order'), got {function!r:.80}"
+            )
+        if version is not None and (not isinstance(version, str) or not version.strip()):
+            raise ValidationError(f"version must be non-empty text or none, got {version!r:.80}")
+        try:
+            value = loads_strict(input_json)
+        except (ValueError, RecursionError, TypeError) as e:
+            raise ValidationError(f"the input of {function!r} is not valid JSON: {e}") from e
+        text = self.serde.dump(value, Any, what=f"input of {function!r}")
+        now = self.clock.now()
+        record = Execution(
+            id=eid,
+            function=function,
+            input=text,
+            created_at=now,
+            updated_at=now,
+            wake_at=now,
+            version=version,
+        )
+        return self._create(record)
+
+    def _create(self, record: Execution) -> tuple[Execution, bool]:
+        """Store ``record`` unless its id exists (then the stored one, if it is the same
+        start); return it and whether it was created now."""
         stored, created = self.store.create_execution(record)
         if not created and (
-            stored.function != record.function or _stored_input(stored) != json.loads(text)
+            stored.function != record.function or _stored_input(stored) != json.loads(record.input)
         ):
             raise ExecutionConflictError(
-                f"execution id {eid!r} already exists for {stored.function!r} with a different "
-                "input; an id names one execution. Use a new id to start another."
+                f"execution id {record.id!r} already exists for {stored.function!r} with a "
+                "different input; an id names one execution. Use a new id to start another."
             )
-        return stored
+        return stored, created
 
     def run_once(self, execution_id: str) -> Execution | None:
         """Run one invocation if the lease can be taken; ``None`` if someone else holds it."""

@@ -52,6 +52,8 @@ from durable_core.records import (
     OperationType,
     StopRequest,
 )
+from durable_core.stores.audit import AuditEntry, AuditPage
+from durable_core.stores.search import ExecutionPage, ExecutionQuery
 
 if TYPE_CHECKING:
     from durable_core.replay import Slot
@@ -185,6 +187,20 @@ class SchedulingStore(Protocol):
         self, *, status: ExecutionStatus | None = None, limit: int = 100
     ) -> list[Execution]:
         """Newest first, optionally only those with ``status``."""
+        ...
+
+    def search_executions(self, query: ExecutionQuery) -> ExecutionPage:
+        """One page of the executions ``query`` matches, newest first (``(created_at, id)``
+        descending), continuing after ``query.cursor`` (see :mod:`durable_core.stores.search`).
+        """
+        ...
+
+    def append_audit(self, entry: AuditEntry) -> None:
+        """Durably append ``entry`` to the audit log (:mod:`durable_core.stores.audit`)."""
+        ...
+
+    def list_audit(self, *, cursor: str | None = None, limit: int = 50) -> AuditPage:
+        """The audit log, newest first, ``limit`` records after ``cursor``."""
         ...
 
     def acquire_lease(

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from pydantic import ValidationError as PydanticValidationError
 
 from durable_core.errors import (
     CorruptRecordError,
@@ -40,6 +41,7 @@ from durable_core.records import (
     Operation,
     StopRequest,
 )
+from durable_core.stores.audit import AuditEntry, AuditPage, check_audit_cursor
 from durable_core.stores.base import InvocationEnd
 from durable_core.stores.dynamodb_events import _change_callback, _request_stop, _signal_update
 from durable_core.stores.dynamodb_items import (
@@ -61,7 +63,10 @@ from durable_core.stores.dynamodb_items import (
     _where,
 )
 from durable_core.stores.dynamodb_table import _new_client, _RejectedError, _Table
+from durable_core.stores.search import ExecutionPage, ExecutionQuery, page_of, sort_key
 
+_AUDIT = "AUDIT"
+"""The partition of the audit log (no execution's ``PK``, which all start ``EXEC#``)."""
 _log = structlog.get_logger("durable.store")
 TRANSACTION_ITEMS = 100
 TRANSACTION_BYTES = 4 * 1024 * 1024
@@ -169,6 +174,67 @@ class DynamoDBStore:
         if keys and len(out) < limit:
             out += self._batch_get(keys, status)
         return out[:limit]
+
+    def search_executions(self, query: ExecutionQuery) -> ExecutionPage:
+        """Newest first from ``created_index``; filters apply to the records read (so a
+        rare match reads many items: DynamoDB has no secondary text search)."""
+        low = _us(query.created_after) if query.created_after else None
+        bounds = [_us(query.after[0]) if query.after else None]
+        bounds.append(_us(query.created_before) - 1 if query.created_before else None)
+        high = min((b for b in bounds if b is not None), default=None)
+        values: Item = {":l": _s("EXEC")}
+        key = "list_pk = :l"
+        if low is not None and high is not None:
+            key += " AND created_us BETWEEN :lo AND :hi"
+            values |= {":lo": _n(low), ":hi": _n(high)}
+        elif low is not None or high is not None:
+            key += " AND created_us >= :lo" if low is not None else " AND created_us <= :hi"
+            values |= {":lo": _n(low)} if low is not None else {":hi": _n(high or 0)}
+        found: list[Execution] = []
+        keys: list[Item] = []
+        cutoff: int | None = None  # past the page: read on only to finish a tie of created_us
+        for item in self._table.query(
+            IndexName="created_index",
+            ScanIndexForward=False,
+            KeyConditionExpression=key,
+            ExpressionAttributeValues=values,
+        ):
+            if cutoff is not None and int(item["created_us"]["N"]) < cutoff:
+                break
+            keys.append({"PK": item["PK"], "SK": item["SK"]})
+            if len(keys) == 100:
+                found += [e for e in self._batch_get(keys, query.status) if _fits(query, e)]
+                keys = []
+                if cutoff is None and len(found) > query.limit:
+                    found.sort(key=sort_key, reverse=True)
+                    cutoff = _us(found[query.limit].created_at)
+        if keys:
+            found += [e for e in self._batch_get(keys, query.status) if _fits(query, e)]
+        found.sort(key=sort_key, reverse=True)
+        return page_of(found[: query.limit + 1], query.limit)
+
+    def append_audit(self, entry: AuditEntry) -> None:
+        """Put ``entry`` in the ``AUDIT`` partition, keyed by time and id (newest last)."""
+        sk = f"{_us(entry.at):020d}-{entry.id}"
+        item = {"PK": _s(_AUDIT), "SK": _s(sk), "rec": _s(entry.model_dump_json())}
+        self._table.call("put_item", TableName=self.table_name, Item=item)
+
+    def list_audit(self, *, cursor: str | None = None, limit: int = 50) -> AuditPage:
+        """The ``AUDIT`` partition, newest first; the cursor is the last sort key returned."""
+        start = check_audit_cursor(cursor, r"\d{20}-[0-9a-f]{32}")
+        query: Item = {"ScanIndexForward": False, "ConsistentRead": True, "Limit": limit}
+        query |= {"KeyConditionExpression": "PK = :pk"}
+        query["ExpressionAttributeValues"] = {":pk": _s(_AUDIT)}
+        if start is not None:
+            query["ExclusiveStartKey"] = {"PK": _s(_AUDIT), "SK": _s(start)}
+        page = self._table.call("query", TableName=self.table_name, **query)
+        try:
+            items = [AuditEntry.model_validate_json(i["rec"]["S"]) for i in page.get("Items", [])]
+        except (KeyError, PydanticValidationError) as e:
+            msg = f"an audit item of {self.table_name} does not parse: {e}"
+            raise CorruptRecordError(msg) from e
+        last = page.get("LastEvaluatedKey")
+        return AuditPage(items=items, next_cursor=last["SK"]["S"] if last and items else None)
 
     def _batch_get(self, keys: list[Item], status: ExecutionStatus | None) -> list[Execution]:
         found: dict[str, Execution] = {}
@@ -466,3 +532,7 @@ class DynamoDBStore:
         """Close the client this store made (a client passed in stays open)."""
         if self._own_client:
             self._client.close()
+
+
+def _fits(query: ExecutionQuery, ex: Execution) -> bool:
+    return query.follows(ex) and query.matches(ex)

@@ -25,7 +25,9 @@ from durable_core.records import (
     OperationStatus,
     StopRequest,
 )
+from durable_core.stores.audit import AuditEntry, AuditPage, check_audit_cursor
 from durable_core.stores.base import InvocationEnd, check_callback_access, check_stop, recovered
+from durable_core.stores.search import ExecutionPage, ExecutionQuery, page_of, sort_key
 
 
 class MemoryStore:
@@ -36,6 +38,7 @@ class MemoryStore:
         self._executions: dict[str, Execution] = {}
         self._ops: dict[str, dict[str, Operation]] = {}
         self._callbacks: dict[str, tuple[str, str]] = {}
+        self._audit: list[AuditEntry] = []
 
     # --- executions -----------------------------------------------------------------------
 
@@ -62,6 +65,24 @@ class MemoryStore:
             rows = [e for e in self._executions.values() if status is None or e.status == status]
         rows.sort(key=lambda e: e.created_at, reverse=True)
         return rows[:limit]
+
+    def search_executions(self, query: ExecutionQuery) -> ExecutionPage:
+        with self._lock:
+            rows = [e for e in self._executions.values() if query.follows(e) and query.matches(e)]
+        rows.sort(key=sort_key, reverse=True)
+        return page_of(rows[: query.limit + 1], query.limit)
+
+    def append_audit(self, entry: AuditEntry) -> None:
+        with self._lock:
+            self._audit.append(entry)
+
+    def list_audit(self, *, cursor: str | None = None, limit: int = 50) -> AuditPage:
+        start = check_audit_cursor(cursor, r"\d{1,12}")
+        with self._lock:
+            end = len(self._audit) if start is None else min(int(start), len(self._audit))
+            items = self._audit[max(0, end - limit) : end][::-1]
+        more = end - len(items) > 0
+        return AuditPage(items=items, next_cursor=str(end - len(items)) if more else None)
 
     def load_operations(self, execution_id: str) -> list[Operation]:
         with self._lock:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import structlog
+from pydantic import ValidationError as PydanticValidationError
 
 from durable_core.errors import (
     CallbackAlreadyCompletedError,
@@ -55,6 +56,7 @@ from durable_core.records import (
     OperationStatus,
     StopRequest,
 )
+from durable_core.stores.audit import AuditEntry, AuditPage, check_audit_cursor
 from durable_core.stores.base import (
     InvocationEnd,
     check_callback_access,
@@ -62,6 +64,7 @@ from durable_core.stores.base import (
     operation_json,
     recovered,
 )
+from durable_core.stores.search import ExecutionPage, ExecutionQuery, page_of
 from durable_core.stores.sqlite_commit import GroupCommit
 from durable_core.stores.sqlite_rows import (
     _aware,
@@ -75,6 +78,8 @@ from durable_core.stores.sqlite_rows import (
     _utc,
 )
 from durable_core.stores.sqlite_schema import (
+    _AUDIT_INSERT,
+    _AUDIT_PAGE,
     _DUE,
     _EXISTS,
     _FENCED_UPSERT_OP,
@@ -89,6 +94,7 @@ from durable_core.stores.sqlite_schema import (
     _open_file,
     _open_read_only,
 )
+from durable_core.stores.sqlite_search import search_sql
 
 _T = TypeVar("_T")
 _log = structlog.get_logger("durable.store")
@@ -220,6 +226,37 @@ class SQLiteStore:
             except CorruptRecordError as e:
                 _log.error("list_executions skips an unreadable execution", error=str(e))
         return found
+
+    def search_executions(self, query: ExecutionQuery) -> ExecutionPage:
+        """One page of the executions ``query`` matches, newest first (one SQL query on the
+        listing indexes; see :mod:`~durable_core.stores.sqlite_search`). A row that does
+        not parse is skipped and logged, as in :meth:`list_executions`."""
+        sql, params = search_sql(query)
+        with self._read() as db:
+            rows = db.execute(sql, params).fetchall()
+        found: list[Execution] = []
+        for raw_id, record in rows:
+            try:
+                found.append(_execution(self.path, _text(raw_id), record))
+            except CorruptRecordError as e:
+                _log.error("search_executions skips an unreadable execution", error=str(e))
+        return page_of(found, query.limit)
+
+    def append_audit(self, entry: AuditEntry) -> None:
+        """Append ``entry`` to the ``audit`` table, durably."""
+        self._write(lambda db: db.execute(_AUDIT_INSERT, (entry.model_dump_json(),)))
+
+    def list_audit(self, *, cursor: str | None = None, limit: int = 50) -> AuditPage:
+        """The audit log, newest first (by ``seq``); the cursor is the last ``seq`` returned."""
+        start = check_audit_cursor(cursor, r"\d{1,18}")
+        with self._read() as db:
+            rows = db.execute(_AUDIT_PAGE, (int(start or 2**62), limit + 1)).fetchall()
+        try:
+            items = [AuditEntry.model_validate_json(record) for _, record in rows[:limit]]
+        except PydanticValidationError as e:
+            raise CorruptRecordError(f"an audit record in {self.path} does not parse: {e}") from e
+        more = len(rows) > limit
+        return AuditPage(items=items, next_cursor=str(rows[limit - 1][0]) if more else None)
 
     def load_operations(self, execution_id: str) -> list[Operation]:
         """All journal records of an execution, in first-write order."""

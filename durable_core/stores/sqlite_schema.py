@@ -23,8 +23,9 @@ Invariants:
 - **Versioned schema**: ``meta.schema_version`` and the layout are checked on open
   (SchemaVersionError, file untouched); :func:`_check_schema` runs in the store's
   ``BEGIN IMMEDIATE`` transaction, so creation is one transaction and processes opening a
-  new file at once are safe. The one change made to an existing file is the
-  ``operations_order`` index, which files from before it lack.
+  new file at once are safe. The one change made to an existing file is adding indexes
+  and the ``audit`` table that files from before them lack (``operations_order``; the
+  listing indexes), so a file stays readable by the version that wrote it.
 - **Ids and records are read as BLOBs** by every statement here that returns them, so
   text that is not UTF-8 reaches :mod:`~durable_core.stores.sqlite_rows`, which reports it.
 """
@@ -45,6 +46,13 @@ SCHEMA_VERSION = 1
 _OPS_ORDER_INDEX = (  # loads a journal in seq order without sorting it (added in 0.1.0)
     "CREATE INDEX IF NOT EXISTS operations_order ON operations (execution_id, seq)"
 )
+_LISTING_INDEXES = (  # newest-first listings and searches (added for the server, 0.2)
+    "CREATE INDEX IF NOT EXISTS executions_listing ON executions (created_at, id)",
+    "CREATE INDEX IF NOT EXISTS executions_status_listing ON executions (status, created_at, id)",
+)  # no index on a json_extract of the record: a damaged record would fail every write
+_AUDIT_TABLE = (  # the server's audit log (added in 0.2; created in older files when opened)
+    "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)"
+)
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE executions (
@@ -59,6 +67,8 @@ _SCHEMA = (
         callback_id TEXT, record TEXT NOT NULL, UNIQUE (execution_id, op_id))""",
     "CREATE UNIQUE INDEX operations_callback ON operations (callback_id)",
     _OPS_ORDER_INDEX,
+    *_LISTING_INDEXES,
+    _AUDIT_TABLE,
 )
 _LAYOUT = {
     "executions": "id status wake_at lease_owner lease_expires fence signal_seq created_at record",
@@ -94,6 +104,8 @@ _LIST_STATUS = (
     "SELECT CAST(id AS BLOB), CAST(record AS BLOB) FROM executions WHERE status = ? "
     "ORDER BY created_at DESC, rowid LIMIT ?"
 )
+_AUDIT_INSERT = "INSERT INTO audit (record) VALUES (?)"
+_AUDIT_PAGE = "SELECT seq, CAST(record AS BLOB) FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?"
 _OPS = (  # op_id and record as bytes, validated as such (sqlite_rows._operations)
     "SELECT CAST(op_id AS BLOB), seq, CAST(record AS BLOB) FROM operations "
     "WHERE execution_id = ? ORDER BY seq"
@@ -251,5 +263,6 @@ def _check_schema(db: sqlite3.Connection, path: Path, *, read_only: bool = False
             "older or unknown layout, or is another program's database; the file was "
             "not changed. Point the store at another file."
         )
-    if not read_only:
-        db.execute(_OPS_ORDER_INDEX)  # an index only: files without it stay readable
+    if not read_only:  # additions only: files without them stay readable, and get them
+        for added in (_OPS_ORDER_INDEX, *_LISTING_INDEXES, _AUDIT_TABLE):  # when first
+            db.execute(added)  # opened for writing

@@ -31,7 +31,9 @@ from durable_core.records import (
     OperationType,
     StopRequest,
 )
+from durable_core.stores.audit import AuditEntry, AuditPage
 from durable_core.stores.base import InvocationEnd, Store
+from durable_core.stores.search import ExecutionPage, ExecutionQuery
 
 
 def describe_write(operations: Sequence[Operation]) -> str:
@@ -59,6 +61,15 @@ class DelegatingStore:
         self, *, status: ExecutionStatus | None = None, limit: int = 100
     ) -> list[Execution]:
         return self.inner.list_executions(status=status, limit=limit)
+
+    def search_executions(self, query: ExecutionQuery) -> ExecutionPage:
+        return self.inner.search_executions(query)
+
+    def append_audit(self, entry: AuditEntry) -> None:
+        self.inner.append_audit(entry)
+
+    def list_audit(self, *, cursor: str | None = None, limit: int = 50) -> AuditPage:
+        return self.inner.list_audit(cursor=cursor, limit=limit)
 
     def load_operations(self, execution_id: str) -> list[Operation]:
         return self.inner.load_operations(execution_id)

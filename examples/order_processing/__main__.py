@@ -36,6 +36,13 @@ from saga.cli import render_outcome
 SHIPMENT = {"tracking": "VNP-20260314-001", "carrier": "VNPost"}
 
 
+def webhook_curl(token: str, base: str = "http://127.0.0.1:8080") -> str:
+    """The ``curl`` line the shipper runs against ``durable serve`` to confirm the pickup."""
+    url = f"{base}/api/v1/callbacks/{token}/succeed"
+    body = shlex.quote(json.dumps(SHIPMENT))
+    return f"curl -X POST {url} -H 'Content-Type: application/json' -d {body}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the order saga; return 0 when it completed, waits for the shipper, or rolled back."""
     parser = argparse.ArgumentParser(prog="python -m examples.order_processing")
@@ -87,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  durable{store} callback succeed {token} --payload "
             f"{shlex.quote(json.dumps(SHIPMENT))}"
         )
+        print("or, with `durable serve` running on this store, through its webhook:")
+        print(f"  {webhook_curl(token)}")
         print("then let a worker finish the saga, and look at it:")
         print(f"  durable{store} worker --until-idle")
         print(f"  durable-saga{store} status {ex.id}")

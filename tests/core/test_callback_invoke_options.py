@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from durable_core import (
+    AsyncDurableContext,
     CallbackFailedError,
     CallbackTimeoutError,
     DurableContext,
@@ -206,3 +207,63 @@ def test_a_failed_child_raises_its_own_message(always_replay: bool) -> None:
         "data": None,
         "name": None,
     }
+
+
+# --- the async surface: the same options, the same outcomes ---------------------------------
+
+
+@durable(name="tests:cb:async-wfc")
+async def async_waiting(ctx: AsyncDurableContext, fail_submit: bool) -> dict[str, Any]:
+    async def submit(token: str, _: Any) -> None:
+        calls["submit"] += 1
+        if fail_submit:
+            raise ConnectionError("mail server down")
+
+    try:
+        value = await ctx.wait_for_callback("reply", submit, serializer=Upper())
+    except (CallbackFailedError, CallbackSubmitterError) as e:
+        return {"raised": type(e).__name__, "message": str(e)}
+    cb = await ctx.create_callback("again", serializer=Upper())
+    return {"value": value, "again": await cb.result()}
+
+
+@durable(name="tests:inv:async-parent")
+async def async_parent(ctx: AsyncDurableContext, event: None) -> Any:
+    tenant = await ctx.invoke(echo, {"a": 1}, name="tenant", tenant_id="acme-eu:1")
+    raw = await ctx.invoke(echo, "x", name="raw", payload_serializer=Envelope(), serializer=Upper())
+    return {"tenant": tenant["got"], "raw": raw}
+
+
+@pytest.mark.parametrize("always_replay", [False, True])
+def test_async_callbacks_take_serializers_and_raise_the_callers_errors(
+    always_replay: bool,
+) -> None:
+    runner = DurableTestRunner(async_waiting, always_replay=always_replay)
+    runner.run(False)
+    runner.send_callback_success("reply", "ok")
+    runner.resume()
+    runner.send_callback_success("again", [1])
+    assert runner.resume().result == {"value": '<"ok">', "again": "<[1]>"}
+
+    failing = DurableTestRunner(async_waiting, always_replay=always_replay)
+    failing.run(False)
+    failing.send_callback_failure("reply", "not approved")
+    assert failing.resume().result == {"raised": "CallbackFailedError", "message": "not approved"}
+
+    submitter = DurableTestRunner(async_waiting, always_replay=always_replay)
+    assert submitter.run(True).result["raised"] == "CallbackSubmitterError"
+
+
+@pytest.mark.parametrize("always_replay", [False, True])
+def test_async_invoke_takes_tenant_id_and_serializers(always_replay: bool) -> None:
+    runner = DurableTestRunner(async_parent, functions=[echo], always_replay=always_replay)
+    result = runner.run(None)
+    assert result.status is ExecutionStatus.SUCCEEDED
+    assert result.result["tenant"] == {"a": 1}
+    assert result.result["raw"].startswith("<{")
+    invokes = {
+        o.name: o.record for o in result.operations if o.type is OperationType.CHAINED_INVOKE
+    }
+    assert invokes["tenant"].tenant_id == "acme-eu:1"
+    assert invokes["raw"].payload == '{"wrapped": "x"}'
+    assert calls["child"] == 2
