@@ -18,8 +18,8 @@ Invariants:
 - **Read-only opens write nothing**: :func:`_open_read_only` opens an existing file with
   ``mode=ro`` and ``PRAGMA query_only``, takes no write lock and never changes the journal
   mode, so it reads behind a long writer; on a read-only file system (where no ``-shm``
-  can be made) it opens the file ``immutable``, which is safe there because nothing on this
-  mount can write it.
+  can be made) a file without a ``-wal`` beside it is opened ``immutable``, which is safe
+  there because nothing on this mount can write it.
 - **Versioned schema**: ``meta.schema_version`` and the layout are checked on open
   (SchemaVersionError, file untouched); :func:`_check_schema` runs in the store's
   ``BEGIN IMMEDIATE`` transaction, so creation is one transaction and processes opening a
@@ -213,8 +213,11 @@ def _open_read_only(path: Path, *, busy_timeout_s: float) -> sqlite3.Connection:
     """
     if not path.is_file():
         raise StoreError(f"no store file at {path}")
+    # Immutable only when there is no -wal to read (it would be ignored): a file that was
+    # closed cleanly, on a file system nothing on this host can write through.
     read_only_fs = bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
-    uri = path.resolve().as_uri() + ("?mode=ro&immutable=1" if read_only_fs else "?mode=ro")
+    immutable = read_only_fs and not path.with_name(path.name + "-wal").exists()
+    uri = path.resolve().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
     try:
         db = sqlite3.connect(
             uri, uri=True, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
