@@ -241,6 +241,11 @@ def import_function(ref: str, *, declared_only: bool = False) -> DurableFunction
         )
     try:
         module = importlib.import_module(module_name)
+    except SyntaxError as e:  # the module's own code: say where, not how Python got there
+        raise FunctionNotFoundError(
+            f"cannot import module {module_name!r} for {ref!r}: {e.msg} "
+            f"({e.filename}, line {e.lineno}). Fix the module and try again."
+        ) from e
     except ImportError as e:
         raise FunctionNotFoundError(
             f"cannot import module {module_name!r} for {ref!r}: {e}. Run from the directory "

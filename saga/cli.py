@@ -1,4 +1,4 @@
-"""The ``durable-saga`` command: a saga's status, and operator actions, on a SQLite store.
+"""The ``durable-saga`` command: a saga's status, and operator actions, on a store.
 
 Commands::
 
@@ -9,14 +9,16 @@ Commands::
     durable-saga cancel ID [--reason TEXT]   cancel: the saga rolls back
     durable-saga terminate ID --reason TEXT  end it WITHOUT compensating
 
-``--store`` defaults to ``$DURABLE_STORE`` or ``.durable/durable.sqlite3``, like ``durable``.
+``--store`` takes the store URLs ``durable`` takes (a SQLite file path, ``sqlite:///...``,
+``dynamodb://TABLE?region=...``; :mod:`durable_core.stores.urls`), before or after the
+command, and defaults to ``$DURABLE_STORE`` or ``.durable/durable.sqlite3``, like ``durable``.
 Actions are recorded in the saga's journal; a worker (``durable worker``) resumes the saga,
 or pass ``--run`` to resume it in this process.
 
 Invariants:
 - Exit codes: 0 when the command did what was asked, 2 for a user error (printed as
   ``error: <message>``, never a traceback).
-- The store file is never created by this command.
+- The store file is never created by this command; ``status`` opens it read-only.
 - Output is plain text (no colour), results on stdout, logs on stderr.
 """
 
@@ -29,7 +31,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from durable_core import DurableError, ErrorInfo, Runtime, RuntimeOptions, Store, StoreError
+from durable_core import DurableError, ErrorInfo, Runtime, RuntimeOptions
+from durable_core.stores.urls import FORMS, open_store_url
 from saga.operator import (
     resolve,
     retry_compensation,
@@ -65,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         handler: Callable[[Runtime, argparse.Namespace], SagaOutcome | str] = args.handler
         # --run resumes the saga here: like `durable worker`, trust this project's modules.
-        runtime = Runtime(_open_store(args.store), options=RuntimeOptions.for_project())
+        store = open_store_url(args.store, create=False, read_only=args.handler is _status)
+        runtime = Runtime(store, options=RuntimeOptions.for_project())
         try:
             shown = handler(runtime, args)
         finally:
@@ -82,20 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="durable-saga", description="Inspect sagas and act on parked ones."
     )
-    parser.add_argument(
-        "--store",
-        default=os.environ.get(STORE_ENV) or str(DEFAULT_STORE),
-        help=f"SQLite store file (default: ${STORE_ENV} or {DEFAULT_STORE})",
-    )
+    store_help = f"the store: {FORMS} (default: ${STORE_ENV} or {DEFAULT_STORE})"
+    default = os.environ.get(STORE_ENV) or str(DEFAULT_STORE)
+    parser.add_argument("--store", metavar="URL", default=default, help=store_help)
+    # Also after the command; there it defaults to nothing, so a value given before stands.
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument("--store", metavar="URL", default=argparse.SUPPRESS, help=store_help)
     sub = parser.add_subparsers(metavar="COMMAND")
 
-    p = sub.add_parser("status", help="the saga's forward and rollback paths")
+    p = sub.add_parser("status", help="the saga's forward and rollback paths", parents=[after])
     p.add_argument("execution_id", metavar="ID")
     p.add_argument("--json", action="store_true", help="the SagaOutcome as JSON")
     p.set_defaults(handler=_status)
 
     def action(name: str, text: str, handler: Callable[..., object], arg: str | None) -> None:
-        p = sub.add_parser(name, help=text)
+        p = sub.add_parser(name, help=text, parents=[after])
         p.add_argument("execution_id", metavar="ID")
         if arg is not None:
             p.add_argument(f"--{arg}", required=True, help=f"recorded {arg} (required)")
@@ -108,22 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     action("resolve", "mark it undone by hand; continue the rollback", _resolve, "note")
     action("terminate", "end the saga WITHOUT compensating", _terminate, "reason")
 
-    p = sub.add_parser("cancel", help="cancel the saga: it rolls back at its next step")
+    p = sub.add_parser(
+        "cancel", help="cancel the saga: it rolls back at its next step", parents=[after]
+    )
     p.add_argument("execution_id", metavar="ID")
     p.add_argument("--reason", default=None, help="recorded reason (free text)")
     p.add_argument("--actor", help="who asks (recorded)")
     p.set_defaults(handler=_cancel)
     return parser
-
-
-def _open_store(path: str) -> Store:
-    if not Path(path).exists():
-        raise StoreError(
-            f"no store at {path!r}; point --store (or ${STORE_ENV}) at the store the saga runs on"
-        )
-    from durable_core.stores.sqlite import SQLiteStore
-
-    return SQLiteStore(path)
 
 
 def _status(rt: Runtime, args: argparse.Namespace) -> SagaOutcome | str:

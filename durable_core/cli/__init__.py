@@ -6,6 +6,6 @@
 - :mod:`~durable_core.cli.render` — how executions and journals are printed.
 """
 
-from durable_core.cli.commands import DEFAULT_STORE, STORE_ENV, main, open_store
+from durable_core.cli.commands import DEFAULT_STORE, STORE_ENV, command_name, main, open_store
 
-__all__ = ["DEFAULT_STORE", "STORE_ENV", "main", "open_store"]
+__all__ = ["DEFAULT_STORE", "STORE_ENV", "command_name", "main", "open_store"]

@@ -1,7 +1,10 @@
-"""The ``durable`` command: run, resume, inspect and signal executions in a SQLite store.
+"""The ``durable`` command: run, resume, inspect and signal executions in a store.
 
-Commands: ``run``, ``worker``, ``list``, ``show``, ``callback succeed|fail|heartbeat``,
-``cancel``, ``retry`` and ``fail`` (``durable --help`` and ``docs/cli.md`` describe each).
+Commands: ``run``, ``start``, ``worker``, ``list``, ``show``, ``callback
+succeed|fail|heartbeat``, ``cancel``, ``terminate``, ``retry`` and ``fail`` (``durable
+--help`` and ``docs/cli.md`` describe each). ``--store`` takes a store URL
+(:mod:`durable_core.stores.urls`: a SQLite file path, ``sqlite:///...``,
+``dynamodb://TABLE?region=...``), before or after the command.
 This module has the entry point (:func:`main`), the parser, what the commands share (opening
 the store, printing) and the inspecting commands ``list`` and ``show``;
 :mod:`~durable_core.cli.running` has ``run`` and ``worker``, :mod:`~durable_core.cli.signals`
@@ -17,9 +20,16 @@ Invariants:
 - Results and reports go to stdout; logs (structlog, the function's ``ctx.logger``) go to
   stderr, so stdout can be piped.
 - Commands that only read or signal (``list``, ``show``, ``callback``, ``cancel``) never
-  create a store file; ``run`` and ``worker`` create it (and its directory) if missing.
+  create a store file; ``run``, ``start`` and ``worker`` create it (and its directory) if
+  missing. ``list`` and ``show`` open it read-only: no write lock, so they work behind a
+  long writer and on a read-only mount.
+- Output cut short by its reader (``durable list | head``) ends the command quietly with
+  exit 141, as a process killed by SIGPIPE does: no traceback.
 - Callback tokens are masked in all output (``show --json`` included) unless
   ``--show-tokens`` is given to ``run`` or ``show``; nothing is ever logged with a token.
+- Printed hints name the command so that it works pasted into a fresh shell
+  (:func:`command_name`): ``durable`` when the PATH finds this installation's script,
+  else its path (``.venv/bin/durable``).
 - The current directory is put on ``sys.path`` so ``module:function`` references resolve
   as they do in ``python -c "import module"``.
 """
@@ -31,6 +41,8 @@ import json
 import logging
 import os
 import shlex
+import shutil
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -48,11 +60,12 @@ from durable_core.cli.serve import add_serve_command
 from durable_core.cli.signals import add_signal_commands
 from durable_core.errors import (
     DurableError,
-    StoreError,
     ValidationError,
 )
 from durable_core.records import ExecutionStatus
+from durable_core.serde import loads_strict
 from durable_core.stores.base import Store
+from durable_core.stores.urls import FORMS, open_store_url
 
 DEFAULT_STORE = Path(".durable") / "durable.sqlite3"
 STORE_ENV = "DURABLE_STORE"
@@ -63,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``durable`` command with ``argv`` (default: ``sys.argv[1:]``); return the code."""
     parser = build_parser()
     args = parser.parse_args(_token_last(list(sys.argv[1:] if argv is None else argv)))
+    # From a shell, hints name this installation's script as the shell must type it.
+    args.program = "durable" if argv is not None else command_name("durable")
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2
@@ -76,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DurableError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        _silence_stdout()
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -84,6 +102,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if added and cwd in sys.path:
             sys.path.remove(cwd)  # main() may be called in-process (tests, scripts)
     return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null after its reader went away (``| head``), so the flush at
+    exit cannot raise BrokenPipeError a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (in-process callers)
+        pass
 
 
 _CALLBACK_OPTIONS = frozenset({"-h", "--help", "--payload", "--message", "--type"})
@@ -110,19 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``durable`` command."""
     parser = argparse.ArgumentParser(
         prog="durable",
-        description="Run and inspect durable executions stored in a SQLite file.",
+        description="Run and inspect durable executions in a store (a SQLite file by default).",
     )
-    parser.add_argument(
-        "--store",
-        default=os.environ.get(STORE_ENV) or str(DEFAULT_STORE),
-        help=f"SQLite store file (default: ${STORE_ENV} or {DEFAULT_STORE})",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warning", "error"],
-        help="level of the logs written to stderr (default: info)",
-    )
+    _global_options(parser, default_store=os.environ.get(STORE_ENV) or str(DEFAULT_STORE))
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_run_commands(sub)
 
@@ -139,7 +158,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_signal_commands(sub)
     add_serve_command(sub)
+    _global_options_everywhere(parser)
     return parser
+
+
+def _global_options(parser: argparse.ArgumentParser, *, default_store: str | None) -> None:
+    """``--store`` and ``--log-level``; on a command's parser (``default_store`` None) they
+    default to nothing, so the value given before the command stands unless repeated after.
+    A command that defines one of them itself (``serve``'s ``--store``) keeps its own."""
+    top = default_store is not None
+    options: list[tuple[str, dict[str, Any]]] = [
+        (
+            "--store",
+            {
+                "metavar": "URL",
+                "default": default_store if top else argparse.SUPPRESS,
+                "help": f"the store: {FORMS} (default: ${STORE_ENV} or {DEFAULT_STORE})",
+            },
+        ),
+        (
+            "--log-level",
+            {
+                "default": "info" if top else argparse.SUPPRESS,
+                "choices": ["debug", "info", "warning", "error"],
+                "help": "level of the logs written to stderr (default: info)",
+            },
+        ),
+    ]
+    for flag, spec in options:
+        try:
+            parser.add_argument(flag, **spec)
+        except argparse.ArgumentError:  # the command has its own
+            continue
+
+
+def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept the global options after any command too (``durable show ID --store URL``)."""
+    for action in parser._actions:  # argparse lists its subparsers nowhere public
+        if isinstance(action, argparse._SubParsersAction):
+            for command in dict.fromkeys(action.choices.values()):
+                _global_options(command, default_store=None)
+                _global_options_everywhere(command)
 
 
 # --- plumbing ---------------------------------------------------------------------------------
@@ -184,29 +243,45 @@ def _configure_logging(level: str) -> Callable[[], None]:
     return lambda: structlog.configure(**previous)
 
 
-def open_store(path: str, *, create: bool) -> Store:
-    """Open the SQLite store at ``path``; with ``create=False`` it must already exist."""
-    file = Path(path)
-    if not create and not file.exists():
-        raise StoreError(
-            f"no store at {path!r}. Start an execution first (`durable run ...`), or point "
-            f"--store (or ${STORE_ENV}) at an existing store file."
-        )
-    from durable_core.stores.sqlite import SQLiteStore  # it creates the folder owner-only
+def open_store(url: str, *, create: bool, read_only: bool = False) -> Store:
+    """Open the store ``url`` names (:func:`~durable_core.stores.urls.open_store_url`):
+    with ``create=False`` a SQLite file must already exist; ``read_only`` for commands
+    that only read."""
+    return open_store_url(url, create=create, read_only=read_only)
 
-    return SQLiteStore(str(file))
+
+def command_name(script: str = "durable") -> str:
+    """How to type this installation's console script ``script`` in a fresh shell.
+
+    ``script`` itself when the PATH finds this one (an activated venv, a ``pip install``
+    on the PATH); otherwise its path beside the running interpreter, relative to the
+    current directory when under it (``.venv/bin/durable`` after ``scripts/setup``).
+    """
+    beside = Path(sys.executable).parent / script  # not resolved: a venv's python is a link
+    if not beside.exists():
+        return script
+    found = shutil.which(script)
+    if found is not None and Path(found).resolve() == beside.resolve():
+        return script
+    relative = os.path.relpath(beside)
+    return shlex.quote(str(beside) if relative.startswith("..") else relative)
 
 
 def _command(args: argparse.Namespace) -> str:
     """How to invoke ``durable`` again on the same store (for printed hints)."""
+    program = getattr(args, "program", "durable")
     if args.store == os.environ.get(STORE_ENV, str(DEFAULT_STORE)):
-        return "durable"
-    return f"durable --store {shlex.quote(args.store)}"
+        return program
+    return f"{program} --store {shlex.quote(args.store)}"
 
 
 def _parse_json(text: str, what: str) -> Any:
+    """``text`` as strict JSON (no ``NaN``/``Infinity``), else a ValidationError naming
+    ``what``; JSON nested too deep for Python's parser is refused the same way."""
     try:
-        return json.loads(text)
+        return loads_strict(text)
+    except RecursionError:
+        raise ValidationError(f"{what} is nested too deeply to be read as JSON") from None
     except ValueError as e:
         raise ValidationError(
             f"{what} is not valid JSON ({e}); quote it for the shell, e.g. "
@@ -232,7 +307,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             raise ValidationError(f"--status {args.status!r} is not one of {names}") from None
     if args.limit < 1:
         raise ValidationError(f"--limit must be at least 1, got {args.limit}")
-    store = open_store(args.store, create=False)
+    store = open_store(args.store, create=False, read_only=True)
     try:
         rows = store.list_executions(status=status, limit=args.limit)
     finally:
@@ -246,7 +321,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """``durable show ID``: the header and the operation timeline."""
-    store = open_store(args.store, create=False)
+    store = open_store(args.store, create=False, read_only=True)
     try:
         ex = store.get_execution(args.execution_id)
         ops = store.load_operations(ex.id)

@@ -369,10 +369,13 @@ def render_execution(
         rows.append(("parked", tidy_reason(ex.waiting_for or "-", show_tokens=show_tokens)))
         rows.append(("next run", fmt_time(ex.wake_at) if ex.wake_at else "on `durable retry`"))
     elif ex.status is ExecutionStatus.RUNNING:
-        waits = [w.describe(show_tokens=show_tokens) for w in pending_waits(ops)]
-        reason = tidy_reason(ex.waiting_for or "-", show_tokens=show_tokens)
+        reason = tidy_reason(ex.waiting_for or "a worker to run it", show_tokens=show_tokens)
+        # Made due by a signal (retry, fail, a callback): the journal's waits are stale then.
+        due = ex.wake_at is not None and ex.wake_at <= ex.updated_at
+        waits = [] if due else [w.describe(show_tokens=show_tokens) for w in pending_waits(ops)]
         rows.append(("waiting for", "; ".join(waits) or reason))
-        rows.append(("next run", fmt_time(ex.wake_at) if ex.wake_at else "on an external event"))
+        nxt = f"due now (since {fmt_time(ex.wake_at)})" if due else fmt_time(ex.wake_at)
+        rows.append(("next run", nxt if ex.wake_at else "on an external event"))
     for req in ex.stop_requests:
         who = f" by {req.actor}" if req.actor else ""
         rows.append(

@@ -1,7 +1,7 @@
-"""``durable`` commands that run executions: ``run`` and ``worker``.
+"""``durable`` commands that run executions: ``run``, ``start`` and ``worker``.
 
 Part of :mod:`durable_core.cli` (its parser adds these with :func:`add_run_commands`),
-kept apart to keep modules small. Both open the store creating it (and its folder) if
+kept apart to keep modules small. All three open the store creating it (and its folder) if
 missing; the exit codes, error handling and output streams are those of
 :mod:`~durable_core.cli.commands`.
 
@@ -10,8 +10,13 @@ Invariants:
   was given (``--import``) or that live under an allowed prefix (``--allow-module``; by
   default the packages and modules of the current directory): a store record naming
   anything else (``os:system``) is parked as not registered, never imported.
-- ``run`` checks ``--input`` (JSON, then the function's event type) before anything is
-  stored, and is idempotent by ``--id``: an existing execution is continued, not restarted.
+- ``run`` and ``start`` check ``--input`` (JSON, then the function's event type) before
+  anything is stored, and are idempotent by ``--id``: an existing execution is continued
+  (``run``) or left as it is (``start``), never restarted. ``start`` runs nothing: a
+  worker does.
+- ``worker --until-idle --wait-timers-within D`` exits only when nothing is due now and
+  no running execution is due within ``D``; until then it sleeps (in ``--poll`` slices)
+  to the next wake-up and works again.
 - ``run --fast-forward`` skips waits only while every pending wait ends by time alone
   (timers, retry delays, condition polls), on a :class:`FastForwardClock`: what is recorded
   follows that virtual time. It never skips while a callback is awaited or another worker
@@ -21,6 +26,8 @@ Invariants:
 from __future__ import annotations
 
 import argparse
+import re
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -39,6 +46,8 @@ from durable_core.runtime.async_worker import DEFAULT_ASYNC_CONCURRENCY, AsyncWo
 from durable_core.runtime.worker import DEFAULT_SHUTDOWN_GRACE_S, Worker
 from durable_core.stores.base import JournalStore
 
+MAX_WAIT_WITHIN = timedelta(days=7)
+"""Longest ``--wait-timers-within``: a worker that should wait longer should just run."""
 MAX_FAST_FORWARDS = 10_000
 """Upper bound on timer skips in one ``run --fast-forward`` (a loop guard, not a limit users
 should meet: a workflow waiting more often than this should be tested with the testing kit)."""
@@ -88,9 +97,21 @@ def add_run_commands(sub: Any) -> None:
     _show_tokens_option(p)
     p.set_defaults(handler=cmd_run)
 
+    p = sub.add_parser("start", help="create an execution for a worker to run (runs nothing)")
+    p.add_argument("function", metavar="MODULE:FUNC", help="e.g. myapp.flows:checkout")
+    p.add_argument("--input", default="null", help="the event, as JSON (default: null)")
+    p.add_argument("--id", dest="execution_id", help="execution id (idempotent; default: new)")
+    p.set_defaults(handler=cmd_start)
+
     p = sub.add_parser("worker", help="resume due executions until stopped")
     p.add_argument("--poll", type=float, default=0.2, help="seconds between idle polls")
     p.add_argument("--until-idle", action="store_true", help="exit when nothing is due")
+    p.add_argument(
+        "--wait-timers-within",
+        metavar="DURATION",
+        help="with --until-idle: before exiting, wait for executions due within DURATION "
+        "(e.g. 30s, 5m, 2h; at most 7d) and run them",
+    )
     p.add_argument("--lease-ttl", type=float, default=60.0, help="lease seconds (default 60)")
     p.add_argument("--batch", type=int, default=16, help="invocations per round (default 16)")
     p.add_argument(
@@ -160,10 +181,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     clock = FastForwardClock() if args.fast_forward else None
     fn = import_function(args.function)  # the function it was told to run
+    event = _load_input(args.input, fn)
     store = open_store(args.store, create=True)
     try:
         rt = Runtime(store, clock=clock, functions=[fn], options=_options(()))
-        event = _load_input(args.input, fn)
         eid = args.execution_id or uuid.uuid4().hex
         existed = _exists(store, eid)
         ex = rt.start(fn, event, execution_id=eid)
@@ -175,6 +196,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         return report(rt, ex, _command(args), _out, show_tokens=args.show_tokens)
     finally:
         store.close()
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    """``durable start MODULE:FUNC``: create the execution (idempotent by id); run nothing."""
+    from durable_core.cli.commands import _command, _out, _parse_json, open_store
+
+    _parse_json(args.input, "--input")
+    fn = import_function(args.function)
+    event = _load_input(args.input, fn)
+    store = open_store(args.store, create=True)
+    try:
+        rt = Runtime(store, functions=[fn], options=_options(()))
+        eid = args.execution_id or uuid.uuid4().hex
+        existed = _exists(store, eid)
+        ex = rt.start(fn, event, execution_id=eid)
+    finally:
+        store.close()
+    if existed:
+        _out(f"execution {ex.id} already exists ({ex.status.value}); nothing changed")
+    else:
+        _out(f"started execution {ex.id} ({fn.name}); run '{_command(args)} worker' to run it")
+    return 0
 
 
 def _load_input(text: str, fn: DurableFunction[Any, Any]) -> Any:
@@ -258,6 +301,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise ValidationError(
             f"--shutdown-grace must be 0 to 86400 seconds, got {args.shutdown_grace}"
         )
+    within = None
+    if args.wait_timers_within is not None:
+        if not args.until_idle:
+            raise ValidationError("--wait-timers-within needs --until-idle")
+        within = parse_duration(args.wait_timers_within, "--wait-timers-within")
     allowed = tuple(args.allow_modules)
     options = _options(
         allowed,
@@ -294,6 +342,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
             )
         )
         worker.run_forever(until_idle=args.until_idle)
+        while within is not None and _sleep_to_next(rt, within, args.poll, _out):
+            worker.run_forever(until_idle=True)
         if args.until_idle:
             waiting = store.list_executions(status=ExecutionStatus.RUNNING, limit=1_000_000)
             _out(
@@ -303,6 +353,38 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 0
     finally:
         store.close()
+
+
+def _sleep_to_next(rt: Runtime, within: timedelta, poll: float, out: Out) -> bool:
+    """Sleep until the next running execution is due, if it is due within ``within``;
+    False (at once) if none is."""
+    now = rt.clock.now()
+    running = rt.store.list_executions(status=ExecutionStatus.RUNNING, limit=1_000_000)
+    due = [ex for ex in running if ex.wake_at is not None and ex.wake_at <= now + within]
+    if not due:
+        return False
+    first = min(due, key=lambda ex: ex.wake_at or now)
+    assert first.wake_at is not None
+    out(f"waiting {fmt_duration(max(first.wake_at - now, timedelta(0)))} for {first.id}")
+    while (left := (first.wake_at - rt.clock.now()).total_seconds()) > 0:
+        time.sleep(min(left, poll))
+    return True
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, what: str) -> timedelta:
+    """``30``, ``30s``, ``5m``, ``2h``, ``1d`` (or ``250ms``) as a timedelta, greater than
+    zero and at most :data:`MAX_WAIT_WITHIN`; else a ValidationError naming ``what``."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise ValidationError(f"{what} {text!r} is not a duration; use e.g. 30s, 5m, 2h or 1d")
+    value = timedelta(seconds=float(match[1]) * _UNITS[match[2] or "s"])
+    if not timedelta(0) < value <= MAX_WAIT_WITHIN:
+        raise ValidationError(f"{what} must be more than 0 and at most 7d, got {text!r}")
+    return value
 
 
 def _given(value: int | None, default: int) -> int:
@@ -332,7 +414,7 @@ def _register_module(rt: Runtime, module_name: str) -> None:
 
     try:
         module = importlib.import_module(module_name)
-    except ImportError as e:
+    except (ImportError, SyntaxError) as e:
         raise ValidationError(f"--import {module_name}: cannot import it: {e}") from e
     # Durable functions, and objects that carry one (sagas expose ``.durable_function``).
     found = [

@@ -111,7 +111,9 @@ def cmd_callback_heartbeat(args: argparse.Namespace) -> int:
 
     def act(rt: Runtime) -> str:
         op = rt.send_callback_heartbeat(args.token)
-        deadline = fmt_time(op.heartbeat_deadline) if op.heartbeat_deadline else "none"
+        if op.heartbeat_deadline is None:
+            return f"heartbeat recorded for callback {op.name!r} (it has no heartbeat timeout)"
+        deadline = fmt_time(op.heartbeat_deadline)
         return f"heartbeat recorded for callback {op.name!r}; next heartbeat due by {deadline}"
 
     return _signal(args, act)

@@ -92,6 +92,7 @@ from durable_core.stores.sqlite_schema import (
     SCHEMA_VERSION,  # noqa: F401 - a public name of this module before the schema moved
     _check_schema,
     _open_file,
+    _open_read_only,
 )
 from durable_core.stores.sqlite_search import search_sql
 
@@ -114,6 +115,9 @@ class SQLiteStore:
             the last commits on power loss (never corrupts the file).
         busy_timeout_s: How long a call waits for another process's write lock before it
             fails with :class:`~durable_core.errors.StoreError`.
+        read_only: Open an existing file for reading only: no write lock is taken (reads
+            go on behind a long writer) and it works on a read-only mount; every write
+            raises StoreError. What ``durable list`` and ``show`` use.
 
     Raises:
         SchemaVersionError: The file was written by a newer durable-saga, or has a layout
@@ -127,15 +131,23 @@ class SQLiteStore:
         *,
         durability: Literal["full", "normal"] = "full",
         busy_timeout_s: float = 30.0,
+        read_only: bool = False,
     ) -> None:
         if durability not in ("full", "normal"):
             raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
         self.path = Path(path)
-        self._db = _open_file(self.path, durability=durability, busy_timeout_s=busy_timeout_s)
+        self.read_only = read_only
+        if read_only:
+            self._db = _open_read_only(self.path, busy_timeout_s=busy_timeout_s)
+        else:
+            self._db = _open_file(self.path, durability=durability, busy_timeout_s=busy_timeout_s)
         self._lock = threading.Lock()
         self._commits = GroupCommit(self._db, self._lock, f"SQLite store {self.path}")
         try:
-            self._write(lambda db: _check_schema(db, self.path))
+            if read_only:
+                _check_schema(self._db, self.path, read_only=True)
+            else:
+                self._write(lambda db: _check_schema(db, self.path))
         except BaseException:
             self._db.close()
             raise
@@ -153,6 +165,8 @@ class SQLiteStore:
     def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``fn(db)`` durably, all or nothing; concurrent writes share one commit
         (see :mod:`durable_core.stores.sqlite_commit`)."""
+        if self.read_only:
+            raise StoreError(f"SQLite store {self.path} is open read-only: it cannot be written")
         return self._commits.run(fn)
 
     def _find(self, db: sqlite3.Connection, execution_id: str) -> Execution | None:

@@ -15,6 +15,11 @@ Invariants:
   processes doing the same for as long as the caller waits for a lock) and sets
   ``synchronous`` to the store's durability; a file SQLite will not put in WAL mode (a
   network file system) is refused with StoreError.
+- **Read-only opens write nothing**: :func:`_open_read_only` opens an existing file with
+  ``mode=ro`` and ``PRAGMA query_only``, takes no write lock and never changes the journal
+  mode, so it reads behind a long writer; on a read-only file system (where no ``-shm``
+  can be made) a file without a ``-wal`` beside it is opened ``immutable``, which is safe
+  there because nothing on this mount can write it.
 - **Versioned schema**: ``meta.schema_version`` and the layout are checked on open
   (SchemaVersionError, file untouched); :func:`_check_schema` runs in the store's
   ``BEGIN IMMEDIATE`` transaction, so creation is one transaction and processes opening a
@@ -174,6 +179,13 @@ def _open_file(
         mode = _enter_wal(db, busy_timeout_s)
         db.execute(f"PRAGMA synchronous = {durability.upper()}")
     except sqlite3.Error as e:
+        if _not_writable(path):
+            raise StoreError(
+                f"{path} cannot be written here ({e}): it or its folder is read-only (a "
+                "read-only mount, or no write permission). Reading works as it is (`durable "
+                "list`, `durable show`, SQLiteStore(path, read_only=True)); to run or signal "
+                "executions, use it where it is writable."
+            ) from e
         raise StoreError(
             f"{path} cannot be opened as a durable-saga SQLite store ({e}). "
             "Is it another kind of file? Point the store at a new path."
@@ -187,13 +199,50 @@ def _open_file(
     return db
 
 
-def _check_schema(db: sqlite3.Connection, path: Path) -> None:
+def _not_writable(path: Path) -> bool:
+    """True if the store file or its folder cannot be written (read-only mount or mode)."""
+    if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+        return True
+    return not os.access(path.parent, os.W_OK) or not os.access(path, os.W_OK)
+
+
+def _open_read_only(path: Path, *, busy_timeout_s: float) -> sqlite3.Connection:
+    """Open the existing store file at ``path`` for reading only (module invariants).
+
+    Raises StoreError if it is missing or cannot be read as a SQLite database.
+    """
+    if not path.is_file():
+        raise StoreError(f"no store file at {path}")
+    # Immutable only when there is no -wal to read (it would be ignored): a file that was
+    # closed cleanly, on a file system nothing on this host can write through.
+    read_only_fs = bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+    immutable = read_only_fs and not path.with_name(path.name + "-wal").exists()
+    uri = path.resolve().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
+    try:
+        db = sqlite3.connect(
+            uri, uri=True, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        db.execute("PRAGMA query_only = ON")
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as e:
+        raise StoreError(
+            f"{path} cannot be read as a durable-saga SQLite store ({e}). Check that it is "
+            "a store file and that you may read it and its folder (the -wal and -shm files "
+            "beside it too)."
+        ) from e
+    return db
+
+
+def _check_schema(db: sqlite3.Connection, path: Path, *, read_only: bool = False) -> None:
     """Create the tables in an empty file, else check its version and layout.
 
-    Run inside a ``BEGIN IMMEDIATE`` transaction on ``db`` (the store file at ``path``);
-    raises SchemaVersionError, changing nothing, for a file this version cannot read.
+    Run inside a ``BEGIN IMMEDIATE`` transaction on ``db`` (the store file at ``path``),
+    or, with ``read_only``, on a read-only connection (nothing is created then); raises
+    SchemaVersionError, changing nothing, for a file this version cannot read.
     """
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables and read_only:
+        raise SchemaVersionError(f"{path} is empty: no execution was ever stored in it")
     if not tables:
         for statement in _SCHEMA:
             db.execute(statement)
@@ -217,5 +266,6 @@ def _check_schema(db: sqlite3.Connection, path: Path) -> None:
             "older or unknown layout, or is another program's database; the file was "
             "not changed. Point the store at another file."
         )
-    for added in (_OPS_ORDER_INDEX, *_LISTING_INDEXES, _AUDIT_TABLE):  # additions only: files
-        db.execute(added)  # without them stay readable, and get them when first opened
+    if not read_only:  # additions only: files without them stay readable, and get them
+        for added in (_OPS_ORDER_INDEX, *_LISTING_INDEXES, _AUDIT_TABLE):  # when first
+            db.execute(added)  # opened for writing

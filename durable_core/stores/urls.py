@@ -106,8 +106,12 @@ def _dynamodb(url: str) -> StoreURL:
     return StoreURL(kind="dynamodb", table=table, region=region, endpoint=endpoint)
 
 
-def open_store_url(url: str, *, create: bool) -> Store:
+def open_store_url(url: str, *, create: bool, read_only: bool = False) -> Store:
     """Open the store ``url`` names. With ``create=False`` a SQLite file must exist.
+
+    With ``read_only`` a SQLite file is opened for reading only (no write lock, works on a
+    read-only mount; see :class:`~durable_core.stores.sqlite.SQLiteStore`); DynamoDB reads
+    take no lock either way.
 
     Raises:
         ValidationError: the URL does not parse (nothing opened).
@@ -123,7 +127,7 @@ def open_store_url(url: str, *, create: bool) -> Store:
             )
         from durable_core.stores.sqlite import SQLiteStore  # creates the folder owner-only
 
-        return SQLiteStore(where.path)
+        return SQLiteStore(where.path, read_only=read_only)
     from durable_core.stores.dynamodb import DynamoDBStore
 
     assert where.table is not None

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import structlog
 
 from durable_core import ExecutionStatus, OperationType, Runtime
+from durable_core.cli import command_name
 from durable_core.stores.sqlite import SQLiteStore
 from examples.order_processing.saga import process_order
 from examples.order_processing.services import (
@@ -91,14 +92,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print("The saga waits (up to 7 days) for the shipper. Confirm the pickup as the shipper:")
         print(
-            f"  durable{store} callback succeed {token} --payload "
+            f"  {command_name()}{store} callback succeed {token} --payload "
             f"{shlex.quote(json.dumps(SHIPMENT))}"
         )
         print("or, with `durable serve` running on this store, through its webhook:")
         print(f"  {webhook_curl(token)}")
         print("then let a worker finish the saga, and look at it:")
-        print(f"  durable{store} worker --until-idle")
-        print(f"  durable-saga{store} status {ex.id}")
+        print(f"  {command_name()}{store} worker --until-idle")
+        print(f"  {command_name('durable-saga')}{store} status {ex.id}")
     return 0
 
 

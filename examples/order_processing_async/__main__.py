@@ -35,6 +35,7 @@ from durable_core import (
     Runtime,
     SQLiteStore,
 )
+from durable_core.cli import command_name
 from examples.order_processing.services import (
     DEFAULT_STORE,
     STORE_ENV,
@@ -143,12 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print("The saga waits (up to 7 days) for the shipper. Confirm the pickup as the shipper:")
         print(
-            f"  durable{store} callback succeed {token} --payload "
+            f"  {command_name()}{store} callback succeed {token} --payload "
             f"{shlex.quote(json.dumps(SHIPMENT))}"
         )
         print("then let a worker finish the saga, and look at it:")
-        print(f"  durable{store} worker --async --until-idle")
-        print(f"  durable-saga{store} status {ex.id}")
+        print(f"  {command_name()}{store} worker --async --until-idle")
+        print(f"  {command_name('durable-saga')}{store} status {ex.id}")
     return 0
 
 

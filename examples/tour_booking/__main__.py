@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import structlog
 
 from durable_core import ExecutionStatus, Runtime
+from durable_core.cli import command_name
 from durable_core.stores.sqlite import SQLiteStore
 from examples.tour_booking.providers import DEFAULT_STORE, STORE_ENV, Tour, ledger_path, ledger_rows
 from examples.tour_booking.saga import book_tour
@@ -74,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         dup = "  (duplicate request, no effect)" if row.duplicate else ""
         print(f"  {row.provider:<8} {row.action:<7} {row.ref:<10} {row.detail}{dup}")
     print()
-    print(f"more: durable-saga{store} status {ex.id}   |   durable{store} show {ex.id}")
+    saga_cli, durable_cli = command_name("durable-saga"), command_name("durable")
+    print(f"more: {saga_cli}{store} status {ex.id}   |   {durable_cli}{store} show {ex.id}")
     return 0
 
 

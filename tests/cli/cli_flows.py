@@ -66,3 +66,10 @@ def changing(ctx: DurableContext, event: None) -> str:
     ctx.step("request", lambda sc: 1)
     name = "approval" if os.environ.get("CLI_FLOWS_CODE", "old") == "old" else "approval-v2"
     return str(ctx.create_callback(name).result())
+
+
+@durable
+def short_timer(ctx: DurableContext, event: None) -> str:
+    """A one-second timer: for ``worker --until-idle --wait-timers-within``."""
+    ctx.wait("pause", timedelta(seconds=1))
+    return "woke"

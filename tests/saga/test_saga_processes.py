@@ -145,7 +145,7 @@ def test_the_order_example_waits_for_the_shipper_who_confirms_by_cli(env: dict[s
     command = next(
         line.split()
         for line in first.stdout.splitlines()
-        if line.strip().startswith("durable") and "callback succeed" in line
+        if line.split()[:1] and line.split()[0].endswith("durable") and "callback succeed" in line
     )
     execution_id = next(w for w in first.stdout.split() if w.startswith("order-"))
 
