@@ -48,6 +48,7 @@ from durable_core.records import (
     OperationStatus,
     OperationType,
     StopKind,
+    role_of,
 )
 from durable_core.recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS, recovery_limit
 from durable_core.stores.base import AssigningStore, ScopeAnnouncingStore, StartAnnouncingStore
@@ -141,6 +142,10 @@ class Journal:
             kind for op in self._ops.values() if (kind := StopKind.of_error(op.error)) is not None
         }
         """The stop kinds already delivered in this execution (read back from the records)."""
+        self.role = execution.role or role_of(self._ops.values())
+        """The execution's role (``Execution.role``): recorded, or given by the first step
+        role in the journal, read or written (the runtime records it when the invocation
+        ends; see :func:`~durable_core.records.role_of`)."""
         self.writes = 0
         self._execution_read_at = clock.now()
         self.on_begin: BeginHook | None = (
@@ -212,6 +217,7 @@ class Journal:
                 )
             for op in stored:
                 self._ops[op.id] = op
+            self.role = self.role or role_of(stored)
             self.writes += 1
 
     @property

@@ -13,6 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Self
@@ -23,6 +24,8 @@ from durable_core.errors import DurableError, ValidationError
 
 MAX_DURATION_S = 365 * 24 * 3600
 """The longest duration a record may hold (the longest wait, timeout or heartbeat)."""
+MAX_ROLE_LENGTH = 64
+"""The longest role (``Operation.role``, ``Execution.role``) a record may hold."""
 MAX_COUNTER = 2**62
 """Bound of ``fence`` and ``signal_seq``: far above any real count, and incremented it still
 fits a 64-bit integer column, so a corrupt value fails to parse instead of overflowing."""
@@ -209,6 +212,10 @@ class Operation(BaseModel):
     """For CHAINED_INVOKE: the execution started for the invoked function."""
     tenant_id: str | None = None
     """For CHAINED_INVOKE: the tenant the function is invoked for (``invoke(tenant_id=)``)."""
+    role: str | None = Field(default=None, max_length=MAX_ROLE_LENGTH)
+    """What a library built on the engine says this step is (``StepConfig.role``; the saga
+    library: ``saga.compensatable``, ``saga.pivot``, ``saga.retriable``). Display only:
+    never compared on replay, never sent to Lambda's service, unset on older records."""
 
     def evolve(self, **changes: Any) -> Self:
         """Return a copy with ``changes`` applied and validated."""
@@ -246,6 +253,10 @@ class Execution(BaseModel):
     parent_execution_id: str | None = None
     tenant_id: str | None = None
     """The tenant an invoking execution started it for (``ctx.invoke(tenant_id=)``)."""
+    role: str | None = Field(default=None, max_length=MAX_ROLE_LENGTH)
+    """What a library built on the engine says the execution is (``"saga"``): the part
+    before the first dot of the first step ``role`` in its journal, set when an invocation
+    that saw it ends and never changed after. Display only (a listing's ``saga_status``)."""
     lease_owner: str | None = None
     lease_expires: datetime | None = None
     fence: int = Field(default=0, ge=0, le=MAX_COUNTER)
@@ -289,6 +300,12 @@ class CallbackOutcome(BaseModel):
     status: OperationStatus
     result: str | None = None
     error: ErrorInfo | None = None
+
+
+def role_of(operations: Iterable[Operation]) -> str | None:
+    """The execution role the first step ``role`` among ``operations`` gives
+    (``Execution.role``): ``"saga"`` for ``"saga.pivot"``; None if no step has one."""
+    return next((op.role.partition(".")[0] for op in operations if op.role), None)
 
 
 def check_reason(reason: object, action: str) -> str:

@@ -21,6 +21,7 @@ from tenacity.stop import StopBaseT
 from tenacity.wait import WaitBaseT
 
 from durable_core.errors import ValidationError
+from durable_core.records import MAX_ROLE_LENGTH
 from durable_core.serde import Serializer, check_serializer
 
 MAX_STEP_TIMEOUT = timedelta(days=365)
@@ -118,9 +119,16 @@ class StepConfig:
     serializer: Serializer | None = None
     """Records the result as its own text (raw; see :class:`~durable_core.Serializer`)
     instead of by ``result_type``."""
+    role: str | None = None
+    """For libraries built on the engine, not for a step's own code: what the library says
+    the step is, recorded on its journal record (``Operation.role``) for viewers such as
+    ``durable serve`` (the saga library sets ``saga.<kind>``). Display only: it changes
+    nothing the step does and is never compared on replay. ``<library>.<what>``, at most
+    64 printable characters; the part before the dot becomes the execution's role."""
 
     def __post_init__(self) -> None:
         check_serializer(self.serializer, what="StepConfig")
+        _check_role(self.role)
         timeout = self.timeout
         if timeout is None:
             return
@@ -133,3 +141,19 @@ class StepConfig:
                 f"StepConfig(timeout={timeout}) is out of range: a step attempt's timeout must "
                 f"be more than 0 and at most {MAX_STEP_TIMEOUT.days} days. Nothing was run."
             )
+
+
+def _check_role(role: object) -> None:
+    if role is None:
+        return
+    if (
+        not isinstance(role, str)
+        or not 0 < len(role) <= MAX_ROLE_LENGTH
+        or not role.isprintable()
+        or not role.isascii()
+        or " " in role
+    ):
+        raise ValidationError(
+            f"StepConfig(role=...) must be None or a name like 'mylib.kind' (1-"
+            f"{MAX_ROLE_LENGTH} printable ASCII characters, no spaces), got {role!r:.80}"
+        )

@@ -63,12 +63,14 @@ class StepOptions:
         return self.result_type if self.result_type is not None else return_type(action)
 
     def step_config(self, kind: StepKind, action: Callable[..., Any]) -> StepConfig:
-        """The durable_core configuration of the forward step (of effective ``kind``)."""
+        """The durable_core configuration of the forward step (of effective ``kind``); its
+        record carries the kind as its role (``saga.pivot``, see :data:`saga.policy.ROLE`)."""
         return StepConfig(
             retry=forward_policy(kind, self.retry),
             semantics=self.semantics,
             result_type=self.recorded_type(action),
             timeout=self.timeout,
+            role=kind.role,
         )
 
     def undo(self, path: str, key: str, args: tuple[Any, ...]) -> Undo:

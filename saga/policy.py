@@ -30,6 +30,10 @@ FORWARD_RECOVERY_MAX_DELAY = timedelta(minutes=10)
 """Default: the backoff cap of a step retried forward (retriable, or after the pivot)."""
 
 
+ROLE = "saga"
+"""The execution role (``Execution.role``) of a saga: the prefix of its steps' roles."""
+
+
 class StepKind(StrEnum):
     """What a saga step promises (Garcia-Molina & Salem; Richardson's classification)."""
 
@@ -42,6 +46,13 @@ class StepKind(StrEnum):
     RETRIABLE = "retriable"
     """Must succeed: retried until it does. Never compensated. The default for a step
     declared after the pivot."""
+
+    @property
+    def role(self) -> str:
+        """The role a forward step of this kind records (``Operation.role``):
+        ``saga.compensatable``, ``saga.pivot`` or ``saga.retriable``. Viewers (``durable
+        serve``) read a saga, and its pivot, from it; replay never looks at it."""
+        return f"{ROLE}.{self.value}"
 
 
 def default_compensation_policy() -> RetryPolicy:

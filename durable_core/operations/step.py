@@ -220,6 +220,7 @@ class _StepRun:
             status=status,
             attempt=attempt,
             started_at=self.started,
+            role=self.config.role,
             **fields,
         )
 

@@ -409,6 +409,8 @@ class Runtime(ExecutionRequests):
             end = end.model_copy(
                 update={"wake_at": self.clock.now() + self.options.park_retry_delay}
             )
+        if journal.role is not None and journal.execution.role is None:
+            end = end.model_copy(update={"role": journal.role})  # recorded once
         return self._finish(journal.lease, end, report)
 
     def _finish(self, lease: Lease, end: InvocationEnd, report: Reporter | None) -> Execution:

@@ -221,8 +221,7 @@ def list_executions(  # noqa: PLR0917 - FastAPI takes the query parameters as ar
             raise ApiError(
                 422,
                 f"saga_status {saga_status!r} cannot be filtered on; the listing tells apart "
-                f"{', '.join(ROW_SAGA_FILTERS)} (a running or completed saga looks like a "
-                "plain function until its journal is read)",
+                f"{', '.join(ROW_SAGA_FILTERS)}",
             )
         filters = dict(ROW_SAGA_FILTERS[saga_status])
     if status is not None:

@@ -6,10 +6,11 @@ when a request needs it. Without the package installed, executions show no saga 
 operator actions answer 404.
 
 Invariants:
-- A saga is recognised from its journal alone: the records the saga library names with its
-  reserved prefixes (``saga:``, ``compensate:``, ``operator:``) or a saga outcome error.
-  A saga that ran forward without ever rolling back leaves no marker and shows as a plain
-  function; a step's kind (pivot) is not in the journal, so ``pivot`` is always false.
+- A saga is recognised from its records alone: its role (``Execution.role``, or a step
+  whose ``Operation.role`` starts with ``saga.``), the records the saga library names
+  with its reserved prefixes (``saga:``, ``compensate:``, ``operator:``), or a saga
+  outcome error. The last two also cover sagas recorded before steps carried roles.
+- ``pivot`` is true on the step whose role is ``saga.pivot`` (false on older records).
 - An operator action goes through ``saga.operator`` (the one way to decide), which refuses
   a saga that is not parked (409, nothing recorded).
 """
@@ -18,22 +19,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from durable_core.records import Execution, Operation
-from durable_core.server.views import CompensationView, ParkedView, SagaStepView, SagaView
+from durable_core.records import Execution, Operation, role_of
+from durable_core.server.views import (
+    SAGA_ROLE,
+    CompensationView,
+    ParkedView,
+    SagaStepView,
+    SagaView,
+)
 
 if TYPE_CHECKING:
     from durable_core.runtime import Runtime
 
 _MARKERS = ("saga:", "compensate:", "operator:")
+_PIVOT_ROLE = f"{SAGA_ROLE}.pivot"  # saga.StepKind.PIVOT.role
 _OUTCOME_ERRORS = ("saga.errors.SagaCompensated", "saga.errors.SagaPartiallyCompensated")
 ACTIONS = ("retry", "skip", "resolve")
 
 
 def is_saga(ex: Execution, ops: list[Operation]) -> bool:
-    """True if the journal or the outcome carries a saga marker (module docstring)."""
-    if ex.error is not None and ex.error.type in _OUTCOME_ERRORS:
+    """True if the execution, its journal or its outcome carries a saga marker (module
+    docstring)."""
+    if ex.role == SAGA_ROLE or (ex.error is not None and ex.error.type in _OUTCOME_ERRORS):
         return True
-    return any((op.name or "").startswith(_MARKERS) for op in ops)
+    return any(role_of([op]) == SAGA_ROLE or (op.name or "").startswith(_MARKERS) for op in ops)
 
 
 def saga_view(ex: Execution, ops: list[Operation]) -> SagaView | None:
@@ -46,11 +55,12 @@ def saga_view(ex: Execution, ops: list[Operation]) -> SagaView | None:
         return None
     outcome = derive_outcome(ex, ops)
     undo = {c.step: c for c in outcome.compensations}
+    pivots = {op.name for op in ops if op.role == _PIVOT_ROLE}
     steps = [
         SagaStepView(
             name=step.name,
             status=step.status.lower(),
-            pivot=False,
+            pivot=step.name in pivots,
             compensation=CompensationView(
                 name=f"compensate:{step.name}", status=undo[step.name].status
             )

@@ -6,8 +6,9 @@ Invariants:
   token, say): :func:`without_tokens` masks every token of the execution in the answer.
 - Payloads (input, results) are the JSON text the store holds, passed on as text.
 - ``saga_status`` of a listing row is derived from the row alone (no journal read), from
-  markers the saga library leaves on it (see :func:`row_saga_status`); the execution page
-  reads the journal and says more (:mod:`durable_core.server.sagas`).
+  what the saga library leaves on it: its role, its waiting reason, its error (see
+  :func:`row_saga_status`); the execution page reads the journal and says more
+  (:mod:`durable_core.server.sagas`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ OPERATOR_CALLBACK = "callback 'operator:"
 policy): the saga library names that callback ``operator:<step>``."""
 COMPENSATION_RETRY = "of step 'compensate:"
 """What ``waiting_for`` holds while a saga's undo waits to be retried."""
+SAGA_ROLE = "saga"
+"""The execution role the saga library's steps give a saga (``saga.policy.ROLE``)."""
 ROW_SAGA_FILTERS: dict[str, dict[str, Any]] = {
     "compensation_failed": {
         "status": ExecutionStatus.RUNNING,
@@ -48,14 +51,25 @@ ROW_SAGA_FILTERS: dict[str, dict[str, Any]] = {
         "error_type": "saga.errors.SagaPartiallyCompensated",
     },
     "parked": {"parked": True},
+    "running": {
+        "status": ExecutionStatus.RUNNING,
+        "role": SAGA_ROLE,
+        "parked": False,
+        "waiting_excludes": (OPERATOR_CALLBACK, COMPENSATION_RETRY),
+    },
+    "completed": {"status": ExecutionStatus.SUCCEEDED, "role": SAGA_ROLE},
 }
-"""The store filters that select each saga status visible on a row (the others, running
-and completed, are told apart from a plain function only by the journal)."""
+"""The store filters that select each saga status a row shows, disjoint, in the order
+:func:`row_saga_status` tries them. ``running`` and ``completed`` need the execution's role
+(``Execution.role``), which a saga gets when its first invocation that recorded a step
+ends: until then, and for sagas recorded before roles existed, the row shows no saga
+status (the execution page reads the journal and does)."""
 
 
 def row_saga_status(ex: Execution) -> str | None:
     """The saga status a listing row shows, from the row alone; None when the row has no
-    saga marker (a plain function, or a saga running or completed)."""
+    saga marker (a plain function, a saga whose first invocation has not ended yet, or a
+    saga that ended failed, cancelled or terminated without a rollback)."""
     for name, filters in ROW_SAGA_FILTERS.items():
         if ExecutionQuery(**filters).matches(ex):
             return name

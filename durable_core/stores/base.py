@@ -127,6 +127,10 @@ class InvocationEnd(BaseModel):
     worker's log. Stores do not keep it."""
     hint: str | None = None
     """What an operator should do about it, for the worker's log. Stores do not keep it."""
+    role: str | None = None
+    """The execution's role, from its journal (``Execution.role``, see
+    :func:`~durable_core.records.role_of`). Stores keep the first one set: a role once
+    recorded never changes."""
 
 
 @runtime_checkable

@@ -444,6 +444,7 @@ class DynamoDBStore:
                 lease_expires=None,
                 updated_at=now,
                 recovery_attempts=0,
+                role=ex.role or end.role,
             )
             ttl = self.ttl_after_finish
             expires = int((now + ttl).timestamp()) if ttl and not running else None

@@ -184,6 +184,7 @@ class MemoryStore:
                 lease_expires=None,
                 updated_at=now,
                 recovery_attempts=0,
+                role=ex.role or end.role,
             )
             self._executions[ex.id] = updated
             if end.status.is_terminal and ex.parent_execution_id is not None:

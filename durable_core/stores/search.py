@@ -42,6 +42,10 @@ class ExecutionQuery:
     waiting_contains: tuple[str, ...] = ()
     """Texts that ``waiting_for`` contains, each one (ignoring ASCII case, as SQLite's
     ``lower`` does)."""
+    waiting_excludes: tuple[str, ...] = ()
+    """Texts that ``waiting_for`` does not contain, none of them (ignoring ASCII case)."""
+    role: str | None = None
+    """The execution's role (``Execution.role``, e.g. ``"saga"``), exactly."""
     error_type: str | None = None
     """The type name of the recorded error, exactly."""
     parked: bool | None = None
@@ -75,6 +79,8 @@ class ExecutionQuery:
             and (self.status is None or ex.status is self.status)
             and (self.id_contains is None or self.id_contains in ex.id)
             and all(fold(w) in waiting for w in self.waiting_contains)
+            and not any(fold(w) in waiting for w in self.waiting_excludes)
+            and (self.role is None or ex.role == self.role)
             and (
                 self.error_type is None
                 or (ex.error is not None and ex.error.type == self.error_type)

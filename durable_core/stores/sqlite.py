@@ -394,7 +394,7 @@ class SQLiteStore:
                 wake_at = now  # an event arrived while we ran: do not sleep through it
             changes = end.model_dump(include={"status", "result", "error", "waiting_for"})
             changes |= {"wake_at": wake_at, "updated_at": now, "lease_owner": None}
-            changes |= {"recovery_attempts": 0}
+            changes |= {"recovery_attempts": 0, "role": ex.role or end.role}
             done = self._put(db, ex.evolve(**changes, lease_expires=None))
             if end.status.is_terminal and ex.parent_execution_id is not None:
                 self._signal(db, ex.parent_execution_id, now)

@@ -39,6 +39,12 @@ def search_sql(query: ExecutionQuery) -> tuple[str, list[Any]]:
     for text in query.waiting_contains:
         where.append(f"instr(lower(coalesce({_field('$.waiting_for')}, '')), lower(?)) > 0")
         params.append(text)
+    for text in query.waiting_excludes:
+        where.append(f"instr(lower(coalesce({_field('$.waiting_for')}, '')), lower(?)) = 0")
+        params.append(text)
+    if query.role is not None:
+        where.append(f"{_field('$.role')} = ?")
+        params.append(query.role)
     if query.error_type is not None:
         where.append(f"{_field('$.error.type')} = ?")
         params.append(query.error_type)

@@ -138,6 +138,8 @@ def test_timestamps_come_as_epoch_milliseconds_or_datetimes() -> None:
 
 
 def test_step_writes_become_succeed_fail_retry_and_start() -> None:
+    marked = plan(_op(result="1", role="saga.pivot"), None, now=NOW).updates
+    assert marked == plan(_op(result="1"), None, now=NOW).updates  # a role is never sent
     assert plan(_op(result="1"), None, now=NOW).updates == (
         {
             "Id": "a" * 32,

@@ -114,7 +114,7 @@ def served(
 def worker(served: Served) -> Iterator[Runtime]:
     from examples.order_processing.saga import process_order
     from examples.tour_booking.saga import book_tour
-    from server.flows import stuck_rollback, waits_for_approval
+    from server.flows import pivoted_trip, stuck_rollback, waits_for_approval
 
     if served.store_url.startswith("dynamodb://"):
         from durable_core.stores.dynamodb import DynamoDBStore
@@ -123,7 +123,10 @@ def worker(served: Served) -> Iterator[Runtime]:
         store: Any = DynamoDBStore(table, client=_ddb().client())
     else:
         store = open_store_url(served.store_url, create=False)
-    yield Runtime(store, functions=[process_order, book_tour, stuck_rollback, waits_for_approval])
+    yield Runtime(
+        store,
+        functions=[process_order, book_tour, stuck_rollback, waits_for_approval, pivoted_trip],
+    )
     store.close()
 
 

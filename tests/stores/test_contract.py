@@ -30,6 +30,7 @@ from durable_core.records import (
     StopRequest,
 )
 from durable_core.stores.base import InvocationEnd, Store
+from durable_core.stores.search import ExecutionQuery
 
 from .records import T0, TTL, at, callback, datetimes, execution, leased, step, token
 
@@ -103,6 +104,7 @@ def test_records_round_trip_unchanged(store: Store, store_factory: Callable[[], 
         parent_execution_id="p",
         waiting_for="timer",
         stop_requests=(stop("cancel", "customer asked", actor="ana"), stop("terminate", "t")),
+        role="saga",
     )
     store.create_execution(full)
     lease = store.acquire_lease("e1", "w", T0, TTL)
@@ -123,6 +125,7 @@ def test_records_round_trip_unchanged(store: Store, store_factory: Callable[[], 
         started_at=at(1),
         ended_at=at(2),
         next_attempt_at=at(3),
+        role="saga.pivot",
     )
     store.write_operations(lease, [op], at(1), TTL)
     assert store.load_operations("e1") == [op]
@@ -351,6 +354,43 @@ def test_finish_records_the_end_and_releases_the_lease(store: Store) -> None:
     assert store.get_execution("e1") == ex
     assert store.claim_due("w", at(86400 * 2), TTL, 5) == []
     assert [lease.execution_id for lease in store.claim_due("w", at(86400 * 3), TTL, 5)] == ["e1"]
+
+
+def test_finish_records_the_first_role_and_never_changes_it(store: Store) -> None:
+    lease = leased(store, "e1")
+    assert store.get_execution("e1").role is None
+    assert store.finish_invocation(lease, WAITING, at(1)).role is None
+    lease = store.acquire_lease("e1", "w", at(2), TTL)
+    assert lease is not None
+    ex = store.finish_invocation(lease, WAITING.model_copy(update={"role": "saga"}), at(3))
+    assert ex.role == "saga" == store.get_execution("e1").role
+    for role, end in ((None, WAITING), ("other", SUCCEEDED)):  # later ones change nothing
+        lease = store.acquire_lease("e1", "w", at(4), TTL)
+        assert lease is not None
+        done = store.finish_invocation(lease, end.model_copy(update={"role": role}), at(5))
+        assert done.role == "saga" == store.get_execution("e1").role
+
+
+def test_search_by_role_and_waiting_text_left_out(store: Store) -> None:
+    rows = [
+        execution("plain", waiting_for="callback 'x'"),
+        execution("saga-run", created=at(1), waiting_for="callback 'x'", role="saga"),
+        execution("saga-undo", created=at(2), waiting_for="retry of step 'compensate:a'"),
+        execution("saga-undo2", created=at(3), waiting_for="Retry OF STEP 'compensate:b'"),
+    ]
+    rows[2] = rows[2].evolve(role="saga")
+    rows[3] = rows[3].evolve(role="saga")
+    for row in rows:
+        store.create_execution(row)
+    query = ExecutionQuery(role="saga", waiting_excludes=("of step 'compensate:",))
+    assert [e.id for e in store.search_executions(query).items] == ["saga-run"]
+    assert [e.id for e in rows if query.matches(e)] == ["saga-run"]
+    everything = ExecutionQuery(role="saga")
+    assert [e.id for e in store.search_executions(everything).items] == [
+        "saga-undo2",
+        "saga-undo",
+        "saga-run",
+    ]
 
 
 def test_finish_success_keeps_the_result_and_ends_the_lease(store: Store) -> None:
