@@ -27,15 +27,16 @@ from fastapi.responses import JSONResponse
 from durable_core import (
     Execution,
     ExecutionNotFoundError,
-    Operation, OperationStatus,
+    Operation,
+    OperationStatus,
     OperationType,
     Runtime,
 )
 from durable_core.server.console import CSRF_COOKIE, CSRF_HEADER, mount
 from durable_core.stores.sqlite import SQLiteStore
 from saga.errors import SagaNotParkedError
-from saga.outcome import derive_outcome
 from saga.operator import resolve, retry_compensation, skip_compensation
+from saga.outcome import derive_outcome
 
 from .scenarios import FUNCTIONS
 
@@ -130,7 +131,10 @@ def create_app(store_path: Path, *, pivots: Mapping[str, str] | None = None) -> 
         ]
         start, limit = int(p.get("cursor") or 0), int(p.get("limit") or 50)
         more = start + limit < len(items)
-        return {"items": items[start : start + limit], "next_cursor": str(start + limit) if more else None}
+        return {
+            "items": items[start : start + limit],
+            "next_cursor": str(start + limit) if more else None,
+        }
 
     @app.get("/api/v1/executions/{eid}")
     def execution(request: Request, eid: str) -> dict[str, Any]:

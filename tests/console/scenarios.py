@@ -6,6 +6,8 @@
   them back (``tour-rollback``);
 - the tour booking saga that completes (``tour-ok``);
 - the order saga up to its wait for the shipper's confirmation (``order-waiting``);
+- the tour booking saga for a traveller whose name is markup (``tour-escape``), to show
+  that the console prints payloads as text;
 - a payment saga whose refund keeps failing, so the saga parks for an operator
   (``payment-parked``); its pivot is the step ``capture``.
 
@@ -29,6 +31,8 @@ from examples.tour_booking.saga import book_tour
 from saga import CompensationContext, SagaContext, saga
 
 BROKEN_ENV = "CONSOLE_REFUND_BROKEN"
+MARKUP = '<img src=x onerror="window.__pwned=1"></pre><script>window.__pwned=2</script>'
+"""The traveller's name in ``tour-escape``: it must appear as text, never run."""
 ONCE = RetryPolicy(stop=tenacity.stop_after_attempt(2), wait=tenacity.wait_none())
 
 
@@ -73,9 +77,10 @@ def populate(store_path: Path) -> dict[str, str]:
             "tour-rollback": runtime.run(
                 book_tour, Tour(fail_car=True), execution_id="tour-rollback"
             ).id,
-            "order-waiting": runtime.run(
-                process_order, Order(), execution_id="order-waiting"
+            "tour-escape": runtime.run(
+                book_tour, Tour(traveller=MARKUP), execution_id="tour-escape"
             ).id,
+            "order-waiting": runtime.run(process_order, Order(), execution_id="order-waiting").id,
             "payment-parked": runtime.run(take_payment, 120, execution_id="payment-parked").id,
         }
         for eid in ids.values():

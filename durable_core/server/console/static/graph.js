@@ -47,7 +47,7 @@ function node({ x, y, kind, name, status, pivot, parked, step }) {
     s("text", { class: "state", x: 10, y: 44 }, `${icon(label)} ${word(label)}`),
   );
   if (pivot) {
-    g.append(s("text", { class: "tag", x: 0, y: -8 }, "◆ pivot (no rollback after it)"));
+    g.append(s("text", { class: "tag", x: 0, y: -8 }, "◆ pivot"));
   }
   return g;
 }
