@@ -295,3 +295,29 @@ def test_layouts_have_no_horizontal_overflow(
         assert page.evaluate(overflow) <= 0, eid
         page.screenshot(path=str(shots / f"{eid}-{size}.png"), full_page=True)
     page.close()
+
+
+def test_pages_follow_the_cursor_forward_and_back(browser: Any, console: Console) -> None:
+    page = open_console(browser, console, READ_KEY)
+    everything = rows(page)
+    page.goto(f"{console.url}/console/#/?limit=2")
+    seen: list[str] = []
+    pages = 0
+    page.wait_for_selector("#list-status:has-text('Page 1: 2 executions')")
+    while True:
+        pages += 1
+        assert page.inner_text("#list-status").startswith(f"Page {pages}:")
+        seen += rows(page)
+        if page.is_disabled("#next-page"):
+            break
+        page.click("#next-page")
+        page.wait_for_function(
+            f"() => document.getElementById('list-status').textContent.startsWith('Page {pages + 1}:')"
+        )
+    assert seen == everything and pages == 3
+    page.click("#prev-page")
+    page.wait_for_function(
+        "() => document.getElementById('list-status').textContent.startsWith('Page 2:')"
+    )
+    assert rows(page) == everything[2:4]
+    page.close()

@@ -71,6 +71,9 @@ function timeline(ops) {
       if (op.attempt > 1) facts.push(`${op.attempt} attempts (${op.attempt - 1} ${op.attempt === 2 ? "retry" : "retries"})`);
       else if (op.attempt === 1) facts.push("1 attempt");
       if (ms !== null) facts.push(`took ${duration(ms)}`);
+      else if (op.started_at && ["STARTED", "PENDING", "READY"].includes(op.status)) {
+        facts.push(`open for ${duration(Date.now() - new Date(op.started_at).getTime())}`);
+      }
       const extra = [];
       if (op.next_attempt_at) extra.push(h("li", {}, "Next attempt at ", when(op.next_attempt_at)));
       if (op.wait_until) extra.push(h("li", {}, "Waits until ", when(op.wait_until)));

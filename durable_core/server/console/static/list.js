@@ -20,6 +20,7 @@ const SAGA_STATUSES = [
 ];
 const FILTERS = ["function", "status", "saga_status", "q", "waiting"];
 const PAGE_SIZE = 25;
+const MAX_PAGE_SIZE = 200;
 
 function select(name, label, options, value) {
   const el = h(
@@ -57,6 +58,8 @@ function row(ex) {
 /** Render the list into `main` for the hash query `params`; returns a cleanup function. */
 export function listPage(main, params, { refreshMs, announce }) {
   const filters = Object.fromEntries(FILTERS.map((k) => [k, params.get(k) || ""]));
+  const asked = Number.parseInt(params.get("limit") || "", 10);
+  const limit = asked > 0 ? Math.min(asked, MAX_PAGE_SIZE) : PAGE_SIZE;
   const cursors = [null];
   let page = 0;
   let timer = null;
@@ -104,7 +107,7 @@ export function listPage(main, params, { refreshMs, announce }) {
   );
 
   async function load({ quiet } = {}) {
-    const query = { ...filters, cursor: cursors[page], limit: String(PAGE_SIZE) };
+    const query = { ...filters, cursor: cursors[page], limit: String(limit) };
     try {
       const data = await get(withQuery("executions", query));
       const json = JSON.stringify(data);
@@ -140,6 +143,7 @@ export function listPage(main, params, { refreshMs, announce }) {
       const v = form.elements[k].value.trim();
       if (v) q.set(k, v);
     }
+    if (limit !== PAGE_SIZE) q.set("limit", String(limit));
     const text = q.toString();
     window.location.hash = text ? `#/?${text}` : "#/";
   });
