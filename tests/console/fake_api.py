@@ -55,7 +55,7 @@ def create_app(store_path: Path, *, pivots: Mapping[str, str] | None = None) -> 
     """The fake API on the SQLite store at ``store_path``, with the console mounted."""
     runtime = Runtime(SQLiteStore(str(store_path)), functions=FUNCTIONS)
     lock = threading.Lock()
-    app = FastAPI()
+    app = FastAPI(openapi_url="/api/v1/openapi.json")
     app.state.requests = []
     app.state.runtime = runtime
     mount(app)
@@ -177,7 +177,6 @@ def create_app(store_path: Path, *, pivots: Mapping[str, str] | None = None) -> 
             runtime.tick()
             return detail(eid)
 
-    @app.post("/api/v1/executions/{eid}/callbacks/{op_id}/{outcome}")
     async def complete(request: Request, eid: str, op_id: str, outcome: str) -> dict[str, Any]:
         _actor, body = await mutation(request)
         with lock:
@@ -187,12 +186,18 @@ def create_app(store_path: Path, *, pivots: Mapping[str, str] | None = None) -> 
                 raise ApiError(404, "not_found", f"no pending callback {op_id!r} in {eid!r}")
             if outcome == "succeed":
                 runtime.send_callback_success_json(op.callback_id, json.dumps(body["result"]))
-            elif outcome == "fail":
-                runtime.send_callback_failure(op.callback_id, body["message"])
             else:
-                raise ApiError(404, "not_found", f"no callback outcome {outcome!r}")
+                runtime.send_callback_failure(op.callback_id, body["message"])
             runtime.tick()
             return detail(eid)
+
+    @app.post("/api/v1/executions/{eid}/callbacks/{op_id}/succeed")
+    async def succeed(request: Request, eid: str, op_id: str) -> dict[str, Any]:
+        return await complete(request, eid, op_id, "succeed")
+
+    @app.post("/api/v1/executions/{eid}/callbacks/{op_id}/fail")
+    async def fail(request: Request, eid: str, op_id: str) -> dict[str, Any]:
+        return await complete(request, eid, op_id, "fail")
 
     return app
 

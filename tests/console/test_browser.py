@@ -160,6 +160,22 @@ def test_order_page_shows_the_pending_shipper_callback_and_completes_it(
     page.close()
 
 
+def test_without_an_operator_callback_endpoint_the_page_shows_only_the_webhook(
+    browser: Any, console: Console
+) -> None:
+    page = browser.new_page(viewport=DESKTOP)
+    page.route("**/api/v1/openapi.json", lambda route: route.fulfill(json={"paths": {}}))
+    page.goto(f"{console.url}/console/")
+    page.fill("#api-key", OPERATE_KEY)
+    page.click("#key-submit")
+    page.click("a.exec-link:has-text('order-waiting')")
+    callback = page.locator("li.callback[data-callback='shipper-confirmation']")
+    callback.wait_for()
+    assert callback.locator("button").count() == 0
+    assert callback.locator("summary:has-text('How the external system completes it')").count() == 1
+    page.close()
+
+
 def test_retry_a_parked_compensation_and_watch_the_status_change(
     browser: Any, console: Console, shots: Path
 ) -> None:

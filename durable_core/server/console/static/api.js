@@ -92,3 +92,28 @@ export function withQuery(path, params) {
 }
 
 export const seg = encodeURIComponent;
+
+let published = null;
+
+/**
+ * Whether the server publishes `method` on the API path `template` (e.g. "POST",
+ * "/executions/{id}/callbacks/{operation_id}/succeed") in its OpenAPI schema; parameter
+ * names do not matter. The schema is read once per page load.
+ */
+export async function offers(method, template) {
+  if (published === null) {
+    published = get("openapi.json")
+      .then((schema) => {
+        const found = new Set();
+        for (const [path, ops] of Object.entries((schema && schema.paths) || {})) {
+          for (const m of Object.keys(ops)) found.add(`${m.toUpperCase()} ${path.replace(/\{[^}]*\}/g, "{}")}`);
+        }
+        return found;
+      })
+      .catch(() => new Set());
+  }
+  const key = `${method.toUpperCase()} ${template.replace(/\{[^}]*\}/g, "{}")}`;
+  const found = await published;
+  return found.has(key.replace(" ", " /api/v1")) || found.has(key); // with or without the mount
+
+}

@@ -1,7 +1,7 @@
 // The execution page: summary, saga graph and operator actions, pending callbacks, the
 // timeline of operations, and the payloads, pretty-printed as text.
 
-import { ApiError, apiUrl, get, post, seg } from "./api.js";
+import { ApiError, apiUrl, get, offers, post, seg } from "./api.js";
 import { ask } from "./dialog.js";
 import { between, duration, h, payload, replace, when } from "./dom.js";
 import { sagaGraph } from "./graph.js";
@@ -15,6 +15,7 @@ const OPERATOR = {
 const REASON = { name: "reason", label: "Reason", type: "textarea", required: true, maxlength: 2000, hint: "Recorded with your name in the journal and the audit log." };
 
 const canOperate = (role) => role === "operate" || role === "admin";
+const OPERATOR_CALLBACK = "/executions/{id}/callbacks/{operation_id}/succeed";
 
 function summary(ex) {
   const item = (term, value) => h("div", {}, h("dt", {}, term), h("dd", {}, value));
@@ -137,8 +138,8 @@ async function completeCallback(ex, cb, outcome, ctx) {
       try {
         return await post(path, body);
       } catch (e) {
-        if (e instanceof ApiError && (e.status === 405 || (e.status === 404 && e.code === "http"))) {
-          throw new Error("This server cannot complete callbacks for operators; use the webhook (see below the callback).");
+        if (e instanceof ApiError && (e.status === 404 || e.status === 405)) {
+          throw new Error(`${e.message} (if the callback is still pending, complete it through its webhook, shown under it).`);
         }
         throw e;
       }
@@ -168,7 +169,7 @@ function callbacks(ex, ctx) {
           cb.privileged
             ? h("p", { class: "muted" }, "Privileged: only the saga's operator actions decide it, never a token holder.")
             : [
-                canOperate(ctx.role)
+                canOperate(ctx.role) && ctx.operatorCallbacks
                   ? h("div", { class: "buttons" },
                       h("button", { type: "button", id: `cb-succeed-${cb.operation_id}`, onclick: () => completeCallback(ex, cb, "succeed", ctx) }, `Complete "${cb.name}"…`),
                       h("button", { type: "button", class: "secondary", id: `cb-fail-${cb.operation_id}`, onclick: () => completeCallback(ex, cb, "fail", ctx) }, "Fail…"))
@@ -255,6 +256,7 @@ export function detailPage(main, id, { role, refreshMs, announce }) {
   let gone = false;
   const ctx = {
     role,
+    operatorCallbacks: false,
     changed: (message) => {
       announce(message);
       load(true);
@@ -262,8 +264,16 @@ export function detailPage(main, id, { role, refreshMs, announce }) {
   };
 
   async function load(force) {
+    clearTimeout(timer);
+    if (!force && (document.getElementById("dialog").open || document.hidden)) {
+      timer = setTimeout(() => load(false), refreshMs); // not under an open dialog
+      return;
+    }
     try {
       const ex = await get(`executions/${seg(id)}`);
+      ctx.operatorCallbacks = (ex.pending_callbacks || []).some((cb) => !cb.privileged)
+        ? await offers("POST", OPERATOR_CALLBACK)
+        : false;
       if (gone) return;
       const json = JSON.stringify(ex);
       if (json !== lastJson || force) {

@@ -133,7 +133,7 @@ export function listPage(main, params, { refreshMs, announce }) {
 
   function schedule() {
     clearInterval(timer);
-    timer = paused ? null : setInterval(() => load({ quiet: true }), refreshMs);
+    timer = paused ? null : setInterval(() => document.hidden || load({ quiet: true }), refreshMs);
   }
 
   form.addEventListener("submit", (event) => {
