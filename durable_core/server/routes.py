@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from durable_core.errors import ExecutionNotFoundError
-from durable_core.records import ExecutionStatus
+from durable_core.records import ExecutionStatus, OperationStatus, OperationType
 from durable_core.runtime import Runtime
 from durable_core.server import sagas
 from durable_core.server.auth import ApiKey, Role, find_key
@@ -162,6 +162,21 @@ class FailBody(_Body):
     message: str = Field(min_length=1, max_length=8000)
     error_type: str | None = Field(default=None, min_length=1, max_length=200)
     data: str | None = Field(default=None, max_length=16000)
+
+
+class OperatorSucceedBody(_Body):
+    """An operator's completion of a pending callback: its result, and why."""
+
+    result: Any = None
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class OperatorFailBody(_Body):
+    """An operator's failure of a pending callback, and why."""
+
+    message: str = Field(min_length=1, max_length=8000)
+    error_type: str | None = Field(default=None, min_length=1, max_length=200)
+    reason: str | None = Field(default=None, max_length=2000)
 
 
 class ExecutionPageView(BaseModel):
@@ -352,6 +367,58 @@ for _action in sagas.ACTIONS:
     router.post(f"/executions/{{execution_id}}/saga/{_action}", name=f"saga_{_action}")(
         _saga_action(_action)
     )
+
+
+def _pending_token(runtime: Runtime, execution_id: str, operation_id: str) -> str:
+    """The token of the execution's pending, non-privileged callback ``operation_id``."""
+    runtime.get(execution_id)  # 404 for an unknown execution
+    op = next((o for o in runtime.operations(execution_id) if o.id == operation_id), None)
+    if op is None or op.type is not OperationType.CALLBACK or op.callback_id is None:
+        raise ApiError(404, f"execution {execution_id!r} has no callback {operation_id!r}")
+    if op.privileged:
+        raise ApiError(
+            409,
+            f"callback {op.name!r} is privileged: only its own API decides it (for a parked "
+            "saga, the saga actions retry, skip, resolve)",
+        )
+    if op.status is not OperationStatus.STARTED:
+        raise ApiError(409, f"callback {op.name!r} is already {op.status.value}")
+    return op.callback_id
+
+
+@router.post("/executions/{execution_id}/callbacks/{operation_id}/succeed")
+def operator_callback_succeed(
+    request: Request,
+    execution_id: str,
+    operation_id: str,
+    body: OperatorSucceedBody,
+    caller: Annotated[Caller, Depends(operator)],
+) -> CallbackDone:
+    """Complete a pending callback as its external system would, by an operator (recorded
+    with the actor and reason); never a privileged one."""
+    runtime = _api(request).runtime
+    runtime.send_callback_success(_pending_token(runtime, execution_id, operation_id), body.result)
+    _record(request, caller, "callback.succeed", 200, execution_id=execution_id, reason=body.reason)
+    return CallbackDone()
+
+
+@router.post("/executions/{execution_id}/callbacks/{operation_id}/fail")
+def operator_callback_fail(
+    request: Request,
+    execution_id: str,
+    operation_id: str,
+    body: OperatorFailBody,
+    caller: Annotated[Caller, Depends(operator)],
+) -> CallbackDone:
+    """Fail a pending callback, by an operator (recorded with the actor and reason)."""
+    runtime = _api(request).runtime
+    runtime.send_callback_failure(
+        _pending_token(runtime, execution_id, operation_id),
+        body.message,
+        error_type=body.error_type or "CallbackFailure",
+    )
+    _record(request, caller, "callback.fail", 200, execution_id=execution_id, reason=body.reason)
+    return CallbackDone()
 
 
 # --- callbacks (the token is the authority) -------------------------------------------------

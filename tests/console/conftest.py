@@ -1,4 +1,4 @@
-"""Fixtures of the console's browser tests: a real store, the fake API on it, and chromium.
+"""Fixtures of the console's browser tests: a real store, the real server app on it, and chromium.
 
 The API runs in a thread of the test process on 127.0.0.1 and a free port (uvicorn, on a
 socket bound before it starts); Debian's chromium is driven by Playwright through its
@@ -7,6 +7,7 @@ socket bound before it starts); Debian's chromium is driven by Playwright throug
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -39,11 +40,12 @@ class Console:
     app: Any
     ids: dict[str, str]
     refund_broken: Path
+    store_path: Path
 
     @property
     def requests(self) -> list[dict[str, Any]]:
         """The mutating requests that reached the API, in order."""
-        return self.app.state.requests  # type: ignore[no-any-return]
+        return self.app.requests  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")
@@ -59,22 +61,82 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+class _Recorder:
+    """ASGI middleware of the tests around the real app: it notes each mutating request
+    (path, CSRF header and cookie, body) and, once the app has answered it, lets a worker
+    run what became due, as ``durable worker`` beside ``durable serve`` would."""
+
+    def __init__(self, app: Any, worker: Any) -> None:
+        self.app = app
+        self.worker = worker
+        self.requests: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        cookies = dict(
+            part.strip().split("=", 1)
+            for part in headers.get("cookie", "").split(";")
+            if "=" in part
+        )
+        self.requests.append(
+            {
+                "path": scope["path"],
+                "csrf": headers.get("x-csrf-token"),
+                "cookie": cookies.get("durable_csrf"),
+                "body": json.loads(body) if body.strip() else None,
+            }
+        )
+        sent = False
+
+        async def replay() -> Any:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+        while self.worker.tick():
+            pass
+
+
 @pytest.fixture
 def console(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
-    """The fake API with the console, on a store holding the scenarios' real executions."""
+    """``durable serve``'s app (the real API and console) on a store holding the scenarios'
+    real executions, with a worker that runs what each request made due."""
     import uvicorn
 
-    from .fake_api import create_app
-    from .scenarios import BROKEN_ENV, populate
+    from durable_core import Runtime
+    from durable_core.server import create_app
+    from durable_core.server.auth import ApiKey, Role, hash_key
+    from durable_core.stores.sqlite import SQLiteStore
+
+    from .scenarios import BROKEN_ENV, FUNCTIONS, populate
 
     broken = tmp_path / "refund-service-down"
     broken.touch()
     monkeypatch.setenv(BROKEN_ENV, str(broken))
     monkeypatch.setenv("TOUR_LEDGER", str(tmp_path / "tour_ledger.sqlite3"))
     monkeypatch.setenv("ORDER_LEDGER", str(tmp_path / "order_ledger.sqlite3"))
-    store = tmp_path / "durable.sqlite3"
-    ids = populate(store)
-    app = create_app(store, pivots={"console.scenarios:take_payment": "capture"})
+    path = tmp_path / "durable.sqlite3"
+    ids = populate(path)
+    store = SQLiteStore(str(path))
+    worker = Runtime(store, functions=FUNCTIONS)
+    keys = [
+        ApiKey("ana@read", Role.READ, hash_key(READ_KEY)),
+        ApiKey("oscar@ops", Role.OPERATE, hash_key(OPERATE_KEY)),
+    ]
+    app = _Recorder(create_app(store, keys=keys), worker)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -83,15 +145,15 @@ def console(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the fake API did not start"
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
     try:
-        yield Console(f"http://127.0.0.1:{port}", app, ids, broken)
+        yield Console(f"http://127.0.0.1:{port}", app, ids, broken, path)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
-        app.state.runtime.store.close()
+        store.close()
 
 
 @pytest.fixture

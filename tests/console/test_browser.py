@@ -1,4 +1,4 @@
-"""The console in a real headless chromium, against the fake API on a real SQLite store.
+"""The console in a real headless chromium, against the real server app on a real SQLite store.
 
 Every execution the pages show was really run (see ``scenarios.py``): the tour rolled back
 because the car was sold out, the order waiting for its shipper, a payment saga parked on a
@@ -236,9 +236,11 @@ def test_live_refresh_shows_a_change_made_elsewhere(browser: Any, console: Conso
 
     page = open_console(browser, console, READ_KEY)
     assert page.get_attribute("#live-toggle", "aria-pressed") == "true"
-    page.wait_for_selector("tr[data-id='payment-parked'] .badge[data-status='parked']")
-    store = console.app.state.runtime.store.path
-    runtime = Runtime(SQLiteStore(str(store)), functions=FUNCTIONS)
+    # a compensation that failed for good waits for an operator: 'compensation failed'
+    page.wait_for_selector(
+        "tr[data-id='payment-parked'] .badge[data-status='compensation_failed']"
+    )
+    runtime = Runtime(SQLiteStore(str(console.store_path)), functions=FUNCTIONS)
     try:
         resolve(runtime, "payment-parked", "released the hold by hand", actor="ops", drive=True)
     finally:

@@ -306,3 +306,49 @@ def test_listing_filters_and_pages(served: Served) -> None:
 
 
 KEYS_OPER = __import__("server.conftest", fromlist=["KEYS"]).KEYS["oper"]
+
+
+def test_an_operator_completes_a_pending_callback_from_the_api_recorded_with_the_actor(
+    served: Served, worker: Runtime
+) -> None:
+    with served.client("oper") as c:
+        eid = _start(c, ORDER, {"order_id": "A-8"}).json()["id"]
+        run_until_idle(worker)
+        [pending] = c.get(f"/api/v1/executions/{eid}").json()["pending_callbacks"]
+        path = f"/api/v1/executions/{eid}/callbacks/{pending['operation_id']}"
+        before = _audit_count(served)
+        with served.client("reader") as r:
+            _error(r.post(f"{path}/succeed", json={"result": {}}), 403, "forbidden")
+        _error(
+            c.post(f"/api/v1/executions/{eid}/callbacks/nope/succeed", json={}), 404, "not_found"
+        )
+        _error(c.post("/api/v1/executions/nope/callbacks/x/succeed", json={}), 404, "not_found")
+        _error(c.post(f"{path}/succeed", json={"result": 1, "extra": 2}), 422, "invalid")
+        assert _audit_count(served) == before  # nothing recorded for a refusal
+        body = {"result": {"tracking": "VNP-2"}, "reason": "shipper phoned"}
+        assert c.post(f"{path}/succeed", json=body).status_code == 200
+        _error(c.post(f"{path}/succeed", json=body), 409, "conflict")  # once only
+        assert _audit_count(served) == before + 1
+        run_until_idle(worker)
+        done = c.get(f"/api/v1/executions/{eid}").json()
+        assert done["status"] == "SUCCEEDED" and '"VNP-2"' in done["result"]
+    with served.client("boss") as b:
+        items = b.get("/api/v1/audit").json()["items"]
+    mine = [(i["action"], i["actor"], i["reason"]) for i in items if i["execution_id"] == eid]
+    assert ("callback.succeed", "oper", "shipper phoned") in mine
+
+
+def test_an_operator_callback_of_a_parked_saga_is_refused_there(
+    served: Served, worker: Runtime
+) -> None:
+    with served.client("oper") as c:
+        eid = _start(c, STUCK, None).json()["id"]
+        run_until_idle(worker)
+        [pending] = c.get(f"/api/v1/executions/{eid}").json()["pending_callbacks"]
+        assert pending["privileged"] is True
+        path = f"/api/v1/executions/{eid}/callbacks/{pending['operation_id']}/succeed"
+        before = _audit_count(served)
+        message = _error(c.post(path, json={"result": {"action": "skip"}}), 409, "conflict")
+        assert "privileged" in message and "saga actions" in message
+        assert _audit_count(served) == before
+        assert c.get(f"/api/v1/executions/{eid}").json()["saga_status"] == "compensation_failed"
