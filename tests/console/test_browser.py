@@ -237,9 +237,7 @@ def test_live_refresh_shows_a_change_made_elsewhere(browser: Any, console: Conso
     page = open_console(browser, console, READ_KEY)
     assert page.get_attribute("#live-toggle", "aria-pressed") == "true"
     # a compensation that failed for good waits for an operator: 'compensation failed'
-    page.wait_for_selector(
-        "tr[data-id='payment-parked'] .badge[data-status='compensation_failed']"
-    )
+    page.wait_for_selector("tr[data-id='payment-parked'] .badge[data-status='compensation_failed']")
     runtime = Runtime(SQLiteStore(str(console.store_path)), functions=FUNCTIONS)
     try:
         resolve(runtime, "payment-parked", "released the hold by hand", actor="ops", drive=True)
