@@ -32,8 +32,10 @@ def argv(*args: str) -> list[str]:
 
 
 def cli(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> Any:
-    """Run :func:`argv` in a process (without ``$DURABLE_STORE`` unless ``env`` sets it)."""
+    """Run :func:`argv` in a process (without ``$DURABLE_STORE`` unless ``env`` sets it;
+    the repository on ``PYTHONPATH``, so ``examples`` imports from any ``cwd``)."""
     base = {k: v for k, v in os.environ.items() if k != "DURABLE_STORE"}
+    base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), base.get("PYTHONPATH")]))
     return subprocess.run(argv(*args), cwd=cwd, env={**base, **(env or {})},
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
 
