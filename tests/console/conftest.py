@@ -48,9 +48,10 @@ class Console:
         return self.app.requests  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless chromium for the session (skips every test if it is not installed)."""
+    """One headless chromium per test module (skips every test if it is not installed); closed
+    after it, since Playwright's sync API holds an event loop in this thread while it runs."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (scripts/setup)")
     from playwright.sync_api import sync_playwright
