@@ -18,11 +18,6 @@ KINDS: dict[str, str] = {
         "history of every callback and wait_for_callback operation is the same either way; "
         "only the execution result (what the program did with the value) differs"
     ),
-    "D12": (
-        "waits inside parallel branches: the SDKs end an invocation at different points (in "
-        "AWS's example one more InvocationCompleted), each by its own rule for suspending; "
-        "the operations, their order and payloads are the same"
-    ),
     "D13": (
         "on purpose: an interrupted at-most-once attempt fails with AWS's ErrorType "
         "(StepInterruptedError) but our own message, which names the step and says what to "
@@ -43,7 +38,6 @@ def _why(*kinds: str) -> str:
 DIFFERENCES: dict[str, str] = {
     "example-step-named-by-function": _why("D15"),
     "example-unnamed-wait": _why("D15"),
-    "example-parallel-with-wait": _why("D12"),
     "example-callback-simple": _why("D8"),
     "example-wait-for-callback-mixed-ops": _why("D8"),
     "callback-success": _why("D8"),

@@ -90,3 +90,11 @@ def test_invocation_end_moves_only_past_service_completions() -> None:
         assert_same_history([done, step], [step, done])
     with pytest.raises(AssertionError):  # a missing invocation end is a difference
         assert_same_history([wait_ok, done, step], [wait_ok, step])
+
+
+def test_invocation_ends_inside_a_batch_are_not_compared_outside_they_are() -> None:
+    inside = batch([*B0, ev("InvocationCompleted")], B1)
+    assert_same_history(inside, batch(B0, B1))
+    outside = [*batch(B0, B1), ev("InvocationCompleted")]
+    with pytest.raises(AssertionError, match="only in aws"):
+        assert_same_history(outside, batch(B0, B1))
