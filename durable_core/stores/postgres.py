@@ -25,9 +25,8 @@ Same semantics as :class:`~durable_core.stores.sqlite.SQLiteStore` (the contract
 - **First-write order**: ``durable_operations.seq`` is set on first insert; an upsert keeps it.
 - **Versioned schema**, created or migrated on open (:mod:`~durable_core.stores.postgres_schema`).
 
-Not yet here (see docs/stores.md): LISTEN/NOTIFY wake-ups, group commit of one process's
-concurrent checkpoints, retries of a commit whose connection was lost (it raises
-StoreError; the worker's invocation retry then replays from what was committed).
+Not yet (docs/stores.md): LISTEN/NOTIFY wake-ups, group commit, retrying a commit whose
+connection was lost (StoreError; the worker's retry replays from what was committed).
 """
 
 from __future__ import annotations
@@ -66,6 +65,14 @@ from durable_core.stores.base import (
     operation_json,
     recovered,
 )
+from durable_core.stores.postgres_rows import (
+    _execution,
+    _operation,
+    _operations,
+    _row,
+    _signalled,
+    _where,
+)
 from durable_core.stores.postgres_schema import (
     _AUDIT_INSERT,
     _AUDIT_PAGE,
@@ -101,34 +108,6 @@ _T = TypeVar("_T")
 _log = structlog.get_logger("durable.store")
 _RETRIED = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _ATTEMPTS = 5
-
-
-def _signalled(ex: Execution, now: datetime) -> Execution:
-    """``ex`` after an external event: ``signal_seq`` bumped and due now."""
-    return ex.evolve(signal_seq=ex.signal_seq + 1, wake_at=now, updated_at=now)
-
-
-def _copy(text: str | None) -> str | None:
-    """A field copied to an index column: PostgreSQL text cannot hold NUL (the record can)."""
-    return None if text is None else text.replace("\x00", "\ufffd")
-
-
-def _row(ex: Execution) -> tuple[Any, ...]:
-    """The parameters of ``_INSERT`` / ``_UPDATE`` for ``ex`` (copies taken from the record)."""
-    head = (ex.status.value, _us(ex.wake_at), ex.lease_owner, _us(ex.lease_expires), ex.fence)
-    error_type = None if ex.error is None else _copy(ex.error.type)
-    copies = (_copy(ex.function), _copy(ex.role), error_type, _copy(ex.waiting_for))
-    return (*head, ex.signal_seq, _us(ex.created_at), *copies, ex.model_dump_json(), ex.id)
-
-
-def _where(dsn: str) -> str:
-    """``PostgreSQL store host:port/db`` for messages: never the password."""
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as e:
-        raise StoreError(f"the PostgreSQL connection string does not parse: {e}") from None
-    host, port, db = info.get("host", "localhost"), info.get("port", "5432"), info.get("dbname")
-    return f"PostgreSQL store {host}:{port}/{db or info.get('user') or '?'}"
 
 
 class PostgresStore:
@@ -209,35 +188,9 @@ class PostgresStore:
                 raise StoreError(f"{self.where}: {e}") from e
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _parse(self, model: type[Any], record: str, key: str, what: str, where: str) -> Any:
-        try:
-            found = model.model_validate_json(record)
-        except (ValueError, TypeError) as e:
-            raise CorruptRecordError(
-                f"{what} in {self.where} does not parse ({e}). Restore it from a backup, or "
-                f"inspect the row ({where}) with psql."
-            ) from e
-        if found.id != key:
-            raise CorruptRecordError(
-                f"{what} in {self.where} holds the record of {found.id!r}; inspect the row "
-                f"({where}) with psql."
-            )
-        return found
-
-    def _execution(self, execution_id: str, record: str) -> Execution:
-        what = f"The record of execution {execution_id!r}"
-        where = f"durable_executions, id={execution_id!r}"
-        ex: Execution = self._parse(Execution, record, execution_id, what, where)
-        return ex
-
-    def _operation(self, execution_id: str, op_id: str, seq: int, record: str) -> Operation:
-        what = f"Operation {op_id!r} (row seq={seq}) of execution {execution_id!r}"
-        op: Operation = self._parse(Operation, record, op_id, what, f"durable_operations, {seq=}")
-        return op
-
     def _find(self, cur: Any, execution_id: str, *, lock: bool) -> Execution | None:
         row = cur.execute(_LOCK if lock else _GET, (execution_id,)).fetchone()
-        return None if row is None else self._execution(execution_id, row[0])
+        return None if row is None else _execution(self.where, execution_id, row[0])
 
     def _get(self, cur: Any, execution_id: str, *, lock: bool = True) -> Execution:
         ex = self._find(cur, execution_id, lock=lock)
@@ -271,7 +224,7 @@ class PostgresStore:
         found: list[Execution] = []
         for eid, record in rows:
             try:
-                found.append(self._execution(eid, record))
+                found.append(_execution(self.where, eid, record))
             except CorruptRecordError as e:
                 _log.error(f"{what} skips an unreadable execution", error=str(e))
         return found
@@ -320,23 +273,9 @@ class PostgresStore:
             if not rows and cur.execute(_EXISTS, (execution_id,)).fetchone() is None:
                 raise ExecutionNotFoundError(execution_id)
             with _gc_paused():
-                return self._operations(execution_id, rows)
+                return _operations(self.where, execution_id, rows)
 
         return self._tx(tx)
-
-    def _operations(self, execution_id: str, rows: list[tuple[str, int, str]]) -> list[Operation]:
-        validate = Operation.model_validate_json
-        ops: list[Operation] = []
-        try:
-            for op_id, _seq, record in rows:
-                op = validate(record)
-                if op.id != op_id:
-                    raise ValueError(op_id)
-                ops.append(op)
-        except (ValueError, TypeError):
-            self._operation(execution_id, *rows[len(ops)])  # raises, naming the row
-            raise  # pragma: no cover - _operation checks the same things
-        return ops
 
     # --- leases ---------------------------------------------------------------------------
 
@@ -379,7 +318,7 @@ class PostgresStore:
                 for eid, wake, record in rows:
                     page.update(wake=wake, id=eid)
                     try:
-                        ex = self._execution(eid, record)
+                        ex = _execution(self.where, eid, record)
                     except CorruptRecordError as e:
                         _log.error("claim_due skips an unreadable execution", error=str(e))
                         continue
@@ -489,7 +428,7 @@ class PostgresStore:
             if row is None:
                 raise missing
             seq, execution_id, op_id, record = row
-            op = self._operation(execution_id, op_id, seq, record)
+            op = _operation(self.where, execution_id, op_id, seq, record)
             check_callback_access(op, execution_id, privileged=privileged)
             if op.status is not OperationStatus.STARTED:
                 raise CallbackAlreadyCompletedError(
