@@ -8,7 +8,10 @@ entry, and every contract test then runs against it:
   open it (a new connection or client; a MemoryStore can only share itself);
 - ``drop(store)``: delete the storage after the test, once every handle is closed;
 - ``marks``: pytest marks for every test of that backend (``aws`` for DynamoDB Local,
-  which ``tests/aws/ddb.py`` starts once per process, skipping loudly if it cannot).
+  which ``tests/aws/ddb.py`` starts once per process, skipping loudly if it cannot;
+  ``postgres`` for a real PostgreSQL 15);
+- ``fixtures``: fixtures the backend needs first (``pg_server``: the session's PostgreSQL,
+  ``tests/stores/pgserver.py``, which gives each test a database of its own).
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from typing import Any
 import pytest
 
 from durable_core.stores import MemoryStore, SQLiteStore, Store
+
+from . import pgserver
+
+_pg: dict[str, pgserver.PgServer] = {}
 
 
 def _keep(store: Any) -> None:
@@ -35,6 +42,7 @@ class Backend:
     reopen: Callable[[Any], Any]
     drop: Callable[[Any], None] = _keep
     marks: tuple[pytest.MarkDecorator, ...] = ()
+    fixtures: tuple[str, ...] = ()
 
 
 def _ddb() -> Any:
@@ -49,6 +57,18 @@ def _ddb_handle(store: Any) -> Any:
     return DynamoDBStore(store.table_name, client=_ddb().client())
 
 
+def _pg_new(_tmp: Path) -> Any:
+    from durable_core.stores.postgres import PostgresStore
+
+    return PostgresStore(_pg["server"].new_database(), pool_size=4)
+
+
+def _pg_handle(store: Any) -> Any:
+    from durable_core.stores.postgres import PostgresStore
+
+    return PostgresStore(store.dsn, pool_size=4)
+
+
 BACKENDS: dict[str, Backend] = {
     "memory": Backend(new=lambda _tmp: MemoryStore(), reopen=lambda store: store),
     "sqlite": Backend(
@@ -61,7 +81,27 @@ BACKENDS: dict[str, Backend] = {
         drop=lambda store: _ddb().drop(store),
         marks=(pytest.mark.aws,),
     ),
+    "postgres": Backend(
+        new=_pg_new,  # a fresh database per test
+        reopen=_pg_handle,
+        drop=lambda store: _pg["server"].drop_database(store.dsn),
+        marks=(pytest.mark.postgres,),
+        fixtures=("pg_server",),
+    ),
 }
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pgserver.PgServer]:
+    """A real PostgreSQL 15 on 127.0.0.1 for the session (skips if it cannot be had),
+    stopped by ``pg_ctl stop`` at the end."""
+    server = pgserver.start()
+    _pg["server"] = server
+    try:
+        yield server
+    finally:
+        del _pg["server"]
+        server.stop()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -78,8 +118,10 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 
 
 @pytest.fixture
-def store(backend: Backend, tmp_path: Path) -> Iterator[Store]:
+def store(backend: Backend, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Store]:
     """A fresh, empty store of each backend."""
+    for name in backend.fixtures:
+        request.getfixturevalue(name)
     made = backend.new(tmp_path)
     try:
         yield made
