@@ -14,7 +14,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Self
 
@@ -222,6 +222,13 @@ class Operation(BaseModel):
         data = self.model_dump()
         data.update(changes)
         return type(self).model_validate(data)
+
+    def heartbeaten(self, now: datetime) -> Self:
+        """This callback after a heartbeat at ``now``: its deadline pushed to ``now`` plus
+        its heartbeat timeout (none without one). The one rule every store applies."""
+        timeout = self.heartbeat_timeout_s
+        deadline = None if timeout is None else now + timedelta(seconds=timeout)
+        return self.evolve(heartbeat_deadline=deadline)
 
 
 class Execution(BaseModel):

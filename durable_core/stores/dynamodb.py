@@ -518,13 +518,8 @@ class DynamoDBStore:
         return _change_callback(self._table, callback_id, now, done, why, privileged=privileged)
 
     def heartbeat_callback(self, callback_id: str, now: datetime) -> Operation:
-        def beat(op: Operation) -> Operation:
-            timeout = op.heartbeat_timeout_s
-            deadline = now + timedelta(seconds=timeout) if timeout is not None else None
-            return op.evolve(heartbeat_deadline=deadline)
-
         why = "a heartbeat cannot revive it"
-        return _change_callback(self._table, callback_id, now, beat, why)
+        return _change_callback(self._table, callback_id, now, lambda op: op.heartbeaten(now), why)
 
     def request_stop(self, execution_id: str, request: StopRequest, now: datetime) -> Execution:
         return _request_stop(self._table, execution_id, request, now)

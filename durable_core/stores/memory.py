@@ -248,12 +248,7 @@ class MemoryStore:
                     f"Callback {op.name!r} of execution {execution_id!r} is already "
                     f"{op.status.value}; a heartbeat cannot revive it."
                 )
-            deadline = (
-                now + timedelta(seconds=op.heartbeat_timeout_s)
-                if op.heartbeat_timeout_s is not None
-                else None
-            )
-            beat = op.evolve(heartbeat_deadline=deadline)
+            beat = op.heartbeaten(now)
             self._ops[execution_id][op.id] = beat
             self._signal(execution_id, now)
             return beat

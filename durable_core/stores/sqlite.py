@@ -488,13 +488,7 @@ class SQLiteStore:
     def heartbeat_callback(self, callback_id: str, now: datetime) -> Operation:
         """Push a STARTED callback's heartbeat deadline forward and wake its execution."""
 
-        def beat(op: Operation, t: datetime) -> Operation:
-            timeout = op.heartbeat_timeout_s
-            return op.evolve(
-                heartbeat_deadline=None if timeout is None else t + timedelta(seconds=timeout)
-            )
-
-        return self._change_callback(callback_id, now, beat)
+        return self._change_callback(callback_id, now, lambda op, t: op.heartbeaten(t))
 
     def request_stop(self, execution_id: str, request: StopRequest, now: datetime) -> Execution:
         """Append a cancel or terminate request to a RUNNING execution; make it due now."""
